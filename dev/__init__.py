@@ -1,0 +1,1 @@
+"""Development helpers: the fake Kakao server and the local runner (not deployed)."""

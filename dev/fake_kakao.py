@@ -1,0 +1,473 @@
+"""A fake Kakao (kauth + kapi) that behaves as ../shared/KAKAO_API.md says, over real HTTP.
+
+Used by the tests and by ``make run``'s demo mode. It enforces what real Kakao enforces:
+registered redirect URIs byte for byte, client secret, single-use 10-minute codes, PKCE S256,
+refresh-token rotation only in the last month (the old token dying at once), per-user rate
+limits, error bodies with KOE codes. Faults can be injected per endpoint. Its clock is
+injectable so tests can jump months ahead without sleeping.
+
+Run alone: ``python -m dev.fake_kakao --port 9090 --redirect-uri http://localhost:8080/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+CODE_LIFETIME = 600
+ACCESS_LIFETIME = 21599
+REFRESH_LIFETIME = 5183999
+ROTATION_WINDOW = 30 * 24 * 3600
+ACCESS_LIMIT = (20, 600)  # per user: 20 access tokens per 10 minutes
+REFRESH_LIMIT = (30, 3600)  # per user: 30 refreshes per hour
+DEFAULT_USER_ID = 4127000001
+
+
+@dataclass
+class Grant:
+    user_id: int
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    nonce: str
+    issued_at: float
+
+
+@dataclass
+class Tokens:
+    user_id: int
+    scope: str
+    access_expires: float
+    refresh_expires: float
+
+
+@dataclass
+class FakeKakaoState:
+    """Everything the fake knows; tests read and change it directly."""
+
+    client_id: str = "test-rest-api-key"
+    client_secret: str = "test-client-secret"  # "" = client secret turned off
+    redirect_uris: set[str] = field(default_factory=set)
+    user_id: int = DEFAULT_USER_ID  # who "logs in" at the consent page
+    refresh_lifetime: int = REFRESH_LIFETIME
+    access_lifetime: int = ACCESS_LIFETIME
+    clock: Callable[[], float] = time.time
+    codes: dict[str, Grant] = field(default_factory=dict)
+    used_codes: set[str] = field(default_factory=set)
+    access_tokens: dict[str, Tokens] = field(default_factory=dict)
+    refresh_tokens: dict[str, Tokens] = field(default_factory=dict)
+    pending: dict[str, dict[str, str]] = field(default_factory=dict)
+    faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    memos: list[dict[str, Any]] = field(default_factory=list)
+    issued_access: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    issued_refresh: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def inject(self, endpoint: str, *faults: str) -> None:
+        """Make the next requests to ``endpoint`` fail: timeout, reset, html, 500, or a code."""
+        with self.lock:
+            self.faults[endpoint].extend(faults)
+
+    def valid_refresh_tokens(self) -> set[str]:
+        now = self.clock()
+        with self.lock:
+            return {t for t, info in self.refresh_tokens.items() if info.refresh_expires > now}
+
+
+class FakeKakao:
+    """The server: start() on a loopback port, stop() when done."""
+
+    def __init__(
+        self, state: FakeKakaoState | None = None, port: int = 0, hang_seconds: float = 3.0
+    ) -> None:
+        self.state = state or FakeKakaoState()
+        self.hang_seconds = hang_seconds
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeKakao:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _token(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(40)
+
+
+def _s256(verifier: str) -> str:
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeKakao
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the fake echoes codes in URLs, and tests read clean output
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def st(self) -> FakeKakaoState:
+        return self.fake.state
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        self.form: dict[str, str] = {}
+        content_type = self.headers.get("Content-Type", "")
+        if raw and content_type.startswith("application/x-www-form-urlencoded"):
+            parsed = parse_qs(raw.decode(), keep_blank_values=True)
+            self.form = {k: v[0] for k, v in parsed.items()}
+        route = (method, parts.path)
+        with self.st.lock:
+            self.st.calls[parts.path] += 1
+            fault = self.st.faults[parts.path].popleft() if self.st.faults[parts.path] else None
+        if fault and self._fault(fault):
+            return
+        routes = {
+            ("GET", "/oauth/authorize"): self._authorize,
+            ("GET", "/oauth/authorize/decide"): self._decide,
+            ("POST", "/oauth/token"): self._token_endpoint,
+            ("GET", "/v2/user/me"): self._me,
+            ("GET", "/v1/user/access_token_info"): self._token_info,
+            ("POST", "/v1/user/logout"): self._logout,
+            ("POST", "/v1/user/unlink"): self._logout,
+            ("POST", "/v2/api/talk/memo/default/send"): self._memo,
+        }
+        handler = routes.get(route)
+        if handler is None:
+            self._json(404, {"msg": "not found", "code": -404})
+            return
+        with self.st.lock:
+            handler()
+
+    def _fault(self, fault: str) -> bool:
+        if fault == "timeout":
+            time.sleep(self.fake.hang_seconds)
+            self.close_connection = True
+            return True
+        if fault == "reset":
+            self.connection.shutdown(2)
+            self.close_connection = True
+            return True
+        if fault == "html":
+            self._send(200, b"<html><body>Service Unavailable</body></html>", "text/html")
+            return True
+        if fault.isdigit():
+            self._send(int(fault), b"<html>upstream error</html>", "text/html")
+            return True
+        if fault.startswith("KOE"):
+            error = {"KOE003": "server_error", "KOE237": "invalid_request"}.get(
+                fault, "invalid_grant"
+            )
+            status = 500 if fault == "KOE003" else 400
+            self._oauth_error(status, error, fault, "injected")
+            return True
+        if fault.startswith("-"):
+            status = {"-401": 401, "-402": 403, "-9798": 503}.get(fault, 400)
+            self._json(status, {"msg": "injected", "code": int(fault)})
+            return True
+        return False
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json;charset=UTF-8")
+
+    def _oauth_error(self, status: int, error: str, code: str, description: str) -> None:
+        self._json(status, {"error": error, "error_description": description, "error_code": code})
+
+    def _redirect(self, location: str) -> None:
+        self._send(302, b"", "text/html", {"Location": location})
+
+    # -- kauth ----------------------------------------------------------------------------
+    def _authorize(self) -> None:
+        q = self.query
+        if q.get("client_id") != self.st.client_id:
+            self._page(400, "KOE101", "잘못된 앱 키 / invalid client_id")
+            return
+        if q.get("redirect_uri") not in self.st.redirect_uris:
+            self._page(400, "KOE006", "등록되지 않은 Redirect URI / redirect_uri not registered")
+            return
+        if q.get("response_type") != "code":
+            self._page(400, "KOE005", "response_type must be code")
+            return
+        if q.get("code_challenge") and q.get("code_challenge_method") != "S256":
+            self._page(400, "KOE302", "only S256 is supported")
+            return
+        request_id = secrets.token_urlsafe(12)
+        self.st.pending[request_id] = dict(q)
+        approve = "/oauth/authorize/decide?" + urlencode(
+            {"request": request_id, "decision": "approve"}
+        )
+        cancel = "/oauth/authorize/decide?" + urlencode(
+            {"request": request_id, "decision": "cancel"}
+        )
+        scope = escape(q.get("scope", "") or "(기본)")
+        body = (
+            "<!doctype html><html lang=ko><head><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width,initial-scale=1">'
+            "<title>카카오 로그인 (가짜) / Fake Kakao consent</title></head><body>"
+            "<h1>동의하고 계속하기</h1><p>Fake Kakao consent page</p>"
+            f"<p>사용자 / user: {self.st.user_id}</p><p>동의 항목 / scopes: {scope}</p>"
+            f'<a id=approve href="{escape(approve)}">동의하고 계속하기 / Approve</a> '
+            f'<a id=cancel href="{escape(cancel)}">취소 / Cancel</a></body></html>'
+        )
+        self._send(200, body.encode(), "text/html;charset=utf-8")
+
+    def _decide(self) -> None:
+        request = self.st.pending.pop(self.query.get("request", ""), None)
+        if request is None:
+            self._page(400, "KOE000", "unknown or used consent request")
+            return
+        redirect_uri = request["redirect_uri"]
+        sep = "&" if "?" in redirect_uri else "?"
+        back: dict[str, str] = {}
+        if self.query.get("decision") == "approve":
+            code = secrets.token_urlsafe(64)
+            self.st.codes[code] = Grant(
+                user_id=self.st.user_id,
+                redirect_uri=redirect_uri,
+                scope=request.get("scope", ""),
+                code_challenge=request.get("code_challenge", ""),
+                nonce=request.get("nonce", ""),
+                issued_at=self.st.clock(),
+            )
+            back["code"] = code
+        else:
+            back = {"error": "access_denied", "error_description": "User denied access"}
+        if "state" in request:
+            back["state"] = request["state"]
+        self._redirect(redirect_uri + sep + urlencode(back))
+
+    def _page(self, status: int, code: str, text: str) -> None:
+        body = f"<html><body><h1>{escape(code)}</h1><p>{escape(text)}</p></body></html>"
+        self._send(status, body.encode(), "text/html;charset=utf-8")
+
+    def _token_endpoint(self) -> None:
+        form = self.form
+        self.st.token_requests.append(dict(form))
+        if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            self._oauth_error(400, "invalid_request", "KOE002", "form body required")
+            return
+        if form.get("client_id") != self.st.client_id:
+            self._oauth_error(401, "invalid_client", "KOE101", "invalid client_id")
+            return
+        if self.st.client_secret and form.get("client_secret") != self.st.client_secret:
+            self._oauth_error(401, "invalid_client", "KOE010", "Bad client credentials")
+            return
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            self._exchange(form)
+        elif grant_type == "refresh_token":
+            self._refresh(form)
+        else:
+            self._oauth_error(400, "unsupported_grant_type", "KOE002", "bad grant_type")
+
+    def _exchange(self, form: dict[str, str]) -> None:
+        code = form.get("code", "")
+        grant = self.st.codes.pop(code, None)  # single use, even when the exchange fails
+        now = self.st.clock()
+        if grant is None or now - grant.issued_at > CODE_LIFETIME:
+            # Real Kakao echoes the code here: our client must never log this body.
+            self._oauth_error(
+                400, "invalid_grant", "KOE320", f"authorization code not found for code={code}"
+            )
+            return
+        if form.get("redirect_uri") != grant.redirect_uri:
+            self._oauth_error(400, "invalid_grant", "KOE303", "Redirect URI mismatch.")
+            return
+        if grant.code_challenge and _s256(form.get("code_verifier", "")) != grant.code_challenge:
+            self._oauth_error(400, "invalid_grant", "KOE320", "code_verifier mismatch")
+            return
+        if not self._within_limit(self.st.issued_access[grant.user_id], ACCESS_LIMIT):
+            self._oauth_error(400, "invalid_request", "KOE237", "token request rate limit exceeded")
+            return
+        body = self._issue(grant.user_id, grant.scope, with_refresh=True)
+        if "openid" in grant.scope.split(","):
+            body["id_token"] = self._id_token(grant)
+        self._json(200, body)
+
+    def _refresh(self, form: dict[str, str]) -> None:
+        refresh_token = form.get("refresh_token", "")
+        if not refresh_token:
+            self._oauth_error(400, "invalid_grant", "KOE319", "refresh_token is required")
+            return
+        info = self.st.refresh_tokens.get(refresh_token)
+        now = self.st.clock()
+        if info is None or info.refresh_expires <= now:
+            self._oauth_error(400, "invalid_grant", "KOE322", "expired_or_invalid_refresh_token")
+            return
+        if not self._within_limit(self.st.issued_refresh[info.user_id], REFRESH_LIMIT):
+            self._oauth_error(400, "invalid_request", "KOE237", "token request rate limit exceeded")
+            return
+        rotate = info.refresh_expires - now < ROTATION_WINDOW
+        if rotate:
+            del self.st.refresh_tokens[refresh_token]  # the old one dies at once
+        body = self._issue(info.user_id, info.scope, with_refresh=rotate)
+        del body["scope"]  # not part of the refresh response
+        self._json(200, body)
+
+    def _issue(self, user_id: int, scope: str, *, with_refresh: bool) -> dict[str, Any]:
+        now = self.st.clock()
+        access = _token("fake-access-")
+        info = Tokens(user_id, scope, now + self.st.access_lifetime, now + self.st.refresh_lifetime)
+        self.st.access_tokens[access] = info
+        body: dict[str, Any] = {
+            "token_type": "bearer",
+            "access_token": access,
+            "expires_in": self.st.access_lifetime,
+            "scope": " ".join(s for s in scope.split(",") if s) or "profile_nickname",
+        }
+        if with_refresh:
+            refresh = _token("fake-refresh-")
+            self.st.refresh_tokens[refresh] = info
+            body["refresh_token"] = refresh
+            body["refresh_token_expires_in"] = self.st.refresh_lifetime
+        return body
+
+    def _id_token(self, grant: Grant) -> str:
+        now = int(self.st.clock())
+        claims = {
+            "iss": self.fake.url,
+            "aud": self.st.client_id,
+            "sub": str(grant.user_id),
+            "iat": now,
+            "exp": now + self.st.access_lifetime,
+            "auth_time": now,
+        }
+        if grant.nonce:
+            claims["nonce"] = grant.nonce
+
+        def part(value: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.fake-signature"
+
+    def _within_limit(self, issued: deque[float], limit: tuple[int, int]) -> bool:
+        count, window = limit
+        now = self.st.clock()
+        while issued and issued[0] <= now - window:
+            issued.popleft()
+        if len(issued) >= count:
+            return False
+        issued.append(now)
+        return True
+
+    # -- kapi -----------------------------------------------------------------------------
+    def _bearer(self) -> Tokens | None:
+        header = self.headers.get("Authorization", "")
+        info = self.st.access_tokens.get(header.removeprefix("Bearer "))
+        if info is None or info.access_expires <= self.st.clock():
+            self._json(401, {"msg": "this access token does not exist", "code": -401})
+            return None
+        return info
+
+    def _me(self) -> None:
+        info = self._bearer()
+        if info:
+            self._json(200, {"id": info.user_id, "connected_at": "2026-01-01T00:00:00Z"})
+
+    def _token_info(self) -> None:
+        info = self._bearer()
+        if info:
+            remaining = int(info.access_expires - self.st.clock())
+            self._json(200, {"id": info.user_id, "expires_in": remaining, "app_id": 1})
+
+    def _logout(self) -> None:
+        info = self._bearer()
+        if info is None:
+            return
+        for table in (self.st.access_tokens, self.st.refresh_tokens):
+            for token in [t for t, i in table.items() if i.user_id == info.user_id]:
+                del table[token]
+        self._json(200, {"id": info.user_id})
+
+    def _memo(self) -> None:
+        info = self._bearer()
+        if info is None:
+            return
+        if "talk_message" not in info.scope.split(","):
+            self._json(
+                403,
+                {"msg": "insufficient scopes.", "code": -402, "required_scopes": ["talk_message"]},
+            )
+            return
+        try:
+            template = json.loads(self.form.get("template_object", ""))
+        except ValueError:
+            template = None
+        text = template.get("text") if isinstance(template, dict) else None
+        if not (isinstance(text, str) and 0 < len(text) <= 200 and template.get("link")):
+            self._json(400, {"msg": "template_object is invalid", "code": -2})
+            return
+        self.st.memos.append({"user_id": info.user_id, "text": text})
+        self._json(200, {"result_code": 0})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=9090)
+    parser.add_argument("--redirect-uri", action="append", required=True)
+    parser.add_argument("--client-id", default="demo-rest-api-key")
+    parser.add_argument("--client-secret", default="demo-client-secret")
+    args = parser.parse_args()
+    state = FakeKakaoState(
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        redirect_uris=set(args.redirect_uri),
+    )
+    fake = FakeKakao(state, port=args.port).start()
+    print(f"fake Kakao listening on {fake.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Cloud Functions entry points. Thin on purpose: settings are read here, once, lazily."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import flask
+import functions_framework
+
+from token_logic.config import Settings
+from token_logic.service import TokenService
+from token_logic.web import handle_callback, handle_refresh
+from token_logic.wiring import build_service, warm_up_in_background
+
+_service: TokenService | None = None
+_service_lock = threading.Lock()
+
+
+def _get_service() -> TokenService:
+    """The instance's one service; a ConfigError propagates (and becomes a clear 500 page)."""
+    global _service
+    with _service_lock:
+        if _service is None:
+            _service = build_service(Settings.from_env(os.environ))
+            warm_up_in_background(_service.store)
+        return _service
+
+
+@functions_framework.http
+def kakao_callback(request: flask.Request) -> flask.Response:
+    """The Kakao redirect URI: opening it starts a login; Kakao's redirect back finishes it."""
+    return handle_callback(request, _get_service)
+
+
+@functions_framework.http
+def kakao_refresh(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler's target: POST refreshes every stored token that is due."""
+    return handle_refresh(request, _get_service)

@@ -1,0 +1,87 @@
+"""Fixtures: a fresh fake Kakao per test, one GCS emulator per session, wired services."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from tests.helpers import REDIRECT_URI, FakeClock, GcsEmulator
+from token_logic.config import Settings
+from token_logic.file_store import FileTokenStore
+from token_logic.gcs_store import GcsTokenStore
+from token_logic.kakao import new_session
+from token_logic.service import TokenService
+from token_logic.wiring import build_service
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_kakao(clock: FakeClock) -> Iterator[FakeKakao]:
+    state = FakeKakaoState(redirect_uris={REDIRECT_URI}, clock=clock.time)
+    fake = FakeKakao(state, hang_seconds=1.5).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[GcsEmulator]:
+    emulator = GcsEmulator().start()
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+    yield emulator
+    emulator.stop()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def bucket(gcs: GcsEmulator) -> str:
+    return gcs.new_bucket()
+
+
+def settings_env(fake: FakeKakao, **overrides: str) -> dict[str, str]:
+    """The environment a deployed function would have, pointed at the fake Kakao."""
+    env = {
+        "KAKAO_REST_API_KEY": fake.state.client_id,
+        "KAKAO_CLIENT_SECRET": fake.state.client_secret,
+        "KAKAO_REDIRECT_URI": REDIRECT_URI,
+        "KAKAO_AUTH_BASE_URL": fake.url,
+        "KAKAO_API_BASE_URL": fake.url,
+        "KAKAO_SCOPE": "talk_message",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def env_for(fake_kakao: FakeKakao):  # type: ignore[no-untyped-def]
+    def make(**overrides: str) -> dict[str, str]:
+        return settings_env(fake_kakao, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def file_service(fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Path) -> TokenService:
+    settings = Settings.from_env(settings_env(fake_kakao, TOKEN_DIR=str(tmp_path)))
+    return build_service(settings, session=new_session(), store=FileTokenStore(tmp_path),
+                         clock=clock)
+
+
+@pytest.fixture
+def gcs_service(fake_kakao: FakeKakao, clock: FakeClock, bucket: str) -> TokenService:
+    settings = Settings.from_env(settings_env(fake_kakao, TOKEN_BUCKET=bucket))
+    return build_service(settings, session=new_session(), store=GcsTokenStore(bucket),
+                         clock=clock)

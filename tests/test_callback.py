@@ -1,0 +1,377 @@
+"""The redirect-URI function through functions-framework's app: every path a browser can take."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import ROOT
+from tests.helpers import GcsEmulator, consent, path_and_query, query_of
+
+ClientFactory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def make_client(monkeypatch: pytest.MonkeyPatch, env_for, tmp_path: Path) -> ClientFactory:  # type: ignore[no-untyped-def]
+    def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
+        for name in ("TOKEN_BUCKET", "K_SERVICE", "ALLOWED_KAKAO_USER_IDS", "TOKEN_OBJECT"):
+            monkeypatch.delenv(name, raising=False)
+        env = env_for(**{"TOKEN_DIR": str(tmp_path), **overrides})
+        for name, value in env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        app = functions_framework.create_app(target=target, source=str(ROOT / "main.py"))
+        return app.test_client()
+
+    return make
+
+
+def start_and_consent(client: FlaskClient, *, approve: bool = True) -> str:
+    start = client.get("/")
+    assert start.status_code == 302
+    return path_and_query(consent(start.headers["Location"], approve=approve))
+
+
+def stored(tmp_path: Path, name: str = "kakao_token.json") -> dict[str, object] | None:
+    path = tmp_path / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_opening_the_url_redirects_to_kakao_with_state_and_pkce(make_client: ClientFactory,
+                                                                  fake_kakao: FakeKakao) -> None:
+    """GET / answers 302 to Kakao's authorize URL with every required parameter."""
+    response = make_client().get("/")
+
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(fake_kakao.url + "/oauth/authorize?")
+    query = query_of(location)
+    assert query["client_id"] == fake_kakao.state.client_id
+    assert query["redirect_uri"] == "http://localhost/"
+    assert query["response_type"] == "code"
+    assert query["scope"] == "talk_message"
+    assert len(query["state"]) >= 43  # 256 bits, base64url
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_login_cookie_is_httponly_lax_scoped_and_short_lived(make_client: ClientFactory) -> None:
+    """The state cookie is HttpOnly, SameSite=Lax, expires in 10 minutes, not Secure on http."""
+    cookie = make_client().get("/").headers["Set-Cookie"]
+
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Max-Age=600" in cookie
+    assert "Path=/" in cookie
+    assert "Secure" not in cookie
+
+
+def test_login_cookie_is_secure_when_the_redirect_uri_is_https(make_client: ClientFactory) -> None:
+    """An https redirect URI makes the cookie Secure and scopes it to the function's path."""
+    client = make_client(KAKAO_REDIRECT_URI="https://example.run.app/kakao_callback")
+    cookie = client.get("/").headers["Set-Cookie"]
+
+    assert "Secure" in cookie
+    assert "Path=/kakao_callback" in cookie
+
+
+def test_pkce_can_be_turned_off(make_client: ClientFactory) -> None:
+    """KAKAO_PKCE=0 sends no code_challenge."""
+    location = make_client(KAKAO_PKCE="0").get("/").headers["Location"]
+
+    assert "code_challenge" not in query_of(location)
+
+
+def test_full_login_stores_a_complete_document(make_client: ClientFactory, tmp_path: Path,
+                                               fake_kakao: FakeKakao) -> None:
+    """Approving at Kakao stores every Kakao field plus absolute expiries, user id and time."""
+    client = make_client()
+    callback = start_and_consent(client)
+
+    response = client.get(callback)
+
+    assert response.status_code == 200, response.text
+    document = stored(tmp_path)
+    assert document is not None
+    assert document["user_id"] == fake_kakao.state.user_id
+    assert document["access_token"] in fake_kakao.state.access_tokens
+    assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+    for name in ("token_type", "expires_in", "refresh_token_expires_in", "scope"):
+        assert name in document
+    assert document["expires_at"] == document["updated_at"] + document["expires_in"]
+    assert document["refresh_token_expires_at"] == (
+        document["updated_at"] + document["refresh_token_expires_in"]
+    )
+    assert (tmp_path / "kakao_token.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_success_page_names_the_user_and_hides_every_secret(make_client: ClientFactory,
+                                                            tmp_path: Path) -> None:
+    """The success page is bilingual, says who and until when, and has no token or code."""
+    client = make_client()
+    callback = start_and_consent(client)
+    code = query_of(callback)["code"]
+
+    response = client.get(callback)
+
+    page = response.get_data(as_text=True)
+    document = stored(tmp_path)
+    assert document is not None
+    assert str(document["user_id"]) in page
+    assert "카카오 로그인 완료" in page and "Kakao login complete" in page
+    assert "KST" in page
+    for secret in (document["access_token"], document["refresh_token"], code, "test-client-secret"):
+        assert str(secret) not in page
+    assert "Max-Age=0" in response.headers["Set-Cookie"] or "expires=Thu, 01 Jan 1970" in (
+        response.headers["Set-Cookie"]
+    )
+
+
+def test_code_exchange_sends_secret_redirect_uri_and_verifier(make_client: ClientFactory,
+                                                              fake_kakao: FakeKakao) -> None:
+    """The token request is form-encoded and carries client_secret and the PKCE verifier."""
+    client = make_client()
+    client.get(start_and_consent(client))
+
+    request = fake_kakao.state.token_requests[-1]
+    assert request["grant_type"] == "authorization_code"
+    assert request["client_secret"] == "test-client-secret"
+    assert request["redirect_uri"] == "http://localhost/"
+    assert len(request["code_verifier"]) >= 43
+
+
+def test_login_writes_to_the_emulator_bucket(make_client: ClientFactory, gcs: GcsEmulator,
+                                             bucket: str, fake_kakao: FakeKakao) -> None:
+    """With TOKEN_BUCKET the document lands in Cloud Storage as JSON with no-store caching."""
+    client = make_client(TOKEN_BUCKET=bucket)
+
+    response = client.get(start_and_consent(client))
+
+    assert response.status_code == 200, response.text
+    data = gcs.read_object(bucket, "kakao_token.json")
+    assert data is not None
+    assert json.loads(data)["user_id"] == fake_kakao.state.user_id
+    metadata = gcs.object_metadata(bucket, "kakao_token.json")
+    assert metadata["contentType"] == "application/json"
+    assert metadata["cacheControl"] == "no-store"
+
+
+def test_a_second_login_replaces_the_first(make_client: ClientFactory, tmp_path: Path) -> None:
+    """Logging in again overwrites the stored document with the newer tokens."""
+    client = make_client()
+    client.get(start_and_consent(client))
+    first = stored(tmp_path)
+
+    client.get(start_and_consent(client))
+
+    second = stored(tmp_path)
+    assert first is not None and second is not None
+    assert second["access_token"] != first["access_token"]
+
+
+def test_callback_without_cookie_is_refused_before_kakao(make_client: ClientFactory,
+                                                         fake_kakao: FakeKakao,
+                                                         tmp_path: Path) -> None:
+    """A code arriving in a browser that did not start the login is a 400; Kakao never sees it."""
+    callback = start_and_consent(make_client())
+    other_browser = make_client()
+
+    response = other_browser.get(callback)
+
+    assert response.status_code == 400
+    assert "다시" in response.get_data(as_text=True)
+    assert fake_kakao.state.calls["/oauth/token"] == 0
+    assert stored(tmp_path) is None
+
+
+def test_callback_with_a_foreign_state_is_refused(make_client: ClientFactory,
+                                                  fake_kakao: FakeKakao) -> None:
+    """A state that is not this browser's (tampered or from another login) is a 400."""
+    client = make_client()
+    callback = start_and_consent(client)
+    code = query_of(callback)["code"]
+
+    for state in ("", "x" * 43, "y" * 5000):
+        response = client.get("/", query_string={"code": code, "state": state})
+        assert response.status_code == 400
+    assert fake_kakao.state.calls["/oauth/token"] == 0
+
+
+def test_reloading_the_callback_keeps_the_stored_token(make_client: ClientFactory,
+                                                       tmp_path: Path) -> None:
+    """A reload or replay of the callback URL is a 4xx and the stored token is untouched."""
+    client = make_client()
+    callback = start_and_consent(client)
+    assert client.get(callback).status_code == 200
+    before = (tmp_path / "kakao_token.json").read_bytes()
+
+    again = client.get(callback)
+
+    assert again.status_code == 400
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+
+
+def test_a_used_code_with_a_live_cookie_is_koe320_page(make_client: ClientFactory,
+                                                       fake_kakao: FakeKakao,
+                                                       tmp_path: Path) -> None:
+    """If Kakao says KOE320 (code used/expired) the person is told to start again; nothing lost."""
+    client = make_client()
+    callback = start_and_consent(client)
+    fake_kakao.state.codes.clear()  # the code expired at Kakao
+
+    response = client.get(callback)
+
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "KOE320" in page and "Start again" in page
+    assert query_of(callback)["code"] not in page
+    assert stored(tmp_path) is None
+
+
+def test_cancel_at_consent_is_a_friendly_page(make_client: ClientFactory,
+                                              fake_kakao: FakeKakao, tmp_path: Path) -> None:
+    """error=access_denied: a 403 page saying the login was cancelled; nothing sent or stored."""
+    client = make_client()
+    callback = start_and_consent(client, approve=False)
+
+    response = client.get(callback)
+
+    assert response.status_code == 403
+    assert "취소" in response.get_data(as_text=True)
+    assert fake_kakao.state.calls["/oauth/token"] == 0
+    assert stored(tmp_path) is None
+
+
+def test_reflected_error_text_is_escaped(make_client: ClientFactory) -> None:
+    """Whatever comes back in ?error= is shown escaped, never as markup."""
+    response = make_client().get("/", query_string={"error": "<script>alert(1)</script>"})
+
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("secret", "redirect", "status", "code", "hint"),
+    [
+        ("wrong-secret", None, 502, "KOE010", "KAKAO_CLIENT_SECRET"),
+        (None, "http://localhost/other", 502, "KOE303", "KAKAO_REDIRECT_URI"),
+    ],
+)
+def test_operator_mistakes_name_the_fix(make_client: ClientFactory, fake_kakao: FakeKakao,
+                                        tmp_path: Path, secret: str | None, redirect: str | None,
+                                        status: int, code: str, hint: str) -> None:
+    """KOE010 and KOE303 pages tell the operator which setting to fix."""
+    fake_kakao.state.redirect_uris.add("http://localhost/other")
+    overrides = {}
+    if secret:
+        overrides["KAKAO_CLIENT_SECRET"] = secret
+    client = make_client(**overrides)
+    callback = start_and_consent(client)
+    if redirect:  # the deployment's redirect URI changed between authorize and token
+        client = _with_cookies_of(client, make_client(KAKAO_REDIRECT_URI=redirect))
+
+    response = client.get(callback)
+
+    assert response.status_code == status
+    page = response.get_data(as_text=True)
+    assert code in page and hint in page
+    assert "wrong-secret" not in page
+    assert stored(tmp_path) is None
+
+
+def _with_cookies_of(source: FlaskClient, target: FlaskClient) -> FlaskClient:
+    for cookie in source._cookies.values():
+        target.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [("timeout", 504), ("500", 502), ("html", 502), ("reset", 503), ("KOE003", 503),
+     ("KOE237", 429)],
+)
+def test_kakao_faults_at_exchange_give_clear_5xx_pages(make_client: ClientFactory,
+                                                       fake_kakao: FakeKakao, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       fault: str, status: int) -> None:
+    """Kakao timing out, failing or answering garbage is a clean 4xx/5xx page, never a trace."""
+    monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
+    client = make_client(KAKAO_TIMEOUT_SECONDS="1")
+    callback = start_and_consent(client)
+    fake_kakao.state.inject("/oauth/token", *[fault] * 3)
+
+    response = client.get(callback)
+
+    assert response.status_code == status
+    page = response.get_data(as_text=True)
+    assert "Traceback" not in page
+    assert "Kakao" in page
+    assert stored(tmp_path) is None
+
+
+def test_existing_token_survives_a_failed_login(make_client: ClientFactory, fake_kakao: FakeKakao,
+                                                tmp_path: Path) -> None:
+    """A later login that fails at Kakao leaves the earlier stored document byte for byte."""
+    client = make_client()
+    client.get(start_and_consent(client))
+    before = (tmp_path / "kakao_token.json").read_bytes()
+    callback = start_and_consent(client)
+    fake_kakao.state.inject("/oauth/token", "KOE320")
+
+    assert client.get(callback).status_code == 400
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_are_405(make_client: ClientFactory, method: str) -> None:
+    """Only GET and HEAD reach the callback."""
+    response = make_client().open("/", method=method)
+
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+
+
+def test_head_with_a_code_does_not_spend_it(make_client: ClientFactory, fake_kakao: FakeKakao,
+                                            tmp_path: Path) -> None:
+    """A link previewer's HEAD must not exchange the single-use code."""
+    client = make_client()
+    callback = start_and_consent(client)
+
+    assert client.head(callback).status_code == 204
+    assert fake_kakao.state.calls["/oauth/token"] == 0
+    assert client.get(callback).status_code == 200
+
+
+def test_missing_configuration_is_a_clear_500_page(make_client: ClientFactory,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the required variables: a 500 page naming every missing one, no trace."""
+    client = make_client(KAKAO_REST_API_KEY="", KAKAO_REDIRECT_URI="")
+
+    response = client.get("/")
+
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "KAKAO_REST_API_KEY" in page and "KAKAO_REDIRECT_URI" in page
+    assert "Traceback" not in page
+
+
+def test_every_page_carries_the_hardening_headers(make_client: ClientFactory) -> None:
+    """no-store, nosniff, a CSP forbidding everything but our style, and no referrer."""
+    client = make_client()
+    for response in (client.get("/"), client.get("/?error=x"), client.post("/")):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp

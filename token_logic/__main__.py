@@ -1,0 +1,139 @@
+"""The command line: ``python -m token_logic status|access-token|refresh|login-url|send-memo``.
+
+Exit codes: 0 ok, 2 bad usage, 1 any other failure (with a one-line reason on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from .errors import ConfigError, KakaoTokenError
+from .pages import format_time
+from .problems import problem_for
+from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
+from .summary import summarize
+from .wiring import service_from_env
+
+MAX_MEMO_LENGTH = 200  # Kakao's limit for a text template
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    make_service: Callable[[Mapping[str, str]], TokenService] = service_from_env,
+) -> int:
+    """Run one command; return the exit code."""
+    args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    if args.command == "send-memo" and not 0 < len(args.text) <= MAX_MEMO_LENGTH:
+        print(f"error: the text must be 1 to {MAX_MEMO_LENGTH} characters", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "login-url":
+            return _login_url(environ)
+        service = make_service(environ)
+        return int(args.handler(service, args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KakaoTokenError as exc:
+        print(f"error: {problem_for(exc).one_line()}", file=sys.stderr)
+        return 1
+
+
+def _status(service: TokenService, args: argparse.Namespace) -> int:
+    views = service.status()
+    if args.json:
+        print(json.dumps(views, ensure_ascii=False, indent=2))
+        return 0
+    if not views:
+        print("no token stored yet: open the callback URL to log in")
+        return 1
+    for view in views:
+        state = f"LOGIN REQUIRED ({view['login_error']})" if view["login_error"] else "ok"
+        print(
+            f"{view['document']}: user {view['user_id']}, {state}\n"
+            f"  access token until  {format_time(view['expires_at'])}"
+            f" ({view['expires_in_seconds'] / 3600:.1f} h)\n"
+            f"  refresh token until {format_time(view['refresh_token_expires_at'])}"
+            f" ({view['refresh_token_days_left']} days left)\n"
+            f"  scopes: {view['scope'] or '-'}"
+        )
+    return 0
+
+
+def _access_token(service: TokenService, args: argparse.Namespace) -> int:
+    print(service.access_token(args.user, args.leeway))
+    return 0
+
+
+def _refresh(service: TokenService, args: argparse.Namespace) -> int:
+    if args.user is None:
+        outcomes = service.refresh_all(force=args.force)
+    else:
+        from .service import RefreshOutcome
+
+        result = service.refresh(args.user, force=args.force)
+        outcomes = [RefreshOutcome(result.name, result, None)]
+    summary = [summarize(outcome, service.now()) for outcome in outcomes]
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    failed = [item for item in summary if item["status"] == "failed"]
+    for item in failed:
+        print(f"error: {item['document']}: {item['message']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
+    service.send_memo(args.text, args.user)
+    print("sent")
+    return 0
+
+
+def _login_url(environ: Mapping[str, str]) -> int:
+    url = environ.get("KAKAO_REDIRECT_URI", "").strip()
+    if not url:
+        print(
+            "error: KAKAO_REDIRECT_URI is not set (the deployed kakao_callback URL)",
+            file=sys.stderr,
+        )
+        return 1
+    print(url)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m token_logic",
+        description="Kakao Login tokens stored by kakao-token-function. Reads the same "
+        "environment variables as the function (TOKEN_BUCKET or TOKEN_DIR, TOKEN_OBJECT, "
+        "KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET).",
+    )
+    parser.add_argument("--user", type=int, help="Kakao user id (when several are stored)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="who is logged in and when each token expires")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_status)
+    token = commands.add_parser("access-token", help="print a valid access token")
+    token.add_argument(
+        "--leeway",
+        type=int,
+        default=DEFAULT_ACCESS_TOKEN_LEEWAY,
+        help="refresh if it expires within this many seconds (default 300)",
+    )
+    token.set_defaults(handler=_access_token)
+    refresh = commands.add_parser("refresh", help="refresh stored tokens that are due")
+    refresh.add_argument("--force", action="store_true", help="refresh even if not due")
+    refresh.set_defaults(handler=_refresh)
+    commands.add_parser("login-url", help="where to open a browser to log in")
+    memo = commands.add_parser("send-memo", help="send yourself a KakaoTalk message")
+    memo.add_argument("text", help="the message (at most 200 characters)")
+    memo.set_defaults(handler=_send_memo)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Settings, read once from the environment at the edge (main.py, the command line)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
+DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
+DEFAULT_TOKEN_OBJECT = "kakao_token.json"
+DEFAULT_REFRESH_MARGIN_SECONDS = 3600
+DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the package needs to know; secrets are kept out of the repr."""
+
+    rest_api_key: str
+    redirect_uri: str = ""
+    client_secret: str = field(default="", repr=False)
+    scope: str = ""
+    pkce: bool = True
+    auth_base_url: str = DEFAULT_AUTH_BASE_URL
+    api_base_url: str = DEFAULT_API_BASE_URL
+    token_bucket: str = ""
+    token_object: str = DEFAULT_TOKEN_OBJECT
+    token_dir: str = "."
+    refresh_margin_seconds: int = DEFAULT_REFRESH_MARGIN_SECONDS
+    allowed_user_ids: frozenset[int] = frozenset()
+    kakao_timeout_seconds: float = DEFAULT_KAKAO_TIMEOUT_SECONDS
+    demo: bool = False
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies get ``Secure`` whenever the redirect URI is https."""
+        return self.redirect_uri.startswith("https://")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, need_redirect_uri: bool = True) -> Settings:
+        """Read and validate every setting; raise one ConfigError naming all problems."""
+        env = {key: value.strip() for key, value in environ.items()}
+        required = ["KAKAO_REST_API_KEY"] + (["KAKAO_REDIRECT_URI"] if need_redirect_uri else [])
+        missing = tuple(name for name in required if not env.get(name))
+        problems = [f"missing {name}" for name in missing]
+
+        redirect_uri = env.get("KAKAO_REDIRECT_URI", "")
+        if redirect_uri and not _is_http_url(redirect_uri):
+            problems.append("KAKAO_REDIRECT_URI must be an absolute http(s) URL")
+        pkce = _parse_bool(env, "KAKAO_PKCE", True, problems)
+        demo = _parse_bool(env, "KAKAO_DEMO", False, problems)
+        margin = _parse_int(env, "REFRESH_MARGIN_SECONDS", DEFAULT_REFRESH_MARGIN_SECONDS, problems)
+        timeout = _parse_int(env, "KAKAO_TIMEOUT_SECONDS", 10, problems)
+        if not 1 <= timeout <= DEFAULT_KAKAO_TIMEOUT_SECONDS:
+            problems.append("KAKAO_TIMEOUT_SECONDS must be between 1 and 10")
+        allowed = _parse_user_ids(env.get("ALLOWED_KAKAO_USER_IDS", ""), problems)
+        token_object = env.get("TOKEN_OBJECT") or DEFAULT_TOKEN_OBJECT
+        if "{" in token_object.replace("{user_id}", ""):
+            problems.append("TOKEN_OBJECT may contain only the placeholder {user_id}")
+        bucket = env.get("TOKEN_BUCKET", "")
+        if env.get("K_SERVICE") and not bucket:
+            # Cloud Run's disk is per instance and vanishes: a token written there is lost.
+            problems.append("TOKEN_BUCKET must be set on Cloud Run (local disk is not kept)")
+
+        if problems:
+            raise ConfigError("Configuration error: " + "; ".join(problems), missing)
+        return cls(
+            rest_api_key=env["KAKAO_REST_API_KEY"],
+            redirect_uri=redirect_uri,
+            client_secret=env.get("KAKAO_CLIENT_SECRET", ""),
+            scope=_normalize_scope(env.get("KAKAO_SCOPE", "")),
+            pkce=pkce,
+            auth_base_url=(env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/"),
+            api_base_url=(env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
+            token_bucket=bucket,
+            token_object=token_object,
+            token_dir=env.get("TOKEN_DIR") or ".",
+            refresh_margin_seconds=margin,
+            allowed_user_ids=allowed,
+            kakao_timeout_seconds=float(timeout),
+            demo=demo,
+        )
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _normalize_scope(raw: str) -> str:
+    items = [item.strip() for item in raw.replace(" ", ",").split(",")]
+    return ",".join(dict.fromkeys(item for item in items if item))
+
+
+def _parse_bool(env: Mapping[str, str], name: str, default: bool, problems: list[str]) -> bool:
+    lowered = env.get(name, "").lower()
+    if not lowered:
+        return default
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    problems.append(f"{name} must be 0 or 1")
+    return default
+
+
+def _parse_int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit():
+        problems.append(f"{name} must be a whole number of seconds")
+        return default
+    return int(raw)
+
+
+def _parse_user_ids(raw: str, problems: list[str]) -> frozenset[int]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if not all(item.isdigit() for item in items):
+        problems.append("ALLOWED_KAKAO_USER_IDS must be comma-separated Kakao user ids (numbers)")
+        return frozenset()
+    return frozenset(int(item) for item in items)

@@ -1,0 +1,97 @@
+"""The exception tree of token_logic.
+
+Every error the package raises derives from ``KakaoTokenError``; callers catch that, never bare
+``Exception``. Messages are written for people and never contain a token, code or secret.
+
+    KakaoTokenError
+    ├── ConfigError            settings missing or invalid (names every variable to fix)
+    ├── LoginStateError        callback without a valid state for this browser (CSRF, replay)
+    ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
+    ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
+    ├── KakaoError             Kakao answered with an error body (KOE codes, API codes)
+    │   └── LoginRequired      the refresh token is dead (KOE322): a person must log in again
+    ├── KakaoUnavailable       Kakao unreachable, timing out, 5xx or not JSON
+    ├── NoTokenStored          nothing stored yet for this user: log in first
+    └── StorageError           the token store failed (after the client's own retries)
+        └── WriteConflict      a conditional write lost a race; re-read and decide again
+"""
+
+from __future__ import annotations
+
+
+class KakaoTokenError(Exception):
+    """Base of every error raised by token_logic."""
+
+
+class ConfigError(KakaoTokenError):
+    """Raised when settings are missing or invalid; ``missing`` names every missing variable."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class LoginStateError(KakaoTokenError):
+    """Raised when a callback's ``state`` is missing or not the one issued to this browser."""
+
+
+class AuthorizationDenied(KakaoTokenError):
+    """Raised when Kakao sends the browser back with ``?error=`` instead of a code."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(f"Kakao login was not completed: {error}")
+        self.error = error
+        self.description = description
+
+
+class UserNotAllowed(KakaoTokenError):
+    """Raised when the Kakao user who logged in is not in ALLOWED_KAKAO_USER_IDS."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"Kakao user {user_id} is not allowed to store a token here")
+        self.user_id = user_id
+
+
+class KakaoError(KakaoTokenError):
+    """Raised when Kakao answers with an error body.
+
+    ``error`` is the OAuth error (``invalid_grant``) or empty, ``code`` the Kakao code
+    (``KOE320`` or an API code such as ``-401``), ``status`` the HTTP status. The raw body is
+    never kept: Kakao echoes authorization codes in descriptions.
+    """
+
+    def __init__(
+        self, status: int, error: str, code: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"Kakao refused the request: HTTP {status} {error} {code}".rstrip())
+        self.status = status
+        self.error = error
+        self.code = code
+        self.retry_after = retry_after
+
+
+class LoginRequired(KakaoError):
+    """Raised when the stored refresh token is dead (KOE322 after a re-read)."""
+
+
+class KakaoUnavailable(KakaoTokenError):
+    """Raised when Kakao cannot be reached or answers garbage.
+
+    ``reason`` is one of ``timeout``, ``unreachable``, ``server_error``, ``bad_response``.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"Kakao is unavailable ({reason}){': ' + detail if detail else ''}")
+        self.reason = reason
+
+
+class NoTokenStored(KakaoTokenError):
+    """Raised when no token document is stored yet."""
+
+
+class StorageError(KakaoTokenError):
+    """Raised when the token store fails after its own retries."""
+
+
+class WriteConflict(StorageError):
+    """Raised when a conditional write finds the stored version changed since it was read."""

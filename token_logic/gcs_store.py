@@ -1,0 +1,126 @@
+"""Token documents in a Cloud Storage bucket, every write guarded by ``if_generation_match``.
+
+google-cloud-storage is imported only when the first request needs it: the import costs
+about half a second, and the login redirect must not wait for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import StorageError, WriteConflict
+from .store import Stored
+
+if TYPE_CHECKING:  # pragma: no cover
+    from google.cloud.storage import Bucket, Client
+
+# Seconds for one storage request, and for all of the client's retries of it together.
+REQUEST_TIMEOUT = 10.0
+RETRY_BUDGET = 20.0
+
+
+def default_client() -> Client:
+    """A storage client with the ambient credentials (or the emulator's, in tests)."""
+    from google.cloud import storage
+
+    return storage.Client()
+
+
+class GcsTokenStore:
+    """Compare-and-swap token storage on GCS; the generation number is the version."""
+
+    def __init__(
+        self, bucket_name: str, client_factory: Callable[[], Client] = default_client
+    ) -> None:
+        self._bucket_name = bucket_name
+        self._client_factory = client_factory
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"GcsTokenStore(bucket={self._bucket_name!r})"
+
+    def warm_up(self) -> None:
+        """Create the client now (import and connection set-up), off the request path."""
+        self._bucket()
+
+    def read(self, name: str) -> Stored | None:
+        from google.api_core.exceptions import NotFound
+
+        blob = self._bucket().blob(name)
+        try:
+            data = blob.download_as_bytes(timeout=REQUEST_TIMEOUT, retry=_retry())
+        except NotFound:
+            return None
+        except _failures() as exc:
+            raise _storage_error("read", exc) from exc
+        return Stored(data, str(blob.generation))
+
+    def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._bucket().blob(name)
+        blob.cache_control = "no-store"
+        try:
+            # The precondition makes the upload idempotent, so the client may retry it.
+            blob.upload_from_string(
+                data,
+                content_type="application/json",
+                if_generation_match=int(expected_version) if expected_version else 0,
+                timeout=REQUEST_TIMEOUT,
+                retry=_retry(),
+            )
+        except PreconditionFailed as exc:
+            # A retried upload whose first attempt landed also fails the precondition.
+            current = self.read(name)
+            if current is not None and current.data == data:
+                return current.version
+            raise WriteConflict(f"{name} changed since it was read") from exc
+        except _failures() as exc:
+            raise _storage_error("write", exc) from exc
+        return str(blob.generation)
+
+    def names(self, prefix: str) -> list[str]:
+        try:
+            blobs = self._bucket().client.list_blobs(
+                self._bucket_name, prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry()
+            )
+            return sorted(blob.name for blob in blobs)
+        except _failures() as exc:
+            raise _storage_error("list", exc) from exc
+
+    def _bucket(self) -> Bucket:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = self._client_factory()
+                except _failures() as exc:  # e.g. no credentials
+                    raise StorageError(
+                        "could not create the Cloud Storage client: check the credentials "
+                        "(gcloud auth application-default login) and TOKEN_BUCKET"
+                    ) from exc
+            return self._client.bucket(self._bucket_name)
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """What the storage client raises when the service or the network fails."""
+    import requests
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    return (GoogleAPIError, GoogleAuthError, requests.RequestException, OSError)
+
+
+def _retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(RETRY_BUDGET)
+
+
+def _storage_error(action: str, exc: Exception) -> StorageError:
+    return StorageError(
+        f"Cloud Storage {action} failed ({type(exc).__name__}); "
+        "check TOKEN_BUCKET and the service account's access"
+    )

@@ -1,0 +1,214 @@
+"""The Kakao client: authorize URL, code exchange, refresh, user id, logout, send-to-me.
+
+It is handed its ``requests.Session`` (one per process, for connection reuse) and a ``sleep``
+for backoff, so tests run it against a fake Kakao without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+
+from .errors import KakaoError, KakaoUnavailable
+
+# (connect, read) seconds: Kakao answers in well under a second when healthy.
+DEFAULT_TIMEOUT = (3.05, 10.0)
+BACKOFF_SECONDS = (0.5, 1.5)
+# Kakao's own words for "temporary fault, try again": KOE003 (auth), -1 (API).
+_TEMPORARY_CODES = {"KOE003", "-1"}
+_FORM = "application/x-www-form-urlencoded;charset=utf-8"
+
+
+def new_session() -> requests.Session:
+    """The one HTTP session a process uses for Kakao (keeps connections alive)."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "kakao-token-function"
+    return session
+
+
+class KakaoClient:
+    """Speaks Kakao's OAuth and API endpoints; raises KakaoError or KakaoUnavailable."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        rest_api_key: str,
+        client_secret: str,
+        redirect_uri: str,
+        auth_base_url: str,
+        api_base_url: str,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._session = session
+        self._rest_api_key = rest_api_key
+        self._client_secret = client_secret
+        self._redirect_uri = redirect_uri
+        self._auth_base_url = auth_base_url
+        self._api_base_url = api_base_url
+        self._timeout = timeout
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"KakaoClient(auth_base_url={self._auth_base_url!r})"
+
+    def authorize_url(
+        self, state: str, *, scope: str = "", code_challenge: str = "", nonce: str = ""
+    ) -> str:
+        """Where to send the browser to start a login."""
+        params = {
+            "client_id": self._rest_api_key,
+            "redirect_uri": self._redirect_uri,
+            "response_type": "code",
+            "state": state,
+        }
+        if scope:
+            params["scope"] = scope
+        if code_challenge:
+            params["code_challenge"] = code_challenge
+            params["code_challenge_method"] = "S256"
+        if nonce:
+            params["nonce"] = nonce
+        return f"{self._auth_base_url}/oauth/authorize?{urlencode(params)}"
+
+    def exchange_code(self, code: str, code_verifier: str = "") -> dict[str, Any]:
+        """Trade a single-use authorization code for tokens.
+
+        Not retried once the request may have reached Kakao: a replayed code is KOE320.
+        """
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": self._rest_api_key,
+            "redirect_uri": self._redirect_uri,
+            "code": code,
+        }
+        if code_verifier:
+            form["code_verifier"] = code_verifier
+        return self._call(
+            "POST",
+            self._auth_base_url + "/oauth/token",
+            form=self._signed(form),
+            retry_when_sent=False,
+        )
+
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """Get a new access token (and, in its last month, a new refresh token)."""
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self._rest_api_key,
+            "refresh_token": refresh_token,
+        }
+        return self._call(
+            "POST",
+            self._auth_base_url + "/oauth/token",
+            form=self._signed(form),
+            retry_when_sent=True,
+        )
+
+    def user_id(self, access_token: str) -> int:
+        """The Kakao user id (a 64-bit integer) the access token belongs to."""
+        body = self._call(
+            "GET", self._api_base_url + "/v2/user/me", token=access_token, retry_when_sent=True
+        )
+        user_id = body.get("id")
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise KakaoUnavailable("bad_response", "/v2/user/me without an integer id")
+        return user_id
+
+    def logout(self, access_token: str) -> None:
+        """Expire the given tokens at Kakao (used to revoke a stranger's fresh login)."""
+        self._call(
+            "POST", self._api_base_url + "/v1/user/logout", token=access_token, retry_when_sent=True
+        )
+
+    def send_memo(self, access_token: str, text: str, link_url: str) -> None:
+        """Send a KakaoTalk text message to the token's owner ("send to me")."""
+        template = {
+            "object_type": "text",
+            "text": text,
+            "link": {"web_url": link_url, "mobile_web_url": link_url},
+        }
+        self._call(
+            "POST",
+            self._api_base_url + "/v2/api/talk/memo/default/send",
+            form={"template_object": json.dumps(template, ensure_ascii=False)},
+            token=access_token,
+            retry_when_sent=False,
+        )
+
+    def _signed(self, form: dict[str, str]) -> dict[str, str]:
+        # Kakao accepts client authentication only as client_secret_post.
+        return {**form, "client_secret": self._client_secret} if self._client_secret else form
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        token: str = "",
+        retry_when_sent: bool,
+    ) -> dict[str, Any]:
+        headers = {"Content-Type": _FORM} if form is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        attempts = len(BACKOFF_SECONDS) + 1
+        for attempt in range(attempts):
+            try:
+                response = self._session.request(
+                    method, url, data=form, headers=headers, timeout=self._timeout
+                )
+                return parse_response(response)
+            except (requests.RequestException, KakaoError, KakaoUnavailable) as exc:
+                failure, retriable = _classify(exc, retry_when_sent)
+                if not retriable or attempt == attempts - 1:
+                    if failure is exc:
+                        raise
+                    raise failure from exc
+            self._sleep(BACKOFF_SECONDS[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _classify(exc: Exception, retry_when_sent: bool) -> tuple[Exception, bool]:
+    """The error to raise for a failed attempt, and whether another attempt is safe."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return KakaoUnavailable("timeout", "could not connect"), True  # never reached Kakao
+    if isinstance(exc, requests.Timeout):
+        return KakaoUnavailable("timeout"), retry_when_sent
+    if isinstance(exc, requests.ConnectionError):
+        return KakaoUnavailable("unreachable"), retry_when_sent
+    if isinstance(exc, requests.RequestException):
+        return KakaoUnavailable("unreachable"), False
+    if isinstance(exc, KakaoError):
+        return exc, exc.code in _TEMPORARY_CODES
+    return exc, retry_when_sent
+
+
+def parse_response(response: requests.Response) -> dict[str, Any]:
+    """A 200 JSON object, or the matching error. Raw bodies are never kept: they echo codes."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 200:
+        if not isinstance(body, dict):
+            raise KakaoUnavailable("bad_response", "Kakao answered 200 without a JSON object")
+        return body
+    if isinstance(body, dict) and ("error" in body or "error_code" in body or "code" in body):
+        code = str(body.get("error_code") or body.get("code") or "")
+        error = str(body.get("error") or "")
+        raise KakaoError(response.status_code, error, code, _retry_after(response))
+    if response.status_code >= 500:
+        raise KakaoUnavailable("server_error", f"HTTP {response.status_code}")
+    raise KakaoError(response.status_code, "", "")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None

@@ -1,0 +1,50 @@
+"""Structured logs: one JSON object per line with ``severity`` and ``message``.
+
+Cloud Logging reads that shape from stdout/stderr. Callers pass only events and non-secret
+facts (user id, expiry, error code); tokens, codes and secrets are never handed to a logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+LOGGER_NAME = "token_logic"
+_SEVERITY = {"WARNING": "WARNING", "ERROR": "ERROR", "CRITICAL": "CRITICAL", "DEBUG": "DEBUG"}
+
+
+class JsonLineFormatter(logging.Formatter):
+    """Formats a record as Cloud Logging structured JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelname, "INFO"),
+            "message": record.getMessage(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+        }
+        entry.update(getattr(record, "facts", {}))
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type and where it happened; exception texts of libraries may echo requests.
+            entry["exception"] = record.exc_info[0].__name__
+            entry["stack"] = self.formatStack(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def get_logger() -> logging.Logger:
+    """The package logger, writing JSON lines to stderr once configured."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLineFormatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+def log_event(severity: int, message: str, *, exc_info: bool = False, **facts: Any) -> None:
+    """Log one event with non-secret facts attached as JSON fields."""
+    get_logger().log(severity, message, exc_info=exc_info, extra={"facts": facts})

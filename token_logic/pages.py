@@ -1,0 +1,96 @@
+"""The small HTML pages a person sees: Korean first, then English; escaped, token-free."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime, timedelta, timezone
+from html import escape
+
+from .problems import Problem
+from .tokens import TokenDocument
+
+KST = timezone(timedelta(hours=9), "KST")
+
+_STYLE = (
+    "body{font-family:-apple-system,'Apple SD Gothic Neo','Noto Sans KR',sans-serif;"
+    "margin:0;padding:24px 16px;background:#f6f6f6;color:#191919;line-height:1.6}"
+    "main{max-width:520px;margin:auto;background:#fff;border-radius:12px;padding:24px;"
+    "box-shadow:0 1px 4px rgba(0,0,0,.08)}h1{font-size:1.3em;margin:0 0 4px}"
+    "h2{font-size:1em;color:#555;font-weight:normal;margin:0 0 16px}"
+    ".ok{border-top:6px solid #fee500}.bad{border-top:6px solid #e5484d}"
+    "dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px}dt{color:#666}"
+    "dd{margin:0;word-break:break-all}p.en{color:#555}code{background:#f0f0f0;padding:0 4px}"
+    "a.btn{display:inline-block;margin-top:12px;padding:10px 16px;background:#fee500;"
+    "color:#191919;border-radius:8px;text-decoration:none;font-weight:bold}"
+    ".demo{background:#ffe8a3;padding:8px 12px;border-radius:8px;margin-bottom:16px}"
+)
+
+# The pages' only style is inline; the CSP allows exactly this stylesheet and nothing else.
+_STYLE_DIGEST = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+STYLE_CSP_SOURCE = f"'sha256-{_STYLE_DIGEST}'"
+
+
+def success_page(document: TokenDocument, *, start_url: str, demo: bool) -> str:
+    """Who is connected and until when; never a token."""
+    user = str(document.user_id) if document.user_id is not None else "?"
+    rows = [
+        ("카카오 사용자 / Kakao user", user),
+        ("액세스 토큰 만료 / Access token until", format_time(document.expires_at)),
+        (
+            "리프레시 토큰 만료 / Refresh token until",
+            format_time(document.refresh_token_expires_at),
+        ),
+        ("동의 항목 / Scopes", document.scope or "-"),
+    ]
+    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    body = (
+        "<h1>카카오 로그인 완료</h1><h2>Kakao login complete</h2>"
+        f"<dl>{facts}</dl>"
+        "<p>토큰을 안전하게 저장했습니다. 이 창은 닫아도 됩니다. 예약된 갱신이 토큰을 계속 "
+        "살려 둡니다.</p>"
+        "<p class=en>The tokens are stored safely; you can close this window. The scheduled "
+        "refresh keeps them alive.</p>"
+        f'<a class=btn href="{escape(start_url, quote=True)}">다시 로그인 / Log in again</a>'
+    )
+    return _document("카카오 로그인 완료 / Kakao login complete", body, ok=True, demo=demo)
+
+
+def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
+    """A clear error page: what happened and what to do, in both languages."""
+    code = (
+        f"<p>오류 코드 / Error code: <code>{escape(problem.code)}</code></p>"
+        if problem.code
+        else ""
+    )
+    again = (
+        f'<a class=btn href="{escape(start_url, quote=True)}">다시 로그인 / Start again</a>'
+        if problem.start_again and start_url
+        else ""
+    )
+    body = (
+        f"<h1>{escape(problem.title_ko)}</h1><h2>{escape(problem.title_en)}</h2>"
+        f"<p>{escape(problem.detail_ko)}</p><p class=en>{escape(problem.detail_en)}</p>"
+        f"{code}{again}"
+    )
+    return _document(f"{problem.title_ko} / {problem.title_en}", body, ok=False, demo=demo)
+
+
+def format_time(unix_seconds: int) -> str:
+    """Korean time, which our users read first, with the UTC offset spelled out."""
+    return datetime.fromtimestamp(unix_seconds, KST).strftime("%Y-%m-%d %H:%M KST (UTC+9)")
+
+
+def _document(title: str, body: str, *, ok: bool, demo: bool) -> str:
+    banner = (
+        "<p class=demo>데모 모드: 진짜 카카오가 아닌 내장 가짜 카카오 서버를 사용 중입니다.<br>"
+        "Demo mode: this runs against the bundled fake Kakao, not the real one.</p>"
+        if demo
+        else ""
+    )
+    return (
+        "<!doctype html><html lang=ko><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f'<body><main class="{"ok" if ok else "bad"}">{banner}{body}</main></body></html>'
+    )

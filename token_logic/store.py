@@ -1,0 +1,66 @@
+"""Where token documents live: one small compare-and-swap interface, two implementations.
+
+``read`` returns the bytes and an opaque version; ``write`` succeeds only if the stored version
+is still the one the caller read (``None``: only if nothing is stored), else WriteConflict.
+That single guarantee is what makes concurrent refreshes safe on any backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+USER_ID_PLACEHOLDER = "{user_id}"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored document's bytes and the version they were read at."""
+
+    data: bytes
+    version: str
+
+
+class TokenStore(Protocol):
+    """Compare-and-swap storage for token documents, addressed by name."""
+
+    def read(self, name: str) -> Stored | None:
+        """The document and its version, or None when nothing is stored."""
+
+    def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+        """Store ``data`` if the version is still ``expected_version``; return the new one."""
+
+    def names(self, prefix: str) -> list[str]:
+        """Every stored name starting with ``prefix`` (for refreshing many users)."""
+
+
+def document_name(template: str, user_id: int | None) -> str:
+    """The name of a user's document; ``{user_id}`` in the template selects per-user files."""
+    if USER_ID_PLACEHOLDER not in template:
+        return template
+    if user_id is None:
+        raise ValueError("this TOKEN_OBJECT needs a user id")
+    return template.replace(USER_ID_PLACEHOLDER, str(user_id))
+
+
+def template_matches(template: str) -> Callable[[str], bool]:
+    """A predicate telling whether a stored name belongs to the template."""
+    if USER_ID_PLACEHOLDER not in template:
+        return lambda name: name == template
+    prefix, suffix = template.split(USER_ID_PLACEHOLDER, 1)
+
+    def matches(name: str) -> bool:
+        middle = (
+            name[len(prefix) : len(name) - len(suffix)]
+            if len(name) > len(prefix) + len(suffix)
+            else ""
+        )
+        return name.startswith(prefix) and name.endswith(suffix) and middle.isdigit()
+
+    return matches
+
+
+def template_prefix(template: str) -> str:
+    """The listing prefix shared by every name the template can produce."""
+    return template.split(USER_ID_PLACEHOLDER, 1)[0]

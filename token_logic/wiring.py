@@ -1,0 +1,69 @@
+"""Builds the service from settings: the one factory for every default boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping
+
+import requests
+
+from .clock import Clock, SystemClock
+from .config import Settings
+from .errors import StorageError
+from .file_store import FileTokenStore
+from .gcs_store import GcsTokenStore
+from .kakao import KakaoClient, new_session
+from .log import log_event
+from .service import TokenService
+from .store import TokenStore
+
+
+def build_store(settings: Settings) -> TokenStore:
+    """GCS when TOKEN_BUCKET is set, else files under TOKEN_DIR."""
+    if settings.token_bucket:
+        return GcsTokenStore(settings.token_bucket)
+    return FileTokenStore(settings.token_dir)
+
+
+def build_service(
+    settings: Settings,
+    *,
+    session: requests.Session | None = None,
+    store: TokenStore | None = None,
+    clock: Clock | None = None,
+) -> TokenService:
+    """The service with real boundaries unless some are handed in."""
+    clock = clock or SystemClock()
+    kakao = KakaoClient(
+        session or new_session(),
+        rest_api_key=settings.rest_api_key,
+        client_secret=settings.client_secret,
+        redirect_uri=settings.redirect_uri,
+        auth_base_url=settings.auth_base_url,
+        api_base_url=settings.api_base_url,
+        timeout=(min(3.05, settings.kakao_timeout_seconds), settings.kakao_timeout_seconds),
+        sleep=clock.sleep,
+    )
+    return TokenService(settings, kakao, store or build_store(settings), clock)
+
+
+def service_from_env(
+    environ: Mapping[str, str], *, need_redirect_uri: bool = False
+) -> TokenService:
+    """Settings from the environment, then the service (for scripts and the command line)."""
+    return build_service(Settings.from_env(environ, need_redirect_uri=need_redirect_uri))
+
+
+def warm_up_in_background(store: TokenStore) -> None:
+    """Import and connect the storage client while the first requests are answered."""
+    if not isinstance(store, GcsTokenStore):
+        return
+
+    def warm() -> None:
+        with contextlib.suppress(StorageError):
+            store.warm_up()
+        log_event(logging.DEBUG, "storage client warmed up")
+
+    threading.Thread(target=warm, name="gcs-warm-up", daemon=True).start()
