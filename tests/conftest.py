@@ -76,12 +76,12 @@ def env_for(fake_kakao: FakeKakao):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def file_service(fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Path) -> TokenService:
     settings = Settings.from_env(settings_env(fake_kakao, TOKEN_DIR=str(tmp_path)))
-    return build_service(settings, session=new_session(), store=FileTokenStore(tmp_path),
-                         clock=clock)
+    return build_service(
+        settings, session=new_session(), store=FileTokenStore(tmp_path), clock=clock
+    )
 
 
 @pytest.fixture
 def gcs_service(fake_kakao: FakeKakao, clock: FakeClock, bucket: str) -> TokenService:
     settings = Settings.from_env(settings_env(fake_kakao, TOKEN_BUCKET=bucket))
-    return build_service(settings, session=new_session(), store=GcsTokenStore(bucket),
-                         clock=clock)
+    return build_service(settings, session=new_session(), store=GcsTokenStore(bucket), clock=clock)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import re
 import socket
 import subprocess
 import tempfile
 import time
+import typing
 import uuid
 from html import unescape
 from pathlib import Path
@@ -72,18 +74,37 @@ class GcsEmulator:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = tempfile.NamedTemporaryFile(prefix="fake-gcs-", suffix=".log", delete=False)
+        self.log_path = Path(tempfile.mkdtemp(prefix="fake-gcs-")) / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GcsEmulator:
-        self._process = subprocess.Popen(
-            [str(emulator_binary()), "-scheme", "http", "-backend", "memory",
-             "-log-level", "error", "-host", "127.0.0.1", "-port", str(self.port),
-             "-external-url", self.url, "-public-host", f"127.0.0.1:{self.port}"],
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:
+            self._process = self._spawn(log)
         wait_for_port(self.port)
         return self
+
+    def _spawn(self, log: typing.IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                str(emulator_binary()),
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-log-level",
+                "error",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(self.port),
+                "-external-url",
+                self.url,
+                "-public-host",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self._process is not None:
@@ -93,22 +114,27 @@ class GcsEmulator:
 
     def new_bucket(self) -> str:
         name = f"test-{uuid.uuid4().hex[:12]}"
-        response = requests.post(f"{self.url}/storage/v1/b?project=test", json={"name": name},
-                                 timeout=5)
+        response = requests.post(
+            f"{self.url}/storage/v1/b?project=test", json={"name": name}, timeout=5
+        )
         response.raise_for_status()
         return name
 
     def read_object(self, bucket: str, name: str) -> bytes | None:
-        response = requests.get(f"{self.url}/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}",
-                                params={"alt": "media"}, timeout=5)
+        response = requests.get(
+            f"{self.url}/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}",
+            params={"alt": "media"},
+            timeout=5,
+        )
         if response.status_code == 404:
             return None
         response.raise_for_status()
         return response.content
 
     def object_metadata(self, bucket: str, name: str) -> dict[str, object]:
-        response = requests.get(f"{self.url}/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}",
-                                timeout=5)
+        response = requests.get(
+            f"{self.url}/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}", timeout=5
+        )
         response.raise_for_status()
         result: dict[str, object] = response.json()
         return result
@@ -134,3 +160,44 @@ def query_of(url: str) -> dict[str, str]:
 def path_and_query(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+class FunctionServer:
+    """``functions-framework --target ...`` as a real subprocess on a loopback port."""
+
+    def __init__(self, target: str, env: dict[str, str], root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(tempfile.mkdtemp(prefix="function-")) / "server.log"
+        self._command = [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            target,
+            "--source",
+            str(root / "main.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self._env = {**os.environ, **env}
+        self._root = root
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> FunctionServer:
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self._command, env=self._env, cwd=self._root, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -45,8 +45,9 @@ def stored(tmp_path: Path, name: str = "kakao_token.json") -> dict[str, object] 
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def test_opening_the_url_redirects_to_kakao_with_state_and_pkce(make_client: ClientFactory,
-                                                                  fake_kakao: FakeKakao) -> None:
+def test_opening_the_url_redirects_to_kakao_with_state_and_pkce(
+    make_client: ClientFactory, fake_kakao: FakeKakao
+) -> None:
     """GET / answers 302 to Kakao's authorize URL with every required parameter."""
     response = make_client().get("/")
 
@@ -91,8 +92,9 @@ def test_pkce_can_be_turned_off(make_client: ClientFactory) -> None:
     assert "code_challenge" not in query_of(location)
 
 
-def test_full_login_stores_a_complete_document(make_client: ClientFactory, tmp_path: Path,
-                                               fake_kakao: FakeKakao) -> None:
+def test_full_login_stores_a_complete_document(
+    make_client: ClientFactory, tmp_path: Path, fake_kakao: FakeKakao
+) -> None:
     """Approving at Kakao stores every Kakao field plus absolute expiries, user id and time."""
     client = make_client()
     callback = start_and_consent(client)
@@ -114,8 +116,9 @@ def test_full_login_stores_a_complete_document(make_client: ClientFactory, tmp_p
     assert (tmp_path / "kakao_token.json").stat().st_mode & 0o777 == 0o600
 
 
-def test_success_page_names_the_user_and_hides_every_secret(make_client: ClientFactory,
-                                                            tmp_path: Path) -> None:
+def test_success_page_names_the_user_and_hides_every_secret(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
     """The success page is bilingual, says who and until when, and has no token or code."""
     client = make_client()
     callback = start_and_consent(client)
@@ -131,13 +134,15 @@ def test_success_page_names_the_user_and_hides_every_secret(make_client: ClientF
     assert "KST" in page
     for secret in (document["access_token"], document["refresh_token"], code, "test-client-secret"):
         assert str(secret) not in page
-    assert "Max-Age=0" in response.headers["Set-Cookie"] or "expires=Thu, 01 Jan 1970" in (
-        response.headers["Set-Cookie"]
+    assert (
+        "Max-Age=0" in response.headers["Set-Cookie"]
+        or "expires=Thu, 01 Jan 1970" in (response.headers["Set-Cookie"])
     )
 
 
-def test_code_exchange_sends_secret_redirect_uri_and_verifier(make_client: ClientFactory,
-                                                              fake_kakao: FakeKakao) -> None:
+def test_code_exchange_sends_secret_redirect_uri_and_verifier(
+    make_client: ClientFactory, fake_kakao: FakeKakao
+) -> None:
     """The token request is form-encoded and carries client_secret and the PKCE verifier."""
     client = make_client()
     client.get(start_and_consent(client))
@@ -149,8 +154,9 @@ def test_code_exchange_sends_secret_redirect_uri_and_verifier(make_client: Clien
     assert len(request["code_verifier"]) >= 43
 
 
-def test_login_writes_to_the_emulator_bucket(make_client: ClientFactory, gcs: GcsEmulator,
-                                             bucket: str, fake_kakao: FakeKakao) -> None:
+def test_login_writes_to_the_emulator_bucket(
+    make_client: ClientFactory, gcs: GcsEmulator, bucket: str, fake_kakao: FakeKakao
+) -> None:
     """With TOKEN_BUCKET the document lands in Cloud Storage as JSON with no-store caching."""
     client = make_client(TOKEN_BUCKET=bucket)
 
@@ -178,9 +184,9 @@ def test_a_second_login_replaces_the_first(make_client: ClientFactory, tmp_path:
     assert second["access_token"] != first["access_token"]
 
 
-def test_callback_without_cookie_is_refused_before_kakao(make_client: ClientFactory,
-                                                         fake_kakao: FakeKakao,
-                                                         tmp_path: Path) -> None:
+def test_callback_without_cookie_is_refused_before_kakao(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
     """A code arriving in a browser that did not start the login is a 400; Kakao never sees it."""
     callback = start_and_consent(make_client())
     other_browser = make_client()
@@ -193,8 +199,9 @@ def test_callback_without_cookie_is_refused_before_kakao(make_client: ClientFact
     assert stored(tmp_path) is None
 
 
-def test_callback_with_a_foreign_state_is_refused(make_client: ClientFactory,
-                                                  fake_kakao: FakeKakao) -> None:
+def test_callback_with_a_foreign_state_is_refused(
+    make_client: ClientFactory, fake_kakao: FakeKakao
+) -> None:
     """A state that is not this browser's (tampered or from another login) is a 400."""
     client = make_client()
     callback = start_and_consent(client)
@@ -206,8 +213,9 @@ def test_callback_with_a_foreign_state_is_refused(make_client: ClientFactory,
     assert fake_kakao.state.calls["/oauth/token"] == 0
 
 
-def test_reloading_the_callback_keeps_the_stored_token(make_client: ClientFactory,
-                                                       tmp_path: Path) -> None:
+def test_reloading_the_callback_keeps_the_stored_token(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
     """A reload or replay of the callback URL is a 4xx and the stored token is untouched."""
     client = make_client()
     callback = start_and_consent(client)
@@ -220,9 +228,9 @@ def test_reloading_the_callback_keeps_the_stored_token(make_client: ClientFactor
     assert (tmp_path / "kakao_token.json").read_bytes() == before
 
 
-def test_a_used_code_with_a_live_cookie_is_koe320_page(make_client: ClientFactory,
-                                                       fake_kakao: FakeKakao,
-                                                       tmp_path: Path) -> None:
+def test_a_used_code_with_a_live_cookie_is_koe320_page(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
     """If Kakao says KOE320 (code used/expired) the person is told to start again; nothing lost."""
     client = make_client()
     callback = start_and_consent(client)
@@ -237,8 +245,9 @@ def test_a_used_code_with_a_live_cookie_is_koe320_page(make_client: ClientFactor
     assert stored(tmp_path) is None
 
 
-def test_cancel_at_consent_is_a_friendly_page(make_client: ClientFactory,
-                                              fake_kakao: FakeKakao, tmp_path: Path) -> None:
+def test_cancel_at_consent_is_a_friendly_page(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
     """error=access_denied: a 403 page saying the login was cancelled; nothing sent or stored."""
     client = make_client()
     callback = start_and_consent(client, approve=False)
@@ -268,9 +277,16 @@ def test_reflected_error_text_is_escaped(make_client: ClientFactory) -> None:
         (None, "http://localhost/other", 502, "KOE303", "KAKAO_REDIRECT_URI"),
     ],
 )
-def test_operator_mistakes_name_the_fix(make_client: ClientFactory, fake_kakao: FakeKakao,
-                                        tmp_path: Path, secret: str | None, redirect: str | None,
-                                        status: int, code: str, hint: str) -> None:
+def test_operator_mistakes_name_the_fix(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    secret: str | None,
+    redirect: str | None,
+    status: int,
+    code: str,
+    hint: str,
+) -> None:
     """KOE010 and KOE303 pages tell the operator which setting to fix."""
     fake_kakao.state.redirect_uris.add("http://localhost/other")
     overrides = {}
@@ -298,13 +314,23 @@ def _with_cookies_of(source: FlaskClient, target: FlaskClient) -> FlaskClient:
 
 @pytest.mark.parametrize(
     ("fault", "status"),
-    [("timeout", 504), ("500", 502), ("html", 502), ("reset", 503), ("KOE003", 503),
-     ("KOE237", 429)],
+    [
+        ("timeout", 504),
+        ("500", 502),
+        ("html", 502),
+        ("reset", 503),
+        ("KOE003", 503),
+        ("KOE237", 429),
+    ],
 )
-def test_kakao_faults_at_exchange_give_clear_5xx_pages(make_client: ClientFactory,
-                                                       fake_kakao: FakeKakao, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       fault: str, status: int) -> None:
+def test_kakao_faults_at_exchange_give_clear_5xx_pages(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    status: int,
+) -> None:
     """Kakao timing out, failing or answering garbage is a clean 4xx/5xx page, never a trace."""
     monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
     client = make_client(KAKAO_TIMEOUT_SECONDS="1")
@@ -320,8 +346,9 @@ def test_kakao_faults_at_exchange_give_clear_5xx_pages(make_client: ClientFactor
     assert stored(tmp_path) is None
 
 
-def test_existing_token_survives_a_failed_login(make_client: ClientFactory, fake_kakao: FakeKakao,
-                                                tmp_path: Path) -> None:
+def test_existing_token_survives_a_failed_login(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
     """A later login that fails at Kakao leaves the earlier stored document byte for byte."""
     client = make_client()
     client.get(start_and_consent(client))
@@ -342,8 +369,9 @@ def test_other_methods_are_405(make_client: ClientFactory, method: str) -> None:
     assert "GET" in response.headers["Allow"]
 
 
-def test_head_with_a_code_does_not_spend_it(make_client: ClientFactory, fake_kakao: FakeKakao,
-                                            tmp_path: Path) -> None:
+def test_head_with_a_code_does_not_spend_it(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
     """A link previewer's HEAD must not exchange the single-use code."""
     client = make_client()
     callback = start_and_consent(client)
@@ -353,8 +381,9 @@ def test_head_with_a_code_does_not_spend_it(make_client: ClientFactory, fake_kak
     assert client.get(callback).status_code == 200
 
 
-def test_missing_configuration_is_a_clear_500_page(make_client: ClientFactory,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_configuration_is_a_clear_500_page(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without the required variables: a 500 page naming every missing one, no trace."""
     client = make_client(KAKAO_REST_API_KEY="", KAKAO_REDIRECT_URI="")
 

@@ -134,7 +134,7 @@ def _problem_response(
         severity,
         "callback refused",
         status=problem.status,
-        problem=problem.title_en,
+        problem=problem.one_line(),
         error_code=problem.code,
         error=type(exc).__name__ if exc else "",
     )
