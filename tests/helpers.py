@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import typing

@@ -46,8 +46,6 @@ class FileTokenStore:
                 current = self.read(name)
                 current_version = current.version if current else None
                 if current_version != expected_version:
-                    if current is not None and current.data == data:
-                        return current.version
                     raise WriteConflict(f"{name} changed since it was read")
                 _replace_atomically(path, data)
         except OSError as exc:
@@ -74,6 +72,9 @@ class FileTokenStore:
 
 
 def _version(data: bytes) -> str:
+    # The content is the version: equal bytes mean an equal state, so a writer whose document
+    # went A -> B -> A may still write. Every state the refresh protocol cares about (a lease,
+    # a refresh) carries a unique owner or time, so such a round trip never hides a change.
     return hashlib.sha256(data).hexdigest()
 
 

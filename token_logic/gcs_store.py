@@ -73,10 +73,8 @@ class GcsTokenStore:
                 retry=_retry(),
             )
         except PreconditionFailed as exc:
-            # A retried upload whose first attempt landed also fails the precondition.
-            current = self.read(name)
-            if current is not None and current.data == data:
-                return current.version
+            # Also what a retried upload whose first attempt landed sees: callers re-read and
+            # decide, which is safe either way (comparing bytes here would merge two writers).
             raise WriteConflict(f"{name} changed since it was read") from exc
         except _failures() as exc:
             raise _storage_error("write", exc) from exc

@@ -1,0 +1,86 @@
+"""Settings are read once, validated, and keep secrets out of their repr."""
+
+from __future__ import annotations
+
+import pytest
+
+from token_logic.config import Settings
+from token_logic.errors import ConfigError
+
+BASE = {"KAKAO_REST_API_KEY": "key", "KAKAO_REDIRECT_URI": "https://fn.example/kakao_callback"}
+
+
+def test_missing_required_variables_are_all_named_at_once() -> None:
+    """One error names every missing required variable."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({})
+
+    assert caught.value.missing == ("KAKAO_REST_API_KEY", "KAKAO_REDIRECT_URI")
+    assert "KAKAO_REST_API_KEY" in str(caught.value) and "KAKAO_REDIRECT_URI" in str(caught.value)
+
+
+def test_defaults_match_the_documentation() -> None:
+    """Unset optional variables take the documented defaults."""
+    settings = Settings.from_env(BASE)
+
+    assert settings.auth_base_url == "https://kauth.kakao.com"
+    assert settings.api_base_url == "https://kapi.kakao.com"
+    assert settings.token_object == "kakao_token.json"
+    assert settings.token_dir == "."
+    assert settings.pkce is True
+    assert settings.refresh_margin_seconds == 3600
+    assert settings.secure_cookies is True
+
+
+def test_client_secret_never_appears_in_repr() -> None:
+    """repr(settings) is safe to log."""
+    settings = Settings.from_env({**BASE, "KAKAO_CLIENT_SECRET": "s3cr3t-value"})
+
+    assert "s3cr3t-value" not in repr(settings)
+    assert settings.client_secret == "s3cr3t-value"
+
+
+def test_scope_is_normalized_to_kakaos_comma_form() -> None:
+    """Spaces, blanks and duplicates in KAKAO_SCOPE are cleaned up."""
+    settings = Settings.from_env({**BASE, "KAKAO_SCOPE": " talk_message, openid ,,talk_message"})
+
+    assert settings.scope == "talk_message,openid"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("KAKAO_PKCE", "maybe", "KAKAO_PKCE"),
+        ("KAKAO_REDIRECT_URI", "localhost:8080", "absolute"),
+        ("REFRESH_MARGIN_SECONDS", "-5", "REFRESH_MARGIN_SECONDS"),
+        ("ALLOWED_KAKAO_USER_IDS", "12,abc", "ALLOWED_KAKAO_USER_IDS"),
+        ("TOKEN_OBJECT", "tokens/{user}.json", "{user_id}"),
+        ("KAKAO_TIMEOUT_SECONDS", "30", "KAKAO_TIMEOUT_SECONDS"),
+    ],
+)
+def test_invalid_values_are_explained(name: str, value: str, fragment: str) -> None:
+    """Each malformed value gets a message naming the variable and what it must be."""
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.from_env({**BASE, name: value})
+
+
+def test_cloud_run_without_a_bucket_is_refused() -> None:
+    """On Cloud Run (K_SERVICE set) a local token file would vanish: TOKEN_BUCKET is required."""
+    with pytest.raises(ConfigError, match="TOKEN_BUCKET"):
+        Settings.from_env({**BASE, "K_SERVICE": "kakao-callback"})
+
+    assert Settings.from_env({**BASE, "K_SERVICE": "x", "TOKEN_BUCKET": "b"}).token_bucket == "b"
+
+
+def test_allowed_user_ids_are_parsed_as_integers() -> None:
+    """ALLOWED_KAKAO_USER_IDS becomes a set of ints."""
+    settings = Settings.from_env({**BASE, "ALLOWED_KAKAO_USER_IDS": "4127000001, 99"})
+
+    assert settings.allowed_user_ids == frozenset({4127000001, 99})
+
+
+def test_command_line_settings_do_not_need_a_redirect_uri() -> None:
+    """Scripts refreshing tokens need the key but not the redirect URI."""
+    settings = Settings.from_env({"KAKAO_REST_API_KEY": "k"}, need_redirect_uri=False)
+
+    assert settings.redirect_uri == ""
