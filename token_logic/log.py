@@ -33,11 +33,23 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _CurrentStderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever sys.stderr is now (servers and test runners swap it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def get_logger() -> logging.Logger:
     """The package logger, writing JSON lines to stderr once configured."""
     logger = logging.getLogger(LOGGER_NAME)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(JsonLineFormatter())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -4,7 +4,7 @@ Kakao kills the old refresh token the moment it issues a new one, so two instanc
 refresh with the same token at once, and a rotated token must be stored before anything else.
 The protocol, built only on the store's compare-and-swap:
 
-1. Read the document. Fresh enough (or refreshed by someone else since this call began): done.
+1. Read the document. Fresh enough (or refreshed by someone else since our first read): done.
 2. Another instance holds an unexpired lease: wait briefly and re-read; use its result.
 3. Claim the lease with a conditional write; losing that race means re-reading (step 1).
 4. Call Kakao, merge (keeping what Kakao left out), and write conditionally on the leased
@@ -58,14 +58,18 @@ class Refresher:
 
     def refresh(self, name: str, *, margin_seconds: int, force: bool = False) -> RefreshResult:
         """Refresh ``name`` if it is due (or ``force``); see the module docstring."""
-        started = self._clock.now()
         owner = uuid.uuid4().hex
+        first_access_token = None
         for _ in range(MAX_ROUNDS):
             version, document = self._read(name)
+            first_access_token = first_access_token or document.access_token
             now = self._clock.now()
             if document.login_error:
                 raise LoginRequired(401, "invalid_grant", document.login_error)
-            refreshed_since_start = document.updated_at >= started and document.lease is None
+            # A new access token since our first read: someone refreshed for us (even forced).
+            refreshed_since_start = (
+                document.access_token != first_access_token and document.lease is None
+            )
             if (force and refreshed_since_start) or not (
                 force or document.needs_refresh(now, margin_seconds)
             ):

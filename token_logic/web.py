@@ -65,21 +65,28 @@ def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask
     login_url = ""
     try:
         service = get_service()
-        login_url = service.settings.redirect_uri
+        login_url = service.settings.redirect_uri or "the callback URL"
         force = request.args.get("force", "") in ("1", "true", "yes")
-        summary = [
-            summarize(outcome, service.now()) for outcome in service.refresh_all(force=force)
-        ]
+        outcomes = service.refresh_all(force=force)
+        return _refresh_summary([summarize(o, service.now()) for o in outcomes], login_url)
     except KakaoTokenError as exc:
         return _refresh_failure(exc, login_url)
     except Exception:  # noqa: BLE001 - the outermost edge
         log_event(logging.ERROR, "unexpected error in kakao_refresh", exc_info=True)
         return _json_response(500, {"status": "error", "message": "unexpected error; see logs"})
+
+
+def _refresh_summary(summary: list[dict[str, Any]], login_url: str) -> flask.Response:
     failed = [item for item in summary if item["status"] == "failed"]
-    login_url = service.settings.redirect_uri or "the callback URL"
     for item in summary:
         severity = logging.ERROR if item["status"] == "failed" else logging.INFO
-        log_event(severity, f"refresh {item['status']}", login_url=login_url, **_loggable(item))
+        facts = {key: value for key, value in item.items() if key not in ("status", "message")}
+        log_event(
+            severity,
+            f"refresh {item['status']}: {item.get('message', 'ok')}",
+            login_url=login_url,
+            **facts,
+        )
     if not failed:
         return _json_response(200, {"status": "ok", "documents": summary})
     body = {"status": "failed", "documents": summary, "message": f"log in again at {login_url}"}
@@ -169,10 +176,6 @@ def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
             "login_url": login_url,
         },
     )
-
-
-def _loggable(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if key != "status"}
 
 
 def _json_response(status: int, body: dict[str, Any]) -> flask.Response:

@@ -1,0 +1,311 @@
+"""The command line and the kakao_refresh target, end to end, across real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from tests.conftest import ROOT, settings_env
+from tests.helpers import REDIRECT_URI, GcsEmulator, consent, query_of
+from token_logic.config import Settings
+from token_logic.file_store import FileTokenStore
+from token_logic.gcs_store import GcsTokenStore
+from token_logic.kakao import new_session
+from token_logic.store import TokenStore
+from token_logic.tokens import from_json, to_json
+from token_logic.wiring import build_service
+
+DAY = 86400
+
+
+@pytest.fixture
+def live_kakao() -> Iterator[FakeKakao]:
+    """A fake Kakao on the real clock whose refresh tokens always sit in their last month."""
+    state = FakeKakaoState(redirect_uris={REDIRECT_URI}, refresh_lifetime=20 * DAY)
+    fake = FakeKakao(state).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(params=["file", "gcs"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str], TokenStore]:
+    """The environment naming a store, and that store, for each backend."""
+    if request.param == "file":
+        return {"TOKEN_DIR": str(tmp_path)}, FileTokenStore(tmp_path)
+    gcs: GcsEmulator = request.getfixturevalue("gcs")
+    bucket = gcs.new_bucket()
+    return {"TOKEN_BUCKET": bucket, "STORAGE_EMULATOR_HOST": gcs.url}, GcsTokenStore(bucket)
+
+
+def log_in(fake: FakeKakao, env: dict[str, str], store: TokenStore) -> dict[str, Any]:
+    service = build_service(
+        Settings.from_env(settings_env(fake, **env)), session=new_session(), store=store
+    )
+    redirect = service.start_login()
+    callback = query_of(consent(redirect.url))
+    document = service.finish_login(
+        callback["code"],
+        callback["state"],
+        {redirect.start.cookie_name: redirect.start.cookie_value},
+    )
+    return dict(document.fields)
+
+
+def backdate(store: TokenStore, seconds: int, **changes: Any) -> None:
+    """Pretend the stored document was written ``seconds`` ago."""
+    current = store.read("kakao_token.json")
+    assert current is not None
+    document = from_json(current.data)
+    document = document.replace(updated_at=document.updated_at - seconds, **changes)
+    store.write("kakao_token.json", to_json(document), current.version)
+
+
+def cli(fake: FakeKakao, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    full_env = {"PATH": "/usr/bin:/bin", **settings_env(fake, **env)}
+    return subprocess.run(
+        [sys.executable, "-m", "token_logic", *args],
+        env=full_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def refresh_calls(fake: FakeKakao) -> int:
+    return sum(1 for r in fake.state.token_requests if r.get("grant_type") == "refresh_token")
+
+
+def test_processes_racing_at_rotation_keep_a_valid_token(
+    live_kakao: FakeKakao, where: tuple[dict[str, str], TokenStore]
+) -> None:
+    """Six processes asking for a token at the rotation moment: one Kakao call, all agree."""
+    env, store = where
+    log_in(live_kakao, env, store)
+    backdate(store, 7200)  # rotation is due and the 1-hour guard has passed
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "token_logic", "access-token"],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", **settings_env(live_kakao, **env)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [p.communicate(timeout=60) for p in processes]
+
+    assert [p.returncode for p in processes] == [0] * 6, outputs
+    stored = json.loads(store.read("kakao_token.json").data)  # type: ignore[union-attr]
+    assert {out.strip() for out, _ in outputs} == {stored["access_token"]}
+    assert refresh_calls(live_kakao) == 1
+    assert stored["refresh_token"] in live_kakao.state.valid_refresh_tokens()
+
+
+def test_status_shows_facts_and_no_secret(
+    live_kakao: FakeKakao, where: tuple[dict[str, str], TokenStore]
+) -> None:
+    """`status` names the user and expiries; no token is printed."""
+    env, store = where
+    document = log_in(live_kakao, env, store)
+
+    result = cli(live_kakao, env, "status")
+
+    assert result.returncode == 0, result.stderr
+    assert str(document["user_id"]) in result.stdout
+    assert "days left" in result.stdout and "KST" in result.stdout
+    assert document["access_token"] not in result.stdout + result.stderr
+    assert document["refresh_token"] not in result.stdout + result.stderr
+
+
+def test_access_token_prints_a_token_kakao_accepts(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """`access-token` prints exactly one line: a token valid at Kakao."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    result = cli(live_kakao, env, "access-token")
+
+    assert result.returncode == 0
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.strip() in live_kakao.state.access_tokens
+
+
+def test_refresh_force_then_summary(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """`refresh --force` refreshes and prints a JSON summary without tokens."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    document = log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    result = cli(live_kakao, env, "refresh", "--force")
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary[0]["status"] == "refreshed"
+    assert document["refresh_token"] not in result.stdout
+    assert "access_token" not in result.stdout
+
+
+def test_send_memo_reaches_kakao(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """`send-memo` sends a send-to-me text with the stored token."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    result = cli(live_kakao, env, "send-memo", "안녕하세요 from a test")
+
+    assert result.returncode == 0, result.stderr
+    assert live_kakao.state.memos[-1]["text"] == "안녕하세요 from a test"
+
+
+def test_send_memo_without_consent_names_the_fix(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """-402 (no talk_message consent) exits 1 with one line naming KAKAO_SCOPE."""
+    env = {"TOKEN_DIR": str(tmp_path), "KAKAO_SCOPE": ""}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    result = cli(live_kakao, env, "send-memo", "hi")
+
+    assert result.returncode == 1
+    assert "talk_message" in result.stderr and "-402" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["bogus"], ["send-memo", "x" * 201], ["--user", "abc", "status"]]
+)
+def test_bad_usage_exits_2(live_kakao: FakeKakao, tmp_path: Path, args: list[str]) -> None:
+    """Unknown commands, missing arguments and a too-long memo exit with 2."""
+    assert cli(live_kakao, {"TOKEN_DIR": str(tmp_path)}, *args).returncode == 2
+
+
+def test_nothing_stored_exits_1_with_a_reason(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """Before any login, `access-token` fails with one line saying to log in."""
+    result = cli(live_kakao, {"TOKEN_DIR": str(tmp_path)}, "access-token")
+
+    assert result.returncode == 1
+    assert "Log in first" in result.stderr
+
+
+def test_login_url_is_the_callback(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """`login-url` prints where to open the browser."""
+    result = cli(live_kakao, {"TOKEN_DIR": str(tmp_path)}, "login-url")
+
+    assert result.returncode == 0 and result.stdout.strip() == REDIRECT_URI
+
+
+def test_missing_key_is_a_clear_error(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """No KAKAO_REST_API_KEY: exit 1 naming it."""
+    result = cli(live_kakao, {"TOKEN_DIR": str(tmp_path), "KAKAO_REST_API_KEY": ""}, "status")
+
+    assert result.returncode == 1 and "KAKAO_REST_API_KEY" in result.stderr
+
+
+# -- the kakao_refresh target ----------------------------------------------------------------
+
+
+def refresh_client(monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, env: dict[str, str]):  # type: ignore[no-untyped-def]
+    for name, value in settings_env(fake, **env).items():
+        monkeypatch.setenv(name, value)
+    app = functions_framework.create_app(target="kakao_refresh", source=str(ROOT / "main.py"))
+    return app.test_client()
+
+
+def test_refresh_target_refreshes_what_is_due(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, where: tuple[dict[str, str], TokenStore]
+) -> None:
+    """POST refreshes a due document and answers a token-free JSON summary."""
+    env, store = where
+    document = log_in(live_kakao, env, store)
+    backdate(store, 7200)
+
+    response = refresh_client(monkeypatch, live_kakao, env).post("/")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["documents"][0]["status"] == "refreshed"
+    assert body["documents"][0]["refresh_token_days_left"] > 19
+    text = response.get_data(as_text=True)
+    assert document["access_token"] not in text and document["refresh_token"] not in text
+    stored = json.loads(store.read("kakao_token.json").data)  # type: ignore[union-attr]
+    assert stored["refresh_token"] in live_kakao.state.valid_refresh_tokens()
+
+
+def test_refresh_target_skips_fresh_tokens(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """A fresh document is skipped; ?force=1 refreshes it anyway."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+    client = refresh_client(monkeypatch, live_kakao, env)
+
+    assert client.post("/").get_json()["documents"][0]["status"] == "skipped"
+    assert client.post("/?force=1").get_json()["documents"][0]["status"] == "refreshed"
+
+
+def test_refresh_target_only_accepts_post(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """GET and friends are 405."""
+    client = refresh_client(monkeypatch, live_kakao, {"TOKEN_DIR": str(tmp_path)})
+
+    assert client.get("/").status_code == 405
+
+
+def test_refresh_target_with_nothing_stored(
+    monkeypatch: pytest.MonkeyPatch,
+    live_kakao: FakeKakao,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """No document: 404 saying where to log in, and an ERROR log line for alerting."""
+    client = refresh_client(monkeypatch, live_kakao, {"TOKEN_DIR": str(tmp_path)})
+
+    response = client.post("/")
+
+    assert response.status_code == 404
+    assert response.get_json()["login_url"] == REDIRECT_URI
+    assert '"severity": "ERROR"' in capfd.readouterr().err
+
+
+def test_refresh_target_reports_a_dead_login(
+    monkeypatch: pytest.MonkeyPatch,
+    live_kakao: FakeKakao,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """KOE322: 401 with the code and 'log in again at <url>', logged at ERROR, document kept."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+    live_kakao.state.refresh_tokens.clear()
+    client = refresh_client(monkeypatch, live_kakao, env)
+
+    response = client.post("/?force=1")
+
+    assert response.status_code == 401
+    body = response.get_json()
+    assert body["documents"][0]["error_code"] == "KOE322"
+    assert body["message"] == f"log in again at {REDIRECT_URI}"
+    logs = capfd.readouterr().err
+    assert '"severity": "ERROR"' in logs and "KOE322" in logs
+    assert json.loads((tmp_path / "kakao_token.json").read_text())["login_error"]
+
+
+def test_refresh_target_summary_time_is_current(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """expires_in_seconds in the summary is about the access token's remaining life."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    item = refresh_client(monkeypatch, live_kakao, env).post("/").get_json()["documents"][0]
+
+    assert abs(item["expires_at"] - time.time() - item["expires_in_seconds"]) < 5

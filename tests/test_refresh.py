@@ -1,0 +1,274 @@
+"""Refresh: merge rules, rotation, dead logins and races, on both stores, with a fake clock."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import settings_env
+from tests.helpers import FakeClock, GcsEmulator, consent, query_of
+from token_logic.config import Settings
+from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
+from token_logic.file_store import FileTokenStore
+from token_logic.gcs_store import GcsTokenStore
+from token_logic.kakao import new_session
+from token_logic.refresh import LEASE_SECONDS
+from token_logic.service import TokenService
+from token_logic.store import TokenStore
+from token_logic.tokens import from_json, to_json
+from token_logic.wiring import build_service
+
+DAY = 86400
+
+
+@pytest.fixture(params=["file", "gcs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
+    if request.param == "file":
+        return FileTokenStore(tmp_path)
+    gcs: GcsEmulator = request.getfixturevalue("gcs")
+    return GcsTokenStore(gcs.new_bucket())
+
+
+def make_service(fake: FakeKakao, store: TokenStore, clock: FakeClock, **env: str) -> TokenService:
+    settings = Settings.from_env(settings_env(fake, **env))
+    return build_service(settings, session=new_session(), store=store, clock=clock)
+
+
+def log_in(service: TokenService) -> None:
+    redirect = service.start_login()
+    callback = consent(redirect.url)
+    service.finish_login(
+        query_of(callback)["code"],
+        query_of(callback)["state"],
+        {redirect.start.cookie_name: redirect.start.cookie_value},
+    )
+
+
+def stored_document(store: TokenStore) -> dict[str, Any]:
+    stored = store.read("kakao_token.json")
+    assert stored is not None
+    return dict(json.loads(stored.data))
+
+
+def refresh_calls(fake: FakeKakao) -> int:
+    return sum(1 for r in fake.state.token_requests if r.get("grant_type") == "refresh_token")
+
+
+def test_a_fresh_token_is_not_refreshed(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """Within its lifetime and outside the margin: skipped, Kakao not called."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+
+    result = service.refresh()
+
+    assert result.refreshed is False
+    assert refresh_calls(fake_kakao) == 0
+
+
+def test_refresh_without_rotation_keeps_the_refresh_token(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """Near access-token expiry: new access token, same refresh token, scope kept."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    before = stored_document(store)
+    clock.advance(21599 - 1800)
+
+    result = service.refresh()
+
+    after = stored_document(store)
+    assert result.refreshed is True
+    assert after["access_token"] != before["access_token"]
+    assert after["refresh_token"] == before["refresh_token"]
+    assert after["refresh_token_expires_at"] == before["refresh_token_expires_at"]
+    assert after["scope"] == before["scope"]
+    assert after["expires_at"] == clock.now() + 21599
+    assert "refresh_lease" not in after
+
+
+def test_refresh_in_the_last_month_rotates_and_stores_the_new_token(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """In the rotation window Kakao issues a new refresh token; it is stored, the old is dead."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    old = stored_document(store)["refresh_token"]
+    clock.advance(31 * DAY)  # 29 days left on the refresh token
+
+    result = service.refresh()
+
+    new = stored_document(store)
+    assert result.refreshed is True
+    assert new["refresh_token"] != old
+    assert new["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+    assert old not in fake_kakao.state.valid_refresh_tokens()
+    assert new["refresh_token_expires_at"] == clock.now() + 5183999
+
+
+def test_force_refreshes_a_fresh_token(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """force=True calls Kakao even when nothing is due."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    clock.advance(5)
+
+    assert service.refresh(force=True).refreshed is True
+    assert refresh_calls(fake_kakao) == 1
+
+
+def test_a_dead_refresh_token_is_reported_and_marked(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """KOE322 after a re-read: LoginRequired, the document kept and marked; no second call."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    fake_kakao.state.refresh_tokens.clear()  # revoked at Kakao (e.g. the user unlinked)
+
+    with pytest.raises(LoginRequired) as caught:
+        service.refresh(force=True)
+
+    assert caught.value.code == "KOE322"
+    document = stored_document(store)
+    assert document["login_error"]["error_code"] == "KOE322"
+    assert document["access_token"]  # nothing was thrown away
+    with pytest.raises(LoginRequired):
+        service.refresh(force=True)
+    assert refresh_calls(fake_kakao) == 1
+
+
+def test_a_new_login_revives_a_dead_document(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """Logging in again replaces the marked document with a live one."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    fake_kakao.state.refresh_tokens.clear()
+    with pytest.raises(LoginRequired):
+        service.refresh(force=True)
+
+    log_in(service)
+
+    assert "login_error" not in stored_document(store)
+    assert service.refresh(force=True).refreshed is True
+
+
+def test_nothing_stored_is_no_token_stored(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """Refreshing before any login is NoTokenStored, not a crash."""
+    with pytest.raises(NoTokenStored):
+        make_service(fake_kakao, store, clock).refresh()
+
+
+def test_rate_limit_releases_the_lease(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """KOE237: reported at once, the lease released, the document otherwise unchanged."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    before = stored_document(store)
+    fake_kakao.state.inject("/oauth/token", "KOE237")
+
+    with pytest.raises(KakaoError) as caught:
+        service.refresh(force=True)
+
+    assert caught.value.code == "KOE237"
+    assert stored_document(store) == before
+
+
+def test_concurrent_refreshes_at_rotation_call_kakao_once(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """16 threads refreshing at the rotation moment: one Kakao call, the stored token valid."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    clock.advance(31 * DAY)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = [f.result() for f in [pool.submit(service.refresh) for _ in range(16)]]
+
+    document = stored_document(store)
+    assert refresh_calls(fake_kakao) == 1
+    assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+    assert {r.document.access_token for r in results} == {document["access_token"]}
+
+
+def test_koe322_after_another_instance_rotated_uses_its_token(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """A slow instance whose lease expired gets KOE322, re-reads, and adopts the rotated token."""
+    fast = make_service(fake_kakao, store, clock)
+    log_in(fast)
+    clock.advance(31 * DAY)
+    slow = make_service(fake_kakao, store, clock)
+    real_refresh = slow._kakao.refresh
+
+    def stalled_refresh(refresh_token: str) -> dict[str, Any]:
+        clock.advance(LEASE_SECONDS + 1)  # the slow instance stalls past its lease...
+        assert fast.refresh().refreshed is True  # ...and another instance rotates meanwhile
+        return real_refresh(refresh_token)
+
+    slow._kakao.refresh = stalled_refresh  # type: ignore[method-assign]
+
+    result = slow.refresh()
+
+    document = stored_document(store)
+    assert result.document.refresh_token == document["refresh_token"]
+    assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+    assert "login_error" not in document
+
+
+def test_a_rotated_token_survives_losing_the_write_race(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """If another instance marks the login dead while ours holds a rotated token, ours wins."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    clock.advance(31 * DAY)
+    real_refresh = service._kakao.refresh
+
+    def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
+        response = real_refresh(refresh_token)
+        current = store.read("kakao_token.json")
+        assert current is not None
+        marked = from_json(current.data).replace(
+            login_error={"error_code": "KOE322"}, refresh_lease=None
+        )
+        store.write("kakao_token.json", to_json(marked), current.version)
+        return response
+
+    service._kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
+
+    service.refresh()
+
+    document = stored_document(store)
+    assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+    assert "login_error" not in document
+
+
+def test_a_crashed_lease_holder_does_not_block_forever(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """A lease left by a crashed instance expires; the next caller refreshes."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    current = store.read("kakao_token.json")
+    assert current is not None
+    leased = from_json(current.data).replace(
+        refresh_lease={"owner": "crashed", "until": clock.now() + LEASE_SECONDS}
+    )
+    store.write("kakao_token.json", to_json(leased), current.version)
+    clock.advance(21599)
+
+    result = service.refresh()
+
+    assert result.refreshed is True
+    assert clock.now() >= leased.lease[1]  # type: ignore[index]
