@@ -20,6 +20,7 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	shellcheck deploy.sh .ci/run
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

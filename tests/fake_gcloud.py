@@ -1,0 +1,83 @@
+"""A recording stand-in for `gcloud`, put first on PATH by the deploy tests.
+
+Each call is appended to $FAKE_GCLOUD_LOG as a JSON list of arguments (stdin is recorded only
+as its length, so secrets never land in the log). Resources it is asked to create are
+remembered in $FAKE_GCLOUD_STATE, so describe calls answer like a real project would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    state_path = Path(os.environ["FAKE_GCLOUD_STATE"])
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    stdin = sys.stdin.read() if "--data-file=-" in argv else None
+    with open(os.environ["FAKE_GCLOUD_LOG"], "a") as log:
+        entry = {"args": argv, "stdin_length": None if stdin is None else len(stdin)}
+        log.write(json.dumps(entry) + "\n")
+    words = [arg for arg in argv if not arg.startswith("--")]
+    code = answer(words, argv, state, stdin)
+    state_path.write_text(json.dumps(state))
+    return code
+
+
+def option(argv: list[str], name: str) -> str:
+    for arg in argv:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return ""
+
+
+def answer(
+    words: list[str], argv: list[str], state: dict[str, dict[str, str]], stdin: str | None
+) -> int:
+    kind = " ".join(words[:3])
+    table = state.setdefault(words[0] + "." + (words[1] if len(words) > 1 else ""), {})
+    if words[:2] == ["storage", "buckets"] or words[:2] == ["iam", "service-accounts"]:
+        name = words[3] if len(words) > 3 else ""
+        if words[2] == "describe":
+            return 0 if name in table else 1
+        if words[2] == "create" and words[0] == "iam":
+            table[f"{name}@{option(argv, 'project')}.iam.gserviceaccount.com"] = "yes"
+        elif words[2] == "create":
+            table[name] = "yes"
+        return 0
+    if words[:2] == ["secrets", "versions"]:
+        secret = option(argv, "secret") or (words[3] if len(words) > 3 else "")
+        secrets = state.setdefault("secrets.", {})
+        if words[2] == "access":
+            print(secrets.get(secret, ""), end="")
+        elif words[2] == "add" and stdin is not None:
+            secrets[words[3]] = stdin
+        return 0
+    if words[0] == "secrets":
+        secrets = state.setdefault("secrets.", {})
+        if words[1] == "describe":
+            return 0 if words[2] in secrets else 1
+        if words[1] == "create" and stdin is not None:
+            secrets[words[2]] = stdin
+        return 0
+    functions = state.setdefault("functions", {})
+    if words[:2] == ["functions", "describe"]:
+        if words[2] not in functions:
+            print(f"ERROR: function {words[2]} not found", file=sys.stderr)
+            return 1
+        print(functions[words[2]])
+        return 0
+    if words[:2] == ["functions", "deploy"]:
+        functions[words[2]] = f"https://{words[2]}-abc123-du.a.run.app"
+        return 0
+    if kind == "scheduler jobs describe":
+        return 0 if words[3] in state.setdefault("scheduler.jobs", {}) else 1
+    if kind == "scheduler jobs create":
+        state.setdefault("scheduler.jobs", {})[words[4]] = "yes"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
