@@ -97,7 +97,7 @@ class FakeKakao:
         self.state = state or FakeKakaoState()
         self.hang_seconds = hang_seconds
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server = _QuietServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -113,6 +113,11 @@ class FakeKakao:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # injected resets and clients hanging up are expected here
 
 
 def _token(prefix: str) -> str:

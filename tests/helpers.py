@@ -71,10 +71,15 @@ class GcsEmulator:
     (The wrapper's own class never drains its pipe and hangs after a few hundred requests.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend_root: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="fake-gcs-")) / "server.log"
+        self._backend = (
+            ["-backend", "filesystem", "-filesystem-root", str(backend_root)]
+            if backend_root
+            else ["-backend", "memory"]
+        )
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GcsEmulator:
@@ -89,8 +94,7 @@ class GcsEmulator:
                 str(emulator_binary()),
                 "-scheme",
                 "http",
-                "-backend",
-                "memory",
+                *self._backend,
                 "-log-level",
                 "error",
                 "-host",
@@ -201,3 +205,77 @@ class FunctionServer:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class FlakyProxy:
+    """A reverse proxy in front of the GCS emulator that answers 503 to the next N requests."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream
+        self.fail_next = 0
+        self.failed = 0
+        self.paused = False
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if proxy.paused or proxy.fail_next > 0:
+                    proxy.fail_next = max(proxy.fail_next - 1, 0)
+                    proxy.failed += 1
+                    payload = b'{"error": {"code": 503, "message": "injected"}}'
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection")
+                }
+                upstream = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    data=body,
+                    timeout=10,
+                    allow_redirects=False,
+                )
+                self.send_response(upstream.status_code)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FlakyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

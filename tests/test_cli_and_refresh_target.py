@@ -309,3 +309,19 @@ def test_refresh_target_summary_time_is_current(
     item = refresh_client(monkeypatch, live_kakao, env).post("/").get_json()["documents"][0]
 
     assert abs(item["expires_at"] - time.time() - item["expires_in_seconds"]) < 5
+
+
+def test_cli_picks_a_user_when_several_are_stored(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """With per-user documents, --user selects one; without it the CLI asks for it."""
+    env = {"TOKEN_DIR": str(tmp_path), "TOKEN_OBJECT": "tokens/{user_id}.json"}
+    for user in (11, 22):
+        live_kakao.state.user_id = user
+        log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    ambiguous = cli(live_kakao, env, "access-token")
+    chosen = cli(live_kakao, env, "--user", "22", "access-token")
+
+    assert ambiguous.returncode == 1 and "--user" in ambiguous.stderr
+    assert chosen.returncode == 0
+    stored = json.loads((tmp_path / "tokens" / "22.json").read_text())
+    assert chosen.stdout.strip() == stored["access_token"]

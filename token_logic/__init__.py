@@ -11,6 +11,7 @@ from .config import Settings
 from .errors import (
     AuthorizationDenied,
     ConfigError,
+    IdentityUnverified,
     KakaoError,
     KakaoTokenError,
     KakaoUnavailable,
@@ -28,6 +29,7 @@ from .wiring import build_service, service_from_env
 __all__ = [
     "AuthorizationDenied",
     "ConfigError",
+    "IdentityUnverified",
     "KakaoError",
     "KakaoTokenError",
     "KakaoUnavailable",

@@ -8,6 +8,7 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── LoginStateError        callback without a valid state for this browser (CSRF, replay)
     ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
+    ├── IdentityUnverified     who logged in could not be established (fail closed)
     ├── KakaoError             Kakao answered with an error body (KOE codes, API codes)
     │   └── LoginRequired      the refresh token is dead (KOE322): a person must log in again
     ├── KakaoUnavailable       Kakao unreachable, timing out, 5xx or not JSON
@@ -50,6 +51,10 @@ class UserNotAllowed(KakaoTokenError):
     def __init__(self, user_id: int) -> None:
         super().__init__(f"Kakao user {user_id} is not allowed to store a token here")
         self.user_id = user_id
+
+
+class IdentityUnverified(KakaoTokenError):
+    """Raised when the Kakao user id cannot be established but is needed (nothing is stored)."""
 
 
 class KakaoError(KakaoTokenError):

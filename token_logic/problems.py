@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .errors import (
     AuthorizationDenied,
     ConfigError,
+    IdentityUnverified,
     KakaoError,
     KakaoTokenError,
     KakaoUnavailable,
@@ -75,6 +76,15 @@ def problem_for(exc: KakaoTokenError) -> Problem:
             "저장하지 않았고 방금 받은 토큰은 로그아웃 처리했습니다.",
             f"Kakao user {exc.user_id} is not in ALLOWED_KAKAO_USER_IDS. Nothing was "
             "stored and the new token was logged out.",
+            start_again=True,
+        )
+    if isinstance(exc, IdentityUnverified):
+        return Problem(
+            503,
+            "사용자를 확인하지 못했습니다",
+            "Could not verify who logged in",
+            "카카오 사용자 확인에 실패해 아무것도 저장하지 않았습니다. 잠시 후 다시 로그인하세요.",
+            "The Kakao user could not be verified, so nothing was stored. Try again in a minute.",
             start_again=True,
         )
     if isinstance(exc, LoginRequired):

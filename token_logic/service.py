@@ -10,7 +10,9 @@ from typing import Any
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import (
+    IdentityUnverified,
     KakaoTokenError,
+    KakaoUnavailable,
     NoTokenStored,
     StorageError,
     UserNotAllowed,
@@ -173,21 +175,24 @@ class TokenService:
         """The Kakao user id: from the checked ID token, else from /v2/user/me."""
         id_token = response.get("id_token")
         if isinstance(id_token, str) and id_token:
-            return id_token_subject(
-                id_token,
-                issuer=self.settings.auth_base_url,
-                audience=self.settings.rest_api_key,
-                nonce=nonce_for(state),
-                now=self._clock.now(),
-            )
+            try:
+                return id_token_subject(
+                    id_token,
+                    issuer=self.settings.auth_base_url,
+                    audience=self.settings.rest_api_key,
+                    nonce=nonce_for(state),
+                    now=self._clock.now(),
+                )
+            except KakaoUnavailable as exc:  # a token for another app or login: never store it
+                raise IdentityUnverified(str(exc)) from exc
         try:
             return self._kakao.user_id(str(response.get("access_token", "")))
-        except KakaoTokenError:
+        except KakaoTokenError as exc:
             needs_id = (
                 self.settings.allowed_user_ids or USER_ID_PLACEHOLDER in self.settings.token_object
             )
-            if needs_id:
-                raise  # fail closed: an unchecked identity must not be stored
+            if needs_id:  # fail closed: an unchecked identity must not be stored
+                raise IdentityUnverified("the Kakao user id could not be checked") from exc
             log_event(logging.WARNING, "user id lookup failed; storing without user_id")
             return None
 

@@ -1,0 +1,161 @@
+"""Fault injection: Kakao and the bucket failing in every way. Clear answers, retries where
+safe, and nothing already stored is lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import settings_env
+from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, consent, query_of
+from token_logic.config import Settings
+from token_logic.errors import KakaoError, KakaoUnavailable, StorageError
+from token_logic.gcs_store import GcsTokenStore
+from token_logic.kakao import new_session
+from token_logic.problems import problem_for
+from token_logic.service import TokenService
+from token_logic.wiring import build_service
+
+KOE_CODES = ["KOE320", "KOE303", "KOE010", "KOE101", "KOE319", "KOE322", "KOE237", "KOE003"]
+
+
+def service_for(fake: FakeKakao, bucket: str, clock: FakeClock) -> TokenService:
+    settings = Settings.from_env(settings_env(fake, TOKEN_BUCKET=bucket))
+    return build_service(settings, session=new_session(), store=GcsTokenStore(bucket), clock=clock)
+
+
+def log_in(service: TokenService) -> None:
+    redirect = service.start_login()
+    callback = query_of(consent(redirect.url))
+    service.finish_login(
+        callback["code"],
+        callback["state"],
+        {redirect.start.cookie_name: redirect.start.cookie_value},
+    )
+
+
+@pytest.fixture
+def flaky_bucket(gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A bucket reached through a proxy that can answer 503."""
+    bucket = gcs.new_bucket()
+    with FlakyProxy(gcs.url) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        yield bucket, proxy
+
+
+@pytest.mark.parametrize("code", KOE_CODES)
+def test_every_koe_code_at_refresh_keeps_the_stored_document(
+    fake_kakao: FakeKakao, bucket: str, gcs: GcsEmulator, clock: FakeClock, code: str
+) -> None:
+    """Each KOE error at refresh gives a mapped problem and leaves the tokens in place."""
+    service = service_for(fake_kakao, bucket, clock)
+    log_in(service)
+    before = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
+    fake_kakao.state.inject("/oauth/token", *[code] * 3)
+
+    with pytest.raises((KakaoError, KakaoUnavailable)) as caught:
+        service.refresh(force=True)
+
+    problem = problem_for(caught.value)
+    assert 400 <= problem.status < 600 and problem.status != 500
+    after = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
+    assert after["access_token"] == before["access_token"]
+    assert after["refresh_token"] == before["refresh_token"]
+
+
+@pytest.mark.parametrize("fault", ["timeout", "reset", "html", "500", "502"])
+def test_kakao_outages_at_refresh_keep_the_stored_document(
+    fake_kakao: FakeKakao, bucket: str, gcs: GcsEmulator, clock: FakeClock, fault: str
+) -> None:
+    """Timeouts, resets, HTML and 5xx: retried, then KakaoUnavailable; the document intact."""
+    service = service_for(fake_kakao, bucket, clock)
+    log_in(service)
+    before = gcs.read_object(bucket, "kakao_token.json")
+    fake_kakao.state.inject("/oauth/token", fault, fault, fault)
+
+    with pytest.raises(KakaoUnavailable):
+        service.refresh(force=True)
+
+    assert fake_kakao.state.calls["/oauth/token"] == 1 + 3  # the login, then three attempts
+    after = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
+    assert after["access_token"] == json.loads(before or b"{}")["access_token"]
+    assert "refresh_lease" not in after
+
+
+def test_a_transient_kakao_fault_is_retried_to_success(
+    fake_kakao: FakeKakao, bucket: str, gcs: GcsEmulator, clock: FakeClock
+) -> None:
+    """One 503 then success: the refresh succeeds and is stored."""
+    service = service_for(fake_kakao, bucket, clock)
+    log_in(service)
+    fake_kakao.state.inject("/oauth/token", "503")
+
+    assert service.refresh(force=True).refreshed is True
+
+
+def test_bucket_503s_are_retried(
+    fake_kakao: FakeKakao,
+    flaky_bucket,
+    clock: FakeClock,  # type: ignore[no-untyped-def]
+    gcs: GcsEmulator,
+) -> None:
+    """A couple of 503s from storage are retried by the client; the login is stored."""
+    bucket, proxy = flaky_bucket
+    service = service_for(fake_kakao, bucket, clock)
+    proxy.fail_next = 2
+
+    log_in(service)
+
+    assert proxy.failed == 2
+    assert json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")["user_id"]
+
+
+def test_a_bucket_that_stays_down_is_a_clear_storage_error(
+    fake_kakao: FakeKakao,
+    flaky_bucket,  # type: ignore[no-untyped-def]
+    clock: FakeClock,
+    gcs: GcsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storage down during refresh: StorageError (503) after bounded retries; nothing lost."""
+    monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 2.0)
+    bucket, proxy = flaky_bucket
+    service = service_for(fake_kakao, bucket, clock)
+    log_in(service)
+    before = gcs.read_object(bucket, "kakao_token.json")
+    proxy.paused = True
+
+    with pytest.raises(StorageError) as caught:
+        service.refresh(force=True)
+
+    assert problem_for(caught.value).status == 503
+    assert fake_kakao.state.calls["/oauth/token"] == 1  # Kakao not called without a lease
+    assert gcs.read_object(bucket, "kakao_token.json") == before
+
+
+def test_emulator_stopped_mid_run_then_restarted(
+    fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The storage server dies after the login: refresh fails clearly; after restart the
+    document is exactly as it was and a refresh works."""
+    monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 2.0)
+    emulator = GcsEmulator(backend_root=tmp_path / "gcs-data").start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+    try:
+        bucket = emulator.new_bucket()
+        service = service_for(fake_kakao, bucket, clock)
+        log_in(service)
+        before = emulator.read_object(bucket, "kakao_token.json")
+        emulator.stop()
+
+        with pytest.raises(StorageError):
+            service.refresh(force=True)
+
+        emulator.start()
+        assert emulator.read_object(bucket, "kakao_token.json") == before
+        assert service.refresh(force=True).refreshed is True
+    finally:
+        emulator.stop()

@@ -1,0 +1,158 @@
+"""Only the owner's login is stored: identity checks, allowlist, and one document per user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import ROOT, settings_env
+from tests.helpers import consent, path_and_query
+
+OWNER = 4127000001
+STRANGER = 4127000999
+
+
+@pytest.fixture
+def make_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path):  # type: ignore[no-untyped-def]
+    def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
+        env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), **overrides)
+        for name in ("TOKEN_BUCKET", "K_SERVICE", "ALLOWED_KAKAO_USER_IDS", "TOKEN_OBJECT"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return functions_framework.create_app(
+            target=target, source=str(ROOT / "main.py")
+        ).test_client()
+
+    return make
+
+
+def login_as(client: FlaskClient, fake: FakeKakao, user_id: int):  # type: ignore[no-untyped-def]
+    fake.state.user_id = user_id
+    callback = consent(client.get("/").headers["Location"])
+    return client.get(path_and_query(callback))
+
+
+def test_a_stranger_is_refused_and_their_token_revoked(
+    make_client,
+    fake_kakao: FakeKakao,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """A user outside ALLOWED_KAKAO_USER_IDS: 403, nothing stored, their new token logged out."""
+    client = make_client(ALLOWED_KAKAO_USER_IDS=str(OWNER))
+
+    response = login_as(client, fake_kakao, STRANGER)
+
+    assert response.status_code == 403
+    assert str(STRANGER) in response.get_data(as_text=True)
+    assert not (tmp_path / "kakao_token.json").exists()
+    assert fake_kakao.state.calls["/v1/user/logout"] == 1
+    assert fake_kakao.state.calls["/v1/user/unlink"] == 0
+    assert all(info.user_id != STRANGER for info in fake_kakao.state.access_tokens.values())
+
+
+def test_a_stranger_cannot_overwrite_the_owners_token(
+    make_client,
+    fake_kakao: FakeKakao,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """The owner logs in; a stranger's later login leaves the owner's document byte for byte."""
+    client = make_client(ALLOWED_KAKAO_USER_IDS=f"{OWNER},12")
+    assert login_as(client, fake_kakao, OWNER).status_code == 200
+    before = (tmp_path / "kakao_token.json").read_bytes()
+
+    assert login_as(client, fake_kakao, STRANGER).status_code == 403
+
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+
+
+def test_identity_lookup_failure_with_an_allowlist_fails_closed(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/v2/user/me failing while an allowlist is set: 503 and nothing stored."""
+    monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
+    client = make_client(ALLOWED_KAKAO_USER_IDS=str(OWNER))
+    fake_kakao.state.inject("/v2/user/me", "500", "500", "500")
+
+    response = login_as(client, fake_kakao, OWNER)
+
+    assert response.status_code == 503
+    assert not (tmp_path / "kakao_token.json").exists()
+
+
+def test_identity_lookup_failure_without_allowlist_still_stores(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No allowlist and a single document: the login is stored with user_id null."""
+    monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
+    client = make_client()
+    fake_kakao.state.inject("/v2/user/me", "500", "500", "500")
+
+    assert login_as(client, fake_kakao, OWNER).status_code == 200
+    assert json.loads((tmp_path / "kakao_token.json").read_text())["user_id"] is None
+
+
+def test_openid_login_takes_the_user_from_the_checked_id_token(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+) -> None:
+    """With openid in the scope the ID token's sub is used and /v2/user/me is not called."""
+    client = make_client(KAKAO_SCOPE="openid,talk_message", ALLOWED_KAKAO_USER_IDS=str(OWNER))
+
+    response = login_as(client, fake_kakao, OWNER)
+
+    assert response.status_code == 200
+    document = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert document["user_id"] == OWNER and document["id_token"]
+    assert fake_kakao.state.calls["/v2/user/me"] == 0
+
+
+def test_each_user_gets_their_own_document(
+    make_client,
+    fake_kakao: FakeKakao,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """TOKEN_OBJECT=tokens/{user_id}.json keeps one document per allowed user."""
+    client = make_client(
+        TOKEN_OBJECT="tokens/{user_id}.json", ALLOWED_KAKAO_USER_IDS=f"{OWNER},{STRANGER}"
+    )
+
+    login_as(client, fake_kakao, OWNER)
+    login_as(client, fake_kakao, STRANGER)
+
+    for user in (OWNER, STRANGER):
+        document = json.loads((tmp_path / "tokens" / f"{user}.json").read_text())
+        assert document["user_id"] == user
+
+
+def test_refresh_target_refreshes_every_user_and_isolates_failures(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+) -> None:
+    """One dead login does not stop the others; the answer lists each and is non-2xx."""
+    env = {"TOKEN_OBJECT": "tokens/{user_id}.json"}
+    client = make_client(**env)
+    login_as(client, fake_kakao, OWNER)
+    login_as(client, fake_kakao, STRANGER)
+    for token, info in list(fake_kakao.state.refresh_tokens.items()):
+        if info.user_id == STRANGER:
+            del fake_kakao.state.refresh_tokens[token]
+
+    response = make_client("kakao_refresh", **env).post("/?force=1")
+
+    assert response.status_code == 401
+    statuses = {d["document"]: d["status"] for d in response.get_json()["documents"]}
+    assert statuses == {f"tokens/{OWNER}.json": "refreshed", f"tokens/{STRANGER}.json": "failed"}

@@ -1,0 +1,56 @@
+"""Everything the function servers log over a full run contains no token, code or secret."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import requests
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import ROOT, settings_env
+from tests.helpers import REDIRECT_URI, FunctionServer, consent, query_of
+
+
+def test_a_full_run_logs_no_secret(fake_kakao: FakeKakao, tmp_path: Path) -> None:
+    """Login, replay, cancel, CSRF attempt, refresh, dead login: the logs hold no secret."""
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path))
+    secrets_seen: set[str] = {fake_kakao.state.client_secret}
+    with (
+        FunctionServer("kakao_callback", env, ROOT) as callback,
+        FunctionServer("kakao_refresh", env, ROOT) as refresh,
+    ):
+        browser = requests.Session()
+        start = browser.get(callback.url + "/", allow_redirects=False, timeout=10)
+        login = consent(start.headers["Location"])
+        query = query_of(login)
+        secrets_seen |= {query["code"], query["state"], *browser.cookies.values()}
+        tail = login[len(REDIRECT_URI) :]
+        assert browser.get(f"{callback.url}/{tail}", timeout=10).status_code == 200
+        assert browser.get(f"{callback.url}/{tail}", timeout=10).status_code == 400  # replay
+        assert requests.get(f"{callback.url}/{tail}", timeout=10).status_code == 400  # no cookie
+        cancelled = consent(
+            browser.get(callback.url + "/", allow_redirects=False, timeout=10).headers["Location"],
+            approve=False,
+        )
+        browser.get(f"{callback.url}/{cancelled[len(REDIRECT_URI) :]}", timeout=10)
+        first = json.loads((tmp_path / "kakao_token.json").read_text())
+        assert requests.post(refresh.url + "/?force=1", timeout=30).status_code == 200
+        second = json.loads((tmp_path / "kakao_token.json").read_text())
+        fake_kakao.state.refresh_tokens.clear()
+        assert requests.post(refresh.url + "/?force=1", timeout=30).status_code == 401
+        logs = callback.logs() + refresh.logs()
+
+    for document in (first, second):
+        secrets_seen |= {document["access_token"], document["refresh_token"]}
+    for secret in secrets_seen:
+        assert secret not in logs
+    lines = [line for line in logs.splitlines() if line.startswith("{")]
+    assert len(lines) >= 6
+    for line in lines:
+        entry = json.loads(line)
+        assert entry["severity"] in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+        assert entry["message"]
+    assert any(json.loads(line)["severity"] == "ERROR" and "KOE322" in line for line in lines)
+    assert not re.search(r"fake-(access|refresh)-", logs)
