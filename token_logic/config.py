@@ -14,6 +14,7 @@ DEFAULT_TOKEN_OBJECT = "kakao_token.json"
 DEFAULT_REFRESH_MARGIN_SECONDS = 3600
 DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
 
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -39,8 +40,9 @@ class Settings:
 
     @property
     def secure_cookies(self) -> bool:
-        """Cookies get ``Secure`` whenever the redirect URI is https."""
-        return self.redirect_uri.startswith("https://")
+        """``Secure`` cookies for https, and for loopback hosts, which browsers treat as secure."""
+        parts = urlsplit(self.redirect_uri)
+        return parts.scheme == "https" or parts.hostname in _LOOPBACK_HOSTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, need_redirect_uri: bool = True) -> Settings:

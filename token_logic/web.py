@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import flask
 
+from .config import Settings
 from .errors import AuthorizationDenied, KakaoTokenError, LoginRequired, NoTokenStored
 from .log import log_event
 from .pages import STYLE_CSP_SOURCE, problem_page, success_page
@@ -43,19 +44,16 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
     """The redirect URI: start a login, or finish one Kakao sent back."""
     if request.method not in ("GET", "HEAD"):
         return _method_not_allowed("GET, HEAD")
-    settings_demo = False
-    start_url = ""
+    settings: Settings | None = None  # unknown when the configuration itself is broken
     try:
         service = get_service()
-        settings_demo, start_url = service.settings.demo, service.settings.redirect_uri
+        settings = service.settings
         return _callback(request, service)
     except KakaoTokenError as exc:
-        return _problem_response(problem_for(exc), exc, start_url, settings_demo, request)
+        return _problem_response(problem_for(exc), exc, settings, request)
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a page
         log_event(logging.ERROR, "unexpected error in kakao_callback", exc_info=True)
-        return _problem_response(
-            problem_for(KakaoTokenError()), None, start_url, settings_demo, request
-        )
+        return _problem_response(problem_for(KakaoTokenError()), None, settings, request)
 
 
 def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
@@ -105,7 +103,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
         return _start_login(service)
     if request.method == "HEAD":
         # Link previewers and prefetchers must not spend the single-use code.
-        return _finish(flask.Response(status=204), settings.secure_cookies, settings.redirect_uri)
+        return _finish(flask.Response(status=204), settings.redirect_uri)
     state = args.get("state", "")
     if len(code) > _MAX_CODE_LENGTH or not code.isprintable():
         raise AuthorizationDenied("invalid_request", "malformed code")
@@ -113,7 +111,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
     page = success_page(document, start_url=settings.redirect_uri, demo=settings.demo)
     response = flask.Response(page, status=200, mimetype="text/html")
     _forget_login(response, state, settings.redirect_uri, settings.secure_cookies)
-    return _finish(response, settings.secure_cookies, settings.redirect_uri)
+    return _finish(response, settings.redirect_uri)
 
 
 def _start_login(service: TokenService) -> flask.Response:
@@ -130,11 +128,11 @@ def _start_login(service: TokenService) -> flask.Response:
         samesite="Lax",  # Kakao's redirect back is a top-level GET: Lax sends the cookie
     )
     log_event(logging.INFO, "login started", pkce=settings.pkce)
-    return _finish(response, settings.secure_cookies, settings.redirect_uri)
+    return _finish(response, settings.redirect_uri)
 
 
 def _problem_response(
-    problem: Problem, exc: Exception | None, start_url: str, demo: bool, request: flask.Request
+    problem: Problem, exc: Exception | None, settings: Settings | None, request: flask.Request
 ) -> flask.Response:
     severity = logging.WARNING if problem.status < 500 else logging.ERROR
     log_event(
@@ -145,14 +143,15 @@ def _problem_response(
         error_code=problem.code,
         error=type(exc).__name__ if exc else "",
     )
-    page = problem_page(problem, start_url=start_url, demo=demo)
+    start_url = settings.redirect_uri if settings else ""
+    page = problem_page(problem, start_url=start_url, demo=settings.demo if settings else False)
     response = flask.Response(page, status=problem.status, mimetype="text/html")
     if problem.retry_after:
         response.headers["Retry-After"] = str(problem.retry_after)
     state = request.args.get("state", "")
-    if state and start_url:
-        _forget_login(response, state, start_url, start_url.startswith("https://"))
-    return _finish(response, start_url.startswith("https://"), start_url)
+    if state and settings:
+        _forget_login(response, state, settings.redirect_uri, settings.secure_cookies)
+    return _finish(response, start_url)
 
 
 def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
@@ -182,13 +181,13 @@ def _json_response(status: int, body: dict[str, Any]) -> flask.Response:
     response = flask.Response(
         json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
     )
-    return _finish(response, False, "")
+    return _finish(response, "")
 
 
 def _method_not_allowed(allow: str) -> flask.Response:
     response = flask.Response("Method Not Allowed\n", status=405, mimetype="text/plain")
     response.headers["Allow"] = allow
-    return _finish(response, False, "")
+    return _finish(response, "")
 
 
 def _forget_login(response: flask.Response, state: str, redirect_uri: str, secure: bool) -> None:
@@ -205,8 +204,8 @@ def _cookie_path(redirect_uri: str) -> str:
     return urlsplit(redirect_uri).path or "/"
 
 
-def _finish(response: flask.Response, secure: bool, redirect_uri: str) -> flask.Response:
+def _finish(response: flask.Response, redirect_uri: str) -> flask.Response:
     response.headers.update(SECURITY_HEADERS)
-    if secure and redirect_uri:
+    if redirect_uri.startswith("https://"):
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
     return response
