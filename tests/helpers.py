@@ -170,8 +170,8 @@ def path_and_query(url: str) -> str:
 class FunctionServer:
     """``functions-framework --target ...`` as a real subprocess on a loopback port."""
 
-    def __init__(self, target: str, env: dict[str, str], root: Path) -> None:
-        self.port = free_port()
+    def __init__(self, target: str, env: dict[str, str], root: Path, port: int = 0) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="function-")) / "server.log"
         self._command = [

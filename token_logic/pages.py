@@ -14,13 +14,15 @@ KST = timezone(timedelta(hours=9), "KST")
 
 _STYLE = (
     "body{font-family:-apple-system,'Apple SD Gothic Neo','Noto Sans KR',sans-serif;"
-    "margin:0;padding:24px 16px;background:#f6f6f6;color:#191919;line-height:1.6}"
+    "margin:0;padding:24px 16px;background:#f6f6f6;color:#191919;line-height:1.6;"
+    "word-break:keep-all}"
     "main{max-width:520px;margin:auto;background:#fff;border-radius:12px;padding:24px;"
     "box-shadow:0 1px 4px rgba(0,0,0,.08)}h1{font-size:1.3em;margin:0 0 4px}"
     "h2{font-size:1em;color:#555;font-weight:normal;margin:0 0 16px}"
     ".ok{border-top:6px solid #fee500}.bad{border-top:6px solid #e5484d}"
-    "dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px}dt{color:#666}"
-    "dd{margin:0;word-break:break-all}p.en{color:#555}code{background:#f0f0f0;padding:0 4px}"
+    "dl{margin:0 0 16px}dt{color:#666;font-size:.9em;margin-top:10px}"
+    "dd{margin:0;font-weight:600;overflow-wrap:anywhere}p.en{color:#555}"
+    "code{background:#f0f0f0;padding:0 4px}"
     "a.btn{display:inline-block;margin-top:12px;padding:10px 16px;background:#fee500;"
     "color:#191919;border-radius:8px;text-decoration:none;font-weight:bold}"
     ".demo{background:#ffe8a3;padding:8px 12px;border-radius:8px;margin-bottom:16px}"
@@ -78,7 +80,7 @@ def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
 
 def format_time(unix_seconds: int) -> str:
     """Korean time, which our users read first, with the UTC offset spelled out."""
-    return datetime.fromtimestamp(unix_seconds, KST).strftime("%Y-%m-%d %H:%M KST (UTC+9)")
+    return datetime.fromtimestamp(unix_seconds, KST).strftime("%Y-%m-%d %H:%M KST")
 
 
 def _document(title: str, body: str, *, ok: bool, demo: bool) -> str:

@@ -1,0 +1,138 @@
+"""The login in a real headless Chromium: consent, cancel, and a callback in a second profile.
+
+Proves the cookie attributes (HttpOnly, SameSite=Lax, Secure on localhost, path, expiry) work
+in a browser, not just in a test client. Screenshots at a phone-sized viewport are written to
+.run/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from tests.conftest import ROOT, settings_env
+from tests.helpers import FunctionServer, GcsEmulator, consent, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / ".run" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does this)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def stack(gcs: GcsEmulator, bucket: str) -> Iterator[dict[str, Any]]:
+    """The fake Kakao and the running function, whose redirect URI is on localhost."""
+    port = free_port()
+    redirect_uri = f"http://localhost:{port}/"
+    fake = FakeKakao(FakeKakaoState(redirect_uris={redirect_uri})).start()
+    env = settings_env(
+        fake, KAKAO_REDIRECT_URI=redirect_uri, TOKEN_BUCKET=bucket, STORAGE_EMULATOR_HOST=gcs.url
+    )
+    with FunctionServer("kakao_callback", env, ROOT, port=port) as server:
+        yield {"url": redirect_uri, "fake": fake, "bucket": bucket, "gcs": gcs, "server": server}
+    fake.stop()
+
+
+def phone_page(browser: Any) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, locale="ko-KR")
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    return context, page, console
+
+
+def test_login_in_a_real_browser(browser: Any, stack: dict[str, Any]) -> None:
+    """Open the URL, approve on the consent page, see success; the document is in the bucket."""
+    context, page, console = phone_page(browser)
+
+    page.goto(stack["url"])
+    assert "consent" in page.title().lower() or "카카오" in page.title()
+    cookies = [c for c in context.cookies() if c["name"].startswith("kakao_login_")]
+    assert len(cookies) == 1
+    cookie = cookies[0]
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax" and cookie["secure"] is True
+    assert cookie["path"] == "/" and cookie["domain"] == "localhost"
+    assert 590 <= cookie["expires"] - time.time() <= 610
+
+    page.click("#approve")
+    page.wait_for_load_state()
+
+    assert "카카오 로그인 완료" in page.content() and "Kakao login complete" in page.content()
+    stored = json.loads(stack["gcs"].read_object(stack["bucket"], "kakao_token.json") or b"{}")
+    assert stored["user_id"] == stack["fake"].state.user_id
+    assert stored["access_token"] not in page.content()
+    assert not [c for c in context.cookies() if c["name"].startswith("kakao_login_")]
+    assert not [m for m in console if "Content Security Policy" in m]
+    background = page.eval_on_selector("main", "e => getComputedStyle(e).backgroundColor")
+    assert background == "rgb(255, 255, 255)"  # the inline style was allowed by the CSP hash
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "success-phone.png"), full_page=True)
+    context.close()
+
+
+def test_cancel_at_the_consent_page(browser: Any, stack: dict[str, Any]) -> None:
+    """Cancelling at Kakao shows a friendly bilingual page and stores nothing."""
+    context, page, _ = phone_page(browser)
+
+    page.goto(stack["url"])
+    page.click("#cancel")
+    page.wait_for_load_state()
+
+    assert "로그인을 취소했습니다" in page.content() and "Login cancelled" in page.content()
+    assert stack["gcs"].read_object(stack["bucket"], "kakao_token.json") is None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "cancelled-phone.png"), full_page=True)
+    context.close()
+
+
+def test_callback_in_a_second_profile_is_refused(browser: Any, stack: dict[str, Any]) -> None:
+    """A callback URL opened in another browser profile (no cookie) is refused; the profile
+    that started the login can still finish it."""
+    first, first_page, _ = phone_page(browser)
+    first_page.goto(stack["url"])
+    callback = consent(first_page.url)  # approve, but capture where Kakao sends the browser
+    second, second_page, _ = phone_page(browser)
+
+    response = second_page.goto(callback)
+
+    assert response is not None and response.status == 400
+    assert "다시 시작" in second_page.content()
+    assert stack["gcs"].read_object(stack["bucket"], "kakao_token.json") is None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    second_page.screenshot(path=str(SCREENSHOTS / "refused-phone.png"), full_page=True)
+    finished = first_page.goto(callback)
+    assert finished is not None and finished.status == 200
+    first.close()
+    second.close()
