@@ -64,6 +64,8 @@ class FakeKakaoState:
     refresh_lifetime: int = REFRESH_LIFETIME
     access_lifetime: int = ACCESS_LIFETIME
     clock: Callable[[], float] = time.time
+    access_limit: tuple[int, int] = ACCESS_LIMIT
+    refresh_limit: tuple[int, int] = REFRESH_LIMIT
     codes: dict[str, Grant] = field(default_factory=dict)
     used_codes: set[str] = field(default_factory=set)
     access_tokens: dict[str, Tokens] = field(default_factory=dict)
@@ -133,6 +135,9 @@ def _s256(verifier: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeKakao
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle's algorithm and delayed
+    # ACKs add ~40 ms to every keep-alive response, which would swamp any measurement.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the fake echoes codes in URLs, and tests read clean output
@@ -329,7 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
         if grant.code_challenge and _s256(form.get("code_verifier", "")) != grant.code_challenge:
             self._oauth_error(400, "invalid_grant", "KOE320", "code_verifier mismatch")
             return
-        if not self._within_limit(self.st.issued_access[grant.user_id], ACCESS_LIMIT):
+        if not self._within_limit(self.st.issued_access[grant.user_id], self.st.access_limit):
             self._oauth_error(400, "invalid_request", "KOE237", "token request rate limit exceeded")
             return
         body = self._issue(grant.user_id, grant.scope, with_refresh=True)
@@ -347,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
         if info is None or info.refresh_expires <= now:
             self._oauth_error(400, "invalid_grant", "KOE322", "expired_or_invalid_refresh_token")
             return
-        if not self._within_limit(self.st.issued_refresh[info.user_id], REFRESH_LIMIT):
+        if not self._within_limit(self.st.issued_refresh[info.user_id], self.st.refresh_limit):
             self._oauth_error(400, "invalid_request", "KOE237", "token request rate limit exceeded")
             return
         rotate = info.refresh_expires - now < ROTATION_WINDOW

@@ -36,6 +36,7 @@ class Settings:
     refresh_margin_seconds: int = DEFAULT_REFRESH_MARGIN_SECONDS
     allowed_user_ids: frozenset[int] = frozenset()
     kakao_timeout_seconds: float = DEFAULT_KAKAO_TIMEOUT_SECONDS
+    proxies: Mapping[str, str] = field(default_factory=dict)
     demo: bool = False
 
     @property
@@ -86,8 +87,20 @@ class Settings:
             refresh_margin_seconds=margin,
             allowed_user_ids=allowed,
             kakao_timeout_seconds=float(timeout),
+            proxies=_proxies(env),
             demo=demo,
         )
+
+
+def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """HTTP(S)_PROXY, read once here: the HTTP sessions then skip re-reading the environment
+    on every request, which costs about a millisecond each."""
+    found = {}
+    for scheme in ("http", "https"):
+        value = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
+        if value:
+            found[scheme] = value
+    return found
 
 
 def _is_http_url(value: str) -> bool:

@@ -7,7 +7,7 @@ about half a second, and the login redirect must not wait for it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError, WriteConflict
@@ -21,11 +21,15 @@ REQUEST_TIMEOUT = 10.0
 RETRY_BUDGET = 20.0
 
 
-def default_client() -> Client:
+def default_client(proxies: Mapping[str, str] | None = None) -> Client:
     """A storage client with the ambient credentials (or the emulator's, in tests)."""
     from google.cloud import storage
 
-    return storage.Client()
+    client = storage.Client()
+    # Its HTTP session is a requests.Session: same per-request environment scan as ours.
+    client._http.trust_env = False
+    client._http.proxies.update(proxies or {})
+    return client
 
 
 class GcsTokenStore:

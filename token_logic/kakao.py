@@ -24,9 +24,15 @@ _TEMPORARY_CODES = {"KOE003", "-1"}
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
 
 
-def new_session() -> requests.Session:
-    """The one HTTP session a process uses for Kakao (keeps connections alive)."""
+def new_session(proxies: Mapping[str, str] | None = None) -> requests.Session:
+    """The one HTTP session a process uses for Kakao (keeps connections alive).
+
+    Proxies come from the settings; ``trust_env`` is off so requests does not scan the
+    environment again on every call.
+    """
     session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(proxies or {})
     session.headers["User-Agent"] = "kakao-token-function"
     return session
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Mapping
+from functools import partial
 
 import requests
 
@@ -13,7 +14,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import StorageError
 from .file_store import FileTokenStore
-from .gcs_store import GcsTokenStore
+from .gcs_store import GcsTokenStore, default_client
 from .kakao import KakaoClient, new_session
 from .log import log_event
 from .service import TokenService
@@ -23,7 +24,7 @@ from .store import TokenStore
 def build_store(settings: Settings) -> TokenStore:
     """GCS when TOKEN_BUCKET is set, else files under TOKEN_DIR."""
     if settings.token_bucket:
-        return GcsTokenStore(settings.token_bucket)
+        return GcsTokenStore(settings.token_bucket, partial(default_client, settings.proxies))
     return FileTokenStore(settings.token_dir)
 
 
@@ -37,7 +38,7 @@ def build_service(
     """The service with real boundaries unless some are handed in."""
     clock = clock or SystemClock()
     kakao = KakaoClient(
-        session or new_session(),
+        session or new_session(settings.proxies),
         rest_api_key=settings.rest_api_key,
         client_secret=settings.client_secret,
         redirect_uri=settings.redirect_uri,

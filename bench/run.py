@@ -1,0 +1,327 @@
+"""Measures cold start, warm login latency, refresh under load and memory; writes BENCHMARKS.md.
+
+Run with ``make bench``. Everything is on loopback: the fake Kakao, fake-gcs-server and
+functions-framework subprocesses started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from tests.helpers import FunctionServer, GcsEmulator, consent, free_port, query_of
+from token_logic.tokens import from_json, to_json
+
+ROOT = Path(__file__).resolve().parent.parent
+COLD_RUNS = 7
+LOGINS = 250
+CONCURRENT_REFRESHES = 50
+DAY = 86400
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def cold_start(source: Path, target: str, env: dict[str, str]) -> float:
+    """Seconds from process start to the first complete answer on /."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--target",
+        target,
+        "--source",
+        str(source),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=5)
+                return time.perf_counter() - started
+            except requests.ConnectionError:
+                time.sleep(0.002)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def measure_cold_starts(env: dict[str, str]) -> dict[str, Any]:
+    variants = {
+        "bare hello function": (ROOT / "bench" / "hello.py", "hello", {}),
+        "kakao_callback (storage lazy, warmed in background)": (
+            ROOT / "main.py",
+            "kakao_callback",
+            env,
+        ),
+        "kakao_callback with google-cloud-storage imported at start": (
+            ROOT / "bench" / "eager_storage_main.py",
+            "kakao_callback",
+            env,
+        ),
+    }
+    results = {}
+    for name, (source, target, extra) in variants.items():
+        runs = [cold_start(source, target, extra) for _ in range(COLD_RUNS)]
+        results[name] = statistics.median(runs)
+    return results
+
+
+def login_once(session: requests.Session, server_url: str, redirect_uri: str) -> float:
+    """One login through the running function; seconds for the callback request alone."""
+    start = session.get(server_url + "/", allow_redirects=False, timeout=10)
+    callback = consent(start.headers["Location"])
+    path = callback[len(redirect_uri) :]
+    began = time.perf_counter()
+    response = session.get(f"{server_url}/{path}", timeout=10)
+    elapsed = time.perf_counter() - began
+    assert response.status_code == 200, response.text
+    return elapsed
+
+
+def floor_once(
+    session: requests.Session, fake: FakeKakao, gcs: GcsEmulator, bucket: str, redirect_uri: str
+) -> float:
+    """The same upstream calls made directly: exchange, user id, storage read and write."""
+    authorize = (
+        f"{fake.url}/oauth/authorize?client_id={fake.state.client_id}"
+        f"&redirect_uri={redirect_uri}&response_type=code&state=s"
+    )
+    code = query_of(consent(authorize))["code"]
+    name = "floor.json"
+    began = time.perf_counter()
+    tokens = session.post(
+        f"{fake.url}/oauth/token",
+        timeout=10,
+        data={
+            "grant_type": "authorization_code",
+            "client_id": fake.state.client_id,
+            "redirect_uri": redirect_uri,
+            "code": code,
+            "client_secret": fake.state.client_secret,
+        },
+    ).json()
+    session.get(
+        f"{fake.url}/v2/user/me",
+        timeout=10,
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    ).json()
+    current = session.get(f"{gcs.url}/storage/v1/b/{bucket}/o/{name}", timeout=10)
+    generation = current.json()["generation"] if current.status_code == 200 else "0"
+    written = session.post(
+        f"{gcs.url}/upload/storage/v1/b/{bucket}/o",
+        timeout=10,
+        params={"uploadType": "media", "name": name, "ifGenerationMatch": generation},
+        data=json.dumps(tokens),
+        headers={"Content-Type": "application/json"},
+    )
+    elapsed = time.perf_counter() - began
+    assert written.status_code == 200, written.text
+    return elapsed
+
+
+def measure_logins(
+    fake: FakeKakao, gcs: GcsEmulator, env: dict[str, str], redirect_uri: str
+) -> dict[str, Any]:
+    bucket = env["TOKEN_BUCKET"]
+    with FunctionServer("kakao_callback", env, ROOT) as server:
+        session = requests.Session()
+        for _ in range(10):  # warm: imports, connections, the storage client
+            login_once(session, server.url, redirect_uri)
+        function = [login_once(session, server.url, redirect_uri) for _ in range(LOGINS)]
+        rss = process_tree_peak_rss(server)
+    floor_session = requests.Session()
+    for _ in range(10):
+        floor_once(floor_session, fake, gcs, bucket, redirect_uri)
+    floor = [floor_once(floor_session, fake, gcs, bucket, redirect_uri) for _ in range(LOGINS)]
+    return {"function": function, "floor": floor, "rss_kib": rss}
+
+
+def measure_refresh_storm(
+    fake: FakeKakao, gcs: GcsEmulator, env: dict[str, str], redirect_uri: str
+) -> dict[str, Any]:
+    """50 concurrent kakao_refresh calls across 2 processes at the rotation moment."""
+    fake.state.refresh_lifetime = 20 * DAY  # every refresh is in the rotation window
+    with FunctionServer("kakao_callback", env, ROOT) as callback:
+        login_once(requests.Session(), callback.url, redirect_uri)
+    backdate(gcs, env["TOKEN_BUCKET"])
+    before = refresh_calls(fake)
+    with (
+        FunctionServer("kakao_refresh", env, ROOT) as one,
+        FunctionServer("kakao_refresh", env, ROOT) as two,
+    ):
+        urls = [one.url, two.url] * (CONCURRENT_REFRESHES // 2)
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CONCURRENT_REFRESHES) as pool:
+            statuses = list(
+                pool.map(lambda url: requests.post(url + "/", timeout=120).status_code, urls)
+            )
+        elapsed = time.perf_counter() - began
+        rss = max(process_tree_peak_rss(one), process_tree_peak_rss(two))
+    stored = json.loads(gcs.read_object(env["TOKEN_BUCKET"], "kakao_token.json") or b"{}")
+    return {
+        "statuses": sorted(set(statuses)),
+        "kakao_refresh_calls": refresh_calls(fake) - before,
+        "seconds": elapsed,
+        "stored_refresh_token_valid": stored["refresh_token"] in fake.state.valid_refresh_tokens(),
+        "rss_kib": rss,
+    }
+
+
+def backdate(gcs: GcsEmulator, bucket: str) -> None:
+    from google.cloud import storage
+
+    blob = storage.Client().bucket(bucket).blob("kakao_token.json")
+    data = blob.download_as_bytes()
+    document = from_json(data)
+    older = document.replace(updated_at=document.updated_at - 7200)
+    blob.upload_from_string(to_json(older), if_generation_match=blob.generation)
+
+
+def refresh_calls(fake: FakeKakao) -> int:
+    return sum(1 for r in fake.state.token_requests if r.get("grant_type") == "refresh_token")
+
+
+def process_tree_peak_rss(server: FunctionServer) -> int:
+    """Peak resident memory (VmHWM, KiB) of the server process and its children, summed."""
+    process = server._process
+    assert process is not None
+    pids = [process.pid]
+    for pid in list(pids):
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        if children.exists():
+            pids += [int(c) for c in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = found.group(1).strip() if found else cpu
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    gcs = GcsEmulator().start()
+    os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
+    port = free_port()
+    redirect_uri = f"http://bench.test:{port}/"
+    state = FakeKakaoState(
+        redirect_uris={redirect_uri}, access_limit=(10**6, 600), refresh_limit=(10**6, 3600)
+    )
+    fake = FakeKakao(state).start()
+    try:
+        bucket = gcs.new_bucket()
+        env = {
+            "KAKAO_REST_API_KEY": state.client_id,
+            "KAKAO_CLIENT_SECRET": state.client_secret,
+            "KAKAO_REDIRECT_URI": redirect_uri,
+            "KAKAO_AUTH_BASE_URL": fake.url,
+            "KAKAO_API_BASE_URL": fake.url,
+            "TOKEN_BUCKET": bucket,
+            "STORAGE_EMULATOR_HOST": gcs.url,
+        }
+        report(
+            measure_cold_starts(env),
+            measure_logins(fake, gcs, env, redirect_uri),
+            measure_refresh_storm(fake, gcs, env, redirect_uri),
+        )
+    finally:
+        fake.stop()
+        gcs.stop()
+
+
+def report(cold: dict[str, float], logins: dict[str, Any], storm: dict[str, Any]) -> None:
+    bare = cold["bare hello function"]
+    function, floor = logins["function"], logins["floor"]
+    overhead_p50 = statistics.median(function) - statistics.median(floor)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, all on loopback "
+        "(fake Kakao, fake-gcs-server, functions-framework subprocesses).",
+        "Command: `make bench` (that is, `.venv/bin/python -m bench.run`).",
+        "",
+        f"## 1. Cold start: process start to the first answer (median of {COLD_RUNS})",
+        "",
+        "| variant | time | vs bare |",
+        "|---|---|---|",
+        *[f"| {name} | {ms(t)} | {t / bare:.2f}x |" for name, t in cold.items()],
+        "",
+        "Target: kakao_callback at most 1.3x the bare function.",
+        "",
+        f"## 2. Warm login latency ({LOGINS} logins, after 10 warm-up logins)",
+        "",
+        "| | p50 | p99 |",
+        "|---|---|---|",
+        f"| full callback through the function | {ms(statistics.median(function))} | "
+        f"{ms(percentile(function, 0.99))} |",
+        f"| floor: the same upstream calls with one requests.Session | "
+        f"{ms(statistics.median(floor))} | {ms(percentile(floor, 0.99))} |",
+        f"| the function's own overhead | {ms(overhead_p50)} | "
+        f"{ms(percentile(function, 0.99) - percentile(floor, 0.99))} |",
+        "",
+        "Target: p50 overhead under 5 ms.",
+        "",
+        f"## 3. Refresh under load: {CONCURRENT_REFRESHES} concurrent kakao_refresh calls "
+        "across 2 processes at the rotation moment",
+        "",
+        f"- Kakao refresh calls made: **{storm['kakao_refresh_calls']}** (target 1-2)",
+        f"- total time: {storm['seconds']:.2f} s; HTTP statuses: {storm['statuses']}",
+        f"- stored refresh token still valid at Kakao: {storm['stored_refresh_token_valid']}",
+        "",
+        "## 4. Memory",
+        "",
+        f"- peak RSS of the kakao_callback process tree during the logins: "
+        f"{logins['rss_kib'] / 1024:.1f} MiB",
+        f"- peak RSS of a kakao_refresh process tree during the refresh storm: "
+        f"{storm['rss_kib'] / 1024:.1f} MiB",
+        "",
+    ]
+    text = "\n".join(lines)
+    (ROOT / "BENCHMARKS.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
