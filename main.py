@@ -21,10 +21,20 @@ def _get_service() -> TokenService:
     """The instance's one service; a ConfigError propagates (and becomes a clear 500 page)."""
     global _service
     with _service_lock:
+        just_built = _service is None
         if _service is None:
             _service = build_service(Settings.from_env(os.environ))
-            warm_up_in_background(_service.store)
-        return _service
+    if just_built:
+        flask.after_this_request(_warm_up_after_response)
+    return _service
+
+
+def _warm_up_after_response(response: flask.Response) -> flask.Response:
+    # After the first answer has gone out, load what later requests need (see BENCHMARKS.md).
+    service = _service
+    if service is not None:
+        response.call_on_close(lambda: warm_up_in_background(service))
+    return response
 
 
 @functions_framework.http

@@ -170,7 +170,14 @@ def path_and_query(url: str) -> str:
 class FunctionServer:
     """``functions-framework --target ...`` as a real subprocess on a loopback port."""
 
-    def __init__(self, target: str, env: dict[str, str], root: Path, port: int = 0) -> None:
+    def __init__(
+        self,
+        target: str,
+        env: dict[str, str],
+        root: Path,
+        port: int = 0,
+        source: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="function-")) / "server.log"
@@ -181,7 +188,7 @@ class FunctionServer:
             "--target",
             target,
             "--source",
-            str(root / "main.py"),
+            str(source or root / "main.py"),
             "--host",
             "127.0.0.1",
             "--port",

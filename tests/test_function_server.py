@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import requests
 
@@ -62,3 +65,39 @@ def test_unconfigured_function_answers_a_clean_500(tmp_path) -> None:  # type: i
     assert "KAKAO_REST_API_KEY" in response.text and "KAKAO_REDIRECT_URI" in response.text
     assert "Traceback" not in response.text and "Traceback" not in logs
     assert "missing KAKAO_REST_API_KEY" in logs
+
+
+def test_importing_main_loads_neither_requests_nor_the_storage_client() -> None:
+    """Cold start: the first redirect needs neither library, so main.py must not import them."""
+    code = (
+        "import sys, main\n"
+        "loaded = [m for m in ('requests', 'google.cloud.storage') if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert result.stdout.strip() == ""
+
+
+def test_clients_are_warmed_after_the_first_answer(
+    fake_kakao: FakeKakao, gcs: GcsEmulator, bucket: str
+) -> None:
+    """After the first request has been answered, the instance loads its clients in the
+    background, so the first login does not pay for the imports."""
+    env = settings_env(fake_kakao, TOKEN_BUCKET=bucket, STORAGE_EMULATOR_HOST=gcs.url)
+    with FunctionServer("kakao_callback", env, ROOT) as server:
+        assert requests.get(server.url + "/", allow_redirects=False, timeout=10).status_code == 302
+        deadline = time.monotonic() + 20
+        while "clients warmed up" not in server.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        logs = server.logs()
+
+    assert "clients warmed up" in logs
+    assert logs.index("login started") < logs.index("clients warmed up")

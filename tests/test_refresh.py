@@ -209,14 +209,14 @@ def test_koe322_after_another_instance_rotated_uses_its_token(
     log_in(fast)
     clock.advance(31 * DAY)
     slow = make_service(fake_kakao, store, clock)
-    real_refresh = slow._kakao.refresh
+    real_refresh = slow.kakao.refresh
 
     def stalled_refresh(refresh_token: str) -> dict[str, Any]:
         clock.advance(LEASE_SECONDS + 1)  # the slow instance stalls past its lease...
         assert fast.refresh().refreshed is True  # ...and another instance rotates meanwhile
         return real_refresh(refresh_token)
 
-    slow._kakao.refresh = stalled_refresh  # type: ignore[method-assign]
+    slow.kakao.refresh = stalled_refresh  # type: ignore[method-assign]
 
     result = slow.refresh()
 
@@ -233,7 +233,7 @@ def test_a_rotated_token_survives_losing_the_write_race(
     service = make_service(fake_kakao, store, clock)
     log_in(service)
     clock.advance(31 * DAY)
-    real_refresh = service._kakao.refresh
+    real_refresh = service.kakao.refresh
 
     def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
         response = real_refresh(refresh_token)
@@ -245,7 +245,7 @@ def test_a_rotated_token_survives_losing_the_write_race(
         store.write("kakao_token.json", to_json(marked), current.version)
         return response
 
-    service._kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
+    service.kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
 
     service.refresh()
 

@@ -55,7 +55,7 @@ class TokenService:
         self, settings: Settings, kakao: KakaoClient, store: TokenStore, clock: Clock | None = None
     ) -> None:
         self.settings = settings
-        self._kakao = kakao
+        self.kakao = kakao
         self.store = store
         self._clock = clock or SystemClock()
         self._refresher = Refresher(kakao, store, self._clock)
@@ -64,7 +64,7 @@ class TokenService:
         """A new login: fresh state and PKCE, and Kakao's authorize URL."""
         start = start_login(self.settings.pkce)
         wants_id_token = "openid" in self.settings.scope.split(",")
-        url = self._kakao.authorize_url(
+        url = self.kakao.authorize_url(
             start.state,
             scope=self.settings.scope,
             code_challenge=start.code_challenge,
@@ -75,7 +75,7 @@ class TokenService:
     def finish_login(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
         """Verify the state, exchange the code, check who it is, store the document."""
         verifier = verify_state(state, cookies)  # before anything reaches Kakao
-        response = self._kakao.exchange_code(code, verifier)
+        response = self.kakao.exchange_code(code, verifier)
         user_id = self._identify(response, state)
         if self.settings.allowed_user_ids and user_id not in self.settings.allowed_user_ids:
             self._revoke(response, user_id)
@@ -145,7 +145,7 @@ class TokenService:
         """Send a KakaoTalk text to the token's owner: proves the whole chain works."""
         token = self.access_token(user_id)
         link = self.settings.redirect_uri or "https://developers.kakao.com"
-        self._kakao.send_memo(token, text, link)
+        self.kakao.send_memo(token, text, link)
 
     def document_name(self, user_id: int | None) -> str:
         """The document for a user; with one stored user and no id given, that one."""
@@ -186,7 +186,7 @@ class TokenService:
             except KakaoUnavailable as exc:  # a token for another app or login: never store it
                 raise IdentityUnverified(str(exc)) from exc
         try:
-            return self._kakao.user_id(str(response.get("access_token", "")))
+            return self.kakao.user_id(str(response.get("access_token", "")))
         except KakaoTokenError as exc:
             needs_id = (
                 self.settings.allowed_user_ids or USER_ID_PLACEHOLDER in self.settings.token_object
@@ -199,7 +199,7 @@ class TokenService:
     def _revoke(self, response: Mapping[str, Any], user_id: int | None) -> None:
         log_event(logging.WARNING, "login refused: user not allowed", user_id=user_id)
         try:
-            self._kakao.logout(str(response.get("access_token", "")))
+            self.kakao.logout(str(response.get("access_token", "")))
         except KakaoTokenError as exc:
             log_event(logging.WARNING, "could not revoke the refused login", **_failure_facts(exc))
 

@@ -7,8 +7,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from functools import partial
-
-import requests
+from typing import TYPE_CHECKING
 
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -19,6 +18,9 @@ from .kakao import KakaoClient, new_session
 from .log import log_event
 from .service import TokenService
 from .store import TokenStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 
 def build_store(settings: Settings) -> TokenStore:
@@ -38,7 +40,7 @@ def build_service(
     """The service with real boundaries unless some are handed in."""
     clock = clock or SystemClock()
     kakao = KakaoClient(
-        session or new_session(settings.proxies),
+        session or partial(new_session, settings.proxies),
         rest_api_key=settings.rest_api_key,
         client_secret=settings.client_secret,
         redirect_uri=settings.redirect_uri,
@@ -57,14 +59,17 @@ def service_from_env(
     return build_service(Settings.from_env(environ, need_redirect_uri=need_redirect_uri))
 
 
-def warm_up_in_background(store: TokenStore) -> None:
-    """Import and connect the storage client while the first requests are answered."""
-    if not isinstance(store, GcsTokenStore):
-        return
+def warm_up_in_background(service: TokenService) -> None:
+    """Import requests and the storage client in a thread, after the first answer is sent.
+
+    The first request (the login redirect) needs neither; every later one does.
+    """
 
     def warm() -> None:
-        with contextlib.suppress(StorageError):
-            store.warm_up()
-        log_event(logging.DEBUG, "storage client warmed up")
+        service.kakao.warm_up()
+        if isinstance(service.store, GcsTokenStore):
+            with contextlib.suppress(StorageError):
+                service.store.warm_up()
+        log_event(logging.INFO, "HTTP and storage clients warmed up")
 
-    threading.Thread(target=warm, name="gcs-warm-up", daemon=True).start()
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
