@@ -29,6 +29,7 @@ COLD_RUNS = 7
 LOGINS = 250
 CONCURRENT_REFRESHES = 50
 DAY = 86400
+NOTES_MARKER = "<!-- notes: kept by bench/run.py -->"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -332,7 +333,11 @@ def report(cold: dict[str, float], logins: dict[str, Any], storm: dict[str, Any]
         "",
     ]
     text = "\n".join(lines)
-    (ROOT / "BENCHMARKS.md").write_text(text)
+    target = ROOT / "BENCHMARKS.md"
+    previous = target.read_text() if target.exists() else ""
+    if NOTES_MARKER in previous:  # the hand-written analysis below the marker is kept
+        text += "\n" + NOTES_MARKER + previous.split(NOTES_MARKER, 1)[1]
+    target.write_text(text)
     print(text)
 
 
