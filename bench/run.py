@@ -12,7 +12,6 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import requests
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
+from dev.servers import function_command
 from tests.helpers import FunctionServer, GcsEmulator, consent, free_port, query_of
 from token_logic.tokens import from_json, to_json
 
@@ -40,19 +40,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def cold_start(source: Path, target: str, env: dict[str, str]) -> float:
     """Seconds from process start to the first complete answer on /."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        "--target",
-        target,
-        "--source",
-        str(source),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    command = function_command(target, source, port)
     started = time.perf_counter()
     process = subprocess.Popen(
         command,

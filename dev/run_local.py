@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
+from dev.servers import function_command
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLBACK_PORT = int(os.environ.get("PORT", "8080"))
@@ -77,19 +78,7 @@ def main() -> int:
 
 def _serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            target,
-            "--source",
-            str(ROOT / "main.py"),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
+        function_command(target, ROOT / "main.py", port),
         env=env,
         cwd=ROOT,
     )

@@ -15,6 +15,7 @@ from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
 from token_logic.service import TokenService
+from token_logic.store import TokenStore
 from token_logic.wiring import build_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,15 @@ def gcs() -> Iterator[GcsEmulator]:
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
     else:
         os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(params=["file", "gcs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
+    """Each store in turn: local files, and a fresh bucket in the emulator."""
+    if request.param == "file":
+        return FileTokenStore(tmp_path)
+    gcs: GcsEmulator = request.getfixturevalue("gcs")
+    return GcsTokenStore(gcs.new_bucket())
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import typing
@@ -16,6 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from dev.servers import function_command
 
 # Not a loopback host: requests (unlike browsers) will not send Secure cookies over http.
 REDIRECT_URI = "http://function.test/"
@@ -181,19 +182,7 @@ class FunctionServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="function-")) / "server.log"
-        self._command = [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            target,
-            "--source",
-            str(source or root / "main.py"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
+        self._command = function_command(target, source or root / "main.py", self.port)
         self._env = {**os.environ, **env}
         self._root = root
         self._process: subprocess.Popen[bytes] | None = None

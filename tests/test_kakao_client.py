@@ -140,3 +140,16 @@ def test_send_memo_needs_talk_message_consent(client: KakaoClient, fake_kakao: F
 
     assert caught.value.code == "-402" and caught.value.status == 403
     assert fake_kakao.state.memos == []
+
+
+def test_the_fake_enforces_kakaos_token_rate_limit(
+    client: KakaoClient, fake_kakao: FakeKakao
+) -> None:
+    """The 21st access token within 10 minutes is KOE237, as KAKAO_API.md documents."""
+    for _ in range(20):
+        client.exchange_code(fresh_code(client))
+
+    with pytest.raises(KakaoError) as caught:
+        client.exchange_code(fresh_code(client))
+
+    assert caught.value.code == "KOE237"

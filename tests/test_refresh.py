@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, GcsEmulator, consent, query_of
+from tests.helpers import FakeClock, consent, query_of
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
 from token_logic.refresh import LEASE_SECONDS
 from token_logic.service import TokenService
@@ -24,14 +21,6 @@ from token_logic.tokens import from_json, to_json
 from token_logic.wiring import build_service
 
 DAY = 86400
-
-
-@pytest.fixture(params=["file", "gcs"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
-    if request.param == "file":
-        return FileTokenStore(tmp_path)
-    gcs: GcsEmulator = request.getfixturevalue("gcs")
-    return GcsTokenStore(gcs.new_bucket())
 
 
 def make_service(fake: FakeKakao, store: TokenStore, clock: FakeClock, **env: str) -> TokenService:

@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import GcsEmulator
 from token_logic.errors import StorageError, WriteConflict
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.store import TokenStore, document_name, template_matches, template_prefix
-
-
-@pytest.fixture(params=["file", "gcs"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
-    if request.param == "file":
-        return FileTokenStore(tmp_path)
-    gcs: GcsEmulator = request.getfixturevalue("gcs")
-    return GcsTokenStore(gcs.new_bucket())
 
 
 def test_read_of_nothing_is_none(store: TokenStore) -> None:
