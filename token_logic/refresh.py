@@ -25,13 +25,12 @@ from .errors import (
     KakaoError,
     KakaoTokenError,
     LoginRequired,
-    NoTokenStored,
     StorageError,
     WriteConflict,
 )
 from .kakao import KakaoClient
-from .store import TokenStore
-from .tokens import TokenDocument, from_json, merge_refresh, to_json
+from .store import TokenStore, read_document
+from .tokens import TokenDocument, merge_refresh, to_json
 
 LEASE_SECONDS = 45  # longer than a Kakao call with all its retries
 WAIT_STEP_SECONDS = 0.25
@@ -61,7 +60,7 @@ class Refresher:
         owner = uuid.uuid4().hex
         first_access_token = None
         for _ in range(MAX_ROUNDS):
-            version, document = self._read(name)
+            version, document = read_document(self._store, name)
             first_access_token = first_access_token or document.access_token
             now = self._clock.now()
             if document.login_error:
@@ -111,7 +110,7 @@ class Refresher:
                 self._store.write(name, to_json(refreshed), expected)
                 return RefreshResult(name, refreshed, refreshed=True)
             except WriteConflict:
-                expected, latest = self._read(name)
+                expected, latest = read_document(self._store, name)
                 if latest.refresh_token != document.refresh_token:
                     return RefreshResult(name, latest, refreshed=False)  # a newer login wins
         raise StorageError(f"gave up storing the refreshed {name}")
@@ -119,7 +118,7 @@ class Refresher:
     def _handle_dead_token(
         self, name: str, document: TokenDocument, exc: KakaoError
     ) -> RefreshResult | None:
-        version, latest = self._read(name)
+        version, latest = read_document(self._store, name)
         if latest.refresh_token != document.refresh_token:
             return None  # another instance rotated it under us: use theirs
         marked = latest.replace(
@@ -136,9 +135,3 @@ class Refresher:
         # On failure the lease expires by itself; the original error is what matters.
         with contextlib.suppress(StorageError):
             self._store.write(name, to_json(document.replace(refresh_lease=None)), leased_version)
-
-    def _read(self, name: str) -> tuple[str, TokenDocument]:
-        stored = self._store.read(name)
-        if stored is None:
-            raise NoTokenStored(f"no token stored at {name}")
-        return stored.version, from_json(stored.data)

@@ -23,8 +23,15 @@ from .kakao import KakaoClient
 from .log import log_event
 from .refresh import Refresher, RefreshResult
 from .state import LoginStart, nonce_for, start_login, verify_state
-from .store import USER_ID_PLACEHOLDER, TokenStore, document_name, template_matches, template_prefix
-from .tokens import TokenDocument, from_json, from_token_response, public_view, to_json
+from .store import (
+    USER_ID_PLACEHOLDER,
+    TokenStore,
+    document_name,
+    read_document,
+    template_matches,
+    template_prefix,
+)
+from .tokens import TokenDocument, from_token_response, public_view, to_json
 
 # Scripts asking for an access token get one valid for at least this long.
 DEFAULT_ACCESS_TOKEN_LEEWAY = 300
@@ -95,11 +102,7 @@ class TokenService:
 
     def refresh(self, user_id: int | None = None, *, force: bool = False) -> RefreshResult:
         """Refresh one user's document if it is due (or always, with ``force``)."""
-        return self._refresher.refresh(
-            self.document_name(user_id),
-            margin_seconds=self.settings.refresh_margin_seconds,
-            force=force,
-        )
+        return self._refresh_named(self.document_name(user_id), force)
 
     def refresh_all(self, *, force: bool = False) -> list[RefreshOutcome]:
         """Refresh every stored document; one failure does not stop the others."""
@@ -109,13 +112,15 @@ class TokenService:
         outcomes = []
         for name in names:
             try:
-                result = self._refresher.refresh(
-                    name, margin_seconds=self.settings.refresh_margin_seconds, force=force
-                )
-                outcomes.append(RefreshOutcome(name, result, None))
+                outcomes.append(RefreshOutcome(name, self._refresh_named(name, force), None))
             except KakaoTokenError as exc:
                 outcomes.append(RefreshOutcome(name, None, exc))
         return outcomes
+
+    def _refresh_named(self, name: str, force: bool) -> RefreshResult:
+        return self._refresher.refresh(
+            name, margin_seconds=self.settings.refresh_margin_seconds, force=force
+        )
 
     def now(self) -> int:
         """The service clock's time (for summaries computed by callers)."""
@@ -129,16 +134,13 @@ class TokenService:
         result = self._refresher.refresh(self.document_name(user_id), margin_seconds=margin)
         return result.document.access_token
 
-    def document(self, user_id: int | None = None) -> TokenDocument:
-        """The stored document as it is (no refresh)."""
-        return self._read_named(self.document_name(user_id))
-
     def status(self) -> list[dict[str, Any]]:
         """Non-secret facts about every stored document."""
         now = self._clock.now()
         views = []
         for name in self.stored_names():
-            views.append({"document": name, **public_view(self._read_named(name), now)})
+            _, document = read_document(self.store, name)
+            views.append({"document": name, **public_view(document, now)})
         return views
 
     def send_memo(self, text: str, user_id: int | None = None) -> None:
@@ -164,12 +166,6 @@ class TokenService:
         template = self.settings.token_object
         matches = template_matches(template)
         return [name for name in self.store.names(template_prefix(template)) if matches(name)]
-
-    def _read_named(self, name: str) -> TokenDocument:
-        stored = self.store.read(name)
-        if stored is None:
-            raise NoTokenStored(f"no token stored at {name}")
-        return from_json(stored.data)
 
     def _identify(self, response: Mapping[str, Any], state: str) -> int | None:
         """The Kakao user id: from the checked ID token, else from /v2/user/me."""

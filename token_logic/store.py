@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .errors import NoTokenStored
+from .tokens import TokenDocument, from_json
+
 USER_ID_PLACEHOLDER = "{user_id}"
 
 
@@ -33,6 +36,14 @@ class TokenStore(Protocol):
 
     def names(self, prefix: str) -> list[str]:
         """Every stored name starting with ``prefix`` (for refreshing many users)."""
+
+
+def read_document(store: TokenStore, name: str) -> tuple[str, TokenDocument]:
+    """The parsed document and its version; NoTokenStored when there is none."""
+    stored = store.read(name)
+    if stored is None:
+        raise NoTokenStored(f"no token stored at {name}")
+    return stored.version, from_json(stored.data)
 
 
 def document_name(template: str, user_id: int | None) -> str:
