@@ -6,6 +6,7 @@ about half a second, and the login redirect must not wait for it.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ class GcsTokenStore:
     ) -> None:
         self._bucket_name = bucket_name
         self._client_factory = client_factory
-        self._client: Client | None = None
+        self._bucket_handle: Bucket | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -55,7 +56,7 @@ class GcsTokenStore:
 
         blob = self._bucket().blob(name)
         try:
-            data = blob.download_as_bytes(timeout=REQUEST_TIMEOUT, retry=_retry())
+            data = blob.download_as_bytes(timeout=REQUEST_TIMEOUT, retry=_retry(RETRY_BUDGET))
         except NotFound:
             return None
         except _failures() as exc:
@@ -74,7 +75,7 @@ class GcsTokenStore:
                 content_type="application/json",
                 if_generation_match=int(expected_version) if expected_version else 0,
                 timeout=REQUEST_TIMEOUT,
-                retry=_retry(),
+                retry=_retry(RETRY_BUDGET),
             )
         except PreconditionFailed as exc:
             # Also what a retried upload whose first attempt landed sees: callers re-read and
@@ -86,8 +87,8 @@ class GcsTokenStore:
 
     def names(self, prefix: str) -> list[str]:
         try:
-            blobs = self._bucket().client.list_blobs(
-                self._bucket_name, prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry()
+            blobs = self._bucket().list_blobs(
+                prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry(RETRY_BUDGET)
             )
             return sorted(blob.name for blob in blobs)
         except _failures() as exc:
@@ -95,17 +96,19 @@ class GcsTokenStore:
 
     def _bucket(self) -> Bucket:
         with self._lock:
-            if self._client is None:
+            if self._bucket_handle is None:
                 try:
-                    self._client = self._client_factory()
+                    client = self._client_factory()
                 except _failures() as exc:  # e.g. no credentials
                     raise StorageError(
                         "could not create the Cloud Storage client: check the credentials "
                         "(gcloud auth application-default login) and TOKEN_BUCKET"
                     ) from exc
-            return self._client.bucket(self._bucket_name)
+                self._bucket_handle = client.bucket(self._bucket_name)
+            return self._bucket_handle
 
 
+@functools.cache
 def _failures() -> tuple[type[Exception], ...]:
     """What the storage client raises when the service or the network fails."""
     import requests
@@ -115,10 +118,11 @@ def _failures() -> tuple[type[Exception], ...]:
     return (GoogleAPIError, GoogleAuthError, requests.RequestException, OSError)
 
 
-def _retry() -> Any:
+@functools.cache  # built on first use (the import is lazy), then shared: Retry is immutable
+def _retry(budget: float) -> Any:
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_timeout(RETRY_BUDGET)
+    return DEFAULT_RETRY.with_timeout(budget)
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
