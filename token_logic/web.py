@@ -60,10 +60,10 @@ def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask
     """The scheduled refresh: refresh every stored document that is due; JSON summary."""
     if request.method != "POST":
         return _method_not_allowed("POST")
-    login_url = ""
+    login_url = "the callback URL"  # until the settings are known (they may be broken)
     try:
         service = get_service()
-        login_url = service.settings.redirect_uri or "the callback URL"
+        login_url = service.settings.redirect_uri or login_url
         force = request.args.get("force", "") in ("1", "true", "yes")
         outcomes = service.refresh_all(force=force)
         return _refresh_summary([summarize(o, service.now()) for o in outcomes], login_url)
@@ -157,7 +157,6 @@ def _problem_response(
 def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
     problem = problem_for(exc)
     severity = logging.ERROR if isinstance(exc, (LoginRequired, NoTokenStored)) else logging.WARNING
-    login_url = login_url or "the callback URL"
     log_event(
         severity,
         "refresh failed",
