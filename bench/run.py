@@ -21,8 +21,8 @@ import requests
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from dev.servers import function_command
-from tests.helpers import FunctionServer, GcsEmulator, consent, free_port, query_of
-from token_logic.tokens import from_json, to_json
+from tests.helpers import FunctionServer, GcsEmulator, backdate, consent, free_port, query_of
+from token_logic.gcs_store import GcsTokenStore
 
 ROOT = Path(__file__).resolve().parent.parent
 COLD_RUNS = 7
@@ -170,7 +170,7 @@ def measure_refresh_storm(
     fake.state.refresh_lifetime = 20 * DAY  # every refresh is in the rotation window
     with FunctionServer("kakao_callback", env, ROOT) as callback:
         login_once(requests.Session(), callback.url, redirect_uri)
-    backdate(gcs, env["TOKEN_BUCKET"])
+    backdate(GcsTokenStore(env["TOKEN_BUCKET"]), 7200)  # rotation due, 1-hour guard passed
     before = refresh_calls(fake)
     with (
         FunctionServer("kakao_refresh", env, ROOT) as one,
@@ -192,16 +192,6 @@ def measure_refresh_storm(
         "stored_refresh_token_valid": stored["refresh_token"] in fake.state.valid_refresh_tokens(),
         "rss_kib": rss,
     }
-
-
-def backdate(gcs: GcsEmulator, bucket: str) -> None:
-    from google.cloud import storage
-
-    blob = storage.Client().bucket(bucket).blob("kakao_token.json")
-    data = blob.download_as_bytes()
-    document = from_json(data)
-    older = document.replace(updated_at=document.updated_at - 7200)
-    blob.upload_from_string(to_json(older), if_generation_match=blob.generation)
 
 
 def refresh_calls(fake: FakeKakao) -> int:

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from dev.servers import function_command
+from token_logic.store import TokenStore, read_document
+from token_logic.tokens import TokenDocument, to_json
 
 # Not a loopback host: requests (unlike browsers) will not send Secure cookies over http.
 REDIRECT_URI = "http://function.test/"
@@ -144,6 +146,23 @@ class GcsEmulator:
         response.raise_for_status()
         result: dict[str, object] = response.json()
         return result
+
+
+def rewrite_stored(
+    store: TokenStore,
+    change: typing.Callable[[TokenDocument], TokenDocument],
+    name: str = "kakao_token.json",
+) -> TokenDocument:
+    """Change the stored document as another writer would: read, change, conditional write."""
+    version, document = read_document(store, name)
+    changed = change(document)
+    store.write(name, to_json(changed), version)
+    return changed
+
+
+def backdate(store: TokenStore, seconds: int) -> None:
+    """Pretend the stored document was written ``seconds`` earlier."""
+    rewrite_stored(store, lambda d: d.replace(updated_at=d.updated_at - seconds))
 
 
 def consent(authorize_url: str, *, approve: bool = True) -> str:

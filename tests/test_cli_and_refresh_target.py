@@ -15,13 +15,12 @@ import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, settings_env
-from tests.helpers import REDIRECT_URI, GcsEmulator, consent, query_of
+from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, consent, query_of
 from token_logic.config import Settings
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
 from token_logic.store import TokenStore
-from token_logic.tokens import from_json, to_json
 from token_logic.wiring import build_service
 
 DAY = 86400
@@ -58,15 +57,6 @@ def log_in(fake: FakeKakao, env: dict[str, str], store: TokenStore) -> dict[str,
         {redirect.start.cookie_name: redirect.start.cookie_value},
     )
     return dict(document.fields)
-
-
-def backdate(store: TokenStore, seconds: int, **changes: Any) -> None:
-    """Pretend the stored document was written ``seconds`` ago."""
-    current = store.read("kakao_token.json")
-    assert current is not None
-    document = from_json(current.data)
-    document = document.replace(updated_at=document.updated_at - seconds, **changes)
-    store.write("kakao_token.json", to_json(document), current.version)
 
 
 def cli(fake: FakeKakao, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,14 +10,13 @@ import pytest
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, consent, query_of
+from tests.helpers import FakeClock, consent, query_of, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
 from token_logic.kakao import new_session
 from token_logic.refresh import LEASE_SECONDS
 from token_logic.service import TokenService
 from token_logic.store import TokenStore
-from token_logic.tokens import from_json, to_json
 from token_logic.wiring import build_service
 
 DAY = 86400
@@ -226,12 +225,9 @@ def test_a_rotated_token_survives_losing_the_write_race(
 
     def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
         response = real_refresh(refresh_token)
-        current = store.read("kakao_token.json")
-        assert current is not None
-        marked = from_json(current.data).replace(
-            login_error={"error_code": "KOE322"}, refresh_lease=None
+        rewrite_stored(
+            store, lambda d: d.replace(login_error={"error_code": "KOE322"}, refresh_lease=None)
         )
-        store.write("kakao_token.json", to_json(marked), current.version)
         return response
 
     service.kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
@@ -249,12 +245,12 @@ def test_a_crashed_lease_holder_does_not_block_forever(
     """A lease left by a crashed instance expires; the next caller refreshes."""
     service = make_service(fake_kakao, store, clock)
     log_in(service)
-    current = store.read("kakao_token.json")
-    assert current is not None
-    leased = from_json(current.data).replace(
-        refresh_lease={"owner": "crashed", "until": clock.now() + LEASE_SECONDS}
+    leased = rewrite_stored(
+        store,
+        lambda d: d.replace(
+            refresh_lease={"owner": "crashed", "until": clock.now() + LEASE_SECONDS}
+        ),
     )
-    store.write("kakao_token.json", to_json(leased), current.version)
     clock.advance(21599)
 
     result = service.refresh()
