@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from .errors import ConfigError, KakaoTokenError
 from .pages import format_time
 from .problems import problem_for
-from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
+from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, RefreshOutcome, TokenService
 from .summary import summarize
 from .wiring import service_from_env
 
@@ -75,8 +75,6 @@ def _refresh(service: TokenService, args: argparse.Namespace) -> int:
     if args.user is None:
         outcomes = service.refresh_all(force=args.force)
     else:
-        from .service import RefreshOutcome
-
         result = service.refresh(args.user, force=args.force)
         outcomes = [RefreshOutcome(result.name, result, None)]
     summary = [summarize(outcome, service.now()) for outcome in outcomes]
