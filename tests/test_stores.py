@@ -60,6 +60,20 @@ def test_identical_bytes_from_a_stale_writer_still_conflict(store: TokenStore) -
         store.write("doc.json", b"two", v1)
 
 
+def test_replace_overwrites_and_a_writer_holding_the_old_version_then_conflicts(
+    store: TokenStore,
+) -> None:
+    """replace (a login) wins over what is stored; a stale compare-and-swap after it loses."""
+    created = store.replace("doc.json", b"first login")
+    second = store.replace("doc.json", b"second login")
+
+    with pytest.raises(WriteConflict):
+        store.write("doc.json", b"refreshed from the first login", created)
+    stored = store.read("doc.json")
+    assert stored is not None
+    assert stored.data == b"second login" and stored.version == second != created
+
+
 def test_concurrent_read_modify_write_loses_no_update(store: TokenStore) -> None:
     """24 writers incrementing a counter through CAS end at exactly 24."""
     store.write("counter.json", b'{"n": 0}', None)

@@ -39,13 +39,19 @@ class FileTokenStore:
         return Stored(data, _version(data))
 
     def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+        return self._put(name, data, check=True, expected_version=expected_version)
+
+    def replace(self, name: str, data: bytes) -> str:
+        return self._put(name, data, check=False, expected_version=None)
+
+    def _put(self, name: str, data: bytes, *, check: bool, expected_version: str | None) -> str:
         path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(path):
+            with _locked(path):  # a replace too: a compare-and-swap must never interleave it
                 current = self.read(name)
                 current_version = current.version if current else None
-                if current_version != expected_version:
+                if check and current_version != expected_version:
                     raise WriteConflict(f"{name} changed since it was read")
                 _replace_atomically(path, data)
         except OSError as exc:

@@ -64,18 +64,26 @@ class GcsTokenStore:
         return Stored(data, str(blob.generation))
 
     def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+        # The precondition makes the upload idempotent, so the client may retry it.
+        generation = int(expected_version) if expected_version else 0
+        return self._upload(name, data, generation, _retry(RETRY_BUDGET))
+
+    def replace(self, name: str, data: bytes) -> str:
+        # No precondition, so no retry: a repeated upload could undo a write made in between.
+        return self._upload(name, data, None, None)
+
+    def _upload(self, name: str, data: bytes, generation: int | None, retry: Any) -> str:
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self._bucket().blob(name)
         blob.cache_control = "no-store"
         try:
-            # The precondition makes the upload idempotent, so the client may retry it.
             blob.upload_from_string(
                 data,
                 content_type="application/json",
-                if_generation_match=int(expected_version) if expected_version else 0,
+                if_generation_match=generation,
                 timeout=REQUEST_TIMEOUT,
-                retry=_retry(RETRY_BUDGET),
+                retry=retry,
             )
         except PreconditionFailed as exc:
             # Also what a retried upload whose first attempt landed sees: callers re-read and

@@ -2,7 +2,8 @@
 
 ``read`` returns the bytes and an opaque version; ``write`` succeeds only if the stored version
 is still the one the caller read (``None``: only if nothing is stored), else WriteConflict.
-That single guarantee is what makes concurrent refreshes safe on any backend.
+That single guarantee is what makes concurrent refreshes safe on any backend. ``replace`` is
+the one unconditional write: a login, which supersedes whatever is stored.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ class TokenStore(Protocol):
 
     def write(self, name: str, data: bytes, expected_version: str | None) -> str:
         """Store ``data`` if the version is still ``expected_version``; return the new one."""
+
+    def replace(self, name: str, data: bytes) -> str:
+        """Store ``data`` over whatever is stored (a new login); return the new version.
+
+        Tried once: without a version to check, a repeated write could undo one made in between,
+        so a failure leaves the caller to fall back to read and ``write``.
+        """
 
     def names(self, prefix: str) -> list[str]:
         """Every stored name starting with ``prefix`` (for refreshing many users)."""
