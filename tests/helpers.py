@@ -224,7 +224,10 @@ class FunctionServer:
 
 
 class FlakyProxy:
-    """A reverse proxy in front of the GCS emulator that answers 503 to the next N requests."""
+    """A reverse proxy in front of the GCS emulator that answers 503 to the next N requests.
+
+    ``seen`` lists every request as (method, kind, status), kind being upload, download or api.
+    """
 
     def __init__(self, upstream: str) -> None:
         import http.server
@@ -234,6 +237,7 @@ class FlakyProxy:
         self.fail_next = 0
         self.failed = 0
         self.paused = False
+        self.seen: list[tuple[str, str, int]] = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -246,9 +250,12 @@ class FlakyProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                kind = self.path.split("/")[1] if self.path.count("/") > 1 else ""
+                kind = kind if kind in ("upload", "download") else "api"
                 if proxy.paused or proxy.fail_next > 0:
                     proxy.fail_next = max(proxy.fail_next - 1, 0)
                     proxy.failed += 1
+                    proxy.seen.append((self.command, kind, 503))
                     payload = b'{"error": {"code": 503, "message": "injected"}}'
                     self.send_response(503)
                     self.send_header("Content-Type", "application/json")
@@ -269,6 +276,7 @@ class FlakyProxy:
                     timeout=10,
                     allow_redirects=False,
                 )
+                proxy.seen.append((self.command, kind, upstream.status_code))
                 self.send_response(upstream.status_code)
                 for key, value in upstream.headers.items():
                     if key.lower() not in (

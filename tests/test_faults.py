@@ -113,6 +113,50 @@ def test_bucket_503s_are_retried(
     assert json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")["user_id"]
 
 
+def test_a_login_is_one_storage_request(
+    fake_kakao: FakeKakao,
+    flaky_bucket,  # type: ignore[no-untyped-def]
+    clock: FakeClock,
+    gcs: GcsEmulator,
+) -> None:
+    """A login replaces the document with one upload: no read before it (one round trip less)."""
+    bucket, proxy = flaky_bucket
+    service = service_for(fake_kakao, bucket, clock)
+    log_in(service)  # over nothing
+    log_in(service)  # over an existing document
+
+    assert [request for request in proxy.seen if request[1] != "api"] == [
+        ("POST", "upload", 200),
+        ("POST", "upload", 200),
+    ]
+    stored = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
+    assert stored["access_token"] == list(fake_kakao.state.access_tokens)[-1]
+
+
+def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
+    fake_kakao: FakeKakao,
+    flaky_bucket,  # type: ignore[no-untyped-def]
+    clock: FakeClock,
+    gcs: GcsEmulator,
+) -> None:
+    """The one upload is not retried blindly: after a 503 the login reads, then writes with a
+    generation precondition, and is stored."""
+    bucket, proxy = flaky_bucket
+    service = service_for(fake_kakao, bucket, clock)
+    log_in(service)
+    proxy.fail_next = 1
+
+    log_in(service)
+
+    assert [request for request in proxy.seen if request[1] != "api"][1:] == [
+        ("POST", "upload", 503),
+        ("GET", "download", 200),
+        ("POST", "upload", 200),
+    ]
+    stored = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
+    assert stored["access_token"] == list(fake_kakao.state.access_tokens)[-1]  # the second login
+
+
 def test_a_bucket_that_stays_down_is_a_clear_storage_error(
     fake_kakao: FakeKakao,
     flaky_bucket,  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -41,6 +42,18 @@ def stored_document(store: TokenStore) -> dict[str, Any]:
     stored = store.read("kakao_token.json")
     assert stored is not None
     return dict(json.loads(stored.data))
+
+
+def after_kakao_refreshes(service: TokenService, interference: Callable[[], object]) -> None:
+    """Make ``interference`` happen after Kakao answers a refresh, before its result is stored."""
+    real_refresh = service.kakao.refresh
+
+    def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
+        response = real_refresh(refresh_token)
+        interference()
+        return response
+
+    service.kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
 
 
 def refresh_calls(fake: FakeKakao) -> int:
@@ -148,6 +161,24 @@ def test_a_new_login_revives_a_dead_document(
     assert service.refresh(force=True).refreshed is True
 
 
+def test_a_login_during_a_refresh_wins(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """A login that replaces the document while a refresh holds the lease is what stays stored;
+    the refresh returns it instead of writing tokens from the old login over it."""
+    service = make_service(fake_kakao, store, clock)
+    log_in(service)
+    clock.advance(31 * DAY)
+    after_kakao_refreshes(service, lambda: log_in(service))
+
+    result = service.refresh()
+
+    document = stored_document(store)
+    assert document["access_token"] == list(fake_kakao.state.access_tokens)[-1]  # the login's
+    assert result.refreshed is False and result.document.access_token == document["access_token"]
+    assert "refresh_lease" not in document
+
+
 def test_nothing_stored_is_no_token_stored(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
@@ -221,16 +252,12 @@ def test_a_rotated_token_survives_losing_the_write_race(
     service = make_service(fake_kakao, store, clock)
     log_in(service)
     clock.advance(31 * DAY)
-    real_refresh = service.kakao.refresh
-
-    def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
-        response = real_refresh(refresh_token)
-        rewrite_stored(
+    after_kakao_refreshes(
+        service,
+        lambda: rewrite_stored(
             store, lambda d: d.replace(login_error={"error_code": "KOE322"}, refresh_lease=None)
-        )
-        return response
-
-    service.kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
+        ),
+    )
 
     service.refresh()
 

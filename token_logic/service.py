@@ -200,8 +200,23 @@ class TokenService:
             log_event(logging.WARNING, "could not revoke the refused login", **_failure_facts(exc))
 
     def _store_login(self, name: str, document: TokenDocument) -> None:
-        """A new login replaces whatever is stored, but still through compare-and-swap."""
+        """A new login replaces whatever is stored: one write, no read before it.
+
+        A refresh racing with it loses its compare-and-swap and finds the newer login (see
+        refresh.py). Only if that one write fails (it may or may not have landed) does the login
+        take the retried path: read the version, write conditionally.
+        """
         data = to_json(document)
+        try:
+            self.store.replace(name, data)
+            return
+        except StorageError as exc:
+            log_event(
+                logging.WARNING,
+                "login write failed; retrying with read and conditional write",
+                document=name,
+                error=type(exc.__cause__ or exc).__name__,
+            )
         for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
             current = self.store.read(name)
             try:
