@@ -49,10 +49,10 @@ class FileTokenStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with _locked(path):  # a replace too: a compare-and-swap must never interleave it
-                current = self.read(name)
-                current_version = current.version if current else None
-                if check and current_version != expected_version:
-                    raise WriteConflict(f"{name} changed since it was read")
+                if check:
+                    current = self.read(name)
+                    if (current.version if current else None) != expected_version:
+                        raise WriteConflict(f"{name} changed since it was read")
                 _replace_atomically(path, data)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror}; check TOKEN_DIR") from exc
