@@ -227,6 +227,8 @@ class FlakyProxy:
     """A reverse proxy in front of the GCS emulator that answers 503 to the next N requests.
 
     ``seen`` lists every request as (method, kind, status), kind being upload, download or api.
+    ``fail_kind`` limits the failures to one kind: the storage client also sends requests of its
+    own in the background (a bucket metadata fetch), which must not take an injected failure.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -236,6 +238,7 @@ class FlakyProxy:
         self.upstream = upstream
         self.fail_next = 0
         self.failed = 0
+        self.fail_kind: str | None = None
         self.paused = False
         self.seen: list[tuple[str, str, int]] = []
         proxy = self
@@ -252,7 +255,8 @@ class FlakyProxy:
                 body = self.rfile.read(length) if length else None
                 kind = self.path.split("/")[1] if self.path.count("/") > 1 else ""
                 kind = kind if kind in ("upload", "download") else "api"
-                if proxy.paused or proxy.fail_next > 0:
+                targeted = proxy.fail_kind in (None, kind)
+                if proxy.paused or (proxy.fail_next > 0 and targeted):
                     proxy.fail_next = max(proxy.fail_next - 1, 0)
                     proxy.failed += 1
                     proxy.seen.append((self.command, kind, 503))

@@ -144,7 +144,7 @@ def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
     bucket, proxy = flaky_bucket
     service = service_for(fake_kakao, bucket, clock)
     log_in(service)
-    proxy.fail_next = 1
+    proxy.fail_kind, proxy.fail_next = "upload", 1
 
     log_in(service)
 
