@@ -24,6 +24,7 @@ from dev.fake_kakao import FakeKakao, FakeKakaoState
 from dev.servers import function_command
 from tests.helpers import FunctionServer, GcsEmulator, backdate, consent, free_port, query_of
 from token_logic.gcs_store import GcsTokenStore
+from token_logic.kakao import new_session
 
 ROOT = Path(__file__).resolve().parent.parent
 COLD_RUNS = 7
@@ -187,8 +188,7 @@ def measure_logins(
     """Logins through the function, interleaved one for one with the floor, so that the
     machine's drift (it is shared and noisy) weighs on both alike."""
     bucket = env["TOKEN_BUCKET"]
-    floor_session = requests.Session()
-    floor_session.trust_env = False  # the function's session tuning (no environment scan)
+    floor_session = new_session()  # the function's own session tuning (no environment scan)
     function, floor = [], []
     with FunctionServer("kakao_callback", env, ROOT) as server:
         client = BrowserLikeClient(server.port)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from dev.servers import function_command
+from token_logic.service import TokenService
 from token_logic.store import TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
 
@@ -178,6 +179,17 @@ def consent(authorize_url: str, *, approve: bool = True) -> str:
     return str(decision.headers["Location"])
 
 
+def complete_login(service: TokenService) -> TokenDocument:
+    """A whole login through the service, the browser's part walked on the fake consent page."""
+    redirect = service.start_login()
+    callback = query_of(consent(redirect.url))
+    return service.finish_login(
+        callback["code"],
+        callback["state"],
+        {redirect.start.cookie_name: redirect.start.cookie_value},
+    )
+
+
 def query_of(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
@@ -253,8 +265,8 @@ class FlakyProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                kind = self.path.split("/")[1] if self.path.count("/") > 1 else ""
-                kind = kind if kind in ("upload", "download") else "api"
+                first_segment = self.path.split("/")[1]  # paths start with "/"
+                kind = first_segment if first_segment in ("upload", "download") else "api"
                 targeted = proxy.fail_kind in (None, kind)
                 if proxy.paused or (proxy.fail_next > 0 and targeted):
                     proxy.fail_next = max(proxy.fail_next - 1, 0)

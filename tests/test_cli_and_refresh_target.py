@@ -15,7 +15,7 @@ import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, settings_env
-from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, consent, query_of
+from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, complete_login
 from token_logic.config import Settings
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
@@ -49,14 +49,7 @@ def log_in(fake: FakeKakao, env: dict[str, str], store: TokenStore) -> dict[str,
     service = build_service(
         Settings.from_env(settings_env(fake, **env)), session=new_session(), store=store
     )
-    redirect = service.start_login()
-    callback = query_of(consent(redirect.url))
-    document = service.finish_login(
-        callback["code"],
-        callback["state"],
-        {redirect.start.cookie_name: redirect.start.cookie_value},
-    )
-    return dict(document.fields)
+    return dict(complete_login(service).fields)
 
 
 def cli(fake: FakeKakao, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, consent, query_of
+from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, KakaoUnavailable, StorageError
 from token_logic.gcs_store import GcsTokenStore
@@ -25,16 +25,6 @@ KOE_CODES = ["KOE320", "KOE303", "KOE010", "KOE101", "KOE319", "KOE322", "KOE237
 def service_for(fake: FakeKakao, bucket: str, clock: FakeClock) -> TokenService:
     settings = Settings.from_env(settings_env(fake, TOKEN_BUCKET=bucket))
     return build_service(settings, session=new_session(), store=GcsTokenStore(bucket), clock=clock)
-
-
-def log_in(service: TokenService) -> None:
-    redirect = service.start_login()
-    callback = query_of(consent(redirect.url))
-    service.finish_login(
-        callback["code"],
-        callback["state"],
-        {redirect.start.cookie_name: redirect.start.cookie_value},
-    )
 
 
 @pytest.fixture
@@ -52,7 +42,7 @@ def test_every_koe_code_at_refresh_keeps_the_stored_document(
 ) -> None:
     """Each KOE error at refresh gives a mapped problem and leaves the tokens in place."""
     service = service_for(fake_kakao, bucket, clock)
-    log_in(service)
+    complete_login(service)
     before = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
     fake_kakao.state.inject("/oauth/token", *[code] * 3)
 
@@ -72,7 +62,7 @@ def test_kakao_outages_at_refresh_keep_the_stored_document(
 ) -> None:
     """Timeouts, resets, HTML and 5xx: retried, then KakaoUnavailable; the document intact."""
     service = service_for(fake_kakao, bucket, clock)
-    log_in(service)
+    complete_login(service)
     before = gcs.read_object(bucket, "kakao_token.json")
     fake_kakao.state.inject("/oauth/token", fault, fault, fault)
 
@@ -90,7 +80,7 @@ def test_a_transient_kakao_fault_is_retried_to_success(
 ) -> None:
     """One 503 then success: the refresh succeeds and is stored."""
     service = service_for(fake_kakao, bucket, clock)
-    log_in(service)
+    complete_login(service)
     fake_kakao.state.inject("/oauth/token", "503")
 
     assert service.refresh(force=True).refreshed is True
@@ -107,7 +97,7 @@ def test_bucket_503s_are_retried(
     service = service_for(fake_kakao, bucket, clock)
     proxy.fail_next = 2
 
-    log_in(service)
+    complete_login(service)
 
     assert proxy.failed == 2
     assert json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")["user_id"]
@@ -122,8 +112,8 @@ def test_a_login_is_one_storage_request(
     """A login replaces the document with one upload: no read before it (one round trip less)."""
     bucket, proxy = flaky_bucket
     service = service_for(fake_kakao, bucket, clock)
-    log_in(service)  # over nothing
-    log_in(service)  # over an existing document
+    complete_login(service)  # over nothing
+    complete_login(service)  # over an existing document
 
     assert [request for request in proxy.seen if request[1] != "api"] == [
         ("POST", "upload", 200),
@@ -143,10 +133,10 @@ def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
     generation precondition, and is stored."""
     bucket, proxy = flaky_bucket
     service = service_for(fake_kakao, bucket, clock)
-    log_in(service)
+    complete_login(service)
     proxy.fail_kind, proxy.fail_next = "upload", 1
 
-    log_in(service)
+    complete_login(service)
 
     assert [request for request in proxy.seen if request[1] != "api"][1:] == [
         ("POST", "upload", 503),
@@ -168,7 +158,7 @@ def test_a_bucket_that_stays_down_is_a_clear_storage_error(
     monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 2.0)
     bucket, proxy = flaky_bucket
     service = service_for(fake_kakao, bucket, clock)
-    log_in(service)
+    complete_login(service)
     before = gcs.read_object(bucket, "kakao_token.json")
     proxy.paused = True
 
@@ -191,7 +181,7 @@ def test_emulator_stopped_mid_run_then_restarted(
     try:
         bucket = emulator.new_bucket()
         service = service_for(fake_kakao, bucket, clock)
-        log_in(service)
+        complete_login(service)
         before = emulator.read_object(bucket, "kakao_token.json")
         emulator.stop()
 

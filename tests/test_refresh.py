@@ -11,7 +11,7 @@ import pytest
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, consent, query_of, rewrite_stored
+from tests.helpers import FakeClock, complete_login, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
 from token_logic.kakao import new_session
@@ -26,16 +26,6 @@ DAY = 86400
 def make_service(fake: FakeKakao, store: TokenStore, clock: FakeClock, **env: str) -> TokenService:
     settings = Settings.from_env(settings_env(fake, **env))
     return build_service(settings, session=new_session(), store=store, clock=clock)
-
-
-def log_in(service: TokenService) -> None:
-    redirect = service.start_login()
-    callback = consent(redirect.url)
-    service.finish_login(
-        query_of(callback)["code"],
-        query_of(callback)["state"],
-        {redirect.start.cookie_name: redirect.start.cookie_value},
-    )
 
 
 def stored_document(store: TokenStore) -> dict[str, Any]:
@@ -65,7 +55,7 @@ def test_a_fresh_token_is_not_refreshed(
 ) -> None:
     """Within its lifetime and outside the margin: skipped, Kakao not called."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
 
     result = service.refresh()
 
@@ -78,7 +68,7 @@ def test_refresh_without_rotation_keeps_the_refresh_token(
 ) -> None:
     """Near access-token expiry: new access token, same refresh token, scope kept."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     before = stored_document(store)
     clock.advance(21599 - 1800)
 
@@ -99,7 +89,7 @@ def test_refresh_in_the_last_month_rotates_and_stores_the_new_token(
 ) -> None:
     """In the rotation window Kakao issues a new refresh token; it is stored, the old is dead."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     old = stored_document(store)["refresh_token"]
     clock.advance(31 * DAY)  # 29 days left on the refresh token
 
@@ -118,7 +108,7 @@ def test_force_refreshes_a_fresh_token(
 ) -> None:
     """force=True calls Kakao even when nothing is due."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     clock.advance(5)
 
     assert service.refresh(force=True).refreshed is True
@@ -130,7 +120,7 @@ def test_a_dead_refresh_token_is_reported_and_marked(
 ) -> None:
     """KOE322 after a re-read: LoginRequired, the document kept and marked; no second call."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     fake_kakao.state.refresh_tokens.clear()  # revoked at Kakao (e.g. the user unlinked)
 
     with pytest.raises(LoginRequired) as caught:
@@ -150,12 +140,12 @@ def test_a_new_login_revives_a_dead_document(
 ) -> None:
     """Logging in again replaces the marked document with a live one."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     fake_kakao.state.refresh_tokens.clear()
     with pytest.raises(LoginRequired):
         service.refresh(force=True)
 
-    log_in(service)
+    complete_login(service)
 
     assert "login_error" not in stored_document(store)
     assert service.refresh(force=True).refreshed is True
@@ -167,9 +157,9 @@ def test_a_login_during_a_refresh_wins(
     """A login that replaces the document while a refresh holds the lease is what stays stored;
     the refresh returns it instead of writing tokens from the old login over it."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     clock.advance(31 * DAY)
-    after_kakao_refreshes(service, lambda: log_in(service))
+    after_kakao_refreshes(service, lambda: complete_login(service))
 
     result = service.refresh()
 
@@ -192,7 +182,7 @@ def test_rate_limit_releases_the_lease(
 ) -> None:
     """KOE237: reported at once, the lease released, the document otherwise unchanged."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     before = stored_document(store)
     fake_kakao.state.inject("/oauth/token", "KOE237")
 
@@ -208,7 +198,7 @@ def test_concurrent_refreshes_at_rotation_call_kakao_once(
 ) -> None:
     """16 threads refreshing at the rotation moment: one Kakao call, the stored token valid."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     clock.advance(31 * DAY)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -225,7 +215,7 @@ def test_koe322_after_another_instance_rotated_uses_its_token(
 ) -> None:
     """A slow instance whose lease expired gets KOE322, re-reads, and adopts the rotated token."""
     fast = make_service(fake_kakao, store, clock)
-    log_in(fast)
+    complete_login(fast)
     clock.advance(31 * DAY)
     slow = make_service(fake_kakao, store, clock)
     real_refresh = slow.kakao.refresh
@@ -250,7 +240,7 @@ def test_a_rotated_token_survives_losing_the_write_race(
 ) -> None:
     """If another instance marks the login dead while ours holds a rotated token, ours wins."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     clock.advance(31 * DAY)
     after_kakao_refreshes(
         service,
@@ -271,7 +261,7 @@ def test_a_crashed_lease_holder_does_not_block_forever(
 ) -> None:
     """A lease left by a crashed instance expires; the next caller refreshes."""
     service = make_service(fake_kakao, store, clock)
-    log_in(service)
+    complete_login(service)
     leased = rewrite_stored(
         store,
         lambda d: d.replace(
