@@ -215,7 +215,7 @@ def measure_refresh_storm(
     with FunctionServer("kakao_callback", env, ROOT) as callback:
         login_once(BrowserLikeClient(callback.port), redirect_uri)
     backdate(GcsTokenStore(env["TOKEN_BUCKET"]), 7200)  # rotation due, 1-hour guard passed
-    before = refresh_calls(fake)
+    before = fake.state.refresh_calls()
     with (
         FunctionServer("kakao_refresh", env, ROOT) as one,
         FunctionServer("kakao_refresh", env, ROOT) as two,
@@ -231,15 +231,11 @@ def measure_refresh_storm(
     stored = json.loads(gcs.read_object(env["TOKEN_BUCKET"], "kakao_token.json") or b"{}")
     return {
         "statuses": sorted(set(statuses)),
-        "kakao_refresh_calls": refresh_calls(fake) - before,
+        "kakao_refresh_calls": fake.state.refresh_calls() - before,
         "seconds": elapsed,
         "stored_refresh_token_valid": stored["refresh_token"] in fake.state.valid_refresh_tokens(),
         "rss_kib": rss,
     }
-
-
-def refresh_calls(fake: FakeKakao) -> int:
-    return sum(1 for r in fake.state.token_requests if r.get("grant_type") == "refresh_token")
 
 
 def process_tree_peak_rss(server: FunctionServer) -> int:

@@ -84,6 +84,11 @@ class FakeKakaoState:
         with self.lock:
             self.faults[endpoint].extend(faults)
 
+    def refresh_calls(self) -> int:
+        """How many refresh_token grants were asked for (each one may rotate the token)."""
+        with self.lock:
+            return sum(1 for r in self.token_requests if r.get("grant_type") == "refresh_token")
+
     def valid_refresh_tokens(self) -> set[str]:
         now = self.clock()
         with self.lock:

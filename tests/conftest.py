@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import flask
+import functions_framework
 import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
@@ -73,6 +75,24 @@ def settings_env(fake: FakeKakao, **overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
+
+
+# Set by some tests and by Cloud Run; an app under test sees them only when a test says so.
+_STRAY_SETTINGS = ("TOKEN_BUCKET", "K_SERVICE", "ALLOWED_KAKAO_USER_IDS", "TOKEN_OBJECT")
+
+
+def function_app(
+    monkeypatch: pytest.MonkeyPatch, target: str, env: Mapping[str, str | None]
+) -> flask.Flask:
+    """The app functions-framework builds from main.py, under exactly ``env`` (None: unset)."""
+    for name in _STRAY_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return functions_framework.create_app(target=target, source=str(ROOT / "main.py"))
 
 
 @pytest.fixture

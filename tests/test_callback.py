@@ -6,12 +6,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import ROOT
+from tests.conftest import function_app
 from tests.helpers import REDIRECT_URI, GcsEmulator, consent, path_and_query, query_of
 
 ClientFactory = Callable[..., FlaskClient]
@@ -20,16 +19,8 @@ ClientFactory = Callable[..., FlaskClient]
 @pytest.fixture
 def make_client(monkeypatch: pytest.MonkeyPatch, env_for, tmp_path: Path) -> ClientFactory:  # type: ignore[no-untyped-def]
     def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
-        for name in ("TOKEN_BUCKET", "K_SERVICE", "ALLOWED_KAKAO_USER_IDS", "TOKEN_OBJECT"):
-            monkeypatch.delenv(name, raising=False)
         env = env_for(**{"TOKEN_DIR": str(tmp_path), **overrides})
-        for name, value in env.items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        app = functions_framework.create_app(target=target, source=str(ROOT / "main.py"))
-        return app.test_client()
+        return function_app(monkeypatch, target, env).test_client()
 
     return make
 

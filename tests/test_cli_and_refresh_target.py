@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
-from tests.conftest import ROOT, settings_env
+from tests.conftest import ROOT, function_app, settings_env
 from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, complete_login
 from token_logic.config import Settings
 from token_logic.file_store import FileTokenStore
@@ -65,10 +64,6 @@ def cli(fake: FakeKakao, env: dict[str, str], *args: str) -> subprocess.Complete
     )
 
 
-def refresh_calls(fake: FakeKakao) -> int:
-    return sum(1 for r in fake.state.token_requests if r.get("grant_type") == "refresh_token")
-
-
 def test_processes_racing_at_rotation_keep_a_valid_token(
     live_kakao: FakeKakao, where: tuple[dict[str, str], TokenStore]
 ) -> None:
@@ -93,7 +88,7 @@ def test_processes_racing_at_rotation_keep_a_valid_token(
     assert [p.returncode for p in processes] == [0] * 6, outputs
     stored = json.loads(store.read("kakao_token.json").data)  # type: ignore[union-attr]
     assert {out.strip() for out, _ in outputs} == {stored["access_token"]}
-    assert refresh_calls(live_kakao) == 1
+    assert live_kakao.state.refresh_calls() == 1
     assert stored["refresh_token"] in live_kakao.state.valid_refresh_tokens()
 
 
@@ -196,10 +191,7 @@ def test_missing_key_is_a_clear_error(live_kakao: FakeKakao, tmp_path: Path) -> 
 
 
 def refresh_client(monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, env: dict[str, str]):  # type: ignore[no-untyped-def]
-    for name, value in settings_env(fake, **env).items():
-        monkeypatch.setenv(name, value)
-    app = functions_framework.create_app(target="kakao_refresh", source=str(ROOT / "main.py"))
-    return app.test_client()
+    return function_app(monkeypatch, "kakao_refresh", settings_env(fake, **env)).test_client()
 
 
 def test_refresh_target_refreshes_what_is_due(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import functions_framework
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import ROOT, settings_env
+from tests.conftest import function_app, settings_env
 from token_logic.state import COOKIE_PREFIX
 
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
@@ -31,11 +30,9 @@ COOKIE_NAMES = st.one_of(
 
 @pytest.fixture
 def hostile_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path):  # type: ignore[no-untyped-def]
-    for name, value in settings_env(fake_kakao, TOKEN_DIR=str(tmp_path)).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("TOKEN_BUCKET", raising=False)
-    app = functions_framework.create_app(target="kakao_callback", source=str(ROOT / "main.py"))
-    return app
+    return function_app(
+        monkeypatch, "kakao_callback", settings_env(fake_kakao, TOKEN_DIR=str(tmp_path))
+    )
 
 
 @settings(

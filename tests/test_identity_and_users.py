@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import ROOT, settings_env
+from tests.conftest import function_app, settings_env
 from tests.helpers import consent, path_and_query
 
 OWNER = 4127000001
@@ -21,13 +20,7 @@ STRANGER = 4127000999
 def make_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path):  # type: ignore[no-untyped-def]
     def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
         env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), **overrides)
-        for name in ("TOKEN_BUCKET", "K_SERVICE", "ALLOWED_KAKAO_USER_IDS", "TOKEN_OBJECT"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return functions_framework.create_app(
-            target=target, source=str(ROOT / "main.py")
-        ).test_client()
+        return function_app(monkeypatch, target, env).test_client()
 
     return make
 

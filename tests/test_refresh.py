@@ -46,10 +46,6 @@ def after_kakao_refreshes(service: TokenService, interference: Callable[[], obje
     service.kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
 
 
-def refresh_calls(fake: FakeKakao) -> int:
-    return sum(1 for r in fake.state.token_requests if r.get("grant_type") == "refresh_token")
-
-
 def test_a_fresh_token_is_not_refreshed(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
@@ -60,7 +56,7 @@ def test_a_fresh_token_is_not_refreshed(
     result = service.refresh()
 
     assert result.refreshed is False
-    assert refresh_calls(fake_kakao) == 0
+    assert fake_kakao.state.refresh_calls() == 0
 
 
 def test_refresh_without_rotation_keeps_the_refresh_token(
@@ -112,7 +108,7 @@ def test_force_refreshes_a_fresh_token(
     clock.advance(5)
 
     assert service.refresh(force=True).refreshed is True
-    assert refresh_calls(fake_kakao) == 1
+    assert fake_kakao.state.refresh_calls() == 1
 
 
 def test_a_dead_refresh_token_is_reported_and_marked(
@@ -132,7 +128,7 @@ def test_a_dead_refresh_token_is_reported_and_marked(
     assert document["access_token"]  # nothing was thrown away
     with pytest.raises(LoginRequired):
         service.refresh(force=True)
-    assert refresh_calls(fake_kakao) == 1
+    assert fake_kakao.state.refresh_calls() == 1
 
 
 def test_a_new_login_revives_a_dead_document(
@@ -205,7 +201,7 @@ def test_concurrent_refreshes_at_rotation_call_kakao_once(
         results = [f.result() for f in [pool.submit(service.refresh) for _ in range(16)]]
 
     document = stored_document(store)
-    assert refresh_calls(fake_kakao) == 1
+    assert fake_kakao.state.refresh_calls() == 1
     assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
     assert {r.document.access_token for r in results} == {document["access_token"]}
 
