@@ -163,7 +163,7 @@ def rewrite_stored(
 
 def backdate(store: TokenStore, seconds: int) -> None:
     """Pretend the stored document was written ``seconds`` earlier."""
-    rewrite_stored(store, lambda d: d.replace(updated_at=d.updated_at - seconds))
+    rewrite_stored(store, lambda d: d.with_fields(updated_at=d.updated_at - seconds))
 
 
 def consent(authorize_url: str, *, approve: bool = True) -> str:

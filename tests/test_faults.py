@@ -47,7 +47,7 @@ def test_every_koe_code_at_refresh_keeps_the_stored_document(
     fake_kakao.state.inject("/oauth/token", *[code] * 3)
 
     with pytest.raises((KakaoError, KakaoUnavailable)) as caught:
-        service.refresh(force=True)
+        service.refresh_user(force=True)
 
     problem = problem_for(caught.value)
     assert 400 <= problem.status < 600 and problem.status != 500
@@ -67,7 +67,7 @@ def test_kakao_outages_at_refresh_keep_the_stored_document(
     fake_kakao.state.inject("/oauth/token", fault, fault, fault)
 
     with pytest.raises(KakaoUnavailable):
-        service.refresh(force=True)
+        service.refresh_user(force=True)
 
     assert fake_kakao.state.calls["/oauth/token"] == 1 + 3  # the login, then three attempts
     after = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
@@ -83,7 +83,7 @@ def test_a_transient_kakao_fault_is_retried_to_success(
     complete_login(service)
     fake_kakao.state.inject("/oauth/token", "503")
 
-    assert service.refresh(force=True).refreshed is True
+    assert service.refresh_user(force=True).refreshed is True
 
 
 def test_bucket_503s_are_retried(
@@ -163,7 +163,7 @@ def test_a_bucket_that_stays_down_is_a_clear_storage_error(
     proxy.paused = True
 
     with pytest.raises(StorageError) as caught:
-        service.refresh(force=True)
+        service.refresh_user(force=True)
 
     assert problem_for(caught.value).status == 503
     assert fake_kakao.state.calls["/oauth/token"] == 1  # Kakao not called without a lease
@@ -186,10 +186,10 @@ def test_emulator_stopped_mid_run_then_restarted(
         emulator.stop()
 
         with pytest.raises(StorageError):
-            service.refresh(force=True)
+            service.refresh_user(force=True)
 
         emulator.start()
         assert emulator.read_object(bucket, "kakao_token.json") == before
-        assert service.refresh(force=True).refreshed is True
+        assert service.refresh_user(force=True).refreshed is True
     finally:
         emulator.stop()

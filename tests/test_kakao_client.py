@@ -56,7 +56,7 @@ def test_temporary_faults_are_retried_with_backoff(
     fake_kakao.state.inject("/oauth/token", "KOE003", "502")
     before = clock.current
 
-    refreshed = client.refresh(tokens["refresh_token"])
+    refreshed = client.redeem_refresh_token(tokens["refresh_token"])
 
     assert refreshed["access_token"]
     assert fake_kakao.state.calls["/oauth/token"] == 4
@@ -66,7 +66,7 @@ def test_temporary_faults_are_retried_with_backoff(
 def test_invalid_grant_is_never_retried(client: KakaoClient, fake_kakao: FakeKakao) -> None:
     """KOE322 comes back after exactly one call."""
     with pytest.raises(KakaoError) as caught:
-        client.refresh("not-a-token")
+        client.redeem_refresh_token("not-a-token")
 
     assert caught.value.code == "KOE322"
     assert fake_kakao.state.calls["/oauth/token"] == 1
@@ -77,7 +77,7 @@ def test_rate_limit_is_not_retried(client: KakaoClient, fake_kakao: FakeKakao) -
     fake_kakao.state.inject("/oauth/token", "KOE237")
 
     with pytest.raises(KakaoError) as caught:
-        client.refresh("whatever")
+        client.redeem_refresh_token("whatever")
 
     assert caught.value.code == "KOE237"
     assert fake_kakao.state.calls["/oauth/token"] == 1
@@ -108,7 +108,7 @@ def test_garbage_and_outages_become_kakao_unavailable(
     fake_kakao.state.inject("/oauth/token", fault, fault, fault)
 
     with pytest.raises(KakaoUnavailable) as caught:
-        client.refresh("x")
+        client.redeem_refresh_token("x")
 
     assert caught.value.reason == reason
     assert fake_kakao.state.calls["/oauth/token"] == 3
@@ -127,7 +127,7 @@ def test_unreachable_kakao(clock: FakeClock) -> None:
     )
 
     with pytest.raises(KakaoUnavailable):
-        client.refresh("x")
+        client.redeem_refresh_token("x")
 
 
 def test_send_memo_needs_talk_message_consent(client: KakaoClient, fake_kakao: FakeKakao) -> None:

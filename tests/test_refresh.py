@@ -36,14 +36,14 @@ def stored_document(store: TokenStore) -> dict[str, Any]:
 
 def after_kakao_refreshes(service: TokenService, interference: Callable[[], object]) -> None:
     """Make ``interference`` happen after Kakao answers a refresh, before its result is stored."""
-    real_refresh = service.kakao.refresh
+    real_refresh = service.kakao.redeem_refresh_token
 
     def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
         response = real_refresh(refresh_token)
         interference()
         return response
 
-    service.kakao.refresh = refresh_then_interfere  # type: ignore[method-assign]
+    service.kakao.redeem_refresh_token = refresh_then_interfere  # type: ignore[method-assign]
 
 
 def test_a_fresh_token_is_not_refreshed(
@@ -53,7 +53,7 @@ def test_a_fresh_token_is_not_refreshed(
     service = make_service(fake_kakao, store, clock)
     complete_login(service)
 
-    result = service.refresh()
+    result = service.refresh_user()
 
     assert result.refreshed is False
     assert fake_kakao.state.refresh_calls() == 0
@@ -68,7 +68,7 @@ def test_refresh_without_rotation_keeps_the_refresh_token(
     before = stored_document(store)
     clock.advance(21599 - 1800)
 
-    result = service.refresh()
+    result = service.refresh_user()
 
     after = stored_document(store)
     assert result.refreshed is True
@@ -89,7 +89,7 @@ def test_refresh_in_the_last_month_rotates_and_stores_the_new_token(
     old = stored_document(store)["refresh_token"]
     clock.advance(31 * DAY)  # 29 days left on the refresh token
 
-    result = service.refresh()
+    result = service.refresh_user()
 
     new = stored_document(store)
     assert result.refreshed is True
@@ -107,7 +107,7 @@ def test_force_refreshes_a_fresh_token(
     complete_login(service)
     clock.advance(5)
 
-    assert service.refresh(force=True).refreshed is True
+    assert service.refresh_user(force=True).refreshed is True
     assert fake_kakao.state.refresh_calls() == 1
 
 
@@ -120,14 +120,14 @@ def test_a_dead_refresh_token_is_reported_and_marked(
     fake_kakao.state.refresh_tokens.clear()  # revoked at Kakao (e.g. the user unlinked)
 
     with pytest.raises(LoginRequired) as caught:
-        service.refresh(force=True)
+        service.refresh_user(force=True)
 
     assert caught.value.code == "KOE322"
     document = stored_document(store)
     assert document["login_error"]["error_code"] == "KOE322"
     assert document["access_token"]  # nothing was thrown away
     with pytest.raises(LoginRequired):
-        service.refresh(force=True)
+        service.refresh_user(force=True)
     assert fake_kakao.state.refresh_calls() == 1
 
 
@@ -139,12 +139,12 @@ def test_a_new_login_revives_a_dead_document(
     complete_login(service)
     fake_kakao.state.refresh_tokens.clear()
     with pytest.raises(LoginRequired):
-        service.refresh(force=True)
+        service.refresh_user(force=True)
 
     complete_login(service)
 
     assert "login_error" not in stored_document(store)
-    assert service.refresh(force=True).refreshed is True
+    assert service.refresh_user(force=True).refreshed is True
 
 
 def test_a_login_during_a_refresh_wins(
@@ -157,7 +157,7 @@ def test_a_login_during_a_refresh_wins(
     clock.advance(31 * DAY)
     after_kakao_refreshes(service, lambda: complete_login(service))
 
-    result = service.refresh()
+    result = service.refresh_user()
 
     document = stored_document(store)
     assert document["access_token"] == list(fake_kakao.state.access_tokens)[-1]  # the login's
@@ -170,7 +170,7 @@ def test_nothing_stored_is_no_token_stored(
 ) -> None:
     """Refreshing before any login is NoTokenStored, not a crash."""
     with pytest.raises(NoTokenStored):
-        make_service(fake_kakao, store, clock).refresh()
+        make_service(fake_kakao, store, clock).refresh_user()
 
 
 def test_rate_limit_releases_the_lease(
@@ -183,7 +183,7 @@ def test_rate_limit_releases_the_lease(
     fake_kakao.state.inject("/oauth/token", "KOE237")
 
     with pytest.raises(KakaoError) as caught:
-        service.refresh(force=True)
+        service.refresh_user(force=True)
 
     assert caught.value.code == "KOE237"
     assert stored_document(store) == before
@@ -198,7 +198,7 @@ def test_concurrent_refreshes_at_rotation_call_kakao_once(
     clock.advance(31 * DAY)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = [f.result() for f in [pool.submit(service.refresh) for _ in range(16)]]
+        results = [f.result() for f in [pool.submit(service.refresh_user) for _ in range(16)]]
 
     document = stored_document(store)
     assert fake_kakao.state.refresh_calls() == 1
@@ -214,16 +214,16 @@ def test_koe322_after_another_instance_rotated_uses_its_token(
     complete_login(fast)
     clock.advance(31 * DAY)
     slow = make_service(fake_kakao, store, clock)
-    real_refresh = slow.kakao.refresh
+    real_refresh = slow.kakao.redeem_refresh_token
 
     def stalled_refresh(refresh_token: str) -> dict[str, Any]:
         clock.advance(LEASE_SECONDS + 1)  # the slow instance stalls past its lease...
-        assert fast.refresh().refreshed is True  # ...and another instance rotates meanwhile
+        assert fast.refresh_user().refreshed is True  # ...and another instance rotates meanwhile
         return real_refresh(refresh_token)
 
-    slow.kakao.refresh = stalled_refresh  # type: ignore[method-assign]
+    slow.kakao.redeem_refresh_token = stalled_refresh  # type: ignore[method-assign]
 
-    result = slow.refresh()
+    result = slow.refresh_user()
 
     document = stored_document(store)
     assert result.document.refresh_token == document["refresh_token"]
@@ -241,11 +241,11 @@ def test_a_rotated_token_survives_losing_the_write_race(
     after_kakao_refreshes(
         service,
         lambda: rewrite_stored(
-            store, lambda d: d.replace(login_error={"error_code": "KOE322"}, refresh_lease=None)
+            store, lambda d: d.with_fields(login_error={"error_code": "KOE322"}, refresh_lease=None)
         ),
     )
 
-    service.refresh()
+    service.refresh_user()
 
     document = stored_document(store)
     assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
@@ -260,13 +260,13 @@ def test_a_crashed_lease_holder_does_not_block_forever(
     complete_login(service)
     leased = rewrite_stored(
         store,
-        lambda d: d.replace(
+        lambda d: d.with_fields(
             refresh_lease={"owner": "crashed", "until": clock.now() + LEASE_SECONDS}
         ),
     )
     clock.advance(21599)
 
-    result = service.refresh()
+    result = service.refresh_user()
 
     assert result.refreshed is True
     assert clock.now() >= leased.lease[1]  # type: ignore[index]

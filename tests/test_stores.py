@@ -63,9 +63,9 @@ def test_identical_bytes_from_a_stale_writer_still_conflict(store: TokenStore) -
 def test_replace_overwrites_and_a_writer_holding_the_old_version_then_conflicts(
     store: TokenStore,
 ) -> None:
-    """replace (a login) wins over what is stored; a stale compare-and-swap after it loses."""
-    created = store.replace("doc.json", b"first login")
-    second = store.replace("doc.json", b"second login")
+    """overwrite (a login) wins over what is stored; a stale compare-and-swap after it loses."""
+    created = store.overwrite("doc.json", b"first login")
+    second = store.overwrite("doc.json", b"second login")
 
     with pytest.raises(WriteConflict):
         store.write("doc.json", b"refreshed from the first login", created)

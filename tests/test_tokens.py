@@ -9,9 +9,9 @@ import pytest
 from token_logic.errors import KakaoUnavailable, StorageError
 from token_logic.tokens import (
     ROTATION_WINDOW_SECONDS,
+    apply_refresh_response,
     from_json,
     from_token_response,
-    merge_refresh,
     to_json,
 )
 
@@ -49,7 +49,7 @@ def test_refresh_without_rotation_keeps_refresh_token_and_scope() -> None:
     """A refresh response without refresh_token keeps the stored one, its expiry and scope."""
     document = from_token_response(EXCHANGE, NOW, 7)
 
-    merged = merge_refresh(
+    merged = apply_refresh_response(
         document, {"token_type": "bearer", "access_token": "AT-2", "expires_in": 21599}, NOW + 50
     )
 
@@ -71,7 +71,7 @@ def test_refresh_with_rotation_stores_the_new_refresh_token() -> None:
         "refresh_token_expires_in": 5183999,
     }
 
-    merged = merge_refresh(document, response, NOW + 10)
+    merged = apply_refresh_response(document, response, NOW + 10)
 
     assert merged.refresh_token == "RT-2"
     assert merged.refresh_token_expires_at == NOW + 10 + 5183999
@@ -79,11 +79,11 @@ def test_refresh_with_rotation_stores_the_new_refresh_token() -> None:
 
 def test_refresh_clears_a_lease_and_a_dead_login_marker() -> None:
     """A successful refresh removes the bookkeeping of earlier refresh attempts."""
-    document = from_token_response(EXCHANGE, NOW, 7).replace(
+    document = from_token_response(EXCHANGE, NOW, 7).with_fields(
         refresh_lease={"owner": "o", "until": NOW + 5}, login_error={"error_code": "KOE322"}
     )
 
-    merged = merge_refresh(document, {"access_token": "AT-2", "expires_in": 10}, NOW)
+    merged = apply_refresh_response(document, {"access_token": "AT-2", "expires_in": 10}, NOW)
 
     assert merged.lease is None and merged.login_error is None
 
@@ -110,9 +110,9 @@ def test_needs_refresh_on_margin_and_in_the_rotation_window() -> None:
     assert not document.needs_refresh(NOW, 3600)
     assert document.needs_refresh(NOW + 21599 - 3600, 3600)
     rotation_time = document.refresh_token_expires_at - ROTATION_WINDOW_SECONDS
-    fresh = document.replace(expires_at=rotation_time + 21599, updated_at=rotation_time - 4000)
+    fresh = document.with_fields(expires_at=rotation_time + 21599, updated_at=rotation_time - 4000)
     assert fresh.needs_refresh(rotation_time, 3600)
-    just_refreshed = fresh.replace(updated_at=rotation_time - 10)
+    just_refreshed = fresh.with_fields(updated_at=rotation_time - 10)
     assert not just_refreshed.needs_refresh(rotation_time, 3600)
 
 

@@ -73,9 +73,9 @@ def _access_token(service: TokenService, args: argparse.Namespace) -> int:
 
 def _refresh(service: TokenService, args: argparse.Namespace) -> int:
     if args.user is None:
-        outcomes = service.refresh_all(force=args.force)
+        outcomes = service.sweep(force=args.force)
     else:
-        result = service.refresh(args.user, force=args.force)
+        result = service.refresh_user(args.user, force=args.force)
         outcomes = [RefreshOutcome(result.name, result, None)]
     summary = [summarize(outcome, service.now()) for outcome in outcomes]
     print(json.dumps(summary, ensure_ascii=False, indent=2))

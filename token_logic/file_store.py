@@ -41,14 +41,14 @@ class FileTokenStore:
     def write(self, name: str, data: bytes, expected_version: str | None) -> str:
         return self._put(name, data, check=True, expected_version=expected_version)
 
-    def replace(self, name: str, data: bytes) -> str:
+    def overwrite(self, name: str, data: bytes) -> str:
         return self._put(name, data, check=False, expected_version=None)
 
     def _put(self, name: str, data: bytes, *, check: bool, expected_version: str | None) -> str:
         path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(path):  # a replace too: a compare-and-swap must never interleave it
+            with _locked(path):  # an overwrite too: a compare-and-swap must never interleave it
                 if check:
                     current = self.read(name)
                     if (current.version if current else None) != expected_version:

@@ -68,7 +68,7 @@ class GcsTokenStore:
         generation = int(expected_version) if expected_version else 0
         return self._upload(name, data, generation, _retry(RETRY_BUDGET))
 
-    def replace(self, name: str, data: bytes) -> str:
+    def overwrite(self, name: str, data: bytes) -> str:
         # No precondition, so no retry: a repeated upload could undo a write made in between.
         return self._upload(name, data, None, None)
 

@@ -118,7 +118,7 @@ class KakaoClient:
             retry_when_sent=False,
         )
 
-    def refresh(self, refresh_token: str) -> dict[str, Any]:
+    def redeem_refresh_token(self, refresh_token: str) -> dict[str, Any]:
         """Get a new access token (and, in its last month, a new refresh token)."""
         form = {
             "grant_type": "refresh_token",

@@ -30,7 +30,7 @@ from .errors import (
 )
 from .kakao import KakaoClient
 from .store import TokenStore, read_document
-from .tokens import TokenDocument, merge_refresh, to_json
+from .tokens import TokenDocument, apply_refresh_response, to_json
 
 LEASE_SECONDS = 45  # longer than a Kakao call with all its retries
 WAIT_STEP_SECONDS = 0.25
@@ -55,7 +55,7 @@ class Refresher:
         self._store = store
         self._clock = clock
 
-    def refresh(self, name: str, *, margin_seconds: int, force: bool = False) -> RefreshResult:
+    def ensure_fresh(self, name: str, *, margin_seconds: int, force: bool = False) -> RefreshResult:
         """Refresh ``name`` if it is due (or ``force``); see the module docstring."""
         owner = uuid.uuid4().hex
         first_access_token = None
@@ -77,7 +77,9 @@ class Refresher:
             if lease is not None and lease[1] > now and lease[0] != owner:
                 self._clock.sleep(WAIT_STEP_SECONDS)
                 continue
-            leased = document.replace(refresh_lease={"owner": owner, "until": now + LEASE_SECONDS})
+            leased = document.with_fields(
+                refresh_lease={"owner": owner, "until": now + LEASE_SECONDS}
+            )
             try:
                 leased_version = self._store.write(name, to_json(leased), version)
             except WriteConflict:
@@ -92,7 +94,7 @@ class Refresher:
     ) -> RefreshResult | None:
         """Call Kakao and store the result; None means: start over from a fresh read."""
         try:
-            response = self._kakao.refresh(document.refresh_token)
+            response = self._kakao.redeem_refresh_token(document.refresh_token)
         except KakaoError as exc:
             if exc.code == DEAD_REFRESH_TOKEN:
                 return self._handle_dead_token(name, document, exc)
@@ -103,7 +105,7 @@ class Refresher:
             raise
         # Persist before anything uses the new access token: a rotated refresh token exists
         # nowhere else, and the old one is already dead at Kakao.
-        refreshed = merge_refresh(document, response, self._clock.now())
+        refreshed = apply_refresh_response(document, response, self._clock.now())
         expected = leased_version
         for _ in range(MAX_ROUNDS):
             try:
@@ -121,7 +123,7 @@ class Refresher:
         version, latest = read_document(self._store, name)
         if latest.refresh_token != document.refresh_token:
             return None  # another instance rotated it under us: use theirs
-        marked = latest.replace(
+        marked = latest.with_fields(
             login_error={"error_code": exc.code, "at": self._clock.now()}, refresh_lease=None
         )
         try:
@@ -134,4 +136,6 @@ class Refresher:
         """Give the lease back after a failure, so others need not wait for it to expire."""
         # On failure the lease expires by itself; the original error is what matters.
         with contextlib.suppress(StorageError):
-            self._store.write(name, to_json(document.replace(refresh_lease=None)), leased_version)
+            self._store.write(
+                name, to_json(document.with_fields(refresh_lease=None)), leased_version
+            )

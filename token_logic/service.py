@@ -100,11 +100,11 @@ class TokenService:
         )
         return document
 
-    def refresh(self, user_id: int | None = None, *, force: bool = False) -> RefreshResult:
+    def refresh_user(self, user_id: int | None = None, *, force: bool = False) -> RefreshResult:
         """Refresh one user's document if it is due (or always, with ``force``)."""
-        return self._refresh_named(self.document_name(user_id), force)
+        return self._ensure_fresh(self.document_name(user_id), force)
 
-    def refresh_all(self, *, force: bool = False) -> list[RefreshOutcome]:
+    def sweep(self, *, force: bool = False) -> list[RefreshOutcome]:
         """Refresh every stored document; one failure does not stop the others."""
         names = self.stored_names()
         if not names:
@@ -112,13 +112,13 @@ class TokenService:
         outcomes = []
         for name in names:
             try:
-                outcomes.append(RefreshOutcome(name, self._refresh_named(name, force), None))
+                outcomes.append(RefreshOutcome(name, self._ensure_fresh(name, force), None))
             except KakaoTokenError as exc:
                 outcomes.append(RefreshOutcome(name, None, exc))
         return outcomes
 
-    def _refresh_named(self, name: str, force: bool) -> RefreshResult:
-        return self._refresher.refresh(
+    def _ensure_fresh(self, name: str, force: bool) -> RefreshResult:
+        return self._refresher.ensure_fresh(
             name, margin_seconds=self.settings.refresh_margin_seconds, force=force
         )
 
@@ -131,7 +131,7 @@ class TokenService:
     ) -> str:
         """A valid access token for scripts, refreshed first when it expires within the leeway."""
         margin = max(leeway_seconds, 0)
-        result = self._refresher.refresh(self.document_name(user_id), margin_seconds=margin)
+        result = self._refresher.ensure_fresh(self.document_name(user_id), margin_seconds=margin)
         return result.document.access_token
 
     def status(self) -> list[dict[str, Any]]:
@@ -208,7 +208,7 @@ class TokenService:
         """
         data = to_json(document)
         try:
-            self.store.replace(name, data)
+            self.store.overwrite(name, data)
             return
         except StorageError as exc:
             log_event(

@@ -2,7 +2,7 @@
 
 ``read`` returns the bytes and an opaque version; ``write`` succeeds only if the stored version
 is still the one the caller read (``None``: only if nothing is stored), else WriteConflict.
-That single guarantee is what makes concurrent refreshes safe on any backend. ``replace`` is
+That single guarantee is what makes concurrent refreshes safe on any backend. ``overwrite`` is
 the one unconditional write: a login, which supersedes whatever is stored.
 """
 
@@ -35,7 +35,7 @@ class TokenStore(Protocol):
     def write(self, name: str, data: bytes, expected_version: str | None) -> str:
         """Store ``data`` if the version is still ``expected_version``; return the new one."""
 
-    def replace(self, name: str, data: bytes) -> str:
+    def overwrite(self, name: str, data: bytes) -> str:
         """Store ``data`` over whatever is stored (a new login); return the new version.
 
         Tried once: without a version to check, a repeated write could undo one made in between,

@@ -78,7 +78,7 @@ class TokenDocument:
             return None
         return str(lease["owner"]), int(lease["until"])
 
-    def replace(self, **changes: Any) -> TokenDocument:
+    def with_fields(self, **changes: Any) -> TokenDocument:
         """A copy with some fields set; a value of None removes the field."""
         merged = {**self.fields, **changes}
         return TokenDocument({key: value for key, value in merged.items() if value is not None})
@@ -112,7 +112,9 @@ def from_token_response(
     )
 
 
-def merge_refresh(document: TokenDocument, response: Mapping[str, Any], now: int) -> TokenDocument:
+def apply_refresh_response(
+    document: TokenDocument, response: Mapping[str, Any], now: int
+) -> TokenDocument:
     """Apply a refresh response: what Kakao leaves out (refresh token, scope) is kept."""
     expires_in = _seconds(response, "expires_in")
     if not isinstance(response.get("access_token"), str) or not response["access_token"]:
@@ -127,7 +129,7 @@ def merge_refresh(document: TokenDocument, response: Mapping[str, Any], now: int
     if "refresh_token" in changes:
         # Rotation: the old refresh token is already dead at Kakao; this one must be stored.
         changes["refresh_token_expires_at"] = now + _seconds(response, "refresh_token_expires_in")
-    return document.replace(**changes)
+    return document.with_fields(**changes)
 
 
 def to_json(document: TokenDocument) -> bytes:

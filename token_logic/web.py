@@ -65,7 +65,7 @@ def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask
         service = get_service()
         login_url = service.settings.redirect_uri or login_url
         force = request.args.get("force", "") in ("1", "true", "yes")
-        outcomes = service.refresh_all(force=force)
+        outcomes = service.sweep(force=force)
         return _refresh_summary([summarize(o, service.now()) for o in outcomes], login_url)
     except KakaoTokenError as exc:
         return _refresh_failure(exc, login_url)
