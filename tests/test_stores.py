@@ -139,3 +139,102 @@ def test_document_names_from_the_template() -> None:
     assert matches("tokens/5.json") and not matches("tokens/x.json")
     assert not matches("tokens/.json") and not matches("other/5.json")
     assert template_prefix("tokens/{user_id}.json") == "tokens/"
+
+
+def test_delete_removes_the_document(store: TokenStore) -> None:
+    """delete without a version removes what is stored and says so."""
+    store.write("tokens/5.json", b"{}", None)
+
+    assert store.delete("tokens/5.json") is True
+    assert store.read("tokens/5.json") is None
+    assert store.names("tokens/") == []
+
+
+def test_delete_of_nothing_is_false(store: TokenStore) -> None:
+    """Deleting an absent document, with or without a version, changes nothing: False."""
+    store.write("other.json", b"kept", None)
+
+    assert store.delete("tokens/5.json") is False
+    assert store.delete("kakao_token.json", "12345") is False
+    stored = store.read("other.json")
+    assert stored is not None and stored.data == b"kept"
+
+
+def test_delete_at_the_read_version_removes_it(store: TokenStore) -> None:
+    """delete with the version just read succeeds."""
+    version = store.write("doc.json", b"one", None)
+
+    assert store.delete("doc.json", version) is True
+    assert store.read("doc.json") is None
+
+
+def test_delete_with_a_stale_version_conflicts_and_keeps_the_newer_document(
+    store: TokenStore,
+) -> None:
+    """A login that lands between the read and the delete is not deleted."""
+    if isinstance(store, GcsTokenStore):
+        pytest.skip(
+            "the bundled fake-gcs-server ignores ifGenerationMatch on DELETE "
+            "(fsouza/fake-gcs-server#1282; real GCS answers 412): see the GCS test below"
+        )
+    read_version = store.write("doc.json", b"old login", None)
+    store.overwrite("doc.json", b"new login")
+
+    with pytest.raises(WriteConflict):
+        store.delete("doc.json", read_version)
+    stored = store.read("doc.json")
+    assert stored is not None and stored.data == b"new login"
+
+
+def test_a_document_can_be_created_again_after_a_delete(store: TokenStore) -> None:
+    """After a delete, a create (expected None) succeeds: nothing is stored any more."""
+    version = store.write("doc.json", b"one", None)
+    store.delete("doc.json", version)
+
+    store.write("doc.json", b"two", None)
+
+    stored = store.read("doc.json")
+    assert stored is not None and stored.data == b"two"
+
+
+class _RecordingBlob:
+    """A blob whose delete answers like GCS: 412 on a generation mismatch, 404 when absent."""
+
+    def __init__(self, bucket: _RecordingBucket, name: str) -> None:
+        self._bucket, self._name = bucket, name
+
+    def delete(self, *, if_generation_match: int | None, timeout: float, retry: object) -> None:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        self._bucket.calls.append((if_generation_match, retry))
+        generation = self._bucket.generations.get(self._name)
+        if generation is None:
+            raise NotFound("no such object")
+        if if_generation_match is not None and if_generation_match != generation:
+            raise PreconditionFailed("conditionNotMet")
+        del self._bucket.generations[self._name]
+
+
+class _RecordingBucket:
+    def __init__(self, generations: dict[str, int]) -> None:
+        self.generations = generations
+        self.calls: list[tuple[int | None, object]] = []
+
+    def blob(self, name: str) -> _RecordingBlob:
+        return _RecordingBlob(self, name)
+
+
+def test_gcs_delete_sends_the_generation_precondition_and_maps_412() -> None:
+    """GCS delete carries if_generation_match; a 412 is WriteConflict; only guarded is retried."""
+    bucket = _RecordingBucket({"doc.json": 7})
+    client = type("Client", (), {"bucket": lambda self, name: bucket})()
+    store = GcsTokenStore("b", client_factory=lambda: client)
+
+    with pytest.raises(WriteConflict):
+        store.delete("doc.json", "6")
+    assert store.delete("doc.json", "7") is True
+    assert store.delete("doc.json") is False
+
+    (stale, _), (current, guarded_retry), (unguarded, unguarded_retry) = bucket.calls
+    assert (stale, current, unguarded) == (6, 7, None)
+    assert guarded_retry is not None and unguarded_retry is None

@@ -58,6 +58,24 @@ class FileTokenStore:
             raise StorageError(f"cannot write {path}: {exc.strerror}; check TOKEN_DIR") from exc
         return _version(data)
 
+    def delete(self, name: str, expected_version: str | None = None) -> bool:
+        path = self._path(name)
+        if not path.exists():  # as if before any write racing in; and no lock file left behind
+            return False
+        try:
+            with _locked(path):  # the writers' lock: a delete never interleaves a write
+                current = self.read(name)
+                if current is None:
+                    return False
+                if expected_version is not None and current.version != expected_version:
+                    raise WriteConflict(f"{name} changed since it was read")
+                path.unlink()
+        except FileNotFoundError:  # the directory (and so the lock file) does not exist
+            return False
+        except OSError as exc:
+            raise StorageError(f"cannot delete {path}: {exc.strerror}; check TOKEN_DIR") from exc
+        return True
+
     def names(self, prefix: str) -> list[str]:
         # Only the prefix's own directory is listed: TOKEN_DIR may be a busy working directory.
         directory = self._root / prefix.rpartition("/")[0]

@@ -3,7 +3,8 @@
 ``read`` returns the bytes and an opaque version; ``write`` succeeds only if the stored version
 is still the one the caller read (``None``: only if nothing is stored), else WriteConflict.
 That single guarantee is what makes concurrent refreshes safe on any backend. ``overwrite`` is
-the one unconditional write: a login, which supersedes whatever is stored.
+the one unconditional write: a login, which supersedes whatever is stored. ``delete``
+removes a document (an unlinked user, a logout), guarded by a version when one is given.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ class TokenStore(Protocol):
 
         Tried once: without a version to check, a repeated write could undo one made in between,
         so a failure leaves the caller to fall back to read and ``write``.
+        """
+
+    def delete(self, name: str, expected_version: str | None = None) -> bool:
+        """Delete the document; False when nothing was stored.
+
+        With ``expected_version``, only if the document is still at that version, else
+        WriteConflict: a login that lands between a read and the delete is not deleted.
         """
 
     def names(self, prefix: str) -> list[str]:
