@@ -7,21 +7,28 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CALLBACK_FUNCTION="kakao-callback"
 REFRESH_FUNCTION="kakao-refresh"
+TOKEN_FUNCTION="kakao-token"
 SCHEDULER_JOB="kakao-token-refresh"
 RUNTIME_ACCOUNT_NAME="kakao-token-fn"
 SCHEDULER_ACCOUNT_NAME="kakao-token-scheduler"
 KEY_SECRET="kakao-rest-api-key"
 CLIENT_SECRET_SECRET="kakao-client-secret"
+ADMIN_KEY_SECRET="kakao-admin-key"
+ALERT_POLICY="kakao-token-function: login dead or refresh failing"
+# One mail per period at most: a night of failed runs is one mail, not one per run.
+ALERT_RATE_LIMIT="3600s"
+ALERT_AUTO_CLOSE="1800s"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
-  KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME)
+  KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
+  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL)
 
 usage() {
   cat <<'EOF'
 Usage: ./deploy.sh [--env-file FILE]
 
 Deploys kakao-token-function to Google Cloud: the redirect-URI function (public), the refresh
-function (private), a Cloud Scheduler job that calls it, a private bucket for the tokens, and
-the Kakao keys in Secret Manager. Safe to run again: it changes only what is not yet right.
+function (private), the token endpoint (private), a Cloud Scheduler job that calls the refresh,
+a private bucket for the tokens, the Kakao keys in Secret Manager, and optionally a mail alert. Safe to run again: it changes only what is not yet right.
 카카오 로그인 토큰 함수를 Google Cloud에 배포합니다. 여러 번 실행해도 안전합니다.
 
 Inputs come from the environment, or from a deploy.env file next to this script (or
@@ -39,9 +46,20 @@ Optional:
   TOKEN_OBJECT            default kakao_token.json; tokens/{user_id}.json for many users
   REFRESH_SCHEDULE        cron for the refresh job, default "*/30 * * * *" (Asia/Seoul)
   PYTHON_RUNTIME          default python313
+  TOKEN_READERS           comma-separated IAM principals that may call the token endpoint
+                          (kakao-token) and nothing else: user:me@gmail.com,
+                          serviceAccount:ci@PROJECT.iam.gserviceaccount.com, group:team@example.com,
+                          principalSet://iam.googleapis.com/projects/N/locations/global/
+                          workloadIdentityPools/POOL/attribute.repository/OWNER/REPO
+  KAKAO_ADMIN_KEY         Kakao console > 앱 키 > Admin 키 (primary admin key; stored in Secret
+                          Manager): lets the callback check Kakao's unlink webhook
+  KAKAO_APP_ID            the app's numeric ID (앱 ID), checked on the unlink webhook
+  ALERT_EMAIL             mail address for alerts: a dead login, a refresh failing after its
+                          retries, a failed scheduler run (at most one mail an hour)
 
 Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources.
-At the end it prints the Redirect URI to register in the Kakao console and the login URL.
+At the end it prints the Redirect URI to register in the Kakao console, the login URL, the
+token endpoint's URL and, with KAKAO_ADMIN_KEY, the unlink webhook URL to register.
 EOF
 }
 
@@ -101,6 +119,10 @@ REFRESH_SCHEDULE="${REFRESH_SCHEDULE:-*/30 * * * *}"
 PYTHON_RUNTIME="${PYTHON_RUNTIME:-python313}"
 KAKAO_SCOPE="${KAKAO_SCOPE:-}"
 ALLOWED_KAKAO_USER_IDS="${ALLOWED_KAKAO_USER_IDS:-}"
+TOKEN_READERS="${TOKEN_READERS:-}"
+KAKAO_ADMIN_KEY="${KAKAO_ADMIN_KEY:-}"
+KAKAO_APP_ID="${KAKAO_APP_ID:-}"
+ALERT_EMAIL="${ALERT_EMAIL:-}"
 
 missing=()
 for name in GOOGLE_CLOUD_PROJECT TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET; do
@@ -116,6 +138,28 @@ done
   fail "ALLOWED_KAKAO_USER_IDS must be Kakao user ids separated by commas"
 read -r -a schedule_fields <<<"$REFRESH_SCHEDULE"
 [[ ${#schedule_fields[@]} -eq 5 ]] || fail "REFRESH_SCHEDULE '$REFRESH_SCHEDULE' must have 5 cron fields"
+EMAIL_RE='^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$'
+POOL_RE='^principal(Set)?://iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/[^[:space:],]+$'
+token_readers=()
+IFS=',' read -r -a reader_fields <<<"$TOKEN_READERS"
+for reader in "${reader_fields[@]}"; do
+  reader="${reader#"${reader%%[![:space:]]*}"}"
+  reader="${reader%"${reader##*[![:space:]]}"}"
+  [[ -z "$reader" ]] && continue
+  if [[ "$reader" =~ ^(user|serviceAccount|group):(.*)$ && "${BASH_REMATCH[2]}" =~ $EMAIL_RE ]] ||
+    [[ "$reader" =~ $POOL_RE ]]; then
+    token_readers+=("$reader")
+  else
+    fail "TOKEN_READERS: '$reader' is not an IAM principal like user:me@gmail.com," \
+      "serviceAccount:EMAIL, group:EMAIL or principalSet://iam.googleapis.com/projects/N/..." \
+      "(allUsers and allAuthenticatedUsers are refused: the token endpoint stays private)"
+  fi
+done
+# The key itself never goes into a message.
+[[ -z "$KAKAO_ADMIN_KEY" || "$KAKAO_ADMIN_KEY" =~ ^[A-Za-z0-9_-]{16,}$ ]] ||
+  fail "KAKAO_ADMIN_KEY does not look like a Kakao admin key (letters and digits, no spaces)"
+[[ -z "$KAKAO_APP_ID" || "$KAKAO_APP_ID" =~ ^[0-9]+$ ]] || fail "KAKAO_APP_ID '$KAKAO_APP_ID' must be the app's numeric ID"
+[[ -z "$ALERT_EMAIL" || "$ALERT_EMAIL" =~ $EMAIL_RE ]] || fail "ALERT_EMAIL '$ALERT_EMAIL' is not an email address"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
 
 PROJECT="$GOOGLE_CLOUD_PROJECT"
@@ -134,7 +178,7 @@ enable_apis() {
   say "Enabling APIs / API 사용 설정"
   g services enable cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
     artifactregistry.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
-    storage.googleapis.com iam.googleapis.com logging.googleapis.com
+    storage.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com
 }
 
 ensure_bucket() {
@@ -174,7 +218,9 @@ grant_least_privilege() {
   say "Granting the runtime account this bucket and these secrets only / 최소 권한"
   g storage buckets add-iam-policy-binding "gs://$TOKEN_BUCKET" \
     --member="serviceAccount:$RUNTIME_ACCOUNT" --role=roles/storage.objectUser >/dev/null
-  for secret in "$KEY_SECRET" "$CLIENT_SECRET_SECRET"; do
+  local secrets=("$KEY_SECRET" "$CLIENT_SECRET_SECRET")
+  [[ -n "$KAKAO_ADMIN_KEY" ]] && secrets+=("$ADMIN_KEY_SECRET")
+  for secret in "${secrets[@]}"; do
     g secrets add-iam-policy-binding "$secret" \
       --member="serviceAccount:$RUNTIME_ACCOUNT" --role=roles/secretmanager.secretAccessor >/dev/null
   done
@@ -185,22 +231,48 @@ function_url() {
 }
 
 # Values such as KAKAO_SCOPE may hold commas, so '|' delimits (see `gcloud topic escaping`).
+# The callback alone answers Kakao's unlink webhook, so it alone gets the app id and admin key.
 env_vars() {
-  local redirect_uri="$1" vars="TOKEN_BUCKET=$TOKEN_BUCKET|TOKEN_OBJECT=$TOKEN_OBJECT"
+  local redirect_uri="$1" role="$2" vars="TOKEN_BUCKET=$TOKEN_BUCKET|TOKEN_OBJECT=$TOKEN_OBJECT"
   [[ -n "$redirect_uri" ]] && vars+="|KAKAO_REDIRECT_URI=$redirect_uri"
   [[ -n "$KAKAO_SCOPE" ]] && vars+="|KAKAO_SCOPE=$KAKAO_SCOPE"
   [[ -n "$ALLOWED_KAKAO_USER_IDS" ]] && vars+="|ALLOWED_KAKAO_USER_IDS=$ALLOWED_KAKAO_USER_IDS"
+  [[ "$role" == callback && -n "$KAKAO_APP_ID" ]] && vars+="|KAKAO_APP_ID=$KAKAO_APP_ID"
   printf '^|^%s' "$vars"
 }
 
+secret_vars() {
+  local vars="KAKAO_REST_API_KEY=$KEY_SECRET:latest,KAKAO_CLIENT_SECRET=$CLIENT_SECRET_SECRET:latest"
+  [[ "$1" == callback && -n "$KAKAO_ADMIN_KEY" ]] && vars+=",KAKAO_ADMIN_KEY=$ADMIN_KEY_SECRET:latest"
+  printf '%s' "$vars"
+}
+
 deploy_function() {
-  local name="$1" entry_point="$2" access="$3" redirect_uri="$4"
+  local name="$1" entry_point="$2" access="$3" redirect_uri="$4" role=other
+  [[ "$name" == "$CALLBACK_FUNCTION" ]] && role=callback
   say "Deploying $name / 배포"
   g functions deploy "$name" --gen2 --runtime="$PYTHON_RUNTIME" --region="$REGION" \
     --source="$HERE" --entry-point="$entry_point" --trigger-http "$access" \
     --service-account="$RUNTIME_ACCOUNT" --memory=256Mi --timeout=60s --max-instances=5 \
-    --set-env-vars="$(env_vars "$redirect_uri")" \
-    --set-secrets="KAKAO_REST_API_KEY=$KEY_SECRET:latest,KAKAO_CLIENT_SECRET=$CLIENT_SECRET_SECRET:latest"
+    --set-env-vars="$(env_vars "$redirect_uri" "$role")" --set-secrets="$(secret_vars "$role")"
+}
+
+deployed_url() {
+  local url
+  url="$(function_url "$1")"
+  [[ -n "$url" ]] || fail "deployed $1 but could not read its URL"
+  printf '%s' "$url"
+}
+
+# Invoker on the token endpoint only: these principals can never call kakao-refresh.
+grant_token_readers() {
+  local reader
+  [[ ${#token_readers[@]} -gt 0 ]] || return 0
+  say "Letting ${#token_readers[@]} reader(s) call $TOKEN_FUNCTION only / 토큰 엔드포인트 호출 권한"
+  for reader in "${token_readers[@]}"; do
+    g functions add-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
+      --member="$reader" >/dev/null
+  done
 }
 
 ensure_scheduler_job() {
@@ -213,11 +285,118 @@ ensure_scheduler_job() {
     --attempt-deadline=180s >/dev/null
 }
 
+json_string() {
+  local s="$1"
+  s="${s//\\/\\\\}"
+  s="${s//\"/\\\"}"
+  s="${s//$'\n'/\\n}"
+  s="${s//$'\t'/\\t}"
+  printf '"%s"' "$s"
+}
+
+# The log contract the function code writes to: a line with jsonPayload.alert (login_dead,
+# refresh_failed) from one of our functions, or a failed attempt of our scheduler job.
+alert_filter() {
+  printf '%s' "(resource.type=\"cloud_run_revision\"" \
+    " AND resource.labels.service_name=(\"$CALLBACK_FUNCTION\" OR \"$REFRESH_FUNCTION\" OR \"$TOKEN_FUNCTION\")" \
+    " AND jsonPayload.alert:*)" \
+    " OR (resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"$SCHEDULER_JOB\"" \
+    " AND severity>=ERROR)"
+}
+
+alert_documentation() {
+  local callback_url="$1" at="--region=$REGION --project=$PROJECT"
+  cat <<EOF
+## 카카오 토큰 알림 / Kakao token alert
+
+The \`alert\` label says which / \`alert\` 라벨이 종류를 알려 줍니다.
+
+**login_dead** — 로그인이 끊겼습니다(KOE322, 앱 연결 해제, 또는 토큰 엔드포인트가 끊긴 로그인을 거절).
+브라우저로 다시 로그인하세요 / The Kakao login is dead (KOE322, the user unlinked the app, or the
+token endpoint refused a dead login). Open this and log in again: $callback_url
+
+**refresh_failed**, or a failed Cloud Scheduler run / 예약 실행 실패 — 재시도 후에도 갱신 실패:
+1. Client Secret: the latest version of secret \`$CLIENT_SECRET_SECRET\` must equal the console's
+   보안 > Client Secret (KOE010). Fix it with \`./deploy.sh\`.
+2. Scheduler account / 스케줄러 계정 \`$SCHEDULER_ACCOUNT\` needs roles/run.invoker on
+   \`$REFRESH_FUNCTION\` (a 401/403 in the scheduler log): run \`./deploy.sh\` again.
+
+Where to look / 로그 보기:
+- \`gcloud functions logs read $REFRESH_FUNCTION --gen2 $at\`
+- \`gcloud functions logs read $TOKEN_FUNCTION --gen2 $at\`
+- \`gcloud logging read 'resource.type="cloud_scheduler_job" AND resource.labels.job_id="$SCHEDULER_JOB"' --project=$PROJECT --limit=10\`
+
+Retry now / 지금 다시 실행: \`gcloud scheduler jobs run $SCHEDULER_JOB --location=$REGION --project=$PROJECT\`
+EOF
+}
+
+write_alert_policy() {
+  local channel="$1" callback_url="$2"
+  cat <<EOF
+{
+  "displayName": $(json_string "$ALERT_POLICY"),
+  "combiner": "OR",
+  "enabled": true,
+  "conditions": [
+    {
+      "displayName": "Kakao login dead, refresh failed or scheduler run failed",
+      "conditionMatchedLog": {
+        "filter": $(json_string "$(alert_filter)"),
+        "labelExtractors": {"alert": "EXTRACT(jsonPayload.alert)"}
+      }
+    }
+  ],
+  "notificationChannels": [$(json_string "$channel")],
+  "alertStrategy": {
+    "notificationRateLimit": {"period": "$ALERT_RATE_LIMIT"},
+    "autoClose": "$ALERT_AUTO_CLOSE"
+  },
+  "documentation": {
+    "mimeType": "text/markdown",
+    "subject": "kakao-token-function: Kakao login needs you / 카카오 로그인 확인 필요",
+    "content": $(json_string "$(alert_documentation "$callback_url")")
+  }
+}
+EOF
+}
+
+first_line() {
+  printf '%s' "${1%%$'\n'*}"
+}
+
+# Found by display name, so a re-run updates the policy instead of adding a second one.
+ensure_alerts() {
+  local callback_url="$1" channel policy channel_name="kakao-token-function: $ALERT_EMAIL"
+  say "Alert mail to $ALERT_EMAIL / 알림 메일"
+  channel="$(first_line "$(g beta monitoring channels list \
+    --filter="displayName=\"$channel_name\"" --format='value(name)')")"
+  if [[ -z "$channel" ]]; then
+    g beta monitoring channels create --type=email --display-name="$channel_name" \
+      --channel-labels="email_address=$ALERT_EMAIL" >/dev/null
+    channel="$(first_line "$(g beta monitoring channels list \
+      --filter="displayName=\"$channel_name\"" --format='value(name)')")"
+    [[ -n "$channel" ]] || fail "created the notification channel but could not find it"
+  fi
+  POLICY_FILE="$(mktemp "${TMPDIR:-/tmp}/kakao-alert-policy.XXXXXX")"
+  trap 'rm -f "$POLICY_FILE"' EXIT
+  write_alert_policy "$channel" "$callback_url" >"$POLICY_FILE"
+  policy="$(first_line "$(g alpha monitoring policies list \
+    --filter="displayName=\"$ALERT_POLICY\"" --format='value(name)')")"
+  if [[ -z "$policy" ]]; then
+    say "Alert policy (create) / 알림 정책"
+    g alpha monitoring policies create --policy-from-file="$POLICY_FILE" >/dev/null
+  else
+    say "Alert policy (update) / 알림 정책"
+    g alpha monitoring policies update "$policy" --policy-from-file="$POLICY_FILE" >/dev/null
+  fi
+}
+
 main() {
   enable_apis
   ensure_bucket
   put_secret "$KEY_SECRET" "$KAKAO_REST_API_KEY"
   put_secret "$CLIENT_SECRET_SECRET" "$KAKAO_CLIENT_SECRET"
+  if [[ -n "$KAKAO_ADMIN_KEY" ]]; then put_secret "$ADMIN_KEY_SECRET" "$KAKAO_ADMIN_KEY"; fi
   ensure_service_account "$RUNTIME_ACCOUNT_NAME" "$RUNTIME_ACCOUNT" "kakao-token-function runtime"
   ensure_service_account "$SCHEDULER_ACCOUNT_NAME" "$SCHEDULER_ACCOUNT" "kakao-token-function scheduler"
   grant_least_privilege
@@ -232,14 +411,17 @@ main() {
   fi
   deploy_function "$CALLBACK_FUNCTION" kakao_callback --allow-unauthenticated "$callback_url"
   deploy_function "$REFRESH_FUNCTION" kakao_refresh --no-allow-unauthenticated "$callback_url"
+  deploy_function "$TOKEN_FUNCTION" kakao_token --no-allow-unauthenticated "$callback_url"
 
-  local refresh_url
-  refresh_url="$(function_url "$REFRESH_FUNCTION")"
-  [[ -n "$refresh_url" ]] || fail "deployed $REFRESH_FUNCTION but could not read its URL"
+  local refresh_url token_url
+  refresh_url="$(deployed_url "$REFRESH_FUNCTION")"
+  token_url="$(deployed_url "$TOKEN_FUNCTION")"
   say "Letting only the scheduler call $REFRESH_FUNCTION / 호출 권한"
   g functions add-invoker-policy-binding "$REFRESH_FUNCTION" --region="$REGION" \
     --member="serviceAccount:$SCHEDULER_ACCOUNT" >/dev/null
+  grant_token_readers
   ensure_scheduler_job "$refresh_url"
+  if [[ -n "$ALERT_EMAIL" ]]; then ensure_alerts "$callback_url"; fi
 
   cat <<EOF
 
@@ -250,7 +432,20 @@ Done / 완료.
 2. Then open it in a browser to log in / 그다음 브라우저에서 열어 로그인하세요:
      $callback_url
 3. Tokens are kept alive by $SCHEDULER_JOB ($REFRESH_SCHEDULE, Asia/Seoul).
+4. Token endpoint (private; TOKEN_READERS may call it) / 토큰 엔드포인트:
+     $token_url
+   KAKAO_TOKEN_URL=$token_url python -m token_logic access-token
 EOF
+  if [[ -n "$KAKAO_ADMIN_KEY" ]]; then
+    cat <<EOF
+5. Register the unlink webhook / 연결 해제 웹훅 등록:
+   카카오 콘솔 [앱] > [웹훅] > [연결 해제 웹훅], 메서드 POST / Kakao console, method POST:
+     ${callback_url%/}/unlink
+EOF
+  fi
+  if [[ -n "$ALERT_EMAIL" ]]; then
+    echo "Alerts go to $ALERT_EMAIL (at most one mail per $ALERT_RATE_LIMIT) / 알림 메일."
+  fi
 }
 
 main

@@ -1,14 +1,16 @@
 """A recording stand-in for `gcloud`, put first on PATH by the deploy tests.
 
 Each call is appended to $FAKE_GCLOUD_LOG as a JSON list of arguments (stdin is recorded only
-as its length, so secrets never land in the log). Resources it is asked to create are
-remembered in $FAKE_GCLOUD_STATE, so describe calls answer like a real project would.
+as its length, so secrets never land in the log; a --policy-from-file is recorded with its text,
+since deploy.sh deletes it). Resources it is asked to create are remembered in
+$FAKE_GCLOUD_STATE, so describe and list calls answer like a real project would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +20,12 @@ def main(argv: list[str]) -> int:
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     stdin = sys.stdin.read() if "--data-file=-" in argv else None
     with open(os.environ["FAKE_GCLOUD_LOG"], "a") as log:
-        entry = {"args": argv, "stdin_length": None if stdin is None else len(stdin)}
+        entry: dict[str, object] = {
+            "args": argv,
+            "stdin_length": None if stdin is None else len(stdin),
+        }
+        if policy_file := option(argv, "policy-from-file"):
+            entry["policy"] = Path(policy_file).read_text()
         log.write(json.dumps(entry) + "\n")
     words = [arg for arg in argv if not arg.startswith("--")]
     code = answer(words, argv, state, stdin)
@@ -37,6 +44,8 @@ def answer(
     words: list[str], argv: list[str], state: dict[str, dict[str, str]], stdin: str | None
 ) -> int:
     kind = " ".join(words[:3])
+    if words[0] in ("alpha", "beta") and words[1:2] == ["monitoring"]:
+        return monitoring(words[2:], argv, state)
     table = state.setdefault(words[0] + "." + (words[1] if len(words) > 1 else ""), {})
     if words[:2] == ["storage", "buckets"] or words[:2] == ["iam", "service-accounts"]:
         name = words[3] if len(words) > 3 else ""
@@ -76,6 +85,32 @@ def answer(
         return 0 if words[3] in state.setdefault("scheduler.jobs", {}) else 1
     if kind == "scheduler jobs create":
         state.setdefault("scheduler.jobs", {})[words[4]] = "yes"
+    return 0
+
+
+def monitoring(words: list[str], argv: list[str], state: dict[str, dict[str, str]]) -> int:
+    """channels / policies: list --filter='displayName="X"' prints names; create adds one."""
+    kind, verb = words[0], words[1]
+    table = state.setdefault("monitoring." + kind, {})  # display name -> resource name
+    if verb == "list":
+        wanted = re.fullmatch(r'displayName="(.*)"', option(argv, "filter"))
+        for display_name, name in table.items():
+            if wanted is None or wanted.group(1) == display_name:
+                print(name)
+        return 0
+    if verb == "create":
+        if kind == "policies":
+            policy = json.loads(Path(option(argv, "policy-from-file")).read_text())
+            display_name = policy["displayName"]
+            collection = "alertPolicies"
+        else:
+            display_name = option(argv, "display-name")
+            collection = "notificationChannels"
+        project = option(argv, "project")
+        table[display_name] = f"projects/{project}/{collection}/{len(table) + 101}"
+        return 0
+    if verb == "update":
+        return 0 if words[2] in table.values() else 1
     return 0
 
 
