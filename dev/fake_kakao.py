@@ -59,6 +59,8 @@ class FakeKakaoState:
 
     client_id: str = "test-rest-api-key"
     client_secret: str = "test-client-secret"  # "" = client secret turned off
+    admin_key: str = "test-admin-key"  # the primary admin key: signs the unlink webhook
+    app_id: str = "1234567"
     redirect_uris: set[str] = field(default_factory=set)
     user_id: int = DEFAULT_USER_ID  # who "logs in" at the consent page
     refresh_lifetime: int = REFRESH_LIFETIME
@@ -120,6 +122,60 @@ class FakeKakao:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def send_unlink_webhook(
+        self,
+        url: str,
+        user_id: int,
+        referrer_type: str = "UNLINK_FROM_APPS",
+        method: str = "POST",
+        *,
+        admin_key: str | None = None,
+        app_id: str | None = None,
+        transport: WebhookTransport | None = None,
+    ) -> int:
+        """Unlink ``user_id`` as Kakao does: kill their tokens, then call the webhook URL.
+
+        POST sends the parameters as a form body, GET in the query; the header carries
+        ``KakaoAK {admin key}`` (``admin_key`` overrides it, "" sends no header). Like Kakao,
+        it waits at most 3 seconds and follows no redirect. Returns the HTTP status (0: no
+        answer in time). ``transport`` replaces the HTTP call (a test client).
+        """
+        with self.state.lock:
+            for table in (self.state.access_tokens, self.state.refresh_tokens):
+                for token in [t for t, info in table.items() if info.user_id == user_id]:
+                    del table[token]
+        key = self.state.admin_key if admin_key is None else admin_key
+        headers = {"Authorization": f"KakaoAK {key}"} if key else {}
+        params = {
+            "app_id": self.state.app_id if app_id is None else app_id,
+            "user_id": str(user_id),
+            "referrer_type": referrer_type,
+        }
+        return (transport or _send_webhook)(method, url, headers, params)
+
+
+# (method, url, headers, parameters) -> HTTP status
+WebhookTransport = Callable[[str, str, dict[str, str], dict[str, str]], int]
+WEBHOOK_TIMEOUT_SECONDS = 3.0
+
+
+def _send_webhook(method: str, url: str, headers: dict[str, str], params: dict[str, str]) -> int:
+    import requests
+
+    where = {"data": params} if method == "POST" else {"params": params}
+    try:
+        response = requests.request(
+            method,
+            url,
+            headers=headers,
+            timeout=WEBHOOK_TIMEOUT_SECONDS,
+            allow_redirects=False,
+            **where,  # type: ignore[arg-type]
+        )
+    except requests.RequestException:
+        return 0
+    return response.status_code
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -431,7 +487,9 @@ class _Handler(BaseHTTPRequestHandler):
         info = self._bearer()
         if info:
             remaining = int(info.access_expires - self.st.clock())
-            self._json(200, {"id": info.user_id, "expires_in": remaining, "app_id": 1})
+            self._json(
+                200, {"id": info.user_id, "expires_in": remaining, "app_id": int(self.st.app_id)}
+            )
 
     def _logout(self) -> None:
         info = self._bearer()

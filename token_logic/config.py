@@ -38,6 +38,9 @@ class Settings:
     kakao_timeout_seconds: float = DEFAULT_KAKAO_TIMEOUT_SECONDS
     proxies: Mapping[str, str] = field(default_factory=dict)
     demo: bool = False
+    # The unlink webhook (unlink.py): Kakao proves itself with the app's primary admin key.
+    admin_key: str = field(default="", repr=False)
+    app_id: str = ""
 
     @property
     def secure_cookies(self) -> bool:
@@ -63,6 +66,9 @@ class Settings:
         if not 1 <= timeout <= DEFAULT_KAKAO_TIMEOUT_SECONDS:
             problems.append("KAKAO_TIMEOUT_SECONDS must be between 1 and 10")
         allowed = _parse_user_ids(env.get("ALLOWED_KAKAO_USER_IDS", ""), problems)
+        app_id = env.get("KAKAO_APP_ID", "")
+        if app_id and not (app_id.isascii() and app_id.isdigit()):
+            problems.append("KAKAO_APP_ID must be the app's numeric ID (앱 ID)")
         token_object = env.get("TOKEN_OBJECT") or DEFAULT_TOKEN_OBJECT
         if "{" in token_object.replace("{user_id}", ""):
             problems.append("TOKEN_OBJECT may contain only the placeholder {user_id}")
@@ -89,6 +95,8 @@ class Settings:
             kakao_timeout_seconds=float(timeout),
             proxies=_proxies(env),
             demo=demo,
+            admin_key=env.get("KAKAO_ADMIN_KEY", ""),
+            app_id=app_id,
         )
 
 

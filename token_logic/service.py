@@ -31,7 +31,7 @@ from .store import (
     template_matches,
     template_prefix,
 )
-from .tokens import TokenDocument, from_token_response, public_view, to_json
+from .tokens import TokenDocument, from_json, from_token_response, public_view, to_json
 
 # Scripts asking for an access token get one valid for at least this long.
 DEFAULT_ACCESS_TOKEN_LEEWAY = 300
@@ -121,6 +121,30 @@ class TokenService:
         return self._refresher.ensure_fresh(
             name, margin_seconds=self.settings.refresh_margin_seconds, force=force
         )
+
+    def forget_user(self, user_id: int) -> str | None:
+        """Delete what is stored for a user whose tokens died (unlinked at Kakao, logged out).
+
+        Returns the deleted document's name, or None when nothing of that user's was stored. A
+        single TOKEN_OBJECT is deleted only if it is that user's. Every delete carries the
+        version just read, so a document whose tokens changed since (a new login) is kept.
+        """
+        name = document_name(self.settings.token_object, user_id)
+        per_user = USER_ID_PLACEHOLDER in self.settings.token_object
+        first_read: bytes | None = None
+        for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
+            stored = self.store.read(name)
+            if stored is None or not (per_user or _owner(stored.data) == user_id):
+                return None
+            tokens = _token_fingerprint(stored.data)
+            if first_read is not None and tokens != first_read:
+                return None  # new tokens landed after the first read: not the dead ones
+            first_read = tokens
+            try:
+                return name if self.store.delete(name, stored.version) else None
+            except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
+                continue
+        raise StorageError(f"gave up deleting {name}: it kept changing")
 
     def now(self) -> int:
         """The service clock's time (for summaries computed by callers)."""
@@ -225,6 +249,23 @@ class TokenService:
             except WriteConflict:
                 continue
         raise StorageError(f"gave up storing the login: {name} kept changing")
+
+
+def _owner(data: bytes) -> int | None:
+    """Whose document this is; None when it names nobody or cannot be read."""
+    try:
+        return from_json(data).user_id
+    except StorageError:
+        return None
+
+
+def _token_fingerprint(data: bytes) -> bytes:
+    """The tokens a document holds, compared to tell a new login from bookkeeping writes."""
+    try:
+        document = from_json(data)
+    except StorageError:
+        return data
+    return f"{document.access_token}\n{document.refresh_token}".encode()
 
 
 def _failure_facts(exc: KakaoTokenError) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from .problems import Problem, problem_for
 from .service import TokenService
 from .state import COOKIE_LIFETIME_SECONDS, cookie_name_for
 from .summary import summarize
+from .unlink import handle_unlink, is_unlink_request
 
 ServiceFactory = Callable[[], TokenService]
 
@@ -41,7 +42,13 @@ SECURITY_HEADERS = {
 
 
 def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
-    """The redirect URI: start a login, or finish one Kakao sent back."""
+    """The redirect URI: start a login, or finish one Kakao sent back; and ``/unlink``."""
+    if is_unlink_request(request):
+        status, body = handle_unlink(request, get_service)
+        response = _json_response(status, body)
+        if status == 405:
+            response.headers["Allow"] = "GET, POST"
+        return response
     if request.method not in ("GET", "HEAD"):
         return _method_not_allowed("GET, HEAD")
     settings: Settings | None = None  # unknown when the configuration itself is broken
