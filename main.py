@@ -10,11 +10,13 @@ import functions_framework
 
 from token_logic.config import Settings
 from token_logic.service import TokenService
+from token_logic.token_endpoint import FreshTokenCache, handle_token
 from token_logic.web import handle_callback, handle_refresh
 from token_logic.wiring import build_service, warm_up_in_background
 
 _service: TokenService | None = None
 _service_lock = threading.Lock()
+_token_cache = FreshTokenCache()  # per instance, like the service
 
 
 def _get_service() -> TokenService:
@@ -47,3 +49,9 @@ def kakao_callback(request: flask.Request) -> flask.Response:
 def kakao_refresh(request: flask.Request) -> flask.Response:
     """Cloud Scheduler's target: POST refreshes every stored token that is due."""
     return handle_refresh(request, _get_service)
+
+
+@functions_framework.http
+def kakao_token(request: flask.Request) -> flask.Response:
+    """Scripts' private endpoint: GET answers a valid access token (never the refresh token)."""
+    return handle_token(request, _get_service, _token_cache)

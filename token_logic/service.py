@@ -154,9 +154,15 @@ class TokenService:
         self, user_id: int | None = None, leeway_seconds: int = DEFAULT_ACCESS_TOKEN_LEEWAY
     ) -> str:
         """A valid access token for scripts, refreshed first when it expires within the leeway."""
+        return self.valid_document(self.document_name(user_id), leeway_seconds).access_token
+
+    def valid_document(self, name: str, leeway_seconds: int) -> TokenDocument:
+        """The document ``name`` with an access token valid for at least ``leeway_seconds``.
+
+        Refreshed first if it is not, under the lease (one Kakao call for any number of callers).
+        """
         margin = max(leeway_seconds, 0)
-        result = self._refresher.ensure_fresh(self.document_name(user_id), margin_seconds=margin)
-        return result.document.access_token
+        return self._refresher.ensure_fresh(name, margin_seconds=margin).document
 
     def status(self) -> list[dict[str, Any]]:
         """Non-secret facts about every stored document."""

@@ -1,0 +1,405 @@
+"""The kakao_token entry point: a valid access token as JSON, and nothing secret, ever."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+import requests
+
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from tests.conftest import ROOT, function_app, settings_env
+from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, rewrite_stored
+from token_logic.config import Settings
+from token_logic.errors import StorageError
+from token_logic.file_store import FileTokenStore
+from token_logic.gcs_store import GcsTokenStore
+from token_logic.kakao import new_session
+from token_logic.store import Stored, TokenStore
+from token_logic.token_endpoint import FreshTokenCache, handle_token
+from token_logic.wiring import build_service
+
+NAME = "kakao_token.json"
+PUBLIC_FIELDS = {"access_token", "token_type", "expires_at", "expires_in", "scope", "user_id"}
+
+
+@pytest.fixture
+def live_kakao() -> Iterator[FakeKakao]:
+    """A fake Kakao on the real clock (the function under test reads the real clock)."""
+    fake = FakeKakao(FakeKakaoState(redirect_uris={REDIRECT_URI})).start()
+    yield fake
+    fake.stop()
+
+
+def log_in(fake: FakeKakao, store: TokenStore, **env: str) -> dict[str, Any]:
+    settings = Settings.from_env(settings_env(fake, **env))
+    service = build_service(settings, session=new_session(), store=store)
+    return dict(complete_login(service).fields)
+
+
+def expire_in(store: TokenStore, seconds: int, name: str = NAME) -> None:
+    """Make the stored access token expire ``seconds`` from now."""
+    rewrite_stored(store, lambda d: d.with_fields(expires_at=int(time.time()) + seconds), name)
+
+
+def token_client(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, **env: str
+) -> flask.testing.FlaskClient:
+    return function_app(monkeypatch, "kakao_token", settings_env(fake, **env)).test_client()
+
+
+def secrets_of(document: dict[str, Any], fake: FakeKakao) -> list[str]:
+    return [
+        value
+        for value in (document["refresh_token"], document.get("id_token"), fake.state.client_secret)
+        if value
+    ]
+
+
+def test_fresh_token_is_served_without_calling_kakao(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, bucket: str
+) -> None:
+    """GET answers the stored access token and its facts, no-store, and Kakao is not called."""
+    store = GcsTokenStore(bucket)
+    document = log_in(live_kakao, store, TOKEN_BUCKET=bucket)
+
+    response = token_client(monkeypatch, live_kakao, TOKEN_BUCKET=bucket).get("/")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == PUBLIC_FIELDS
+    assert body["access_token"] == document["access_token"]
+    assert body["user_id"] == document["user_id"] and body["scope"] == document["scope"]
+    assert abs(body["expires_in"] - (body["expires_at"] - time.time())) < 3
+    assert response.headers["Cache-Control"] == "no-store"
+    assert live_kakao.state.refresh_calls() == 0
+    text = response.get_data(as_text=True)
+    assert not [secret for secret in secrets_of(document, live_kakao) if secret in text]
+
+
+def test_token_near_expiry_is_refreshed_once(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, bucket: str
+) -> None:
+    """Less life left than min_valid: one refresh, a new token stored and served."""
+    store = GcsTokenStore(bucket)
+    document = log_in(live_kakao, store, TOKEN_BUCKET=bucket)
+    expire_in(store, 100)
+    client = token_client(monkeypatch, live_kakao, TOKEN_BUCKET=bucket)
+
+    first = client.get("/").get_json()
+    second = client.get("/").get_json()
+
+    assert live_kakao.state.refresh_calls() == 1
+    assert first["access_token"] != document["access_token"]
+    assert first["access_token"] in live_kakao.state.access_tokens
+    assert second["access_token"] == first["access_token"]
+    assert first["expires_in"] > 3600
+
+
+@pytest.mark.parametrize(
+    ("left", "min_valid", "refreshes"),
+    [(2000, "3600", 1), (2000, "1000", 0), (100, "60", 0), (100, "0", 0), (100, "", 1)],
+)
+def test_min_valid_decides_whether_to_refresh(
+    monkeypatch: pytest.MonkeyPatch,
+    live_kakao: FakeKakao,
+    tmp_path: Path,
+    left: int,
+    min_valid: str,
+    refreshes: int,
+) -> None:
+    """The served token lives at least min_valid seconds (default 300); no more refreshing."""
+    store = FileTokenStore(tmp_path)
+    log_in(live_kakao, store, TOKEN_DIR=str(tmp_path))
+    expire_in(store, left)
+    query = f"/?min_valid={min_valid}" if min_valid else "/"
+
+    body = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path)).get(query).get_json()
+
+    assert live_kakao.state.refresh_calls() == refreshes
+    assert body["expires_in"] >= int(min_valid or 300)
+
+
+@pytest.mark.parametrize(
+    "query", ["min_valid=abc", "min_valid=-1", "min_valid=3601", "min_valid=1e3", "user_id=x"]
+)
+def test_bad_parameters_are_400_json(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path, query: str
+) -> None:
+    """A bad min_valid (not 0-3600 whole seconds) or user_id: 400 JSON naming both rules."""
+    log_in(live_kakao, FileTokenStore(tmp_path), TOKEN_DIR=str(tmp_path))
+
+    response = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path)).get(f"/?{query}")
+
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "bad_request" and "3600" in body["message"]
+    assert body["login_url"] == REDIRECT_URI
+    assert "access_token" not in body
+
+
+def test_user_id_picks_the_user(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """With per-user documents, ?user_id= picks one; without it, two users are a 404."""
+    env = {"TOKEN_DIR": str(tmp_path), "TOKEN_OBJECT": "tokens/{user_id}.json"}
+    tokens = {}
+    for user in (11, 22):
+        live_kakao.state.user_id = user
+        tokens[user] = log_in(live_kakao, FileTokenStore(tmp_path), **env)["access_token"]
+    client = token_client(monkeypatch, live_kakao, **env)
+
+    chosen = client.get("/?user_id=22")
+    ambiguous = client.get("/")
+
+    assert chosen.status_code == 200
+    assert chosen.get_json()["access_token"] == tokens[22]
+    assert chosen.get_json()["user_id"] == 22
+    assert ambiguous.status_code == 404
+    assert ambiguous.get_json()["error"] == "no_token_stored"
+    assert "2 users" in ambiguous.get_json()["message"]
+
+
+def test_one_stored_user_needs_no_user_id(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Per-user documents with a single user stored: / serves that user."""
+    env = {"TOKEN_DIR": str(tmp_path), "TOKEN_OBJECT": "tokens/{user_id}.json"}
+    document = log_in(live_kakao, FileTokenStore(tmp_path), **env)
+
+    body = token_client(monkeypatch, live_kakao, **env).get("/").get_json()
+
+    assert body["access_token"] == document["access_token"]
+
+
+def test_nothing_stored_is_404_with_the_login_url(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, bucket: str
+) -> None:
+    """Before any login: 404 {error, message, login_url}, the message saying to log in."""
+    response = token_client(monkeypatch, live_kakao, TOKEN_BUCKET=bucket).get("/")
+
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["error"] == "no_token_stored"
+    assert "Log in first" in body["message"]
+    assert body["login_url"] == REDIRECT_URI
+
+
+def test_dead_login_is_401_and_an_alert_log_line(
+    monkeypatch: pytest.MonkeyPatch,
+    live_kakao: FakeKakao,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """KOE322: 401 saying to log in again at the callback URL; ERROR log with alert=login_dead."""
+    store = FileTokenStore(tmp_path)
+    document = log_in(live_kakao, store, TOKEN_DIR=str(tmp_path))
+    expire_in(store, 100)
+    live_kakao.state.refresh_tokens.clear()  # the user unlinked the app, or it lay unused
+    client = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path))
+    capfd.readouterr()
+
+    first = client.get("/")
+    again = client.get("/")  # the document is marked: no second Kakao call
+
+    assert first.status_code == again.status_code == 401
+    body = first.get_json()
+    assert body["error"] == "login_required" and body["code"] == "KOE322"
+    assert f"Log in again at {REDIRECT_URI}" in body["message"]
+    assert body["login_url"] == REDIRECT_URI
+    assert live_kakao.state.refresh_calls() == 1
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+    alerts = [line for line in lines if line.get("alert") == "login_dead"]
+    assert len(alerts) == 2
+    assert alerts[0]["severity"] == "ERROR" and alerts[0]["login_url"] == REDIRECT_URI
+    logged = json.dumps(lines)
+    assert document["access_token"] not in logged and document["refresh_token"] not in logged
+
+
+def test_kakao_failing_is_a_5xx_json(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Kakao answering HTML where JSON belongs (after its retries): 502 JSON, token kept."""
+    store = FileTokenStore(tmp_path)
+    document = log_in(live_kakao, store, TOKEN_DIR=str(tmp_path))
+    expire_in(store, 100)
+    live_kakao.state.inject("/oauth/token", "html", "html", "html")
+
+    response = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path)).get("/")
+
+    assert response.status_code == 502
+    body = response.get_json()
+    assert body["error"] == "kakao_unavailable" and body["login_url"] == REDIRECT_URI
+    stored = json.loads((tmp_path / NAME).read_text())
+    assert stored["refresh_token"] == document["refresh_token"]
+
+
+def test_kakao_rate_limit_is_429_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """KOE237 while refreshing: 429 with Retry-After, error kakao_error, code KOE237."""
+    store = FileTokenStore(tmp_path)
+    log_in(live_kakao, store, TOKEN_DIR=str(tmp_path))
+    expire_in(store, 100)
+    live_kakao.state.inject("/oauth/token", "KOE237")
+
+    response = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path)).get("/")
+
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.get_json()["code"] == "KOE237"
+
+
+class BrokenStore:
+    """A store whose every call fails as Cloud Storage does after its retries."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise StorageError(f"Cloud Storage {attribute} failed (ServiceUnavailable)")
+
+        return fail
+
+
+class CountingStore:
+    """Counts reads of the store it wraps."""
+
+    def __init__(self, inner: TokenStore) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def read(self, name: str, *args: Any) -> Stored | None:
+        self.reads += 1
+        return self.inner.read(name, *args)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+
+def endpoint_app(store: Any, fake: FakeKakao, cache: FreshTokenCache) -> flask.Flask:
+    """handle_token on its own, over a store the test hands in."""
+    settings = Settings.from_env(settings_env(fake))
+    service = build_service(settings, session=new_session(), store=store)
+    app = flask.Flask(__name__)
+    app.add_url_rule(
+        "/", "token", lambda: handle_token(flask.request, lambda: service, cache), methods=["GET"]
+    )
+    return app
+
+
+def test_storage_failing_is_503_json(live_kakao: FakeKakao) -> None:
+    """The store failing: 503 {error: storage_unavailable, message, login_url}, no trace."""
+    app = endpoint_app(BrokenStore(), live_kakao, FreshTokenCache())
+
+    response = app.test_client().get("/")
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"] == "storage_unavailable"
+    assert "TOKEN_BUCKET" in body["message"] and body["login_url"] == REDIRECT_URI
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_cache_spares_storage_reads_of_a_fresh_token(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """Many GETs of a token with hours left: one storage read, the same token every time."""
+    inner = FileTokenStore(tmp_path)
+    log_in(live_kakao, inner, TOKEN_DIR=str(tmp_path))
+    store = CountingStore(inner)
+    client = endpoint_app(store, live_kakao, FreshTokenCache()).test_client()
+
+    bodies = [client.get("/?min_valid=3600").get_json() for _ in range(20)]
+
+    assert store.reads == 1
+    assert len({body["access_token"] for body in bodies}) == 1
+
+
+def test_cache_keeps_no_token_that_could_fall_below_min_valid(
+    live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """A token with less than the largest min_valid (plus the ttl) left is read every time."""
+    inner = FileTokenStore(tmp_path)
+    log_in(live_kakao, inner, TOKEN_DIR=str(tmp_path))
+    expire_in(inner, 2000)
+    store = CountingStore(inner)
+    client = endpoint_app(store, live_kakao, FreshTokenCache()).test_client()
+
+    for _ in range(3):
+        assert client.get("/?min_valid=60").status_code == 200
+
+    assert store.reads == 3
+    assert live_kakao.state.refresh_calls() == 0
+
+
+def test_cache_entry_expires(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """A cached token is served for ttl seconds at most: a new login elsewhere shows after."""
+    inner = FileTokenStore(tmp_path)
+    log_in(live_kakao, inner, TOKEN_DIR=str(tmp_path))
+    store = CountingStore(inner)
+    client = endpoint_app(store, live_kakao, FreshTokenCache(ttl_seconds=1)).test_client()
+
+    client.get("/")
+    time.sleep(1.1)
+    client.get("/")
+
+    assert store.reads == 2
+
+
+def test_other_methods_are_405(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """POST and friends: 405 with Allow: GET, JSON."""
+    client = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path))
+
+    for method in ("post", "put", "delete"):
+        response = getattr(client, method)("/")
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "GET"
+        assert response.get_json()["error"] == "method_not_allowed"
+
+
+def test_broken_configuration_is_json_not_a_trace(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao
+) -> None:
+    """No KAKAO_REST_API_KEY: 500 JSON naming it, never a stack trace."""
+    app = function_app(
+        monkeypatch, "kakao_token", {**settings_env(live_kakao), "KAKAO_REST_API_KEY": None}
+    )
+
+    response = app.test_client().get("/")
+
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["error"] == "not_configured" and "KAKAO_REST_API_KEY" in body["message"]
+
+
+def test_two_processes_near_expiry_make_one_kakao_call(live_kakao: FakeKakao, bucket: str) -> None:
+    """40 concurrent callers on two function processes, token near expiry: one refresh; no
+    secret in any body or log line."""
+    store = GcsTokenStore(bucket)
+    document = log_in(live_kakao, store, TOKEN_BUCKET=bucket)
+    expire_in(store, 100)
+    env = settings_env(live_kakao, TOKEN_BUCKET=bucket)
+
+    with (
+        FunctionServer("kakao_token", env, ROOT) as one,
+        FunctionServer("kakao_token", env, ROOT) as two,
+    ):
+        urls = [one.url, two.url] * 20
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            responses = list(pool.map(lambda url: requests.get(url + "/", timeout=60), urls))
+        logs = one.logs() + two.logs()
+
+    assert {r.status_code for r in responses} == {200}
+    served = {r.json()["access_token"] for r in responses}
+    stored = json.loads(store.read(NAME).data)  # type: ignore[union-attr]
+    assert served == {stored["access_token"]}
+    assert live_kakao.state.refresh_calls() == 1
+    everything = logs + "".join(r.text for r in responses)
+    for secret in [*secrets_of(document, live_kakao), stored["refresh_token"]]:
+        assert secret not in everything
+    assert stored["access_token"] not in logs
