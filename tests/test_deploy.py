@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -492,7 +493,11 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
                     f"--policy-from-file={kept}" if "policy-from-file" in a else a for a in args
                 ]
             unique.add(tuple(args))
+    for policy in deployer.policies():  # the commands the alert mail tells a person to run
+        for command in re.findall(r"`(gcloud [^`]+)`", policy["documentation"]["content"]):
+            unique.add(tuple(shlex.split(command)[1:]))
     checked = {args[:4] for args in unique}
+    assert ("logging", "read") in {args[:2] for args in unique}
     assert ("alpha", "monitoring", "policies", "create") in checked
     assert ("alpha", "monitoring", "policies", "update") in checked
     assert ("beta", "monitoring", "channels", "create") in checked
