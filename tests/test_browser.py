@@ -136,3 +136,48 @@ def test_callback_in_a_second_profile_is_refused(browser: Any, stack: dict[str, 
     assert finished is not None and finished.status == 200
     first.close()
     second.close()
+
+
+def test_success_survives_reload_back_and_a_second_tab(browser: Any, stack: dict[str, Any]) -> None:
+    """After the login the address holds no code; a reload shows the success again; the back
+    button never exchanges a code twice or changes the stored login; a second tab of the same
+    browser sees the success, another browser only a login button."""
+    context, page, _ = phone_page(browser)
+    page.goto(stack["url"])
+    page.click("#approve")
+    page.wait_for_load_state()
+    stored = stack["gcs"].read_object(stack["bucket"], "kakao_token.json")
+    user_id = str(stack["fake"].state.user_id)
+    exchanges = stack["fake"].state.calls["/oauth/token"]
+
+    assert page.url == stack["url"] + "?login=done"
+    assert "code=" not in page.evaluate("location.href")
+    reloaded = page.reload()
+    assert reloaded is not None and reloaded.status == 200
+    assert "카카오 로그인 완료" in page.content() and user_id in page.content()
+
+    # The 303 replaced the code URL: Chromium's history holds Kakao's page, then ours.
+    page.go_back()
+    page.wait_for_load_state()
+    assert page.url.startswith(stack["fake"].url + "/oauth/authorize?")
+    page.reload()  # a fresh consent request, as real Kakao would show
+    page.click("#approve")  # Kakao sends a fresh code with the finished login's state
+    page.wait_for_load_state()
+
+    assert page.url == stack["url"] + "?login=done"
+    assert "카카오 로그인 완료" in page.content()
+    assert stack["fake"].state.calls["/oauth/token"] == exchanges
+    assert stack["gcs"].read_object(stack["bucket"], "kakao_token.json") == stored
+
+    tab = context.new_page()
+    tab.goto(stack["url"] + "?login=done")
+    assert user_id in tab.content()
+    other, other_page, _ = phone_page(browser)
+    other_page.goto(stack["url"] + "?login=done")
+    assert user_id not in other_page.content() and "완료" not in other_page.content()
+    assert other_page.query_selector("a.btn") is not None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "done-phone.png"), full_page=True)
+    other_page.screenshot(path=str(SCREENSHOTS / "done-elsewhere-phone.png"), full_page=True)
+    other.close()
+    context.close()

@@ -101,7 +101,8 @@ def test_full_login_stores_a_complete_document(
 
     response = client.get(callback)
 
-    assert response.status_code == 200, response.text
+    assert response.status_code == 303, response.text
+    assert response.headers["Location"] == "?login=done"
     document = stored(tmp_path)
     assert document is not None
     assert document["user_id"] == fake_kakao.state.user_id
@@ -124,8 +125,9 @@ def test_success_page_names_the_user_and_hides_every_secret(
     callback = start_and_consent(client)
     code = query_of(callback)["code"]
 
-    response = client.get(callback)
+    response = client.get(callback, follow_redirects=True)
 
+    assert response.request.url.endswith("/?login=done")
     page = response.get_data(as_text=True)
     document = stored(tmp_path)
     assert document is not None
@@ -134,10 +136,7 @@ def test_success_page_names_the_user_and_hides_every_secret(
     assert "KST" in page
     for secret in (document["access_token"], document["refresh_token"], code, "test-client-secret"):
         assert str(secret) not in page
-    assert (
-        "Max-Age=0" in response.headers["Set-Cookie"]
-        or "expires=Thu, 01 Jan 1970" in (response.headers["Set-Cookie"])
-    )
+    assert not [c for c in client._cookies.values() if c.key.startswith("kakao_login_")]
 
 
 def test_code_exchange_sends_secret_redirect_uri_and_verifier(
@@ -162,7 +161,7 @@ def test_login_writes_to_the_emulator_bucket(
 
     response = client.get(start_and_consent(client))
 
-    assert response.status_code == 200, response.text
+    assert response.status_code == 303, response.text
     data = gcs.read_object(bucket, "kakao_token.json")
     assert data is not None
     assert json.loads(data)["user_id"] == fake_kakao.state.user_id
@@ -213,19 +212,121 @@ def test_callback_with_a_foreign_state_is_refused(
     assert fake_kakao.state.calls["/oauth/token"] == 0
 
 
-def test_reloading_the_callback_keeps_the_stored_token(
-    make_client: ClientFactory, tmp_path: Path
+def test_replaying_the_callback_shows_the_finished_login_and_changes_nothing(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """A reload or replay of the callback URL is a 4xx and the stored token is untouched."""
+    """The code URL again in the browser that finished it (history, back): 303 to the done
+    page, no second exchange (it would be KOE320), the stored token untouched."""
     client = make_client()
     callback = start_and_consent(client)
-    assert client.get(callback).status_code == 200
+    assert client.get(callback).status_code == 303
     before = (tmp_path / "kakao_token.json").read_bytes()
 
     again = client.get(callback)
 
-    assert again.status_code == 400
+    assert again.status_code == 303 and again.headers["Location"] == "?login=done"
+    assert fake_kakao.state.calls["/oauth/token"] == 1
     assert (tmp_path / "kakao_token.json").read_bytes() == before
+    assert "카카오 로그인 완료" in client.get("/?login=done").get_data(as_text=True)
+
+
+def test_a_fresh_code_with_the_finished_logins_state_is_not_exchanged(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Back to Kakao's authorize page, which (for a consented user) sends a new code with the
+    old state: the login is already done, so nothing is exchanged or stored."""
+    client = make_client()
+    start = client.get("/")
+    first = path_and_query(consent(start.headers["Location"]))
+    client.get(first)
+    before = (tmp_path / "kakao_token.json").read_bytes()
+    second = path_and_query(consent(start.headers["Location"]))  # Kakao, again, same state
+
+    response = client.get(second)
+
+    assert response.status_code == 303 and response.headers["Location"] == "?login=done"
+    assert fake_kakao.state.calls["/oauth/token"] == 1
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+
+
+def test_the_done_page_survives_a_reload_and_tells_other_browsers_nothing(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """?login=done shows the success again on reload; another browser gets only a login button."""
+    client = make_client()
+    client.get(start_and_consent(client))
+    user_id = str((stored(tmp_path) or {})["user_id"])
+
+    reloads = [client.get("/?login=done") for _ in range(2)]
+    elsewhere = make_client().get("/?login=done")
+
+    for response in reloads:
+        assert response.status_code == 200
+        assert user_id in response.get_data(as_text=True)
+    assert elsewhere.status_code == 200
+    page = elsewhere.get_data(as_text=True)
+    assert user_id not in page and "완료" not in page and "KST" not in page
+    assert f'href="{REDIRECT_URI}"' in page and "로그인" in page
+
+
+def test_done_cookie_is_httponly_lax_short_lived_and_scoped(
+    make_client: ClientFactory, fake_kakao: FakeKakao
+) -> None:
+    """The success facts travel in a 10-minute HttpOnly, SameSite=Lax cookie on the function's
+    path, Secure wherever the state cookie is."""
+    fake_kakao.state.redirect_uris.add("https://example.run.app/kakao_callback")
+
+    cookies = _done_cookies(make_client(), secure=False)
+    secure = _done_cookies(
+        make_client(KAKAO_REDIRECT_URI="https://example.run.app/kakao_callback"), secure=True
+    )
+
+    for cookie in (cookies, secure):
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=600" in cookie
+    assert "Path=/;" in cookies + ";" and "Secure" not in cookies
+    assert "Path=/kakao_callback" in secure and "Secure" in secure
+
+
+def _done_cookies(client: FlaskClient, *, secure: bool) -> str:
+    from token_logic.done import DONE_COOKIE
+
+    start = client.get("/", base_url="https://example.run.app" if secure else "http://localhost")
+    callback = consent(start.headers["Location"])
+    response = client.get(
+        path_and_query(callback),
+        base_url="https://example.run.app" if secure else "http://localhost",
+    )
+    assert response.status_code == 303, response.text
+    found = [c for c in response.headers.getlist("Set-Cookie") if c.startswith(DONE_COOKIE)]
+    assert len(found) == 1
+    return str(found[0])
+
+
+@pytest.mark.parametrize("value", ["garbage", "e30", "x" * 5000, "eyJ1IjoiPGI-In0"])
+def test_a_hand_made_done_cookie_shows_only_the_login_button(
+    make_client: ClientFactory, value: str
+) -> None:
+    """A done cookie that is not ours (bad base64, wrong shape, too long) is ignored."""
+    client = make_client()
+    client.set_cookie("kakao_done", value)
+
+    page = client.get("/?login=done").get_data(as_text=True)
+
+    assert "완료" not in page and "KST" not in page
+
+
+def test_starting_a_new_login_forgets_the_last_success(make_client: ClientFactory) -> None:
+    """Opening the function URL again clears the done cookie: the next news is the new login."""
+    client = make_client()
+    client.get(start_and_consent(client))
+
+    start = client.get("/")
+
+    assert any(
+        c.startswith("kakao_done=;") and "Max-Age=0" in c
+        for c in start.headers.getlist("Set-Cookie")
+    )
+    assert "완료" not in client.get("/?login=done").get_data(as_text=True)
 
 
 def test_a_used_code_with_a_live_cookie_is_koe320_page(
@@ -378,7 +479,7 @@ def test_head_with_a_code_does_not_spend_it(
 
     assert client.head(callback).status_code == 204
     assert fake_kakao.state.calls["/oauth/token"] == 0
-    assert client.get(callback).status_code == 200
+    assert client.get(callback).status_code == 303
 
 
 def test_missing_configuration_is_a_clear_500_page(

@@ -7,8 +7,8 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 from html import escape
 
+from .done import LoginFacts
 from .problems import Problem
-from .tokens import TokenDocument
 
 KST = timezone(timedelta(hours=9), "KST")
 
@@ -33,22 +33,22 @@ _STYLE_DIGEST = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decod
 STYLE_CSP_SOURCE = f"'sha256-{_STYLE_DIGEST}'"
 
 
-def success_page(document: TokenDocument, *, start_url: str, demo: bool) -> str:
+def success_page(facts: LoginFacts, *, start_url: str, demo: bool) -> str:
     """Who is connected and until when; never a token."""
-    user = str(document.user_id) if document.user_id is not None else "?"
+    user = str(facts.user_id) if facts.user_id is not None else "?"
     rows = [
         ("카카오 사용자 / Kakao user", user),
-        ("액세스 토큰 만료 / Access token until", format_time(document.expires_at)),
+        ("액세스 토큰 만료 / Access token until", format_time(facts.expires_at)),
         (
             "리프레시 토큰 만료 / Refresh token until",
-            format_time(document.refresh_token_expires_at),
+            format_time(facts.refresh_token_expires_at),
         ),
-        ("동의 항목 / Scopes", document.scope or "-"),
+        ("동의 항목 / Scopes", facts.scope or "-"),
     ]
-    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    listed = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
     body = (
         "<h1>카카오 로그인 완료</h1><h2>Kakao login complete</h2>"
-        f"<dl>{facts}</dl>"
+        f"<dl>{listed}</dl>"
         "<p>토큰을 안전하게 저장했습니다. 이 창은 닫아도 됩니다. 예약된 갱신이 토큰을 계속 "
         "살려 둡니다.</p>"
         "<p class=en>The tokens are stored safely; you can close this window. The scheduled "
@@ -56,6 +56,17 @@ def success_page(document: TokenDocument, *, start_url: str, demo: bool) -> str:
         f'<a class=btn href="{escape(start_url, quote=True)}">다시 로그인 / Log in again</a>'
     )
     return _document("카카오 로그인 완료 / Kakao login complete", body, ok=True, demo=demo)
+
+
+def start_page(*, start_url: str, demo: bool) -> str:
+    """The done address in a browser that did not just log in: a way to log in, nothing else."""
+    body = (
+        "<h1>카카오 로그인</h1><h2>Kakao login</h2>"
+        "<p>아래 버튼을 눌러 카카오로 로그인하세요.</p>"
+        "<p class=en>Press the button to log in with Kakao.</p>"
+        f'<a class=btn href="{escape(start_url, quote=True)}">로그인 / Log in</a>'
+    )
+    return _document("카카오 로그인 / Kakao login", body, ok=True, demo=demo)
 
 
 def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:

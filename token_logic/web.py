@@ -15,9 +15,24 @@ from urllib.parse import urlsplit
 import flask
 
 from .config import Settings
-from .errors import AuthorizationDenied, KakaoTokenError, LoginRequired, NoTokenStored
+from .done import (
+    DONE_COOKIE,
+    DONE_COOKIE_LIFETIME_SECONDS,
+    DONE_QUERY,
+    LoginFacts,
+    encode_facts,
+    facts_from_cookies,
+)
+from .errors import (
+    AuthorizationDenied,
+    KakaoError,
+    KakaoTokenError,
+    LoginRequired,
+    LoginStateError,
+    NoTokenStored,
+)
 from .log import log_event
-from .pages import STYLE_CSP_SOURCE, problem_page, success_page
+from .pages import STYLE_CSP_SOURCE, problem_page, start_page, success_page
 from .problems import Problem, problem_for
 from .service import TokenService
 from .state import COOKIE_LIFETIME_SECONDS, cookie_name_for
@@ -106,6 +121,8 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
             args.get("error", "")[:_MAX_ERROR_LENGTH], args.get("error_description", "")[:200]
         )
     code = args.get("code", "")
+    if not code and args.get("login") == "done":
+        return _done_page(request, settings)
     if not code:
         return _start_login(service)
     if request.method == "HEAD":
@@ -114,11 +131,48 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
     state = args.get("state", "")
     if len(code) > _MAX_CODE_LENGTH or not code.isprintable():
         raise AuthorizationDenied("invalid_request", "malformed code")
-    document = service.finish_login(code, state, request.cookies)
-    page = success_page(document, start_url=settings.redirect_uri, demo=settings.demo)
-    response = flask.Response(page, status=200, mimetype="text/html")
+    try:
+        document = service.finish_login(code, state, request.cookies)
+    except (LoginStateError, KakaoError) as exc:
+        # The back button or a replay after a finished login (the state cookie is gone, or
+        # Kakao says the code was used): nothing is exchanged or stored; show that login again.
+        finished = facts_from_cookies(request.cookies)
+        if finished is None or (isinstance(exc, KakaoError) and exc.code != "KOE320"):
+            raise
+        log_event(logging.INFO, "callback after a finished login", user_id=finished.user_id)
+        response = _see_done()
+    else:
+        # 303 away from the address holding the code: a reload or the history never sends it
+        # again, and the success page's facts travel only in this browser's cookie.
+        response = _see_done()
+        response.set_cookie(
+            DONE_COOKIE,
+            encode_facts(LoginFacts.of(document)),
+            max_age=DONE_COOKIE_LIFETIME_SECONDS,
+            path=_cookie_path(settings.redirect_uri),
+            secure=settings.secure_cookies,
+            httponly=True,
+            samesite="Lax",
+        )
     _forget_login(response, state, settings.redirect_uri, settings.secure_cookies)
     return _finish(response, settings.redirect_uri)
+
+
+def _see_done() -> flask.Response:
+    # Relative (query only): the browser keeps the address it used, whatever proxy or path
+    # prefix is in front of the function; the result is <redirect URI>?login=done.
+    return flask.Response(status=303, headers={"Location": "?" + DONE_QUERY})
+
+
+def _done_page(request: flask.Request, settings: Settings) -> flask.Response:
+    facts = facts_from_cookies(request.cookies)
+    start_url, demo = settings.redirect_uri, settings.demo
+    page = (
+        success_page(facts, start_url=start_url, demo=demo)
+        if facts
+        else start_page(start_url=start_url, demo=demo)
+    )
+    return _finish(flask.Response(page, status=200, mimetype="text/html"), start_url)
 
 
 def _start_login(service: TokenService) -> flask.Response:
@@ -133,6 +187,14 @@ def _start_login(service: TokenService) -> flask.Response:
         secure=settings.secure_cookies,
         httponly=True,
         samesite="Lax",  # Kakao's redirect back is a top-level GET: Lax sends the cookie
+    )
+    # A new login begins: the last one's success page is no longer the news.
+    response.delete_cookie(
+        DONE_COOKIE,
+        path=_cookie_path(settings.redirect_uri),
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="Lax",
     )
     log_event(logging.INFO, "login started", pkce=settings.pkce)
     return _finish(response, settings.redirect_uri)
