@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from .errors import ConfigError, KakaoTokenError
 from .pages import format_time
 from .problems import problem_for
+from .remote import RemoteSettings
+from .remote_cli import run_remote
 from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, RefreshOutcome, TokenService
 from .summary import summarize
 from .wiring import service_from_env
@@ -35,6 +37,9 @@ def main(
     try:
         if args.command == "login-url":
             return _login_url(environ)
+        remote = RemoteSettings.from_env(environ, url=args.url)
+        if remote is not None:  # the token endpoint: no Kakao key, secret or bucket here
+            return run_remote(remote, args)
         service = make_service(environ)
         return int(args.handler(service, args))
     except ConfigError as exc:
@@ -111,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
         "KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET).",
     )
     parser.add_argument("--user", type=int, help="Kakao user id (when several are stored)")
+    parser.add_argument(
+        "--url",
+        help="the token endpoint (kakao_token) to ask instead of the store; "
+        "default: KAKAO_TOKEN_URL (access-token, send-memo and status only)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="who is logged in and when each token expires")
     status.add_argument("--json", action="store_true", help="machine-readable output")

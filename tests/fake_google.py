@@ -1,0 +1,188 @@
+"""Google's side of the token endpoint, faked: a service-account key, the OAuth token endpoint
+that trades a signed JWT for an ID token, and Cloud Run's invoker check in front of a function.
+
+The key is a real RSA key and google-auth really signs with it; the fake checks the signature
+with the public key, so the whole google-auth code path runs, only against 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+SERVICE_ACCOUNT = "ci-reader@test-project.iam.gserviceaccount.com"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = json.loads(unb64(token.split(".")[1]))
+    return claims
+
+
+def id_token_for(audience: str, email: str, lifetime: int = 3600) -> str:
+    """A JWT-shaped Google ID token (unsigned: only its claims matter to the fakes)."""
+    now = int(time.time())
+    header = {"alg": "RS256", "typ": "JWT", "kid": "fake"}
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": audience,
+        "email": email,
+        "iat": now,
+        "exp": now + lifetime,
+        "sub": "1234",
+    }
+    return ".".join(
+        [b64(json.dumps(header).encode()), b64(json.dumps(claims).encode()), b64(b"fake-sig")]
+    )
+
+
+class FakeGoogleOAuth:
+    """POST /token: a JWT-bearer grant signed by the key's private key -> {"id_token": ...}.
+
+    ``grants`` lists the target audience of every grant; ``issued`` every ID token handed out.
+    """
+
+    def __init__(self) -> None:
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.grants: list[str] = []
+        self.issued: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                status, body = fake.grant(form)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        assertion = form.get("assertion", "")
+        if form.get("grant_type") != JWT_BEARER or assertion.count(".") != 2:
+            return 400, {"error": "invalid_grant"}
+        signed, signature = assertion.rsplit(".", 1)
+        try:
+            self.private_key.public_key().verify(
+                unb64(signature), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+        except Exception:
+            return 400, {"error": "invalid_grant", "error_description": "bad signature"}
+        claims = jwt_claims(assertion)
+        audience = str(claims.get("target_audience", ""))
+        self.grants.append(audience)
+        token = id_token_for(audience, str(claims.get("iss")))
+        self.issued.append(token)
+        return 200, {"id_token": token}
+
+    def key_file(self, directory: Path) -> Path:
+        """A service-account key file whose token_uri is this fake."""
+        pem = self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        key = {
+            "type": "service_account",
+            "project_id": "test-project",
+            "private_key_id": "fake-key-1",
+            "private_key": pem,
+            "client_email": SERVICE_ACCOUNT,
+            "client_id": "100000000000000000001",
+            "token_uri": f"{self.url}/token",
+        }
+        path = directory / "service-account.json"
+        path.write_text(json.dumps(key))
+        return path
+
+
+class InvokerCheck:
+    """What Cloud Run does before a private function runs: a Google ID token whose audience is
+    the service URL and whose principal may invoke it, else 401/403 with an HTML page.
+
+    ``bearers`` records every Authorization header's token; ``forwarded`` counts requests that
+    reached the function.
+    """
+
+    def __init__(self, upstream: str, allowed: set[str]) -> None:
+        self.upstream = upstream
+        self.allowed = allowed
+        self.bearers: list[str] = []
+        self.forwarded = 0
+        check = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, headers, body = check.handle(self.path, self.headers.get("Authorization"))
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def handle(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        html = {"Content-Type": "text/html; charset=UTF-8"}
+        if not authorization or not authorization.startswith("Bearer "):
+            return 401, html, b"<html><body>401 Unauthorized</body></html>"
+        token = authorization.removeprefix("Bearer ")
+        self.bearers.append(token)
+        try:
+            claims = jwt_claims(token)
+        except ValueError:
+            return 401, html, b"<html><body>401 Unauthorized</body></html>"
+        if claims.get("aud") != self.url or claims.get("exp", 0) < time.time():
+            return 401, html, b"<html><body>401 Unauthorized</body></html>"
+        if claims.get("email") not in self.allowed:
+            return 403, html, b"<html><body>403 Forbidden</body></html>"
+        self.forwarded += 1
+        answer = requests.get(self.upstream + path, timeout=60)
+        keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type",)}
+        return answer.status_code, keep, answer.content

@@ -1,0 +1,396 @@
+"""Scripts anywhere: get_access_token() and the command line through the token endpoint.
+
+The function runs as a real functions-framework process behind a stand-in for Cloud Run's
+invoker check; the caller's ID token comes from real google-auth code signing with a real key
+against a fake Google token endpoint, from a fake gcloud, or from KAKAO_TOKEN_ID_TOKEN.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from tests.conftest import ROOT, settings_env
+from tests.fake_google import SERVICE_ACCOUNT, FakeGoogleOAuth, InvokerCheck, id_token_for
+from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, free_port
+from token_logic import get_access_token, remote
+from token_logic.config import Settings
+from token_logic.errors import ConfigError, LoginRequired, NoTokenStored, StorageError
+from token_logic.file_store import FileTokenStore
+from token_logic.id_tokens import IdentitySettings, default_sources, find_id_token
+from token_logic.kakao import new_session
+from token_logic.remote import RemoteSettings, remote_token
+from token_logic.wiring import build_service
+
+PERSON = "me@example.com"
+FAKE_GCLOUD = """#!{python}
+import json, os, sys
+with open({log!r}, "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if {fail_audiences!r} and any(a.startswith("--audiences") for a in sys.argv):
+    sys.stderr.write("ERROR: (gcloud.auth.print-identity-token) Invalid account type for "
+                     "`--audiences`. Requires valid service account.\\n")
+    sys.exit(1)
+token = {token!r}
+if not token:
+    sys.stderr.write("ERROR: (gcloud.auth.print-identity-token) You do not currently have an "
+                     "active account selected.\\n")
+    sys.exit(1)
+print(token)
+"""
+
+
+@dataclass
+class Endpoint:
+    """The deployed picture: function, invoker check, Google's token endpoint, Kakao."""
+
+    kakao: FakeKakao
+    google: FakeGoogleOAuth
+    check: InvokerCheck
+    store_dir: Path
+    key_file: Path
+
+    @property
+    def url(self) -> str:
+        return self.check.url
+
+    def log_in(self) -> dict[str, Any]:
+        settings = Settings.from_env(settings_env(self.kakao, TOKEN_DIR=str(self.store_dir)))
+        service = build_service(
+            settings, session=new_session(), store=FileTokenStore(self.store_dir)
+        )
+        return dict(complete_login(service).fields)
+
+    def stored(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.store_dir / "kakao_token.json").read_text())
+        return data
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    remote._CACHE.clear()
+    yield
+    remote._CACHE.clear()
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[Endpoint]:
+    kakao = FakeKakao(FakeKakaoState(redirect_uris={REDIRECT_URI})).start()
+    google = FakeGoogleOAuth()
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    env = settings_env(kakao, TOKEN_DIR=str(store_dir))
+    with FunctionServer("kakao_token", env, ROOT) as server:
+        check = InvokerCheck(server.url, {SERVICE_ACCOUNT, PERSON})
+        yield Endpoint(kakao, google, check, store_dir, google.key_file(tmp_path))
+        check.stop()
+    google.stop()
+    kakao.stop()
+
+
+def fake_gcloud(directory: Path, token: str, *, fail_audiences: bool = False) -> Path:
+    """A `gcloud` on a PATH of its own; returns the log of its calls."""
+    directory.mkdir(exist_ok=True)
+    log = directory / "calls.log"
+    script = directory / "gcloud"
+    script.write_text(
+        FAKE_GCLOUD.format(
+            python=sys.executable, log=str(log), fail_audiences=fail_audiences, token=token
+        )
+    )
+    script.chmod(0o755)
+    return log
+
+
+def gcloud_calls(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def closed_metadata_server() -> dict[str, str]:
+    """Point google-auth's metadata lookup at a closed port, and let it try once."""
+    address = f"127.0.0.1:{free_port()}"
+    return {
+        "GCE_METADATA_HOST": address,
+        "GCE_METADATA_IP": address,
+        "GCE_METADATA_DETECT_RETRIES": "1",
+    }
+
+
+def with_key(monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint) -> dict[str, str]:
+    """The environment of a machine holding the service-account key (google-auth reads the
+    process environment itself)."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(endpoint.key_file))
+    return {
+        "KAKAO_TOKEN_URL": endpoint.url,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(endpoint.key_file),
+    }
+
+
+def test_get_access_token_with_a_service_account_key(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+) -> None:
+    """No Kakao key, secret or bucket: the key's ID token for the URL buys the stored token."""
+    document = endpoint.log_in()
+
+    token = get_access_token(environ=with_key(monkeypatch, endpoint))
+
+    assert token == document["access_token"]
+    assert endpoint.google.grants == [endpoint.url]  # audience: the endpoint's URL
+    assert endpoint.check.bearers == endpoint.google.issued
+    assert endpoint.kakao.state.refresh_calls() == 0
+
+
+def test_a_loop_asks_the_endpoint_once(monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint) -> None:
+    """get_access_token() in a loop and from threads: one endpoint call, one ID token."""
+    endpoint.log_in()
+    env = with_key(monkeypatch, endpoint)
+
+    tokens = {get_access_token(environ=env) for _ in range(25)}
+    threads = [
+        threading.Thread(target=lambda: tokens.add(get_access_token(environ=env)))
+        for _ in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(tokens) == 1
+    assert endpoint.check.forwarded == 1
+    assert len(endpoint.google.grants) == 1
+
+
+def test_a_token_near_expiry_is_asked_for_again(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+) -> None:
+    """A cached token with less life left than the leeway is not used: the endpoint is asked."""
+    endpoint.log_in()
+    settings = RemoteSettings.from_env(with_key(monkeypatch, endpoint))
+    assert settings is not None
+    first = remote_token(settings)
+    later = first.expires_at - 200  # as if hours had passed: 200 s left, leeway 300
+
+    remote_token(settings, now=lambda: later)
+
+    assert endpoint.check.forwarded == 2
+
+
+def test_a_leeway_above_an_hour_is_capped(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+) -> None:
+    """A leeway the endpoint would refuse (over 3600 s) asks for 3600 s instead."""
+    document = endpoint.log_in()
+
+    token = get_access_token(environ=with_key(monkeypatch, endpoint), leeway_seconds=7 * 3600)
+
+    assert token == document["access_token"]
+
+
+def test_users_are_cached_apart(monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint) -> None:
+    """The cache is keyed by URL and user: another user is another request."""
+    document = endpoint.log_in()
+    env = with_key(monkeypatch, endpoint)
+
+    get_access_token(environ=env)
+    get_access_token(document["user_id"], environ=env)
+
+    assert endpoint.check.forwarded == 2
+
+
+def test_explicit_id_token_comes_first(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """KAKAO_TOKEN_ID_TOKEN wins over a key file and gcloud: neither is touched."""
+    document = endpoint.log_in()
+    log = fake_gcloud(tmp_path / "bin", id_token_for(endpoint.url, PERSON))
+    given = id_token_for(endpoint.url, SERVICE_ACCOUNT)
+    env = {
+        **with_key(monkeypatch, endpoint),
+        "KAKAO_TOKEN_ID_TOKEN": given,
+        "PATH": str(tmp_path / "bin"),
+    }
+
+    assert get_access_token(environ=env) == document["access_token"]
+    assert endpoint.check.bearers == [given]
+    assert endpoint.google.grants == [] and gcloud_calls(log) == []
+
+
+def test_key_file_comes_before_gcloud(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """With a key file and gcloud both present, google-auth's token is used."""
+    endpoint.log_in()
+    log = fake_gcloud(tmp_path / "bin", id_token_for(endpoint.url, PERSON))
+    env = {**with_key(monkeypatch, endpoint), "PATH": str(tmp_path / "bin")}
+
+    get_access_token(environ=env)
+
+    assert len(endpoint.google.grants) == 1 and gcloud_calls(log) == []
+
+
+def test_gcloud_for_a_person_retries_without_audiences(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """No key, not on Google Cloud: gcloud's token; a user account refusing --audiences is
+    asked again without it."""
+    document = endpoint.log_in()
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    person_token = id_token_for(endpoint.url, PERSON)
+    log = fake_gcloud(tmp_path / "bin", person_token, fail_audiences=True)
+    env = {"KAKAO_TOKEN_URL": endpoint.url, "PATH": str(tmp_path / "bin")}
+
+    assert get_access_token(environ=env) == document["access_token"]
+    calls = gcloud_calls(log)
+    assert calls[0] == ["auth", "print-identity-token", "--audiences", endpoint.url]
+    assert calls[1] == ["auth", "print-identity-token"]
+    assert endpoint.check.bearers == [person_token]
+
+
+def test_no_identity_says_which_to_set_up(tmp_path: Path) -> None:
+    """No explicit token, no key, no metadata server, gcloud logged out: exit 1 with a message
+    naming the three ways and what each source said."""
+    fake_gcloud(tmp_path / "bin", "")
+    env = {
+        "PATH": str(tmp_path / "bin"),
+        "HOME": str(tmp_path),
+        "KAKAO_TOKEN_URL": f"http://127.0.0.1:{free_port()}",
+        **closed_metadata_server(),
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "token_logic", "access-token"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    for needed in ("KAKAO_TOKEN_ID_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "gcloud auth login"):
+        assert needed in result.stderr
+    assert "no active account" in result.stderr.lower() or "active account" in result.stderr
+    assert "TOKEN_READERS" in result.stderr
+
+
+def test_metadata_server_is_not_probed_off_google_cloud() -> None:
+    """Off Google Cloud without a key, google-auth is skipped (its probe can hang ~10 s)."""
+    identity = IdentitySettings(on_google_cloud=False)
+
+    with pytest.raises(ConfigError) as caught:
+        find_id_token("https://x.test", default_sources(identity)[:2])
+
+    assert "not on Google Cloud" in str(caught.value)
+
+
+def test_endpoint_errors_become_package_errors(
+    monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+) -> None:
+    """Nothing stored: NoTokenStored; a dead login: LoginRequired; each with the endpoint's
+    words; a refused identity: ConfigError naming TOKEN_READERS. No token in any of them."""
+    env = with_key(monkeypatch, endpoint)
+    with pytest.raises(NoTokenStored, match="Log in first"):
+        get_access_token(environ=env)
+
+    document = endpoint.log_in()
+    stored = endpoint.stored()
+    stored["expires_at"] = stored["updated_at"] + 10
+    (endpoint.store_dir / "kakao_token.json").write_text(json.dumps(stored))
+    endpoint.kakao.state.refresh_tokens.clear()
+    with pytest.raises(LoginRequired, match=f"Log in again at {REDIRECT_URI}") as dead:
+        get_access_token(environ=env)
+
+    endpoint.check.allowed.clear()
+    with pytest.raises(ConfigError, match="TOKEN_READERS") as refused:
+        get_access_token(environ=env)
+
+    texts = [str(dead.value), repr(dead.value), str(refused.value)]
+    for secret in [document["access_token"], document["refresh_token"], *endpoint.google.issued]:
+        assert not [text for text in texts if secret in text]
+
+
+def test_network_failures_are_retried_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed port: three attempts, then a StorageError naming the URL (no ID token in it)."""
+    url = f"http://127.0.0.1:{free_port()}"
+    pauses: list[float] = []
+    settings = RemoteSettings(url=url)
+
+    with pytest.raises(StorageError, match=url) as caught:
+        remote_token(settings, sources=[("given", lambda _a: "id-token-xyz")], sleep=pauses.append)
+
+    assert len(pauses) == remote.ATTEMPTS - 1
+    assert "id-token-xyz" not in str(caught.value)
+
+
+def test_settings_hide_the_id_token() -> None:
+    """The explicit ID token never shows in a repr."""
+    settings = RemoteSettings.from_env(
+        {"KAKAO_TOKEN_URL": "https://t.example/", "KAKAO_TOKEN_ID_TOKEN": "secret-id-token"}
+    )
+
+    assert settings is not None and "secret-id-token" not in repr(settings)
+    assert settings.audience == "https://t.example"
+
+
+def cli(endpoint: Endpoint, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """The command line with only a key file: no Kakao key, no secret, no bucket."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(endpoint.key_file),
+        **extra,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "token_logic", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_access_token_with_url(endpoint: Endpoint) -> None:
+    """`--url URL access-token` prints the stored token, through the real google-auth path."""
+    document = endpoint.log_in()
+
+    result = cli(endpoint, "--url", endpoint.url, "access-token")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == document["access_token"] + "\n"
+    assert endpoint.google.grants == [endpoint.url]
+
+
+def test_cli_status_and_send_memo_through_the_endpoint(endpoint: Endpoint) -> None:
+    """`status` shows facts without the token; `send-memo` reaches Kakao with it."""
+    document = endpoint.log_in()
+    env = {"KAKAO_TOKEN_URL": endpoint.url, "KAKAO_API_BASE_URL": endpoint.kakao.url}
+
+    status = cli(endpoint, "status", **env)
+    memo = cli(endpoint, "send-memo", "원격으로 보냄", **env)
+    refresh = cli(endpoint, "refresh", **env)
+
+    assert status.returncode == 0, status.stderr
+    assert str(document["user_id"]) in status.stdout and "KST" in status.stdout
+    assert document["access_token"] not in status.stdout
+    assert memo.returncode == 0, memo.stderr
+    assert endpoint.kakao.state.memos[-1]["text"] == "원격으로 보냄"
+    assert refresh.returncode == 2 and "KAKAO_TOKEN_URL" in refresh.stderr
+
+
+def test_cli_reports_the_endpoints_message(endpoint: Endpoint) -> None:
+    """Nothing stored: exit 1 with the endpoint's one line."""
+    result = cli(endpoint, "--url", endpoint.url, "access-token")
+
+    assert result.returncode == 1
+    assert "Log in first" in result.stderr and result.stderr.count("\n") == 1

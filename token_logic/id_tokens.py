@@ -1,0 +1,156 @@
+"""Where a caller's Google ID token for the token endpoint comes from, tried in order.
+
+1. ``KAKAO_TOKEN_ID_TOKEN``: given explicitly (GitHub Actions' ``google-github-actions/auth``
+   with ``token_format: id_token``).
+2. google-auth's ``fetch_id_token``: a service-account key file (GOOGLE_APPLICATION_CREDENTIALS)
+   or, on Google Cloud, the metadata server.
+3. ``gcloud auth print-identity-token``: a person logged in with ``gcloud auth login``.
+
+Cloud Run checks the token (``roles/run.invoker``); it is never logged, never put in an error
+and never kept beyond the request it is for.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+GCLOUD_TIMEOUT_SECONDS = 30
+# Set on Google Cloud's serverless platforms; elsewhere the metadata server is there only on
+# Google's own machines (the DMI product name says so, as google-auth itself checks).
+_GOOGLE_CLOUD_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "FUNCTION_TARGET", "GAE_ENV")
+_METADATA_OVERRIDES = ("GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT")
+_DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
+
+
+class NotHere(Exception):
+    """A source has no ID token in this environment; the text says why (no secret in it)."""
+
+
+IdTokenSource = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """What the sources need to know, read once from the environment at the edge."""
+
+    explicit_token: str = ""
+    credentials_file: str = ""
+    on_google_cloud: bool = False
+    path: str = ""
+
+    def __repr__(self) -> str:
+        given = "given" if self.explicit_token else "not given"
+        return (
+            f"IdentitySettings(explicit_token={given}, credentials_file={self.credentials_file!r}"
+            f", on_google_cloud={self.on_google_cloud})"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> IdentitySettings:
+        markers = any(environ.get(name) for name in _GOOGLE_CLOUD_MARKERS + _METADATA_OVERRIDES)
+        return cls(
+            explicit_token=environ.get("KAKAO_TOKEN_ID_TOKEN", "").strip(),
+            credentials_file=environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip(),
+            on_google_cloud=markers or _google_hardware(),
+            path=environ.get("PATH", ""),
+        )
+
+
+def default_sources(settings: IdentitySettings) -> list[tuple[str, IdTokenSource]]:
+    """The three sources in their order, each named for the error message."""
+    return [
+        ("KAKAO_TOKEN_ID_TOKEN", lambda _audience: _explicit(settings)),
+        ("google-auth", lambda audience: _from_google_auth(settings, audience)),
+        ("gcloud", lambda audience: _from_gcloud(settings, audience)),
+    ]
+
+
+def find_id_token(audience: str, sources: Sequence[tuple[str, IdTokenSource]]) -> tuple[str, str]:
+    """(the ID token, the name of the source that gave it); ConfigError naming the three ways."""
+    reasons = []
+    for name, source in sources:
+        try:
+            token = source(audience)
+        except NotHere as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        if token:
+            return token, name
+        reasons.append(f"{name}: empty")
+    raise ConfigError(_none_works(audience, reasons), ("KAKAO_TOKEN_ID_TOKEN",))
+
+
+def _explicit(settings: IdentitySettings) -> str:
+    if not settings.explicit_token:
+        raise NotHere("not set")
+    return settings.explicit_token
+
+
+def _from_google_auth(settings: IdentitySettings, audience: str) -> str:
+    if not settings.credentials_file and not settings.on_google_cloud:
+        # Off Google Cloud, google-auth's probe of the metadata address can hang ~10 s.
+        raise NotHere("no GOOGLE_APPLICATION_CREDENTIALS, and not on Google Cloud")
+    try:
+        import google.auth.transport.requests
+        import google.oauth2.id_token
+        from google.auth.exceptions import GoogleAuthError
+    except ImportError as exc:
+        raise NotHere("google-auth is not installed (pip install google-auth)") from exc
+    try:
+        request = google.auth.transport.requests.Request()
+        token = google.oauth2.id_token.fetch_id_token(request, audience)  # type: ignore[no-untyped-call]
+    except GoogleAuthError as exc:
+        raise NotHere(f"failed ({type(exc).__name__})") from exc
+    return str(token or "")
+
+
+def _from_gcloud(settings: IdentitySettings, audience: str) -> str:
+    gcloud = shutil.which("gcloud", path=settings.path or None)
+    if gcloud is None:
+        raise NotHere("gcloud is not installed (not on PATH)")
+    last_error = ""
+    # A user account's token cannot carry --audiences (gcloud refuses); Cloud Run accepts
+    # that token without it, a service account's only with it: try with, then without.
+    for extra in (["--audiences", audience], []):
+        try:
+            result = subprocess.run(  # noqa: S603 - a fixed command, no shell
+                [gcloud, "auth", "print-identity-token", *extra],
+                capture_output=True,
+                text=True,
+                timeout=GCLOUD_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NotHere(f"could not run gcloud ({type(exc).__name__})") from exc
+        token = result.stdout.strip()
+        if result.returncode == 0 and token:
+            return token
+        # gcloud's own error line (it never prints a token there) says what is wrong.
+        lines = result.stderr.strip().splitlines()
+        last_error = lines[-1][:200] if lines else f"exit {result.returncode}"
+    raise NotHere(f"no identity token ({last_error})")
+
+
+def _none_works(audience: str, reasons: list[str]) -> str:
+    return (
+        f"No Google ID token for the token endpoint {audience}. Set up one of: "
+        "(1) KAKAO_TOKEN_ID_TOKEN=<an ID token whose audience is that URL> (GitHub Actions: "
+        "google-github-actions/auth with token_format: id_token, id_token_audience: "
+        f"{audience}); (2) GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account-key.json "
+        "(or run on Google Cloud, where the metadata server gives one); (3) a person: "
+        "`gcloud auth login`, so that `gcloud auth print-identity-token` works. The identity "
+        "must be one of the deployment's TOKEN_READERS. Tried: " + "; ".join(reasons) + "."
+    )
+
+
+def _google_hardware() -> bool:
+    try:
+        return _DMI_PRODUCT_NAME.read_text().strip().startswith("Google")
+    except OSError:
+        return False
