@@ -274,7 +274,7 @@ def test_every_known_input_is_in_help_and_in_the_example(deployer: Deployer) -> 
 
     assert {"TOKEN_READERS", "KAKAO_ADMIN_KEY", "KAKAO_APP_ID", "ALERT_EMAIL"} <= set(names)
     assert [n for n in names if n not in result.stdout] == []
-    assert [n for n in names if n != "PYTHON_RUNTIME" and f"{n}=" not in example] == []
+    assert [n for n in names if f"{n}=" not in example] == []
 
 
 def test_a_bad_token_reader_is_named_and_nothing_runs(deployer: Deployer) -> None:
