@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import io
 import json
 import secrets
 import threading
@@ -77,12 +78,15 @@ class FakeKakaoState:
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     token_requests: list[dict[str, str]] = field(default_factory=list)
     memos: list[dict[str, Any]] = field(default_factory=list)
+    lost_answers: int = 0
     issued_access: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     issued_refresh: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def inject(self, endpoint: str, *faults: str) -> None:
-        """Make the next requests to ``endpoint`` fail: timeout, reset, html, 500, or a code."""
+        """Make the next requests to ``endpoint`` fail: timeout, reset, html, 500, or a code
+        (Kakao never saw the request), or processed-reset, processed-timeout, processed-500
+        (Kakao did the work, then the answer was lost)."""
         with self.lock:
             self.faults[endpoint].extend(faults)
 
@@ -228,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.st.lock:
             self.st.calls[parts.path] += 1
             fault = self.st.faults[parts.path].popleft() if self.st.faults[parts.path] else None
-        if fault and self._fault(fault):
+        if fault and not fault.startswith("processed-") and self._fault(fault):
             return
         routes = {
             ("GET", "/oauth/authorize"): self._authorize,
@@ -244,8 +248,33 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None:
             self._json(404, {"msg": "not found", "code": -404})
             return
+        if fault and fault.startswith("processed-"):
+            self._processed_then_lost(handler, fault.removeprefix("processed-"))
+            return
         with self.st.lock:
             handler()
+
+    def _processed_then_lost(self, handler: Callable[[], None], then: str) -> None:
+        """Do the work (a refresh rotates, a code is spent), then lose the answer on the way:
+        ``reset`` drops the connection, ``timeout`` hangs past the client's patience, a number
+        answers that status instead. What real Kakao does when its answer never reaches us."""
+        real_wfile = self.wfile
+        self.wfile = io.BytesIO()  # the answer is computed and thrown away
+        try:
+            with self.st.lock:
+                handler()
+        finally:
+            self.wfile = real_wfile
+        with self.st.lock:
+            self.st.lost_answers += 1
+        if then == "reset":
+            self.connection.shutdown(2)
+            self.close_connection = True
+        elif then == "timeout":
+            time.sleep(self.fake.hang_seconds)
+            self.close_connection = True
+        else:
+            self._send(int(then), b"<html>upstream error</html>", "text/html")
 
     def _fault(self, fault: str) -> bool:
         if fault == "timeout":

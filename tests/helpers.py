@@ -45,6 +45,15 @@ class FakeClock:
         self.current += seconds
 
 
+class FrozenClock(FakeClock):
+    """A clock whose time stands still while threads wait: ``sleep`` yields for a moment of
+    real time and advances nothing, so no lease or deadline can pass because 15 other threads
+    happened to wait (with FakeClock every thread's sleep moves time for all of them)."""
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, 0.002))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,8 +22,11 @@ from token_logic.wiring import build_service
 KOE_CODES = ["KOE320", "KOE303", "KOE010", "KOE101", "KOE319", "KOE322", "KOE237", "KOE003"]
 
 
-def service_for(fake: FakeKakao, bucket: str, clock: FakeClock) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, TOKEN_BUCKET=bucket))
+def service_for(fake: FakeKakao, bucket: str, clock: FakeClock, **env: str) -> TokenService:
+    # One-second Kakao timeouts: the fake's "timeout" fault (1.5 s) is then a real client timeout.
+    settings = Settings.from_env(
+        settings_env(fake, TOKEN_BUCKET=bucket, KAKAO_TIMEOUT_SECONDS="1", **env)
+    )
     return build_service(settings, session=new_session(), store=GcsTokenStore(bucket), clock=clock)
 
 
@@ -66,9 +69,12 @@ def test_kakao_outages_at_refresh_keep_the_stored_document(
     before = gcs.read_object(bucket, "kakao_token.json")
     fake_kakao.state.inject("/oauth/token", fault, fault, fault)
 
-    with pytest.raises(KakaoUnavailable):
+    with pytest.raises(KakaoUnavailable) as caught:
         service.refresh_user(force=True)
 
+    assert caught.value.reason == {"timeout": "timeout", "reset": "unreachable"}.get(
+        fault, "server_error" if fault != "html" else "bad_response"
+    )
     assert fake_kakao.state.calls["/oauth/token"] == 1 + 3  # the login, then three attempts
     after = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
     assert after["access_token"] == json.loads(before or b"{}")["access_token"]
@@ -109,9 +115,12 @@ def test_a_login_is_one_storage_request(
     clock: FakeClock,
     gcs: GcsEmulator,
 ) -> None:
-    """A login replaces the document with one upload: no read before it (one round trip less)."""
+    """Where who may store is settled (an allowlist), a login replaces the document with one
+    upload: no read before it (one round trip less)."""
     bucket, proxy = flaky_bucket
-    service = service_for(fake_kakao, bucket, clock)
+    service = service_for(
+        fake_kakao, bucket, clock, ALLOWED_KAKAO_USER_IDS=str(fake_kakao.state.user_id)
+    )
     complete_login(service)  # over nothing
     complete_login(service)  # over an existing document
 
@@ -132,7 +141,9 @@ def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
     """The one upload is not retried blindly: after a 503 the login reads, then writes with a
     generation precondition, and is stored."""
     bucket, proxy = flaky_bucket
-    service = service_for(fake_kakao, bucket, clock)
+    service = service_for(
+        fake_kakao, bucket, clock, ALLOWED_KAKAO_USER_IDS=str(fake_kakao.state.user_id)
+    )
     complete_login(service)
     proxy.fail_kind, proxy.fail_next = "upload", 1
 
@@ -145,6 +156,28 @@ def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
     ]
     stored = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
     assert stored["access_token"] == list(fake_kakao.state.access_tokens)[-1]  # the second login
+
+
+def test_an_owned_deployment_reads_then_writes_conditionally(
+    fake_kakao: FakeKakao,
+    flaky_bucket,  # type: ignore[no-untyped-def]
+    clock: FakeClock,
+    gcs: GcsEmulator,
+) -> None:
+    """Without an allowlist a login must know the owner: it reads, then writes guarded by the
+    generation it read, so no other account's login can slip in between."""
+    bucket, proxy = flaky_bucket
+    service = service_for(fake_kakao, bucket, clock)
+    complete_login(service)  # over nothing
+    complete_login(service)  # the owner again
+
+    uploads = [request for request in proxy.seen if request[1] != "api"]
+    assert uploads == [
+        ("GET", "download", 404),
+        ("POST", "upload", 200),
+        ("GET", "download", 200),
+        ("POST", "upload", 200),
+    ]
 
 
 def test_a_bucket_that_stays_down_is_a_clear_storage_error(

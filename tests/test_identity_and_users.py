@@ -14,6 +14,7 @@ from tests.helpers import consent, path_and_query
 
 OWNER = 4127000001
 STRANGER = 4127000999
+SUCCESS = 303  # a stored login redirects to the clean success address
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_a_stranger_cannot_overwrite_the_owners_token(
 ) -> None:
     """The owner logs in; a stranger's later login leaves the owner's document byte for byte."""
     client = make_client(ALLOWED_KAKAO_USER_IDS=f"{OWNER},12")
-    assert login_as(client, fake_kakao, OWNER).status_code == 200
+    assert login_as(client, fake_kakao, OWNER).status_code == 303
     before = (tmp_path / "kakao_token.json").read_bytes()
 
     assert login_as(client, fake_kakao, STRANGER).status_code == 403
@@ -81,19 +82,79 @@ def test_identity_lookup_failure_with_an_allowlist_fails_closed(
     assert not (tmp_path / "kakao_token.json").exists()
 
 
-def test_identity_lookup_failure_without_allowlist_still_stores(
+@pytest.mark.parametrize("token_object", ["kakao_token.json", "tokens/{user_id}.json"])
+def test_identity_lookup_failure_without_allowlist_fails_closed(
     make_client,  # type: ignore[no-untyped-def]
     fake_kakao: FakeKakao,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    token_object: str,
 ) -> None:
-    """No allowlist and a single document: the login is stored with user_id null."""
+    """No allowlist either: a login whose user id cannot be established is never stored (503)."""
     monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
-    client = make_client()
+    client = make_client(TOKEN_OBJECT=token_object)
     fake_kakao.state.inject("/v2/user/me", "500", "500", "500")
 
-    assert login_as(client, fake_kakao, OWNER).status_code == 200
-    assert json.loads((tmp_path / "kakao_token.json").read_text())["user_id"] is None
+    response = login_as(client, fake_kakao, OWNER)
+
+    assert response.status_code == 503
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+
+
+def test_the_first_login_owns_a_single_document_deployment(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+) -> None:
+    """No allowlist: the first user owns it; another account gets 403, nothing of the owner's
+    changes, and the stranger's fresh token is logged out at Kakao. The owner may log in again."""
+    client = make_client()
+    assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
+    before = (tmp_path / "kakao_token.json").read_bytes()
+
+    refused = login_as(client, fake_kakao, STRANGER)
+
+    assert refused.status_code == 403
+    assert "logout" in refused.get_data(as_text=True)
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+    assert all(info.user_id != STRANGER for info in fake_kakao.state.access_tokens.values())
+    assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
+    again = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert again["user_id"] == OWNER and again["access_token"] != json.loads(before)["access_token"]
+
+
+def test_a_document_that_names_no_owner_is_not_taken_over(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+) -> None:
+    """A stored document without user_id (an old version, another tool): a login is refused
+    with the fix named (logout or the allowlist), and the document is left alone."""
+    client = make_client()
+    assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
+    path = tmp_path / "kakao_token.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "user_id": None}))
+    before = path.read_bytes()
+
+    refused = login_as(client, fake_kakao, OWNER)
+
+    assert refused.status_code == 403
+    assert "ALLOWED_KAKAO_USER_IDS" in refused.get_data(as_text=True)
+    assert path.read_bytes() == before
+
+
+def test_the_allowlist_wins_over_first_login_ownership(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+) -> None:
+    """With ALLOWED_KAKAO_USER_IDS set, any listed user may replace the single document."""
+    client = make_client(ALLOWED_KAKAO_USER_IDS=f"{OWNER},{STRANGER}")
+    assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
+
+    assert login_as(client, fake_kakao, STRANGER).status_code == SUCCESS
+
+    assert json.loads((tmp_path / "kakao_token.json").read_text())["user_id"] == STRANGER
 
 
 def test_openid_login_takes_the_user_from_the_checked_id_token(
@@ -106,7 +167,7 @@ def test_openid_login_takes_the_user_from_the_checked_id_token(
 
     response = login_as(client, fake_kakao, OWNER)
 
-    assert response.status_code == 200
+    assert response.status_code == 303  # to the done page
     document = json.loads((tmp_path / "kakao_token.json").read_text())
     assert document["user_id"] == OWNER and document["id_token"]
     assert fake_kakao.state.calls["/v2/user/me"] == 0

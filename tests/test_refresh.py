@@ -11,11 +11,10 @@ import pytest
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, complete_login, rewrite_stored
+from tests.helpers import FakeClock, FrozenClock, complete_login, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
 from token_logic.kakao import new_session
-from token_logic.refresh import LEASE_SECONDS
 from token_logic.service import TokenService
 from token_logic.store import TokenStore
 from token_logic.wiring import build_service
@@ -38,7 +37,7 @@ def after_kakao_refreshes(service: TokenService, interference: Callable[[], obje
     """Make ``interference`` happen after Kakao answers a refresh, before its result is stored."""
     real_refresh = service.kakao.redeem_refresh_token
 
-    def refresh_then_interfere(refresh_token: str) -> dict[str, Any]:
+    def refresh_then_interfere(refresh_token: str, deadline: object = None) -> dict[str, Any]:
         response = real_refresh(refresh_token)
         interference()
         return response
@@ -190,9 +189,14 @@ def test_rate_limit_releases_the_lease(
 
 
 def test_concurrent_refreshes_at_rotation_call_kakao_once(
-    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+    fake_kakao: FakeKakao, store: TokenStore
 ) -> None:
-    """16 threads refreshing at the rotation moment: one Kakao call, the stored token valid."""
+    """16 threads refreshing at the rotation moment: one Kakao call, the stored token valid.
+
+    Time stands still while they wait (FrozenClock), so the outcome depends on the lease alone,
+    never on how the threads happened to be scheduled."""
+    clock = FrozenClock()
+    fake_kakao.state.clock = clock.time
     service = make_service(fake_kakao, store, clock)
     complete_login(service)
     clock.advance(31 * DAY)
@@ -204,31 +208,33 @@ def test_concurrent_refreshes_at_rotation_call_kakao_once(
     assert fake_kakao.state.refresh_calls() == 1
     assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
     assert {r.document.access_token for r in results} == {document["access_token"]}
+    assert sum(r.refreshed for r in results) == 1
 
 
-def test_koe322_after_another_instance_rotated_uses_its_token(
+def test_koe322_after_the_document_changed_uses_the_newer_login(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
-    """A slow instance whose lease expired gets KOE322, re-reads, and adopts the rotated token."""
-    fast = make_service(fake_kakao, store, clock)
-    complete_login(fast)
+    """KOE322 while a new login replaced the document under our lease: re-read, adopt it, and
+    never mark the new login dead."""
+    service = make_service(fake_kakao, store, clock)
+    complete_login(service)
     clock.advance(31 * DAY)
-    slow = make_service(fake_kakao, store, clock)
-    real_refresh = slow.kakao.redeem_refresh_token
+    real_refresh = service.kakao.redeem_refresh_token
 
-    def stalled_refresh(refresh_token: str) -> dict[str, Any]:
-        clock.advance(LEASE_SECONDS + 1)  # the slow instance stalls past its lease...
-        assert fast.refresh_user().refreshed is True  # ...and another instance rotates meanwhile
+    def refresh_after_a_new_login(refresh_token: str, deadline: object = None) -> dict[str, Any]:
+        complete_login(make_service(fake_kakao, store, clock))  # the owner logs in again
+        fake_kakao.state.inject("/oauth/token", "KOE322")
         return real_refresh(refresh_token)
 
-    slow.kakao.redeem_refresh_token = stalled_refresh  # type: ignore[method-assign]
+    service.kakao.redeem_refresh_token = refresh_after_a_new_login  # type: ignore[method-assign]
 
-    result = slow.refresh_user()
+    result = service.refresh_user()
 
     document = stored_document(store)
+    assert result.refreshed is False
     assert result.document.refresh_token == document["refresh_token"]
     assert document["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
-    assert "login_error" not in document
+    assert "login_error" not in document and "refresh_lease" not in document
 
 
 def test_a_rotated_token_survives_losing_the_write_race(
@@ -260,9 +266,7 @@ def test_a_crashed_lease_holder_does_not_block_forever(
     complete_login(service)
     leased = rewrite_stored(
         store,
-        lambda d: d.with_fields(
-            refresh_lease={"owner": "crashed", "until": clock.now() + LEASE_SECONDS}
-        ),
+        lambda d: d.with_fields(refresh_lease={"owner": "crashed", "until": clock.now() + 60}),
     )
     clock.advance(21599)
 

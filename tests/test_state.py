@@ -24,7 +24,7 @@ def test_challenge_is_base64url_sha256_of_the_verifier() -> None:
     """The S256 challenge matches the verifier that verify_state hands back."""
     start = start_login(pkce=True)
 
-    verifier = verify_state(start.state, {start.cookie_name: start.cookie_value})
+    verifier = verify_state(start.state, {start.cookie_name: start.cookie_value}).verifier
 
     digest = hashlib.sha256(verifier.encode()).digest()
     assert start.code_challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -36,7 +36,7 @@ def test_without_pkce_there_is_no_verifier() -> None:
     start = start_login(pkce=False)
 
     assert start.code_challenge == ""
-    assert verify_state(start.state, {start.cookie_name: start.cookie_value}) == ""
+    assert verify_state(start.state, {start.cookie_name: start.cookie_value}).verifier == ""
 
 
 @pytest.mark.parametrize("cookies", [{}, {"other": "x"}])
@@ -100,3 +100,28 @@ def test_id_token_with_a_failed_claim_is_refused(bad: dict[str, object]) -> None
             nonce="n",
             now=1000,
         )
+
+
+def test_an_id_token_without_the_nonce_that_was_sent_is_refused() -> None:
+    """We sent a nonce: an ID token that carries none is refused, not waved through."""
+    from token_logic.errors import KakaoUnavailable
+
+    claims = {key: value for key, value in GOOD.items() if key != "nonce"}
+
+    with pytest.raises(KakaoUnavailable):
+        id_token_subject(
+            _jwt(claims), issuer="https://kauth.kakao.com", audience="key", nonce="n", now=1000
+        )
+
+
+def test_the_nonce_is_a_cookie_secret_not_derived_from_the_state() -> None:
+    """The nonce comes back only from this browser's cookie; the state alone does not give it,
+    and two logins never share one."""
+    first, second = start_login(pkce=True), start_login(pkce=True)
+
+    secrets = verify_state(first.state, {first.cookie_name: first.cookie_value})
+
+    assert secrets.nonce == first.nonce and len(first.nonce) >= 22
+    assert first.nonce != second.nonce
+    assert first.state not in first.nonce and first.nonce not in first.state
+    assert first.nonce not in repr(first) and first.nonce not in repr(secrets)

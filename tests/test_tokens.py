@@ -51,7 +51,7 @@ def test_refresh_without_rotation_keeps_refresh_token_and_scope() -> None:
 
     merged = apply_refresh_response(
         document, {"token_type": "bearer", "access_token": "AT-2", "expires_in": 21599}, NOW + 50
-    )
+    ).document
 
     assert merged.access_token == "AT-2"
     assert merged.refresh_token == "RT-1"
@@ -71,7 +71,7 @@ def test_refresh_with_rotation_stores_the_new_refresh_token() -> None:
         "refresh_token_expires_in": 5183999,
     }
 
-    merged = apply_refresh_response(document, response, NOW + 10)
+    merged = apply_refresh_response(document, response, NOW + 10).document
 
     assert merged.refresh_token == "RT-2"
     assert merged.refresh_token_expires_at == NOW + 10 + 5183999
@@ -83,24 +83,97 @@ def test_refresh_clears_a_lease_and_a_dead_login_marker() -> None:
         refresh_lease={"owner": "o", "until": NOW + 5}, login_error={"error_code": "KOE322"}
     )
 
-    merged = apply_refresh_response(document, {"access_token": "AT-2", "expires_in": 10}, NOW)
+    merged = apply_refresh_response(
+        document, {"access_token": "AT-2", "expires_in": 10}, NOW
+    ).document
 
     assert merged.lease is None and merged.login_error is None
 
 
-@pytest.mark.parametrize(
-    "broken",
-    [
-        {"expires_in": "soon"},
-        {"access_token": ""},
-        {"refresh_token": None},
-        {"refresh_token_expires_in": 0},
-    ],
-)
-def test_malformed_responses_are_rejected(broken: dict[str, object]) -> None:
-    """A token response missing a field or with a bad lifetime is a bad_response, not a crash."""
+@pytest.mark.parametrize("broken", [{"access_token": ""}, {"refresh_token": None}])
+def test_a_login_answer_without_tokens_is_rejected(broken: dict[str, object]) -> None:
+    """A code-exchange answer without an access or refresh token is a bad_response."""
     with pytest.raises(KakaoUnavailable):
         from_token_response({**EXCHANGE, **broken}, NOW, 7)
+
+
+@pytest.mark.parametrize(
+    ("odd", "expires_after", "refresh_expires_after"),
+    [
+        ({"expires_in": "21599"}, 21599, 5183999),  # a numeric string is read as a number
+        ({"expires_in": "soon"}, 3600, 5183999),  # garbage: assume one hour
+        ({"refresh_token_expires_in": 0}, 21599, ROTATION_WINDOW_SECONDS),
+        ({"refresh_token_expires_in": None}, 21599, ROTATION_WINDOW_SECONDS),
+    ],
+)
+def test_a_login_answer_with_odd_lifetimes_is_kept_with_conservative_ones(
+    odd: dict[str, object], expires_after: int, refresh_expires_after: int
+) -> None:
+    """Odd lifetimes in a login answer: stored with a conservative stand-in, never refused."""
+    document = from_token_response({**EXCHANGE, **odd}, NOW, 7)
+
+    assert document.expires_at == NOW + expires_after
+    assert document.refresh_token_expires_at == NOW + refresh_expires_after
+
+
+@pytest.mark.parametrize(
+    ("response", "assumed"),
+    [
+        (
+            {"access_token": "AT-2", "refresh_token": "RT-2"},
+            ("refresh_token_expires_in", "expires_in"),
+        ),
+        (
+            {
+                "access_token": "AT-2",
+                "expires_in": "21599",
+                "refresh_token": "RT-2",
+                "refresh_token_expires_in": "5183999",
+            },
+            (),
+        ),
+        (
+            {
+                "access_token": "AT-2",
+                "expires_in": -5,
+                "refresh_token": "RT-2",
+                "refresh_token_expires_in": True,
+            },
+            ("refresh_token_expires_in", "expires_in"),
+        ),
+    ],
+)
+def test_a_rotated_refresh_token_is_kept_whatever_else_is_odd(
+    response: dict[str, object], assumed: tuple[str, ...]
+) -> None:
+    """Missing or garbled lifetimes never drop a new refresh token: it is kept with a
+    conservative expiry, and the assumed fields are named (for a warning, never the value)."""
+    document = from_token_response(EXCHANGE, NOW, 7)
+
+    update = apply_refresh_response(document, response, NOW + 10)
+
+    assert update.document.refresh_token == "RT-2"
+    assert update.document.access_token == "AT-2"
+    assert update.assumed == assumed
+    assert update.refused == ""
+    expected_rt = 5183999 if not assumed else ROTATION_WINDOW_SECONDS
+    assert update.document.refresh_token_expires_at == NOW + 10 + expected_rt
+    assert update.document.expires_at == NOW + 10 + (21599 if not assumed else 3600)
+
+
+def test_an_answer_without_access_token_still_keeps_its_new_refresh_token() -> None:
+    """No access token is the one reason to refuse an answer, and even then a rotated refresh
+    token in it is kept (with the old, still valid access token) and the refusal reported."""
+    document = from_token_response(EXCHANGE, NOW, 7)
+
+    update = apply_refresh_response(document, {"refresh_token": "RT-2"}, NOW + 10)
+
+    assert update.refused
+    assert update.document.refresh_token == "RT-2"
+    assert update.document.access_token == document.access_token
+    assert update.document.expires_at == document.expires_at
+    with pytest.raises(KakaoUnavailable):
+        apply_refresh_response(document, {"expires_in": 21599}, NOW + 10)
 
 
 def test_needs_refresh_on_margin_and_in_the_rotation_window() -> None:

@@ -12,6 +12,9 @@ class Clock(Protocol):
     def now(self) -> int:
         """Seconds since the epoch."""
 
+    def time(self) -> float:
+        """Seconds since the epoch, with a fraction (deadlines)."""
+
     def sleep(self, seconds: float) -> None:
         """Wait (tests advance a fake clock instead)."""
 
@@ -21,6 +24,9 @@ class SystemClock:
 
     def now(self) -> int:
         return int(time.time())
+
+    def time(self) -> float:
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .budget import (
+    ANSWER_RESERVE_SECONDS,
+    DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    MIN_KAKAO_ATTEMPT_SECONDS,
+    STORE_RESERVE_SECONDS,
+)
 from .errors import ConfigError
 
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
@@ -14,6 +22,10 @@ DEFAULT_TOKEN_OBJECT = "kakao_token.json"
 DEFAULT_REFRESH_MARGIN_SECONDS = 3600
 DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
 
+# Below this a refresh could not fit one Kakao attempt and the time kept to store its answer.
+MIN_FUNCTION_TIMEOUT_SECONDS = int(
+    ANSWER_RESERVE_SECONDS + STORE_RESERVE_SECONDS + MIN_KAKAO_ATTEMPT_SECONDS + 1
+)
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -37,6 +49,8 @@ class Settings:
     allowed_user_ids: frozenset[int] = frozenset()
     kakao_timeout_seconds: float = DEFAULT_KAKAO_TIMEOUT_SECONDS
     proxies: Mapping[str, str] = field(default_factory=dict)
+    ca_bundle: str = ""
+    function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS
     demo: bool = False
     # The unlink webhook (unlink.py): Kakao proves itself with the app's primary admin key.
     admin_key: str = field(default="", repr=False)
@@ -77,6 +91,16 @@ class Settings:
             # Cloud Run's disk is per instance and vanishes: a token written there is lost.
             problems.append("TOKEN_BUCKET must be set on Cloud Run (local disk is not kept)")
 
+        function_timeout = _parse_int(
+            env, "FUNCTION_TIMEOUT_SECONDS", DEFAULT_FUNCTION_TIMEOUT_SECONDS, problems
+        )
+        if not MIN_FUNCTION_TIMEOUT_SECONDS <= function_timeout <= 3600:
+            problems.append(
+                f"FUNCTION_TIMEOUT_SECONDS must be between {MIN_FUNCTION_TIMEOUT_SECONDS} and 3600 "
+                "(the function's timeout as deployed: gcloud functions deploy --timeout)"
+            )
+        auth_base_url = (env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/")
+        api_base_url = (env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
         if problems:
             raise ConfigError("Configuration error: " + "; ".join(problems), missing)
         return cls(
@@ -85,30 +109,50 @@ class Settings:
             client_secret=env.get("KAKAO_CLIENT_SECRET", ""),
             scope=_normalize_scope(env.get("KAKAO_SCOPE", "")),
             pkce=pkce,
-            auth_base_url=(env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/"),
-            api_base_url=(env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
+            auth_base_url=auth_base_url,
+            api_base_url=api_base_url,
             token_bucket=bucket,
             token_object=token_object,
             token_dir=env.get("TOKEN_DIR") or ".",
             refresh_margin_seconds=margin,
             allowed_user_ids=allowed,
             kakao_timeout_seconds=float(timeout),
-            proxies=_proxies(env),
+            proxies=_kakao_proxies(env, (auth_base_url, api_base_url)),
+            ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or "",
             demo=demo,
             admin_key=env.get("KAKAO_ADMIN_KEY", ""),
             app_id=app_id,
         )
 
 
-def _proxies(env: Mapping[str, str]) -> dict[str, str]:
-    """HTTP(S)_PROXY, read once here: the HTTP sessions then skip re-reading the environment
-    on every request, which costs about a millisecond each."""
+def _kakao_proxies(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]:
+    """The proxy for each Kakao host, as requests would choose it from HTTP(S)_PROXY and
+    NO_PROXY, read once here: the session then skips re-reading the environment on every
+    request (about half a millisecond each; BENCHMARKS.md). Keys are ``scheme://host``, which
+    requests matches per request; a host NO_PROXY exempts gets no key, so no proxy."""
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
     found = {}
-    for scheme in ("http", "https"):
-        value = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
-        if value:
-            found[scheme] = value
+    for url in urls:
+        parts = urlsplit(url)
+        proxy = env.get(f"{parts.scheme}_proxy") or env.get(f"{parts.scheme.upper()}_PROXY")
+        host = parts.hostname or ""
+        if proxy and not _bypasses_proxy(host, no_proxy):
+            found[f"{parts.scheme}://{host}"] = proxy
     return found
+
+
+def _bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """NO_PROXY as requests reads it: ``*``, a domain and its subdomains, or an IP network."""
+    for entry in (item.strip().lower() for item in no_proxy.split(",")):
+        entry = entry.lstrip(".").rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        if not entry:
+            continue
+        if entry == "*" or host == entry or host.endswith("." + entry):
+            return True
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                return True
+    return False
 
 
 def _is_http_url(value: str) -> bool:

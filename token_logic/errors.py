@@ -8,11 +8,13 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── LoginStateError        callback without a valid state for this browser (CSRF, replay)
     ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
+    │   └── NotTheOwner        another Kakao user already owns this single-document deployment
     ├── IdentityUnverified     who logged in could not be established (fail closed)
     ├── KakaoError             Kakao answered with an error body (KOE codes, API codes)
     │   └── LoginRequired      the refresh token is dead (KOE322): a person must log in again
     ├── KakaoUnavailable       Kakao unreachable, timing out, 5xx or not JSON
     ├── NoTokenStored          nothing stored yet for this user: log in first
+    ├── DeadlineReached        the request's time budget ran out first (503, Retry-After)
     └── StorageError           the token store failed (after the client's own retries)
         └── WriteConflict      a conditional write lost a race; re-read and decide again
 """
@@ -51,6 +53,19 @@ class UserNotAllowed(KakaoTokenError):
     def __init__(self, user_id: int) -> None:
         super().__init__(f"Kakao user {user_id} is not allowed to store a token here")
         self.user_id = user_id
+
+
+class NotTheOwner(UserNotAllowed):
+    """Raised when a deployment without an allowlist already stores another user's login.
+
+    ``owner_known`` is False when the stored document names nobody (written by an old version
+    or another tool): then only the operator can hand the deployment over (``logout``).
+    """
+
+    def __init__(self, user_id: int, owner_known: bool) -> None:
+        KakaoTokenError.__init__(self, f"Kakao user {user_id} does not own this deployment")
+        self.user_id = user_id
+        self.owner_known = owner_known
 
 
 class IdentityUnverified(KakaoTokenError):
@@ -92,6 +107,17 @@ class KakaoUnavailable(KakaoTokenError):
 
 class NoTokenStored(KakaoTokenError):
     """Raised when no token document is stored yet."""
+
+
+class DeadlineReached(KakaoTokenError):
+    """Raised when the request's deadline leaves no time for the next step (see budget.py).
+
+    ``retry_after`` is when trying again makes sense, in whole seconds.
+    """
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class StorageError(KakaoTokenError):

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .budget import Deadline
 from .errors import StorageError, WriteConflict
 from .store import Stored
 
@@ -28,7 +29,8 @@ class FileTokenStore:
     def __repr__(self) -> str:
         return f"FileTokenStore(directory={str(self._root)!r})"
 
-    def read(self, name: str) -> Stored | None:
+    def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
+        # Local files answer at once; the deadline matters only for remote stores.
         path = self._path(name)
         try:
             data = path.read_bytes()
@@ -38,7 +40,9 @@ class FileTokenStore:
             raise StorageError(f"cannot read {path}: {exc.strerror}; check TOKEN_DIR") from exc
         return Stored(data, _version(data))
 
-    def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+    def write(
+        self, name: str, data: bytes, expected_version: str | None, deadline: Deadline | None = None
+    ) -> str:
         return self._put(name, data, check=True, expected_version=expected_version)
 
     def overwrite(self, name: str, data: bytes) -> str:

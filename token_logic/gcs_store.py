@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import StorageError, WriteConflict
+from .budget import Deadline
+from .errors import DeadlineReached, StorageError, WriteConflict
 from .store import Stored
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,15 +23,15 @@ REQUEST_TIMEOUT = 10.0
 RETRY_BUDGET = 20.0
 
 
-def default_client(proxies: Mapping[str, str] | None = None) -> Client:
-    """A storage client with the ambient credentials (or the emulator's, in tests)."""
+def default_client() -> Client:
+    """A storage client with the ambient credentials (or the emulator's, in tests).
+
+    Its HTTP session is requests' own, so HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE apply as
+    requests normally applies them (read on every request; BENCHMARKS.md has the cost).
+    """
     from google.cloud import storage
 
-    client = storage.Client()
-    # Its HTTP session is a requests.Session: same per-request environment scan as ours.
-    client._http.trust_env = False
-    client._http.proxies.update(proxies or {})
-    return client
+    return storage.Client()
 
 
 class GcsTokenStore:
@@ -51,28 +52,34 @@ class GcsTokenStore:
         """Create the client now (import and connection set-up), off the request path."""
         self._bucket()
 
-    def read(self, name: str) -> Stored | None:
+    def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
         from google.api_core.exceptions import NotFound
 
+        timeout, budget = _limits(deadline)
         blob = self._bucket().blob(name)
         try:
-            data = blob.download_as_bytes(timeout=REQUEST_TIMEOUT, retry=_retry(RETRY_BUDGET))
+            data = blob.download_as_bytes(timeout=timeout, retry=_retry(budget))
         except NotFound:
             return None
         except _failures() as exc:
             raise _storage_error("read", exc) from exc
         return Stored(data, str(blob.generation))
 
-    def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+    def write(
+        self, name: str, data: bytes, expected_version: str | None, deadline: Deadline | None = None
+    ) -> str:
         # The precondition makes the upload idempotent, so the client may retry it.
         generation = int(expected_version) if expected_version else 0
-        return self._upload(name, data, generation, _retry(RETRY_BUDGET))
+        timeout, budget = _limits(deadline)
+        return self._upload(name, data, generation, _retry(budget), timeout)
 
     def overwrite(self, name: str, data: bytes) -> str:
         # No precondition, so no retry: a repeated upload could undo a write made in between.
-        return self._upload(name, data, None, None)
+        return self._upload(name, data, None, None, REQUEST_TIMEOUT)
 
-    def _upload(self, name: str, data: bytes, generation: int | None, retry: Any) -> str:
+    def _upload(
+        self, name: str, data: bytes, generation: int | None, retry: Any, timeout: float
+    ) -> str:
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self._bucket().blob(name)
@@ -82,7 +89,7 @@ class GcsTokenStore:
                 data,
                 content_type="application/json",
                 if_generation_match=generation,
-                timeout=REQUEST_TIMEOUT,
+                timeout=timeout,
                 retry=retry,
             )
         except PreconditionFailed as exc:
@@ -144,6 +151,19 @@ def _failures() -> tuple[type[Exception], ...]:
     from google.auth.exceptions import GoogleAuthError
 
     return (GoogleAPIError, GoogleAuthError, requests.RequestException, OSError)
+
+
+def _limits(deadline: Deadline | None) -> tuple[float, float]:
+    """(timeout of one request, budget of all its retries), cut to the deadline if any.
+
+    Budgets are whole seconds so the cache of retry policies stays small.
+    """
+    if deadline is None:
+        return REQUEST_TIMEOUT, RETRY_BUDGET
+    left = deadline.remaining()
+    if left < 1:
+        raise DeadlineReached("no time left for a storage call before the deadline")
+    return min(REQUEST_TIMEOUT, left), float(min(RETRY_BUDGET, int(left)))
 
 
 @functools.cache  # built on first use (the import is lazy), then shared: Retry is immutable

@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
-from .errors import KakaoError, KakaoUnavailable
+from .budget import MIN_KAKAO_ATTEMPT_SECONDS, Deadline
+from .errors import DeadlineReached, KakaoError, KakaoUnavailable
 
 # (connect, read) seconds: Kakao answers in well under a second when healthy.
 DEFAULT_TIMEOUT = (3.05, 10.0)
@@ -26,17 +27,19 @@ _TEMPORARY_CODES = {"KOE003", "-1"}
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
 
 
-def new_session(proxies: Mapping[str, str] | None = None) -> requests.Session:
+def new_session(proxies: Mapping[str, str] | None = None, ca_bundle: str = "") -> requests.Session:
     """The one HTTP session a process uses for Kakao (keeps connections alive).
 
-    Proxies come from the settings; ``trust_env`` is off so requests does not scan the
-    environment again on every call.
+    Proxies (NO_PROXY applied) and the CA bundle come from the settings, read once; ``trust_env``
+    is off so requests does not scan the environment again on every call.
     """
     import requests
 
     session = requests.Session()
     session.trust_env = False
     session.proxies.update(proxies or {})
+    if ca_bundle:
+        session.verify = ca_bundle
     session.headers["User-Agent"] = "kakao-token-function"
     return session
 
@@ -118,8 +121,16 @@ class KakaoClient:
             retry_when_sent=False,
         )
 
-    def redeem_refresh_token(self, refresh_token: str) -> dict[str, Any]:
-        """Get a new access token (and, in its last month, a new refresh token)."""
+    def redeem_refresh_token(
+        self, refresh_token: str, deadline: Deadline | None = None
+    ) -> dict[str, Any]:
+        """Get a new access token (and, in its last month, a new refresh token).
+
+        No attempt starts that could not finish by ``deadline``. A timed-out or reset attempt is
+        tried again: if Kakao had processed it without rotating, the same refresh token still
+        works; if it had rotated, the retry gets KOE322, and the login really is dead (the new
+        refresh token was lost with the answer; only a person logging in again can help).
+        """
         form = {
             "grant_type": "refresh_token",
             "client_id": self._rest_api_key,
@@ -130,6 +141,7 @@ class KakaoClient:
             self._auth_base_url + "/oauth/token",
             form=self._signed(form),
             retry_when_sent=True,
+            deadline=deadline,
         )
 
     def user_id(self, access_token: str) -> int:
@@ -175,25 +187,47 @@ class KakaoClient:
         form: Mapping[str, str] | None = None,
         token: str = "",
         retry_when_sent: bool,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         headers = {"Content-Type": _FORM} if form is not None else {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         attempts = len(BACKOFF_SECONDS) + 1
         for attempt in range(attempts):
+            timeout = self._attempt_timeout(deadline)
+            if timeout is None:
+                raise DeadlineReached("no time left for a Kakao call before the deadline")
             try:
                 response = self._http().request(
-                    method, url, data=form, headers=headers, timeout=self._timeout
+                    method, url, data=form, headers=headers, timeout=timeout
                 )
                 return parse_response(response)
             except (_request_errors(), KakaoError, KakaoUnavailable) as exc:
                 failure, retriable = _classify(exc, retry_when_sent)
-                if not retriable or attempt == attempts - 1:
+                last_attempt = attempt == attempts - 1 or not self._can_wait(
+                    deadline, BACKOFF_SECONDS[attempt]
+                )
+                if not retriable or last_attempt:
                     if failure is exc:
                         raise
                     raise failure from exc
             self._sleep(BACKOFF_SECONDS[attempt])
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt_timeout(self, deadline: Deadline | None) -> tuple[float, float] | None:
+        """This attempt's (connect, read) timeout, cut to the deadline; None: do not start."""
+        if deadline is None:
+            return self._timeout
+        left = deadline.remaining()
+        if left < MIN_KAKAO_ATTEMPT_SECONDS:
+            return None
+        connect, read = self._timeout
+        connect = min(connect, left / 2)
+        return connect, min(read, left - connect)
+
+    @staticmethod
+    def _can_wait(deadline: Deadline | None, backoff: float) -> bool:
+        return deadline is None or deadline.remaining() - backoff >= MIN_KAKAO_ATTEMPT_SECONDS
 
 
 def _request_errors() -> type[Exception]:

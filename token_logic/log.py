@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from typing import Any
 
 LOGGER_NAME = "token_logic"
@@ -27,10 +28,23 @@ class JsonLineFormatter(logging.Formatter):
         }
         entry.update(getattr(record, "facts", {}))
         if record.exc_info and record.exc_info[0] is not None:
-            # The type and where it happened; exception texts of libraries may echo requests.
+            # The types and where they happened, never the messages: library exception texts
+            # may echo a request (a URL with a code, a form with a token).
             entry["exception"] = record.exc_info[0].__name__
-            entry["stack"] = self.formatStack(self.formatException(record.exc_info))
+            entry["stack"] = _stack_without_messages(record.exc_info[1])
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _stack_without_messages(exc: BaseException | None) -> str:
+    """Each exception of the chain as its type and frames (file, line, function, code line)."""
+    parts = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        parts.append(f"{type(exc).__module__}.{type(exc).__qualname__}\n{frames}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n-- caused by --\n".join(parts)
 
 
 class _CurrentStderrHandler(logging.StreamHandler[Any]):

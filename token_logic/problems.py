@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .errors import (
     AuthorizationDenied,
     ConfigError,
+    DeadlineReached,
     IdentityUnverified,
     KakaoError,
     KakaoTokenError,
@@ -18,6 +19,7 @@ from .errors import (
     LoginRequired,
     LoginStateError,
     NoTokenStored,
+    NotTheOwner,
     StorageError,
     UserNotAllowed,
 )
@@ -67,6 +69,8 @@ def problem_for(exc: KakaoTokenError) -> Problem:
         )
     if isinstance(exc, AuthorizationDenied):
         return _denied(exc)
+    if isinstance(exc, NotTheOwner):
+        return _not_the_owner(exc)
     if isinstance(exc, UserNotAllowed):
         return Problem(
             403,
@@ -121,6 +125,18 @@ def problem_for(exc: KakaoTokenError) -> Problem:
             f"Log in first: open the callback URL. ({exc})",
             start_again=True,
         )
+    if isinstance(exc, DeadlineReached):
+        return Problem(
+            503,
+            "시간이 부족합니다",
+            "Out of time",
+            "요청 시간 안에 토큰을 안전하게 갱신·저장할 수 없어 중단했습니다. 저장된 토큰은 "
+            "그대로입니다. 잠시 후 다시 시도하세요.",
+            "The request ran out of time before the token could be refreshed and stored "
+            f"safely ({exc}); the stored token is unchanged. Try again shortly.",
+            code="deadline",
+            retry_after=exc.retry_after,
+        )
     if isinstance(exc, StorageError):
         return Problem(
             503,
@@ -137,6 +153,38 @@ def problem_for(exc: KakaoTokenError) -> Problem:
         "Unexpected error",
         "잠시 후 다시 시도하세요.",
         "Please try again later.",
+    )
+
+
+def _not_the_owner(exc: NotTheOwner) -> Problem:
+    if exc.owner_known:
+        ko = (
+            f"이 배포는 처음 로그인한 다른 카카오 계정의 것입니다(사용자 {exc.user_id}는 "
+            "소유자가 아님). 아무것도 저장하지 않았고 방금 받은 토큰은 로그아웃 처리했습니다. "
+            "소유자를 바꾸려면 운영자가 `python -m token_logic logout`을 실행하세요."
+        )
+        en = (
+            f"This deployment belongs to the Kakao account that logged in first (user "
+            f"{exc.user_id} is not it). Nothing was stored and the new token was logged out. "
+            "To hand it over, the operator runs `python -m token_logic logout`."
+        )
+    else:
+        ko = (
+            "저장된 토큰에 소유자(user_id)가 없습니다. 아무것도 저장하지 않았습니다. 운영자가 "
+            "`python -m token_logic logout`으로 지우거나 ALLOWED_KAKAO_USER_IDS를 설정하세요."
+        )
+        en = (
+            "The stored token names no owner (no user_id), so nothing was stored. The "
+            "operator deletes it with `python -m token_logic logout` or sets "
+            "ALLOWED_KAKAO_USER_IDS."
+        )
+    return Problem(
+        403,
+        "다른 계정의 배포입니다",
+        "This deployment belongs to another account",
+        ko,
+        en,
+        start_again=True,
     )
 
 

@@ -2,39 +2,62 @@
 
 Kakao kills the old refresh token the moment it issues a new one, so two instances must never
 refresh with the same token at once, and a rotated token must be stored before anything else.
-The protocol, built only on the store's compare-and-swap:
+The protocol, built only on the store's compare-and-swap and one deadline (budget.py):
 
 1. Read the document. Fresh enough (or refreshed by someone else since our first read): done.
-2. Another instance holds an unexpired lease: wait briefly and re-read; use its result.
-3. Claim the lease with a conditional write; losing that race means re-reading (step 1).
-4. Call Kakao, merge (keeping what Kakao left out), and write conditionally on the leased
-   version. If that write loses, re-read: a newer refresh token elsewhere wins; otherwise ours
-   is the only live one and is written over whatever replaced it.
-5. KOE322: re-read once; a changed refresh token means another instance rotated it (use it);
+2. Another instance holds an unexpired lease: wait (bounded by our deadline) and re-read; use
+   its result. Out of time first: DeadlineReached (503, Retry-After).
+3. Claim the lease with a conditional write; losing that race means re-reading (step 1). The
+   lease ends at our deadline plus clock skew, so it covers everything we may still do.
+4. Call Kakao (no attempt starts that could not finish with STORE_RESERVE_SECONDS left), merge
+   (keeping what Kakao left out), and write conditionally on the leased version, retrying
+   storage faults until the deadline. If the write loses, re-read: a newer refresh token
+   elsewhere wins; otherwise ours is the only live one and is written over whatever replaced it.
+5. KOE322: re-read once; a changed refresh token means another writer replaced it (use it);
    otherwise the login is dead: the document is kept, marked ``login_error``.
+Whatever happens, a lease we still hold is released (``finally``).
+
+What each bad day does:
+- Kakao times out or resets after it may have processed a refresh: the attempt is retried. If
+  Kakao had not rotated, the same refresh token works; if it had, the new refresh token was lost
+  with the answer and the retry gets KOE322: the login is marked dead (a person must log in
+  again), the one case nothing on our side can save.
+- Kakao answered, then storage fails: the write is retried until the deadline (at least
+  STORE_RESERVE_SECONDS). Only if storage stays down past that is a rotated token lost; that is
+  logged as an ERROR for a person.
+- Kakao's answer is odd (missing lifetimes, numbers as strings): see tokens.py; a new refresh
+  token is always kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from dataclasses import dataclass
 
+from .budget import (
+    MIN_KAKAO_ATTEMPT_SECONDS,
+    STORE_RESERVE_SECONDS,
+    STORE_RETRY_PAUSE_SECONDS,
+    WAIT_STEPS_SECONDS,
+    Deadline,
+)
 from .clock import Clock
 from .errors import (
+    DeadlineReached,
     KakaoError,
     KakaoTokenError,
+    KakaoUnavailable,
     LoginRequired,
     StorageError,
     WriteConflict,
 )
 from .kakao import KakaoClient
+from .log import log_event
 from .store import TokenStore, read_document
 from .tokens import TokenDocument, apply_refresh_response, to_json
 
-LEASE_SECONDS = 45  # longer than a Kakao call with all its retries
-WAIT_STEP_SECONDS = 0.25
-MAX_ROUNDS = 400
 DEAD_REFRESH_TOKEN = "KOE322"
 
 
@@ -55,12 +78,15 @@ class Refresher:
         self._store = store
         self._clock = clock
 
-    def ensure_fresh(self, name: str, *, margin_seconds: int, force: bool = False) -> RefreshResult:
+    def ensure_fresh(
+        self, name: str, *, margin_seconds: int, deadline: Deadline, force: bool = False
+    ) -> RefreshResult:
         """Refresh ``name`` if it is due (or ``force``); see the module docstring."""
         owner = uuid.uuid4().hex
         first_access_token = None
-        for _ in range(MAX_ROUNDS):
-            version, document = read_document(self._store, name)
+        waits = 0
+        while True:  # every pass reads the store under the deadline, so this ends by then
+            version, document = read_document(self._store, name, deadline)
             first_access_token = first_access_token or document.access_token
             now = self._clock.now()
             if document.login_error:
@@ -75,67 +101,152 @@ class Refresher:
                 return RefreshResult(name, document, refreshed=False)
             lease = document.lease
             if lease is not None and lease[1] > now and lease[0] != owner:
-                self._clock.sleep(WAIT_STEP_SECONDS)
+                self._wait_for(lease[1], deadline, waits)
+                waits += 1
                 continue
+            _check_time_for_refresh(deadline, retry_after=1)
             leased = document.with_fields(
-                refresh_lease={"owner": owner, "until": now + LEASE_SECONDS}
+                refresh_lease={"owner": owner, "until": deadline.lease_until()}
             )
             try:
-                leased_version = self._store.write(name, to_json(leased), version)
+                leased_version = self._store.write(name, to_json(leased), version, deadline)
             except WriteConflict:
                 continue
-            result = self._refresh_under_lease(name, document, leased_version)
+            result = self._refresh_under_lease(name, document, leased_version, deadline)
             if result is not None:
                 return result
-        raise StorageError(f"gave up refreshing {name}: the document kept changing")
+
+    def _wait_for(self, lease_until: int, deadline: Deadline, waits: int) -> None:
+        step = WAIT_STEPS_SECONDS[min(waits, len(WAIT_STEPS_SECONDS) - 1)]
+        if deadline.remaining() - step < 1:
+            raise DeadlineReached(
+                "another refresh of this login is still under way",
+                retry_after=max(1, lease_until - self._clock.now()),
+            )
+        self._clock.sleep(step)
 
     def _refresh_under_lease(
-        self, name: str, document: TokenDocument, leased_version: str
+        self, name: str, document: TokenDocument, leased_version: str, deadline: Deadline
     ) -> RefreshResult | None:
         """Call Kakao and store the result; None means: start over from a fresh read."""
+        settled = False  # True once a write of ours has ended the lease
         try:
-            response = self._kakao.redeem_refresh_token(document.refresh_token)
-        except KakaoError as exc:
-            if exc.code == DEAD_REFRESH_TOKEN:
-                return self._handle_dead_token(name, document, exc)
-            self._release(name, document, leased_version)
-            raise
-        except KakaoTokenError:
-            self._release(name, document, leased_version)
-            raise
-        # Persist before anything uses the new access token: a rotated refresh token exists
-        # nowhere else, and the old one is already dead at Kakao.
-        refreshed = apply_refresh_response(document, response, self._clock.now())
-        expected = leased_version
-        for _ in range(MAX_ROUNDS):
+            _check_time_for_refresh(deadline, retry_after=5)
             try:
-                self._store.write(name, to_json(refreshed), expected)
-                return RefreshResult(name, refreshed, refreshed=True)
-            except WriteConflict:
-                expected, latest = read_document(self._store, name)
-                if latest.refresh_token != document.refresh_token:
-                    return RefreshResult(name, latest, refreshed=False)  # a newer login wins
-        raise StorageError(f"gave up storing the refreshed {name}")
+                response = self._kakao.redeem_refresh_token(
+                    document.refresh_token, deadline.earlier_by(STORE_RESERVE_SECONDS)
+                )
+            except KakaoError as exc:
+                if exc.code != DEAD_REFRESH_TOKEN:
+                    raise
+                dead = self._mark_if_dead(name, document, exc, deadline)
+                settled = True  # marked (no lease), or replaced by another writer
+                if dead is not None:
+                    raise dead from exc
+                return None
+            # Persist before anything uses the new access token: a rotated refresh token
+            # exists nowhere else, and the old one is already dead at Kakao.
+            merged = apply_refresh_response(document, response, self._clock.now())
+            for field_name in merged.assumed:
+                log_event(
+                    logging.WARNING,
+                    "Kakao's refresh answer had no usable value; a conservative one is assumed",
+                    field=field_name,
+                    document=name,
+                )
+            result = self._store_refreshed(
+                name, document, merged.document, leased_version, deadline
+            )
+            settled = True
+            if merged.refused:
+                raise KakaoUnavailable("bad_response", merged.refused)
+            return result
+        finally:
+            if not settled:
+                self._release(name, document, leased_version, deadline)
 
-    def _handle_dead_token(
-        self, name: str, document: TokenDocument, exc: KakaoError
-    ) -> RefreshResult | None:
-        version, latest = read_document(self._store, name)
+    def _store_refreshed(
+        self,
+        name: str,
+        old: TokenDocument,
+        refreshed: TokenDocument,
+        expected: str,
+        deadline: Deadline,
+    ) -> RefreshResult:
+        """Write Kakao's answer, retrying storage faults until the deadline."""
+        rotated = refreshed.refresh_token != old.refresh_token
+        while True:
+            try:
+                try:
+                    self._store.write(name, to_json(refreshed), expected, deadline)
+                    return RefreshResult(name, refreshed, refreshed=True)
+                except WriteConflict:
+                    expected, latest = read_document(self._store, name, deadline)
+                    if latest.refresh_token != old.refresh_token:
+                        # A newer login, or our own write that landed before a retry saw it.
+                        return RefreshResult(name, latest, refreshed=False)
+            except (StorageError, DeadlineReached) as exc:
+                if deadline.remaining() - STORE_RETRY_PAUSE_SECONDS < 1:
+                    _log_lost(name, rotated, exc)
+                    raise
+                log_event(
+                    logging.WARNING,
+                    "storage failed after Kakao answered; retrying until the deadline",
+                    document=name,
+                    rotated=rotated,
+                    seconds_left=round(deadline.remaining(), 1),
+                )
+                self._clock.sleep(STORE_RETRY_PAUSE_SECONDS)
+
+    def _mark_if_dead(
+        self, name: str, document: TokenDocument, exc: KakaoError, deadline: Deadline
+    ) -> LoginRequired | None:
+        """After KOE322: the error to raise once the login is marked dead, or None when another
+        writer replaced the refresh token under us (start over and use theirs)."""
+        version, latest = read_document(self._store, name, deadline)
         if latest.refresh_token != document.refresh_token:
-            return None  # another instance rotated it under us: use theirs
+            return None
         marked = latest.with_fields(
             login_error={"error_code": exc.code, "at": self._clock.now()}, refresh_lease=None
         )
         try:
-            self._store.write(name, to_json(marked), version)
+            self._store.write(name, to_json(marked), version, deadline)
         except WriteConflict:
             return None
-        raise LoginRequired(exc.status, exc.error, exc.code) from exc
+        return LoginRequired(exc.status, exc.error, exc.code)
 
-    def _release(self, name: str, document: TokenDocument, leased_version: str) -> None:
+    def _release(
+        self, name: str, document: TokenDocument, leased_version: str, deadline: Deadline
+    ) -> None:
         """Give the lease back after a failure, so others need not wait for it to expire."""
-        # On failure the lease expires by itself; the original error is what matters.
-        with contextlib.suppress(StorageError):
-            self._store.write(
-                name, to_json(document.with_fields(refresh_lease=None)), leased_version
-            )
+        # If this fails too, the lease ends by itself at our deadline plus clock skew; the
+        # original error is what the caller must see.
+        with contextlib.suppress(KakaoTokenError):
+            unleased = document.with_fields(refresh_lease=None)
+            self._store.write(name, to_json(unleased), leased_version, deadline)
+
+
+def _check_time_for_refresh(deadline: Deadline, retry_after: int) -> None:
+    """No Kakao call may start that could not finish and be stored before the deadline."""
+    if deadline.remaining() < MIN_KAKAO_ATTEMPT_SECONDS + STORE_RESERVE_SECONDS:
+        raise DeadlineReached("too little time left to refresh safely", retry_after=retry_after)
+
+
+def _log_lost(name: str, rotated: bool, exc: Exception) -> None:
+    if rotated:
+        # The old refresh token is dead at Kakao and the new one could not be stored.
+        log_event(
+            logging.ERROR,
+            "a rotated refresh token could not be stored before the deadline; if the login "
+            "fails from now on, log in again",
+            alert="refresh_failed",
+            document=name,
+            error=type(exc).__name__,
+        )
+    else:
+        log_event(
+            logging.WARNING,
+            "a refreshed access token could not be stored; the stored refresh token still works",
+            document=name,
+            error=type(exc).__name__,
+        )

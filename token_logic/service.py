@@ -7,22 +7,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .budget import Deadline, request_deadline
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import (
-    IdentityUnverified,
     KakaoTokenError,
-    KakaoUnavailable,
     NoTokenStored,
     StorageError,
-    UserNotAllowed,
     WriteConflict,
 )
-from .idtoken import id_token_subject
 from .kakao import KakaoClient
 from .log import log_event
+from .login import LoginFinisher
 from .refresh import Refresher, RefreshResult
-from .state import LoginStart, nonce_for, start_login, verify_state
+from .state import LoginStart, start_login
 from .store import (
     USER_ID_PLACEHOLDER,
     TokenStore,
@@ -31,7 +29,7 @@ from .store import (
     template_matches,
     template_prefix,
 )
-from .tokens import TokenDocument, from_json, from_token_response, public_view, to_json
+from .tokens import TokenDocument, from_json, public_view
 
 # Scripts asking for an access token get one valid for at least this long.
 DEFAULT_ACCESS_TOKEN_LEEWAY = 300
@@ -66,6 +64,7 @@ class TokenService:
         self.store = store
         self._clock = clock or SystemClock()
         self._refresher = Refresher(kakao, store, self._clock)
+        self._login = LoginFinisher(settings, kakao, store, self._clock)
 
     def start_login(self) -> LoginRedirect:
         """A new login: fresh state and PKCE, and Kakao's authorize URL."""
@@ -81,46 +80,77 @@ class TokenService:
 
     def finish_login(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
         """Verify the state, exchange the code, check who it is, store the document."""
-        verifier = verify_state(state, cookies)  # before anything reaches Kakao
-        response = self.kakao.exchange_code(code, verifier)
-        user_id = self._identify(response, state)
-        if self.settings.allowed_user_ids and user_id not in self.settings.allowed_user_ids:
-            self._revoke(response, user_id)
-            raise UserNotAllowed(user_id or 0)
-        document = from_token_response(response, self._clock.now(), user_id)
-        name = document_name(self.settings.token_object, user_id)
-        self._store_login(name, document)
-        log_event(
-            logging.INFO,
-            "login stored",
-            user_id=user_id,
-            document=name,
-            expires_at=document.expires_at,
-            refresh_token_expires_at=document.refresh_token_expires_at,
-        )
-        return document
+        return self._login.finish(code, state, cookies)
+
+    def deadline(self) -> Deadline:
+        """The deadline of a request starting now (see budget.py)."""
+        return request_deadline(self.settings.function_timeout_seconds, self._clock)
 
     def refresh_user(self, user_id: int | None = None, *, force: bool = False) -> RefreshResult:
         """Refresh one user's document if it is due (or always, with ``force``)."""
-        return self._ensure_fresh(self.document_name(user_id), force)
+        return self._ensure_fresh(self.document_name(user_id), force, self.deadline())
 
     def sweep(self, *, force: bool = False) -> list[RefreshOutcome]:
         """Refresh every stored document; one failure does not stop the others."""
         names = self.stored_names()
         if not names:
             raise NoTokenStored("no token stored yet")
+        deadline = self.deadline()
         outcomes = []
         for name in names:
             try:
-                outcomes.append(RefreshOutcome(name, self._ensure_fresh(name, force), None))
+                result = self._ensure_fresh(name, force, deadline)
+                outcomes.append(RefreshOutcome(name, result, None))
             except KakaoTokenError as exc:
                 outcomes.append(RefreshOutcome(name, None, exc))
         return outcomes
 
-    def _ensure_fresh(self, name: str, force: bool) -> RefreshResult:
+    def _ensure_fresh(self, name: str, force: bool, deadline: Deadline) -> RefreshResult:
         return self._refresher.ensure_fresh(
-            name, margin_seconds=self.settings.refresh_margin_seconds, force=force
+            name,
+            margin_seconds=self.settings.refresh_margin_seconds,
+            deadline=deadline,
+            force=force,
         )
+
+    def logout(self, user_id: int | None = None) -> TokenDocument:
+        """Log the stored login out at Kakao (best effort) and delete its document.
+
+        This is how the owner of a single-document deployment hands it to another account.
+        The delete carries the version read, and is tried again if bookkeeping (a lease) moved
+        it; a document that cannot be parsed is deleted all the same.
+        """
+        name = self.document_name(user_id)
+        for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
+            stored = self.store.read(name)
+            if stored is None:
+                raise NoTokenStored(f"no token stored at {name}")
+            document = _parsed_or_none(stored.data)
+            if document is not None:
+                self._logout_at_kakao(document)
+            try:
+                self.store.delete(name, stored.version)
+            except WriteConflict:
+                continue
+            log_event(
+                logging.INFO,
+                "logged out and deleted",
+                document=name,
+                user_id=document.user_id if document else None,
+            )
+            return document or TokenDocument({})
+        raise StorageError(f"gave up deleting {name}: it kept changing")
+
+    def _logout_at_kakao(self, document: TokenDocument) -> None:
+        try:
+            self.kakao.logout(document.access_token)
+        except KakaoTokenError as exc:  # an expired access token, Kakao down: delete anyway
+            log_event(
+                logging.WARNING,
+                "Kakao logout failed; deleting the stored document anyway",
+                user_id=document.user_id,
+                **_failure_facts(exc),
+            )
 
     def forget_user(self, user_id: int) -> str | None:
         """Delete what is stored for a user whose tokens died (unlinked at Kakao, logged out).
@@ -162,7 +192,9 @@ class TokenService:
         Refreshed first if it is not, under the lease (one Kakao call for any number of callers).
         """
         margin = max(leeway_seconds, 0)
-        return self._refresher.ensure_fresh(name, margin_seconds=margin).document
+        return self._refresher.ensure_fresh(
+            name, margin_seconds=margin, deadline=self.deadline()
+        ).document
 
     def status(self) -> list[dict[str, Any]]:
         """Non-secret facts about every stored document."""
@@ -197,64 +229,12 @@ class TokenService:
         matches = template_matches(template)
         return [name for name in self.store.names(template_prefix(template)) if matches(name)]
 
-    def _identify(self, response: Mapping[str, Any], state: str) -> int | None:
-        """The Kakao user id: from the checked ID token, else from /v2/user/me."""
-        id_token = response.get("id_token")
-        if isinstance(id_token, str) and id_token:
-            try:
-                return id_token_subject(
-                    id_token,
-                    issuer=self.settings.auth_base_url,
-                    audience=self.settings.rest_api_key,
-                    nonce=nonce_for(state),
-                    now=self._clock.now(),
-                )
-            except KakaoUnavailable as exc:  # a token for another app or login: never store it
-                raise IdentityUnverified(str(exc)) from exc
-        try:
-            return self.kakao.user_id(str(response.get("access_token", "")))
-        except KakaoTokenError as exc:
-            needs_id = (
-                self.settings.allowed_user_ids or USER_ID_PLACEHOLDER in self.settings.token_object
-            )
-            if needs_id:  # fail closed: an unchecked identity must not be stored
-                raise IdentityUnverified("the Kakao user id could not be checked") from exc
-            log_event(logging.WARNING, "user id lookup failed; storing without user_id")
-            return None
 
-    def _revoke(self, response: Mapping[str, Any], user_id: int | None) -> None:
-        log_event(logging.WARNING, "login refused: user not allowed", user_id=user_id)
-        try:
-            self.kakao.logout(str(response.get("access_token", "")))
-        except KakaoTokenError as exc:
-            log_event(logging.WARNING, "could not revoke the refused login", **_failure_facts(exc))
-
-    def _store_login(self, name: str, document: TokenDocument) -> None:
-        """A new login replaces whatever is stored: one write, no read before it.
-
-        A refresh racing with it loses its compare-and-swap and finds the newer login (see
-        refresh.py). Only if that one write fails (it may or may not have landed) does the login
-        take the retried path: read the version, write conditionally.
-        """
-        data = to_json(document)
-        try:
-            self.store.overwrite(name, data)
-            return
-        except StorageError as exc:
-            log_event(
-                logging.WARNING,
-                "login write failed; retrying with read and conditional write",
-                document=name,
-                error=type(exc.__cause__ or exc).__name__,
-            )
-        for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
-            current = self.store.read(name)
-            try:
-                self.store.write(name, data, current.version if current else None)
-                return
-            except WriteConflict:
-                continue
-        raise StorageError(f"gave up storing the login: {name} kept changing")
+def _parsed_or_none(data: bytes) -> TokenDocument | None:
+    try:
+        return from_json(data)
+    except StorageError:
+        return None
 
 
 def _owner(data: bytes) -> int | None:

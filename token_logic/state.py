@@ -28,43 +28,52 @@ class LoginStart:
 
     state: str
     code_challenge: str
-    nonce: str
-    cookie_name: str
-    cookie_value: str = field(repr=False)
+    nonce: str = field(repr=False)
+    cookie_name: str = ""
+    cookie_value: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class LoginSecrets:
+    """What only the browser that started a login holds: the PKCE verifier and the nonce."""
+
+    verifier: str = field(repr=False)
+    nonce: str = field(repr=False)
 
 
 def start_login(pkce: bool) -> LoginStart:
-    """A fresh state (256 random bits) and, with PKCE, a verifier and its S256 challenge."""
+    """A fresh state (256 random bits), a nonce and, with PKCE, a verifier and its challenge.
+
+    The nonce is a secret of the cookie, not derived from the public state: whoever sees the
+    state in an address bar or a log cannot predict the nonce an ID token must carry.
+    """
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48) if pkce else ""
+    nonce = secrets.token_urlsafe(24)
     return LoginStart(
         state=state,
         code_challenge=_s256(verifier) if verifier else "",
-        nonce=nonce_for(state),
+        nonce=nonce,
         cookie_name=cookie_name_for(state),
-        cookie_value=f"{state}.{verifier}",
+        cookie_value=f"{state}.{verifier}.{nonce}",
     )
 
 
-def verify_state(state: str, cookies: Mapping[str, str]) -> str:
-    """Check the callback's state against this browser's cookie; return the PKCE verifier."""
+def verify_state(state: str, cookies: Mapping[str, str]) -> LoginSecrets:
+    """Check the callback's state against this browser's cookie; return its secrets."""
     if not state or len(state) > _MAX_STATE_LENGTH:
         raise LoginStateError("missing or malformed state")
     value = cookies.get(cookie_name_for(state), "")
-    issued_state, _, verifier = value.partition(".")
+    issued_state, _, rest = value.partition(".")
+    verifier, _, nonce = rest.partition(".")
     if not hmac.compare_digest(issued_state.encode(), state.encode()):
         raise LoginStateError("this browser did not start this login, or it expired")
-    return verifier
+    return LoginSecrets(verifier, nonce)
 
 
 def cookie_name_for(state: str) -> str:
     """The cookie that carries one login's state (a hash: the name reveals nothing)."""
     return COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
-
-
-def nonce_for(state: str) -> str:
-    """The OpenID nonce for a login, derived from its state so nothing else must be kept."""
-    return _s256("nonce:" + state)
 
 
 def _s256(value: str) -> str:

@@ -10,9 +10,10 @@ removes a document (an unlinked user, a logout), guarded by a version when one i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from .budget import Deadline
 from .errors import NoTokenStored
 from .tokens import TokenDocument, from_json
 
@@ -23,17 +24,23 @@ USER_ID_PLACEHOLDER = "{user_id}"
 class Stored:
     """A stored document's bytes and the version they were read at."""
 
-    data: bytes
+    data: bytes = field(repr=False)  # token bytes: never in a repr
     version: str
 
 
 class TokenStore(Protocol):
     """Compare-and-swap storage for token documents, addressed by name."""
 
-    def read(self, name: str) -> Stored | None:
-        """The document and its version, or None when nothing is stored."""
+    def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
+        """The document and its version, or None when nothing is stored.
 
-    def write(self, name: str, data: bytes, expected_version: str | None) -> str:
+        With a ``deadline``, the call and its retries end by then (DeadlineReached if no time
+        is left to start); without one, the store's own per-call limits apply.
+        """
+
+    def write(
+        self, name: str, data: bytes, expected_version: str | None, deadline: Deadline | None = None
+    ) -> str:
         """Store ``data`` if the version is still ``expected_version``; return the new one."""
 
     def overwrite(self, name: str, data: bytes) -> str:
@@ -54,9 +61,11 @@ class TokenStore(Protocol):
         """Every stored name starting with ``prefix`` (for refreshing many users)."""
 
 
-def read_document(store: TokenStore, name: str) -> tuple[str, TokenDocument]:
+def read_document(
+    store: TokenStore, name: str, deadline: Deadline | None = None
+) -> tuple[str, TokenDocument]:
     """The parsed document and its version; NoTokenStored when there is none."""
-    stored = store.read(name)
+    stored = store.read(name, deadline)
     if stored is None:
         raise NoTokenStored(f"no token stored at {name}")
     return stored.version, from_json(stored.data)

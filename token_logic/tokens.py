@@ -18,6 +18,10 @@ from .errors import KakaoUnavailable, StorageError
 
 # Kakao rotates the refresh token only when less than one month is left on it.
 ROTATION_WINDOW_SECONDS = 30 * 24 * 3600
+# Stand-ins for a lifetime Kakao left out or sent garbled: short enough never to serve an expired
+# token (Kakao issues 6 h) and to keep refreshing a refresh token we know too little about (the
+# rotation window: it is refreshed at most hourly until Kakao rotates it again).
+_ASSUMED_LIFETIMES = {"expires_in": 3600, "refresh_token_expires_in": ROTATION_WINDOW_SECONDS}
 # If Kakao's "one month" turns out shorter than ours, a rotation-driven refresh returns no new
 # refresh token; wait this long before trying again instead of refreshing on every call.
 ROTATION_RETRY_SECONDS = 3600
@@ -95,41 +99,86 @@ class TokenDocument:
 def from_token_response(
     response: Mapping[str, Any], now: int, user_id: int | None
 ) -> TokenDocument:
-    """Build the document from a code-exchange response, received at ``now``."""
-    expires_in = _seconds(response, "expires_in")
-    refresh_expires_in = _seconds(response, "refresh_token_expires_in")
+    """Build the document from a code-exchange response, received at ``now``.
+
+    Without an access or a refresh token there is nothing worth storing: KakaoUnavailable.
+    A lifetime that is missing or odd is assumed conservatively (see ``unusable_lifetimes``).
+    """
     for name in ("access_token", "refresh_token"):
-        if not isinstance(response.get(name), str) or not response[name]:
+        if not _is_token(response.get(name)):
             raise KakaoUnavailable("bad_response", f"token response without {name}")
     return TokenDocument(
         {
             **response,
-            "expires_at": now + expires_in,
-            "refresh_token_expires_at": now + refresh_expires_in,
+            "expires_at": now + _lifetime(response, "expires_in"),
+            "refresh_token_expires_at": now + _lifetime(response, "refresh_token_expires_in"),
             "user_id": user_id,
             "updated_at": now,
         }
     )
 
 
+@dataclass(frozen=True)
+class RefreshUpdate:
+    """A refresh answer applied to a document.
+
+    ``document`` is what must be stored (it always keeps a new refresh token); ``assumed`` names
+    the lifetimes that had to be assumed; ``refused`` says why the answer is unusable (no access
+    token), in which case the caller stores ``document`` and then reports the failure.
+    """
+
+    document: TokenDocument
+    assumed: tuple[str, ...] = ()
+    refused: str = ""
+
+
 def apply_refresh_response(
     document: TokenDocument, response: Mapping[str, Any], now: int
-) -> TokenDocument:
-    """Apply a refresh response: what Kakao leaves out (refresh token, scope) is kept."""
-    expires_in = _seconds(response, "expires_in")
-    if not isinstance(response.get("access_token"), str) or not response["access_token"]:
-        raise KakaoUnavailable("bad_response", "refresh response without access_token")
-    changes: dict[str, Any] = {
-        **{key: value for key, value in response.items() if value not in (None, "")},
-        "expires_at": now + expires_in,
-        "updated_at": now,
-        "login_error": None,
-        "refresh_lease": None,
-    }
-    if "refresh_token" in changes:
-        # Rotation: the old refresh token is already dead at Kakao; this one must be stored.
-        changes["refresh_token_expires_at"] = now + _seconds(response, "refresh_token_expires_in")
-    return document.with_fields(**changes)
+) -> RefreshUpdate:
+    """Apply a refresh response: what Kakao leaves out (refresh token, scope) is kept.
+
+    A new refresh token is never dropped, whatever else is wrong with the answer: Kakao has
+    already killed the old one, so this is the only copy in the world.
+    """
+    new_refresh = response.get("refresh_token")
+    rotated = _is_token(new_refresh)
+    changes: dict[str, Any] = {"updated_at": now, "login_error": None, "refresh_lease": None}
+    assumed = []
+    if rotated:
+        changes["refresh_token"] = new_refresh
+        changes["refresh_token_expires_at"] = now + _lifetime(response, "refresh_token_expires_in")
+        if _positive_seconds(response.get("refresh_token_expires_in")) is None:
+            assumed.append("refresh_token_expires_in")
+    if not _is_token(response.get("access_token")):
+        if not rotated:
+            raise KakaoUnavailable("bad_response", "refresh response without access_token")
+        return RefreshUpdate(
+            document.with_fields(**changes),
+            tuple(assumed),
+            "refresh response without access_token (its new refresh token was kept)",
+        )
+    # Kakao's own fields are kept as sent (scripts read them); the tokens were handled above.
+    skipped = {"refresh_token"}
+    changes.update(
+        {
+            key: value
+            for key, value in response.items()
+            if key not in skipped and value not in (None, "")
+        }
+    )
+    changes["expires_at"] = now + _lifetime(response, "expires_in")
+    if _positive_seconds(response.get("expires_in")) is None:
+        assumed.append("expires_in")
+    return RefreshUpdate(document.with_fields(**changes), tuple(assumed))
+
+
+def unusable_lifetimes(response: Mapping[str, Any]) -> list[str]:
+    """The lifetime fields of a token response that are missing or odd (never their values)."""
+    return [
+        name
+        for name in ("expires_in", "refresh_token_expires_in")
+        if name in _ASSUMED_LIFETIMES and _positive_seconds(response.get(name)) is None
+    ]
 
 
 def to_json(document: TokenDocument) -> bytes:
@@ -163,8 +212,23 @@ def public_view(document: TokenDocument, now: int) -> dict[str, Any]:
     }
 
 
-def _seconds(response: Mapping[str, Any], name: str) -> int:
-    value = response.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise KakaoUnavailable("bad_response", f"token response without a valid {name}")
-    return value
+def _is_token(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _positive_seconds(value: Any) -> int | None:
+    """A lifetime as Kakao sends it (an int), or as an odd answer might (a numeric string, a
+    float); None when it is missing, negative, zero or not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value == value and value != float("inf"):
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _lifetime(response: Mapping[str, Any], name: str) -> int:
+    """The lifetime in seconds, or a conservative stand-in when Kakao's value is unusable."""
+    seconds = _positive_seconds(response.get(name))
+    return seconds if seconds is not None else _ASSUMED_LIFETIMES[name]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def build_store(settings: Settings) -> TokenStore:
     """GCS when TOKEN_BUCKET is set, else files under TOKEN_DIR."""
     if settings.token_bucket:
-        return GcsTokenStore(settings.token_bucket, partial(default_client, settings.proxies))
+        return GcsTokenStore(settings.token_bucket, default_client)
     return FileTokenStore(settings.token_dir)
 
 
@@ -40,7 +40,7 @@ def build_service(
     """The service with real boundaries unless some are handed in."""
     clock = clock or SystemClock()
     kakao = KakaoClient(
-        session or partial(new_session, settings.proxies),
+        session or partial(new_session, settings.proxies, settings.ca_bundle),
         rest_api_key=settings.rest_api_key,
         client_secret=settings.client_secret,
         redirect_uri=settings.redirect_uri,

@@ -1,0 +1,73 @@
+"""The time budget of one request: every deadline, wait, retry and lease is derived here.
+
+A request (a scheduled sweep, a token-endpoint call, a command) gets one ``Deadline`` a little
+before the platform would cut it off, so that it can still answer with a clear 503 instead of
+being killed mid-write. Inside it, with the defaults (function timeout 60 s, as deployed)::
+
+    0 s ─ request starts
+          read, claim the lease (storage; each call bounded by what is left)
+          Kakao refresh attempts: each starts only if it can finish AND leave STORE_RESERVE
+    ...   ─ Kakao answered: from here on the rotated refresh token exists only in our memory
+          write the result, retried on storage faults until the deadline (>= 32 s of retrying)
+   55 s ─ deadline: stop, answer 503 with Retry-After
+   60 s ─ the platform's timeout
+
+A lease ends at the holder's deadline plus ``CLOCK_SKEW_SECONDS``: it covers everything the
+holder can still do (nothing of ours runs past its deadline) and never blocks others longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .clock import Clock
+
+# The function's timeout as deployed (deploy.sh --timeout=60s); FUNCTION_TIMEOUT_SECONDS
+# overrides it for other platforms.
+DEFAULT_FUNCTION_TIMEOUT_SECONDS = 60
+# Kept back from the platform's timeout to answer (a 503 page or JSON) and log.
+ANSWER_RESERVE_SECONDS = 5.0
+# After Kakao answers, at least this long remains to store the result: a storage outage of
+# 30 s right after a rotation loses nothing.
+STORE_RESERVE_SECONDS = 32.0
+# A Kakao attempt needs at least this long to be worth starting (connect + a slow answer).
+MIN_KAKAO_ATTEMPT_SECONDS = 2.0
+# Lease holders and waiters run on different machines whose clocks may differ this much.
+CLOCK_SKEW_SECONDS = 5.0
+# How often a waiter re-reads a leased document, growing from the first to the last.
+WAIT_STEPS_SECONDS = (0.1, 0.2, 0.4, 0.8)
+# How long to wait after a storage fault before trying the write of a rotated token again.
+STORE_RETRY_PAUSE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absolute time (the clock's float seconds) by which a request's work must be done."""
+
+    at: float
+    clock: Clock
+
+    @classmethod
+    def after(cls, seconds: float, clock: Clock) -> Deadline:
+        """The deadline ``seconds`` from now."""
+        return cls(clock.time() + seconds, clock)
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.at - self.clock.time()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def earlier_by(self, seconds: float) -> Deadline:
+        """A deadline ``seconds`` before this one (to keep time back for a later step)."""
+        return Deadline(self.at - seconds, self.clock)
+
+    def lease_until(self) -> int:
+        """Where a lease taken under this deadline ends, in whole Unix seconds."""
+        return int(self.at + CLOCK_SKEW_SECONDS) + 1
+
+
+def request_deadline(function_timeout_seconds: float, clock: Clock) -> Deadline:
+    """The deadline of a request that started now on a platform with this timeout."""
+    return Deadline.after(function_timeout_seconds - ANSWER_RESERVE_SECONDS, clock)
