@@ -15,7 +15,7 @@ KEY_SECRET="kakao-rest-api-key"
 CLIENT_SECRET_SECRET="kakao-client-secret"
 ADMIN_KEY_SECRET="kakao-admin-key"
 ALERT_POLICY="kakao-token-function: login dead or refresh failing"
-# One mail per period at most: a night of failed runs is one mail, not one per run.
+# At most one mail per period: a broken night is a few mails, not one per failed run.
 ALERT_RATE_LIMIT="3600s"
 ALERT_AUTO_CLOSE="1800s"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
@@ -28,7 +28,8 @@ Usage: ./deploy.sh [--env-file FILE]
 
 Deploys kakao-token-function to Google Cloud: the redirect-URI function (public), the refresh
 function (private), the token endpoint (private), a Cloud Scheduler job that calls the refresh,
-a private bucket for the tokens, the Kakao keys in Secret Manager, and optionally a mail alert. Safe to run again: it changes only what is not yet right.
+a private bucket for the tokens, the Kakao keys in Secret Manager, and optionally a mail alert.
+Safe to run again: it changes only what is not yet right.
 카카오 로그인 토큰 함수를 Google Cloud에 배포합니다. 여러 번 실행해도 안전합니다.
 
 Inputs come from the environment, or from a deploy.env file next to this script (or
