@@ -79,6 +79,8 @@ class FakeKakaoState:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     memos: list[dict[str, Any]] = field(default_factory=list)
     lost_answers: int = 0
+    # Tests make Kakao's refresh answers odd (fields missing, numbers as strings) with this.
+    edit_refresh_answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     issued_access: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     issued_refresh: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -450,6 +452,8 @@ class _Handler(BaseHTTPRequestHandler):
             del self.st.refresh_tokens[refresh_token]  # the old one dies at once
         body = self._issue(info.user_id, info.scope, with_refresh=rotate)
         del body["scope"]  # not part of the refresh response
+        if self.st.edit_refresh_answer is not None:
+            body = self.st.edit_refresh_answer(body)
         self._json(200, body)
 
     def _issue(self, user_id: int, scope: str, *, with_refresh: bool) -> dict[str, Any]:

@@ -300,3 +300,57 @@ def test_cli_picks_a_user_when_several_are_stored(live_kakao: FakeKakao, tmp_pat
     assert chosen.returncode == 0
     stored = json.loads((tmp_path / "tokens" / "22.json").read_text())
     assert chosen.stdout.strip() == stored["access_token"]
+
+
+def test_logout_hands_the_deployment_to_another_account(
+    live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """`logout` logs the token out at Kakao and deletes it (exit 0); then another account's login
+    is stored; a second `logout` has nothing to delete (exit 1, a reason on stderr)."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    store = FileTokenStore(tmp_path)
+    owner = log_in(live_kakao, env, store)
+
+    result = cli(live_kakao, env, "logout")
+
+    assert result.returncode == 0, result.stderr
+    assert str(owner["user_id"]) in result.stdout
+    assert not (tmp_path / "kakao_token.json").exists()
+    assert owner["access_token"] not in live_kakao.state.access_tokens  # logged out at Kakao
+    assert owner["refresh_token"] not in live_kakao.state.refresh_tokens
+    live_kakao.state.user_id = 4127000999
+    assert log_in(live_kakao, env, store)["user_id"] == 4127000999
+    assert cli(live_kakao, env, "logout").returncode == 0
+    again = cli(live_kakao, env, "logout")
+    assert again.returncode == 1 and "Log in first" in again.stderr
+
+
+def test_logout_deletes_even_when_kakao_is_down(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """Kakao's logout failing does not keep the document: the owner asked to hand it over."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+    live_kakao.state.inject("/v1/user/logout", "500", "500", "500")
+
+    result = cli(live_kakao, env, "logout")
+
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "kakao_token.json").exists()
+
+
+def test_get_access_token_itself(live_kakao: FakeKakao, tmp_path: Path) -> None:
+    """The library call on the local path: the stored token while fresh, a refreshed one (and
+    stored) when it expires within the leeway, NoTokenStored before any login."""
+    from token_logic import NoTokenStored, get_access_token
+
+    env = settings_env(live_kakao, TOKEN_DIR=str(tmp_path))
+    with pytest.raises(NoTokenStored):
+        get_access_token(environ=env)
+    stored = log_in(live_kakao, {"TOKEN_DIR": str(tmp_path)}, FileTokenStore(tmp_path))
+
+    assert get_access_token(environ=env) == stored["access_token"]
+    assert live_kakao.state.refresh_calls() == 0
+    fresh = get_access_token(environ=env, leeway_seconds=7 * 3600)  # longer than it lives
+    assert fresh != stored["access_token"] and fresh in live_kakao.state.access_tokens
+    on_disk = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert on_disk["access_token"] == fresh
+    assert on_disk["refresh_token"] in live_kakao.state.valid_refresh_tokens()

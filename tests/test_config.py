@@ -6,6 +6,7 @@ import pytest
 
 from token_logic.config import Settings
 from token_logic.errors import ConfigError
+from token_logic.kakao import new_session
 
 BASE = {"KAKAO_REST_API_KEY": "key", "KAKAO_REDIRECT_URI": "https://fn.example/kakao_callback"}
 
@@ -84,3 +85,45 @@ def test_command_line_settings_do_not_need_a_redirect_uri() -> None:
     settings = Settings.from_env({"KAKAO_REST_API_KEY": "k"}, need_redirect_uri=False)
 
     assert settings.redirect_uri == ""
+
+
+def test_no_proxy_and_the_ca_bundle_apply_to_kakao_as_requests_would() -> None:
+    """HTTPS_PROXY reaches Kakao unless NO_PROXY exempts its host (a domain, its subdomains, an
+    IP network); REQUESTS_CA_BUNDLE becomes the session's CA bundle. All read once, here."""
+    base = {"KAKAO_REST_API_KEY": "k", "HTTPS_PROXY": "http://proxy:3128"}
+
+    proxied = Settings.from_env(base, need_redirect_uri=False)
+    exempt = Settings.from_env(
+        {**base, "NO_PROXY": "localhost,.kakao.com"}, need_redirect_uri=False
+    )
+    partly = Settings.from_env({**base, "no_proxy": "kapi.kakao.com"}, need_redirect_uri=False)
+    local = Settings.from_env(
+        {
+            **base,
+            "KAKAO_AUTH_BASE_URL": "https://10.1.2.3",
+            "KAKAO_API_BASE_URL": "https://10.1.2.3",
+            "NO_PROXY": "10.0.0.0/8",
+            "REQUESTS_CA_BUNDLE": "/etc/corp-ca.pem",
+        },
+        need_redirect_uri=False,
+    )
+
+    assert dict(proxied.proxies) == {
+        "https://kauth.kakao.com": "http://proxy:3128",
+        "https://kapi.kakao.com": "http://proxy:3128",
+    }
+    assert dict(exempt.proxies) == {}
+    assert dict(partly.proxies) == {"https://kauth.kakao.com": "http://proxy:3128"}
+    assert dict(local.proxies) == {} and local.ca_bundle == "/etc/corp-ca.pem"
+    session = new_session(local.proxies, local.ca_bundle)
+    assert session.verify == "/etc/corp-ca.pem" and session.trust_env is False
+
+
+@pytest.mark.parametrize("value", ["10", "abc", "7200"])
+def test_function_timeout_must_leave_room_for_a_safe_refresh(value: str) -> None:
+    """FUNCTION_TIMEOUT_SECONDS below what one Kakao call plus the store reserve needs (or
+    absurd) is refused, naming the deploy flag it must match."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"KAKAO_REST_API_KEY": "k", "FUNCTION_TIMEOUT_SECONDS": value})
+
+    assert "FUNCTION_TIMEOUT_SECONDS" in str(caught.value)

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import requests
 
 from dev.fake_kakao import FakeKakao
@@ -55,3 +56,64 @@ def test_a_full_run_logs_no_secret(fake_kakao: FakeKakao, tmp_path: Path) -> Non
         assert entry["message"]
     assert any(json.loads(line)["severity"] == "ERROR" and "KOE322" in line for line in lines)
     assert not re.search(r"fake-(access|refresh)-", logs)
+
+
+def test_a_logged_stack_has_types_and_frames_but_never_exception_messages(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A library error whose text echoes a request (and its cause's) is logged as types and
+    frames only: the secret in the messages never reaches the line."""
+    import logging
+
+    from token_logic.log import log_event
+
+    token, code = "SECRET-IN-CAUSE", "SECRET-IN-MESSAGE"
+
+    def fail() -> None:
+        try:
+            raise ValueError(f"refresh_token={token}")
+        except ValueError as cause:
+            raise RuntimeError(f"POST /oauth/token code={code}") from cause
+
+    try:
+        fail()
+    except RuntimeError:
+        log_event(logging.ERROR, "unexpected error", exc_info=True)
+
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert "SECRET" not in json.dumps(line)
+    assert line["exception"] == "RuntimeError"
+    assert "builtins.ValueError" in line["stack"] and "in fail" in line["stack"]
+
+
+def test_values_holding_token_bytes_keep_them_out_of_their_repr() -> None:
+    """Stored bytes, login secrets, settings and documents: reprs show facts, never secrets."""
+    from token_logic.config import Settings
+    from token_logic.state import start_login, verify_state
+    from token_logic.store import Stored
+    from token_logic.tokens import from_json
+
+    data = json.dumps(
+        {
+            "access_token": "AT-SECRET",
+            "refresh_token": "RT-SECRET",
+            "expires_at": 1,
+            "refresh_token_expires_at": 2,
+        }
+    ).encode()
+    start = start_login(pkce=True)
+    values = [
+        Stored(data, "v1"),
+        from_json(data),
+        start,
+        verify_state(start.state, {start.cookie_name: start.cookie_value}),
+        Settings.from_env(
+            {"KAKAO_REST_API_KEY": "k", "KAKAO_CLIENT_SECRET": "CS-SECRET"}, need_redirect_uri=False
+        ),
+    ]
+
+    text = " ".join(repr(value) for value in values)
+
+    for secret in ("AT-SECRET", "RT-SECRET", "CS-SECRET", start.nonce, start.cookie_value):
+        assert secret not in text
+    assert "v1" in text

@@ -1,4 +1,5 @@
-"""The command line: ``python -m token_logic status|access-token|refresh|login-url|send-memo``.
+"""The command line: ``python -m token_logic COMMAND`` (status, access-token, refresh, login-url,
+send-memo, logout).
 
 Exit codes: 0 ok, 2 bad usage, 1 any other failure (with a one-line reason on stderr).
 """
@@ -96,6 +97,13 @@ def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
     return 0
 
 
+def _logout(service: TokenService, args: argparse.Namespace) -> int:
+    document = service.logout(args.user)
+    who = f"user {document.user_id}" if document.user_id is not None else "the stored login"
+    print(f"logged out {who} and deleted the stored token; the next login owns this deployment")
+    return 0
+
+
 def _login_url(environ: Mapping[str, str]) -> int:
     url = environ.get("KAKAO_REDIRECT_URI", "").strip()
     if not url:
@@ -137,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument("--force", action="store_true", help="refresh even if not due")
     refresh.set_defaults(handler=_refresh)
     commands.add_parser("login-url", help="where to open a browser to log in")
+    logout = commands.add_parser(
+        "logout",
+        help="log the stored token out at Kakao and delete it (hand the deployment over)",
+    )
+    logout.set_defaults(handler=_logout)
     memo = commands.add_parser("send-memo", help="send yourself a KakaoTalk message")
     memo.add_argument("text", help="the message (at most 200 characters)")
     memo.set_defaults(handler=_send_memo)

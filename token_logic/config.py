@@ -144,7 +144,9 @@ def _kakao_proxies(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, s
 def _bypasses_proxy(host: str, no_proxy: str) -> bool:
     """NO_PROXY as requests reads it: ``*``, a domain and its subdomains, or an IP network."""
     for entry in (item.strip().lower() for item in no_proxy.split(",")):
-        entry = entry.lstrip(".").rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        entry = entry.lstrip(".")
+        if entry.count(":") == 1:  # host:port (an IPv6 network has more colons)
+            entry = entry.rsplit(":", 1)[0]
         if not entry:
             continue
         if entry == "*" or host == entry or host.endswith("." + entry):

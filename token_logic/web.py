@@ -101,11 +101,13 @@ def _refresh_summary(summary: list[dict[str, Any]], login_url: str) -> flask.Res
     for item in summary:
         severity = logging.ERROR if item["status"] == "failed" else logging.INFO
         facts = {key: value for key, value in item.items() if key not in ("status", "message")}
+        if item["status"] == "failed":
+            facts["alert"] = _alert_for(item["http_status"], item["error_code"])
         log_event(
             severity,
             f"refresh {item['status']}: {item.get('message', 'ok')}",
             login_url=login_url,
-            **facts,
+            **{key: value for key, value in facts.items() if value},
         )
     if not failed:
         return _json_response(200, {"status": "ok", "documents": summary})
@@ -226,15 +228,17 @@ def _problem_response(
 def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
     problem = problem_for(exc)
     severity = logging.ERROR if isinstance(exc, (LoginRequired, NoTokenStored)) else logging.WARNING
-    log_event(
-        severity,
-        "refresh failed",
-        status=problem.status,
-        error_code=problem.code,
-        error=type(exc).__name__,
-        login_url=login_url,
-    )
-    return _json_response(
+    facts: dict[str, Any] = {
+        "status": problem.status,
+        "error_code": problem.code,
+        "error": type(exc).__name__,
+        "login_url": login_url,
+        "alert": _alert_for(problem.status, problem.code),
+    }
+    if isinstance(exc, NoTokenStored):
+        facts["alert"] = "login_dead"  # nothing left to refresh (logged out, unlinked)
+    log_event(severity, "refresh failed", **{k: v for k, v in facts.items() if v})
+    response = _json_response(
         problem.status,
         {
             "status": "failed",
@@ -243,6 +247,17 @@ def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
             "login_url": login_url,
         },
     )
+    if problem.retry_after:
+        response.headers["Retry-After"] = str(problem.retry_after)
+    return response
+
+
+def _alert_for(status: int, code: str) -> str:
+    """The ``alert`` field Cloud Monitoring mails on (deploy.sh): a dead login, or a refresh
+    that failed after its retries; none for work the deadline merely deferred to the next run."""
+    if status == 401:
+        return "login_dead"
+    return "" if code == "deadline" else "refresh_failed"
 
 
 def _json_response(status: int, body: dict[str, Any]) -> flask.Response:
