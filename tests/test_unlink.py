@@ -380,3 +380,30 @@ def test_the_running_function_serves_the_webhook_over_http(
     assert gcs.read_object(bucket, "kakao_token.json") is None
     assert '"alert": "login_dead"' in logs and ADMIN_KEY not in logs
     assert page.status_code == 200 and str(fake_kakao.state.user_id) not in page.text
+
+
+def test_a_hanging_bucket_still_answers_kakao_within_its_3_seconds(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    gcs: GcsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storage answering 503 to everything: the webhook gives up on its own deadline (2.5 s)
+    and answers 503 before Kakao's 3 s, instead of retrying for the storage client's 20 s."""
+    import time
+
+    from tests.helpers import FlakyProxy
+
+    bucket = gcs.new_bucket()
+    with FlakyProxy(gcs.url) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        client = make_client(TOKEN_BUCKET=bucket, TOKEN_OBJECT=PER_USER)
+        log_in(client, fake_kakao, fake_kakao.state.user_id)
+        proxy.paused = True
+        started = time.monotonic()
+
+        status = unlink(fake_kakao, Sent(client), fake_kakao.state.user_id)
+
+        elapsed = time.monotonic() - started
+    assert status == 503
+    assert elapsed < 3.0, elapsed

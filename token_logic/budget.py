@@ -34,6 +34,8 @@ STORE_RESERVE_SECONDS = 32.0
 MIN_KAKAO_ATTEMPT_SECONDS = 2.0
 # Lease holders and waiters run on different machines whose clocks may differ this much.
 CLOCK_SKEW_SECONDS = 5.0
+# Kakao waits 3 s for the unlink webhook's answer; its storage work stops before that.
+UNLINK_WEBHOOK_SECONDS = 2.5
 # How often a waiter re-reads a leased document, growing from the first to the last.
 WAIT_STEPS_SECONDS = (0.1, 0.2, 0.4, 0.8)
 # How long to wait after a storage fault before trying the write of a rotated token again.

@@ -62,7 +62,9 @@ class FileTokenStore:
             raise StorageError(f"cannot write {path}: {exc.strerror}; check TOKEN_DIR") from exc
         return _version(data)
 
-    def delete(self, name: str, expected_version: str | None = None) -> bool:
+    def delete(
+        self, name: str, expected_version: str | None = None, deadline: Deadline | None = None
+    ) -> bool:
         path = self._path(name)
         if not path.exists():  # as if before any write racing in; and no lock file left behind
             return False

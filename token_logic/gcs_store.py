@@ -100,17 +100,20 @@ class GcsTokenStore:
             raise _storage_error("write", exc) from exc
         return str(blob.generation)
 
-    def delete(self, name: str, expected_version: str | None = None) -> bool:
+    def delete(
+        self, name: str, expected_version: str | None = None, deadline: Deadline | None = None
+    ) -> bool:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
         # Retried only under a precondition: an unguarded retry could delete a login that
         # landed after the first attempt. A guarded retry whose first attempt landed sees
         # NotFound, which is the truth now: nothing is stored.
         generation = int(expected_version) if expected_version else None
-        retry = _retry(RETRY_BUDGET) if generation is not None else None
+        timeout, budget = _limits(deadline)
+        retry = _retry(budget) if generation is not None else None
         try:
             self._bucket().blob(name).delete(
-                if_generation_match=generation, timeout=REQUEST_TIMEOUT, retry=retry
+                if_generation_match=generation, timeout=timeout, retry=retry
             )
         except NotFound:
             return False

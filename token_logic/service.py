@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import Deadline, request_deadline
+from .budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import (
@@ -152,18 +152,21 @@ class TokenService:
                 **_failure_facts(exc),
             )
 
-    def forget_user(self, user_id: int) -> str | None:
+    def forget_user(
+        self, user_id: int, within_seconds: float = UNLINK_WEBHOOK_SECONDS
+    ) -> str | None:
         """Delete what is stored for a user whose tokens died (unlinked at Kakao, logged out).
 
         Returns the deleted document's name, or None when nothing of that user's was stored. A
         single TOKEN_OBJECT is deleted only if it is that user's. Every delete carries the
         version just read, so a document whose tokens changed since (a new login) is kept.
         """
+        deadline = Deadline.after(within_seconds, self._clock)  # Kakao waits 3 s for the answer
         name = document_name(self.settings.token_object, user_id)
         per_user = USER_ID_PLACEHOLDER in self.settings.token_object
         first_read: bytes | None = None
         for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
-            stored = self.store.read(name)
+            stored = self.store.read(name, deadline)
             if stored is None or not (per_user or _owner(stored.data) == user_id):
                 return None
             tokens = _token_fingerprint(stored.data)
@@ -171,7 +174,7 @@ class TokenService:
                 return None  # new tokens landed after the first read: not the dead ones
             first_read = tokens
             try:
-                return name if self.store.delete(name, stored.version) else None
+                return name if self.store.delete(name, stored.version, deadline) else None
             except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
                 continue
         raise StorageError(f"gave up deleting {name}: it kept changing")

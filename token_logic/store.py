@@ -50,7 +50,9 @@ class TokenStore(Protocol):
         so a failure leaves the caller to fall back to read and ``write``.
         """
 
-    def delete(self, name: str, expected_version: str | None = None) -> bool:
+    def delete(
+        self, name: str, expected_version: str | None = None, deadline: Deadline | None = None
+    ) -> bool:
         """Delete the document; False when nothing was stored.
 
         With ``expected_version``, only if the document is still at that version, else
