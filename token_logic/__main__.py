@@ -17,8 +17,9 @@ from .pages import format_time
 from .problems import problem_for
 from .remote import RemoteSettings
 from .remote_cli import run_remote
-from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, RefreshOutcome, TokenService
+from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
 from .summary import summarize
+from .sweep import RefreshOutcome
 from .wiring import service_from_env
 
 MAX_MEMO_LENGTH = 200  # Kakao's limit for a text template

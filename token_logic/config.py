@@ -21,6 +21,10 @@ DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
 DEFAULT_TOKEN_OBJECT = "kakao_token.json"
 DEFAULT_REFRESH_MARGIN_SECONDS = 3600
 DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
+# Parallel refreshes in one sweep: enough to hide Kakao's and storage's latency, few enough for
+# one instance's CPU and connection pool (gcs_store.CONNECTION_POOL_SIZE).
+DEFAULT_SWEEP_WORKERS = 16
+MAX_SWEEP_WORKERS = 32
 
 # Below this a refresh could not fit one Kakao attempt and the time kept to store its answer.
 MIN_FUNCTION_TIMEOUT_SECONDS = int(
@@ -51,6 +55,7 @@ class Settings:
     proxies: Mapping[str, str] = field(default_factory=dict)
     ca_bundle: str = ""
     function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    sweep_workers: int = DEFAULT_SWEEP_WORKERS
     demo: bool = False
     # The unlink webhook (unlink.py): Kakao proves itself with the app's primary admin key.
     admin_key: str = field(default="", repr=False)
@@ -99,6 +104,9 @@ class Settings:
                 f"FUNCTION_TIMEOUT_SECONDS must be between {MIN_FUNCTION_TIMEOUT_SECONDS} and 3600 "
                 "(the function's timeout as deployed: gcloud functions deploy --timeout)"
             )
+        sweep_workers = _parse_int(env, "SWEEP_WORKERS", DEFAULT_SWEEP_WORKERS, problems)
+        if not 1 <= sweep_workers <= MAX_SWEEP_WORKERS:
+            problems.append(f"SWEEP_WORKERS must be between 1 and {MAX_SWEEP_WORKERS}")
         auth_base_url = (env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/")
         api_base_url = (env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
         if problems:
@@ -119,6 +127,7 @@ class Settings:
             kakao_timeout_seconds=float(timeout),
             proxies=_kakao_proxies(env, (auth_base_url, api_base_url)),
             ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or "",
+            sweep_workers=sweep_workers,
             demo=demo,
             admin_key=env.get("KAKAO_ADMIN_KEY", ""),
             app_id=app_id,

@@ -12,11 +12,12 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .budget import Deadline
 from .errors import StorageError, WriteConflict
+from .index import Listed, facts_of_bytes
 from .store import Stored
 
 
@@ -93,6 +94,22 @@ class FileTokenStore:
             if path.is_file() and not path.name.startswith(".") and name.startswith(prefix):
                 found.append(name)
         return sorted(found)
+
+    def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
+        # Local files are the index: reading one costs about as little as a metadata entry.
+        found = []
+        for name in self.names(prefix):
+            try:
+                data = self._path(name).read_bytes()
+            except FileNotFoundError:  # deleted since the directory was listed
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot read {name}: {exc.strerror}; check TOKEN_DIR") from exc
+            found.append(Listed(name, _version(data), "", facts_of_bytes(data) or None))
+        return found
+
+    def backfill(self, listed: Listed, facts: Mapping[str, str]) -> None:
+        """Nothing to add: a file's facts are read from the file itself."""
 
     def _path(self, name: str) -> Path:
         path = (self._root / name).resolve()

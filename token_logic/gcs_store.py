@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
 from .errors import DeadlineReached, StorageError, WriteConflict
+from .index import Listed, facts_of_bytes, has_facts
 from .store import Stored
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 # Seconds for one storage request, and for all of the client's retries of it together.
 REQUEST_TIMEOUT = 10.0
 RETRY_BUDGET = 20.0
+# Connections kept alive per host: at least the sweep's largest number of workers.
+CONNECTION_POOL_SIZE = 32
+# What a sweep's listing asks for: no more than it needs to decide what is due.
+_LISTING_FIELDS = "items(name,generation,metageneration,metadata),nextPageToken"
 
 
 def default_client() -> Client:
@@ -29,9 +34,15 @@ def default_client() -> Client:
     Its HTTP session is requests' own, so HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE apply as
     requests normally applies them (read on every request; BENCHMARKS.md has the cost).
     """
+    import requests
     from google.cloud import storage
 
-    return storage.Client()
+    client = storage.Client()
+    # A sweep's workers share the client: one kept-alive connection each, none discarded.
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE)
+    for scheme in ("https://", "http://"):
+        client._http.mount(scheme, adapter)
+    return client
 
 
 class GcsTokenStore:
@@ -84,6 +95,8 @@ class GcsTokenStore:
 
         blob = self._bucket().blob(name)
         blob.cache_control = "no-store"
+        # The sweep's facts travel in the same upload: never a second write on this path.
+        blob.metadata = facts_of_bytes(data)
         try:
             blob.upload_from_string(
                 data,
@@ -131,6 +144,47 @@ class GcsTokenStore:
             return sorted(blob.name for blob in blobs)
         except _failures() as exc:
             raise _storage_error("list", exc) from exc
+
+    def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
+        timeout, budget = _limits(deadline)
+        try:
+            blobs = self._bucket().list_blobs(
+                prefix=prefix,
+                fields=_LISTING_FIELDS,
+                page_size=1000,
+                timeout=timeout,
+                retry=_retry(budget),
+            )
+            return [
+                Listed(
+                    blob.name,
+                    str(blob.generation),
+                    str(blob.metageneration),
+                    blob.metadata if has_facts(blob.metadata) else None,
+                )
+                for blob in blobs
+            ]
+        except _failures() as exc:
+            raise _storage_error("list", exc) from exc
+
+    def backfill(self, listed: Listed, facts: Mapping[str, str]) -> None:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        blob = self._bucket().blob(listed.name)
+        blob.metadata = dict(facts)
+        try:
+            # Both guards: the document is still the one read, and nobody changed its
+            # metadata since the listing. Guarded, so the client may retry it.
+            blob.patch(
+                if_generation_match=int(listed.version),
+                if_metageneration_match=int(listed.metageneration),
+                timeout=REQUEST_TIMEOUT,
+                retry=_retry(RETRY_BUDGET),
+            )
+        except (NotFound, PreconditionFailed):
+            return  # changed or gone since the listing: its next write carries the facts
+        except _failures() as exc:
+            raise _storage_error("metadata update", exc) from exc
 
     def _bucket(self) -> Bucket:
         with self._lock:

@@ -29,20 +29,12 @@ from .store import (
     template_matches,
     template_prefix,
 )
+from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
 from .tokens import TokenDocument, from_json, public_view
 
 # Scripts asking for an access token get one valid for at least this long.
 DEFAULT_ACCESS_TOKEN_LEEWAY = 300
 _MAX_LOGIN_WRITE_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class RefreshOutcome:
-    """One document's refresh: its result, or the error that stopped it."""
-
-    name: str
-    result: RefreshResult | None
-    error: KakaoTokenError | None
 
 
 @dataclass(frozen=True)
@@ -90,20 +82,31 @@ class TokenService:
         """Refresh one user's document if it is due (or always, with ``force``)."""
         return self._ensure_fresh(self.document_name(user_id), force, self.deadline())
 
-    def sweep(self, *, force: bool = False) -> list[RefreshOutcome]:
-        """Refresh every stored document; one failure does not stop the others."""
-        names = self.stored_names()
-        if not names:
-            raise NoTokenStored("no token stored yet")
+    def sweep(self, *, force: bool = False, shard: Shard | None = None) -> list[RefreshOutcome]:
+        """Refresh every stored document that is due (in ``shard``), in parallel; one failure
+        does not stop the others, and what the deadline leaves is deferred (sweep.py)."""
         deadline = self.deadline()
-        outcomes = []
-        for name in names:
-            try:
-                result = self._ensure_fresh(name, force, deadline)
-                outcomes.append(RefreshOutcome(name, result, None))
-            except KakaoTokenError as exc:
-                outcomes.append(RefreshOutcome(name, None, exc))
-        return outcomes
+        template = self.settings.token_object
+        matches = template_matches(template)
+        part = shard or Shard()
+        listed = list_for_sweep(
+            self.store,
+            template_prefix(template),
+            lambda name: matches(name) and part.holds(name),
+            deadline,
+        )
+        if not listed and part.count == 1:
+            raise NoTokenStored("no token stored yet")
+        return run_sweep(
+            self.store,
+            listed,
+            lambda name, within: self._ensure_fresh(name, force, within),
+            now=self._clock.now(),
+            margin_seconds=self.settings.refresh_margin_seconds,
+            deadline=deadline,
+            workers=self.settings.sweep_workers,
+            force=force,
+        )
 
     def _ensure_fresh(self, name: str, force: bool, deadline: Deadline) -> RefreshResult:
         return self._refresher.ensure_fresh(

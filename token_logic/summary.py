@@ -6,7 +6,7 @@ from typing import Any
 
 from .errors import KakaoTokenError
 from .problems import problem_for
-from .service import RefreshOutcome
+from .sweep import RefreshOutcome
 from .tokens import public_view
 
 

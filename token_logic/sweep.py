@@ -1,0 +1,169 @@
+"""The scheduled sweep over many users: decide from one listing, refresh the due in parallel.
+
+1. One listing (with each document's facts, index.py) tells what is due; nothing else is read.
+   A dead login is reported from its facts; a document under another's lease is left to it.
+2. Documents without facts (older than the index, or written by another tool) are read once;
+   their facts are attached then, so later sweeps decide on the listing alone.
+3. The due ones are refreshed by a bounded pool of workers, each through the one-document
+   protocol (refresh.py: read, lease, Kakao, compare-and-swap). One failure stops nobody else.
+4. No work starts that could not finish before the deadline (budget.py): what is left is
+   ``deferred`` and the next run picks it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .budget import MIN_KAKAO_ATTEMPT_SECONDS, STORE_RESERVE_SECONDS, Deadline
+from .errors import DeadlineReached, KakaoTokenError, LoginRequired
+from .index import Listed, ListingStore, document_of, facts_of_bytes
+from .log import log_event
+from .refresh import RefreshResult
+from .store import TokenStore
+from .tokens import TokenDocument, from_json
+
+RefreshOne = Callable[[str, Deadline], RefreshResult]
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """One document's refresh: its result, or the error that stopped it."""
+
+    name: str
+    result: RefreshResult | None
+    error: KakaoTokenError | None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` of ``count``: a stable split of the documents by name."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"I/N"`` with 0 <= I < N; ValueError otherwise."""
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
+            raise ValueError("shard must be I/N with 0 <= I < N, e.g. 0/4")
+        return cls(int(index), int(count))
+
+    def holds(self, name: str) -> bool:
+        if self.count == 1:
+            return True
+        digest = hashlib.sha256(name.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+def run_sweep(
+    store: TokenStore,
+    listed: list[Listed],
+    refresh_one: RefreshOne,
+    *,
+    now: int,
+    margin_seconds: int,
+    deadline: Deadline,
+    workers: int,
+    force: bool = False,
+) -> list[RefreshOutcome]:
+    """Refresh what is due among ``listed``; one outcome per document, in listing order."""
+
+    def decide(item: Listed) -> RefreshOutcome | None:
+        """The outcome known from the facts alone, or None when the document needs work."""
+        if item.facts is None:
+            return None
+        facts = document_of(item.facts)
+        if facts.login_error:
+            return RefreshOutcome(
+                item.name, None, LoginRequired(401, "invalid_grant", facts.login_error)
+            )
+        lease = facts.lease
+        if lease is not None and lease[1] > now:
+            return _deferred(item.name, "another refresh of this login is under way")
+        if force or facts.needs_refresh(now, margin_seconds):
+            return None
+        return RefreshOutcome(item.name, RefreshResult(item.name, facts, refreshed=False), None)
+
+    def work(item: Listed) -> RefreshOutcome:
+        if not _time_to_start(deadline):
+            return _deferred(item.name, "the sweep's deadline is near")
+        try:
+            if item.facts is None:
+                document = _read_and_backfill(store, item)
+                if document is not None and not (
+                    force or document.needs_refresh(now, margin_seconds)
+                ):
+                    return RefreshOutcome(
+                        item.name, RefreshResult(item.name, document, refreshed=False), None
+                    )
+            return RefreshOutcome(item.name, refresh_one(item.name, deadline), None)
+        except DeadlineReached as exc:
+            return RefreshOutcome(item.name, None, exc)
+        except KakaoTokenError as exc:
+            return RefreshOutcome(item.name, None, exc)
+        except Exception:  # noqa: BLE001 - one user's bug must not cost every later user theirs
+            log_event(
+                logging.ERROR, "unexpected error refreshing", document=item.name, exc_info=True
+            )
+            return RefreshOutcome(item.name, None, KakaoTokenError("unexpected error"))
+
+    outcomes: dict[str, RefreshOutcome] = {}
+    pending = []
+    for item in listed:
+        known = decide(item)
+        if known is None:
+            pending.append(item)
+        else:
+            outcomes[item.name] = known
+    if pending:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
+            for outcome in pool.map(work, pending):
+                outcomes[outcome.name] = outcome
+    return [outcomes[item.name] for item in listed]
+
+
+def list_for_sweep(
+    store: TokenStore, prefix: str, belongs: Callable[[str], bool], deadline: Deadline
+) -> list[Listed]:
+    """The documents to sweep with their facts: one listing when the store keeps facts."""
+    if isinstance(store, ListingStore):
+        found = store.listing(prefix, deadline)
+    else:  # a store without an index: every document is read, as before
+        found = [Listed(name, "", "", None) for name in store.names(prefix)]
+    return [item for item in found if belongs(item.name)]
+
+
+def outcome_kind(outcome: RefreshOutcome) -> str:
+    """refreshed, skipped, dead, deferred or failed."""
+    if outcome.result is not None:
+        return "refreshed" if outcome.result.refreshed else "skipped"
+    if isinstance(outcome.error, LoginRequired):
+        return "dead"
+    if isinstance(outcome.error, DeadlineReached):
+        return "deferred"
+    return "failed"
+
+
+def _read_and_backfill(store: TokenStore, item: Listed) -> TokenDocument | None:
+    """Read a document that has no facts yet and attach them (guarded by its versions)."""
+    stored = store.read(item.name)
+    if stored is None:
+        return None
+    facts = facts_of_bytes(stored.data)
+    if facts and isinstance(store, ListingStore) and stored.version == item.version:
+        store.backfill(item, facts)
+    return from_json(stored.data)
+
+
+def _time_to_start(deadline: Deadline) -> bool:
+    """A refresh may start only if it can finish and be stored before the deadline."""
+    return deadline.remaining() >= MIN_KAKAO_ATTEMPT_SECONDS + STORE_RESERVE_SECONDS
+
+
+def _deferred(name: str, why: str) -> RefreshOutcome:
+    return RefreshOutcome(name, None, DeadlineReached(why, retry_after=60))
