@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import requests
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, GcsEmulator, complete_login, rewrite_stored
+from tests.helpers import REDIRECT_URI, FakeClock, GcsEmulator, complete_login, rewrite_stored
 from token_logic.budget import Deadline
 from token_logic.config import Settings
-from token_logic.errors import KakaoUnavailable, LoginRequired
+from token_logic.errors import DeadlineReached, KakaoUnavailable, LoginRequired
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.index import Listed, ListingStore, document_of, facts_of
@@ -21,7 +22,8 @@ from token_logic.kakao import new_session
 from token_logic.refresh import RefreshResult
 from token_logic.service import TokenService
 from token_logic.store import TokenStore, read_document
-from token_logic.sweep import Shard, outcome_kind, run_sweep
+from token_logic.sweep import RefreshOutcome, Shard, outcome_kind, run_sweep
+from token_logic.sweep_report import sweep_report
 from token_logic.tokens import TokenDocument, to_json
 from token_logic.wiring import build_service
 
@@ -233,3 +235,57 @@ def test_bad_shard_is_refused(text: str) -> None:
     """A shard must be I/N with 0 <= I < N."""
     with pytest.raises(ValueError):
         Shard.parse(text)
+
+
+def test_summary_counts_and_caps_failures(
+    clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Counts by outcome; failure details capped, with user ids; one ERROR line per dead login
+    (alert=login_dead) and failed refresh (refresh_failed); none for deferred work."""
+    outcomes = (
+        [
+            RefreshOutcome(f"tokens/{i}.json", None, LoginRequired(401, "invalid_grant", "KOE322"))
+            for i in range(30)
+        ]
+        + [RefreshOutcome("tokens/77.json", None, KakaoUnavailable("timeout"))]
+        + [
+            RefreshOutcome(f"tokens/{100 + i}.json", None, DeadlineReached("late"))
+            for i in range(5)
+        ]
+    )
+
+    status, body = sweep_report(outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI)
+
+    assert status == 504 and body["status"] == "failed"  # the worst: a Kakao timeout
+    assert body["counts"] == {"refreshed": 0, "skipped": 0, "dead": 30, "failed": 1, "deferred": 5}
+    assert len(body["failures"]) == 20 and body["failures_omitted"] == 11
+    assert body["failures"][0]["user_id"] == 0 and "documents" not in body
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    alerts = Counter(line.get("alert") for line in lines if line["severity"] == "ERROR")
+    assert alerts == {"login_dead": 30, "refresh_failed": 1}
+
+
+def test_shards_of_a_sweep_cover_every_document_once(
+    fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Sweeping shards 0/3, 1/3 and 2/3 visits every stored document exactly once."""
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), TOKEN_OBJECT="tokens/{user_id}.json")
+    service = build_service(Settings.from_env(env), session=new_session(), clock=clock)
+    fresh = TokenDocument(
+        {
+            "access_token": "a",
+            "refresh_token": "r",
+            "expires_at": clock.now() + 6 * 3600,
+            "refresh_token_expires_at": clock.now() + 50 * DAY,
+            "updated_at": clock.now(),
+        }
+    )
+    names = {f"tokens/{1000 + i}.json" for i in range(30)}
+    for name in names:
+        service.store.overwrite(name, to_json(fresh))
+
+    seen = [o.name for i in range(3) for o in service.sweep(shard=Shard(i, 3))]
+
+    assert sorted(seen) == sorted(names)

@@ -36,7 +36,8 @@ from .pages import STYLE_CSP_SOURCE, problem_page, start_page, success_page
 from .problems import Problem, problem_for
 from .service import TokenService
 from .state import COOKIE_LIFETIME_SECONDS, cookie_name_for
-from .summary import summarize
+from .sweep import Shard
+from .sweep_report import sweep_report
 from .unlink import handle_unlink, is_unlink_request
 
 ServiceFactory = Callable[[], TokenService]
@@ -87,32 +88,20 @@ def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask
         service = get_service()
         login_url = service.settings.redirect_uri or login_url
         force = request.args.get("force", "") in ("1", "true", "yes")
-        outcomes = service.sweep(force=force)
-        return _refresh_summary([summarize(o, service.now()) for o in outcomes], login_url)
+        try:
+            shard = Shard.parse(request.args.get("shard", "0/1"))
+        except ValueError as exc:
+            return _json_response(400, {"status": "error", "message": str(exc)})
+        outcomes = service.sweep(force=force, shard=shard)
+        status, body = sweep_report(
+            outcomes, service.now(), service.settings.token_object, login_url
+        )
+        return _json_response(status, body)
     except KakaoTokenError as exc:
         return _refresh_failure(exc, login_url)
     except Exception:  # noqa: BLE001 - the outermost edge
         log_event(logging.ERROR, "unexpected error in kakao_refresh", exc_info=True)
         return _json_response(500, {"status": "error", "message": "unexpected error; see logs"})
-
-
-def _refresh_summary(summary: list[dict[str, Any]], login_url: str) -> flask.Response:
-    failed = [item for item in summary if item["status"] == "failed"]
-    for item in summary:
-        severity = logging.ERROR if item["status"] == "failed" else logging.INFO
-        facts = {key: value for key, value in item.items() if key not in ("status", "message")}
-        if item["status"] == "failed":
-            facts["alert"] = _alert_for(item["http_status"], item["error_code"])
-        log_event(
-            severity,
-            f"refresh {item['status']}: {item.get('message', 'ok')}",
-            login_url=login_url,
-            **{key: value for key, value in facts.items() if value},
-        )
-    if not failed:
-        return _json_response(200, {"status": "ok", "documents": summary})
-    body = {"status": "failed", "documents": summary, "message": f"log in again at {login_url}"}
-    return _json_response(max(item["http_status"] for item in failed), body)
 
 
 def _callback(request: flask.Request, service: TokenService) -> flask.Response:
