@@ -20,7 +20,7 @@ ALERT_RATE_LIMIT="3600s"
 ALERT_AUTO_CLOSE="1800s"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
-  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL)
+  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS)
 
 usage() {
   cat <<'EOF'
@@ -46,6 +46,8 @@ Optional:
   ALLOWED_KAKAO_USER_IDS  comma-separated Kakao user ids allowed to store a token
   TOKEN_OBJECT            default kakao_token.json; tokens/{user_id}.json for many users
   REFRESH_SCHEDULE        cron for the refresh job, default "*/30 * * * *" (Asia/Seoul)
+  REFRESH_SHARDS          default 1; N splits the refresh of many users across N scheduler
+                          jobs (?shard=I/N), see BENCHMARKS.md for when
   PYTHON_RUNTIME          default python313
   TOKEN_READERS           comma-separated IAM principals that may call the token endpoint
                           (kakao-token) and nothing else: user:me@gmail.com,
@@ -118,6 +120,7 @@ REGION="${REGION:-asia-northeast3}"
 TOKEN_OBJECT="${TOKEN_OBJECT:-kakao_token.json}"
 REFRESH_SCHEDULE="${REFRESH_SCHEDULE:-*/30 * * * *}"
 PYTHON_RUNTIME="${PYTHON_RUNTIME:-python313}"
+REFRESH_SHARDS="${REFRESH_SHARDS:-1}"
 KAKAO_SCOPE="${KAKAO_SCOPE:-}"
 ALLOWED_KAKAO_USER_IDS="${ALLOWED_KAKAO_USER_IDS:-}"
 TOKEN_READERS="${TOKEN_READERS:-}"
@@ -139,6 +142,7 @@ done
   fail "ALLOWED_KAKAO_USER_IDS must be Kakao user ids separated by commas"
 read -r -a schedule_fields <<<"$REFRESH_SCHEDULE"
 [[ ${#schedule_fields[@]} -eq 5 ]] || fail "REFRESH_SCHEDULE '$REFRESH_SCHEDULE' must have 5 cron fields"
+[[ "$REFRESH_SHARDS" =~ ^[1-9][0-9]?$ ]] || fail "REFRESH_SHARDS '$REFRESH_SHARDS' must be a number from 1 to 99"
 EMAIL_RE='^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$'
 POOL_RE='^principal(Set)?://iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/[^[:space:],]+$'
 token_readers=()
@@ -276,14 +280,30 @@ grant_token_readers() {
   done
 }
 
+# Shard I of N is job kakao-token-refresh (I = 0, the name one job always had) or
+# kakao-token-refresh-I, calling ?shard=I/N; jobs left over from a larger N are deleted.
+shard_job() {
+  if [[ "$1" -eq 0 ]]; then printf '%s' "$SCHEDULER_JOB"; else printf '%s-%s' "$SCHEDULER_JOB" "$1"; fi
+}
+
 ensure_scheduler_job() {
-  local refresh_url="$1" verb=create
-  exists scheduler jobs describe "$SCHEDULER_JOB" --location="$REGION" && verb=update
-  say "Scheduler job $SCHEDULER_JOB ($verb): $REFRESH_SCHEDULE / 예약 갱신"
-  g scheduler jobs "$verb" http "$SCHEDULER_JOB" --location="$REGION" \
-    --schedule="$REFRESH_SCHEDULE" --time-zone=Asia/Seoul --uri="$refresh_url" --http-method=POST \
-    --oidc-service-account-email="$SCHEDULER_ACCOUNT" --oidc-token-audience="$refresh_url" \
-    --attempt-deadline=180s >/dev/null
+  local refresh_url="$1" shard job uri verb
+  for ((shard = 0; shard < REFRESH_SHARDS; shard++)); do
+    job="$(shard_job "$shard")" uri="$refresh_url" verb=create
+    [[ "$REFRESH_SHARDS" -eq 1 ]] || uri="$refresh_url?shard=$shard/$REFRESH_SHARDS"
+    exists scheduler jobs describe "$job" --location="$REGION" && verb=update
+    say "Scheduler job $job ($verb): $REFRESH_SCHEDULE / 예약 갱신"
+    g scheduler jobs "$verb" http "$job" --location="$REGION" \
+      --schedule="$REFRESH_SCHEDULE" --time-zone=Asia/Seoul --uri="$uri" --http-method=POST \
+      --oidc-service-account-email="$SCHEDULER_ACCOUNT" --oidc-token-audience="$refresh_url" \
+      --attempt-deadline=180s >/dev/null
+  done
+  for ((shard = REFRESH_SHARDS; shard < 100; shard++)); do
+    job="$(shard_job "$shard")"
+    exists scheduler jobs describe "$job" --location="$REGION" || break
+    say "Scheduler job $job (delete: REFRESH_SHARDS is $REFRESH_SHARDS) / 남는 작업 삭제"
+    g scheduler jobs delete "$job" --location="$REGION" --quiet >/dev/null
+  done
 }
 
 json_string() {
@@ -297,11 +317,19 @@ json_string() {
 
 # The log contract the function code writes to: a line with jsonPayload.alert (login_dead,
 # refresh_failed) from one of our functions, or a failed attempt of our scheduler job.
+job_id_filter() {
+  if [[ "$REFRESH_SHARDS" -eq 1 ]]; then
+    printf '%s' "resource.labels.job_id=\"$SCHEDULER_JOB\""
+  else
+    printf '%s' "resource.labels.job_id=~\"^$SCHEDULER_JOB(-[0-9]+)?\$\""
+  fi
+}
+
 alert_filter() {
   printf '%s' "(resource.type=\"cloud_run_revision\"" \
     " AND resource.labels.service_name=(\"$CALLBACK_FUNCTION\" OR \"$REFRESH_FUNCTION\" OR \"$TOKEN_FUNCTION\")" \
     " AND jsonPayload.alert:*)" \
-    " OR (resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"$SCHEDULER_JOB\"" \
+    " OR (resource.type=\"cloud_scheduler_job\" AND $(job_id_filter)" \
     " AND severity>=ERROR)"
 }
 

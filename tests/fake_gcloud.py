@@ -85,6 +85,8 @@ def answer(
         return 0 if words[3] in state.setdefault("scheduler.jobs", {}) else 1
     if kind == "scheduler jobs create":
         state.setdefault("scheduler.jobs", {})[words[4]] = "yes"
+    if kind == "scheduler jobs delete":
+        return 0 if state.setdefault("scheduler.jobs", {}).pop(words[3], None) else 1
     return 0
 
 

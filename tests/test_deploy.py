@@ -473,6 +473,44 @@ def test_no_alert_email_means_no_monitoring_calls(deployer: Deployer) -> None:
     assert [c for c in deployer.calls() if "monitoring" in c] == []
 
 
+def test_refresh_shards_make_one_job_per_shard_idempotently(deployer: Deployer) -> None:
+    """REFRESH_SHARDS=3: jobs kakao-token-refresh(-1, -2) call ?shard=I/3; back to 1, the
+    first job keeps its name and plain URL and the others are deleted."""
+    result = deployer.run(**INPUTS, REFRESH_SHARDS="3")
+
+    assert result.returncode == 0, result.stderr
+    jobs = find(deployer.calls(), "scheduler", "jobs", "create", "http")
+    assert [(job[4], flag(job, "uri")) for job in jobs] == [
+        ("kakao-token-refresh", "https://kakao-refresh-abc123-du.a.run.app?shard=0/3"),
+        ("kakao-token-refresh-1", "https://kakao-refresh-abc123-du.a.run.app?shard=1/3"),
+        ("kakao-token-refresh-2", "https://kakao-refresh-abc123-du.a.run.app?shard=2/3"),
+    ]
+    assert {flag(job, "oidc-token-audience") for job in jobs} == {
+        "https://kakao-refresh-abc123-du.a.run.app"
+    }
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    updated = find(calls, "scheduler", "jobs", "update", "http")
+    assert [(job[4], flag(job, "uri")) for job in updated] == [
+        ("kakao-token-refresh", "https://kakao-refresh-abc123-du.a.run.app")
+    ]
+    deleted = [call[3] for call in find(calls, "scheduler", "jobs", "delete")]
+    assert deleted == ["kakao-token-refresh-1", "kakao-token-refresh-2"]
+    assert find(calls, "scheduler", "jobs", "create", "http") == []
+
+
+@pytest.mark.parametrize("shards", ["0", "100", "two", "-1"])
+def test_bad_refresh_shards_are_refused(deployer: Deployer, shards: str) -> None:
+    """REFRESH_SHARDS must be 1 to 99; nothing runs otherwise."""
+    result = deployer.run(**INPUTS, REFRESH_SHARDS=shards)
+
+    assert result.returncode != 0 and "REFRESH_SHARDS" in result.stderr
+    assert deployer.calls() == []
+
+
 def real_gcloud() -> str | None:
     return shutil.which("gcloud", path="/usr/bin:/usr/local/bin:/usr/lib/google-cloud-sdk/bin")
 
@@ -482,7 +520,10 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
     """The real gcloud, without credentials, refuses each command only for lack of an account."""
     config = tempfile.mkdtemp(prefix="gcloud-config-")
     unique: set[tuple[str, ...]] = set()
-    for inputs in (INPUTS, FULL_INPUTS, FULL_INPUTS):  # the second full run updates the policy
+    sharded = {**FULL_INPUTS, "REFRESH_SHARDS": "3"}
+    fewer = {**FULL_INPUTS, "REFRESH_SHARDS": "2"}  # updates two jobs, deletes the third
+    # The second full run updates the policy; the sharded ones create, update and delete jobs.
+    for inputs in (INPUTS, FULL_INPUTS, FULL_INPUTS, sharded, fewer):
         deployer.run(**inputs)
         for entry in deployer.entries():
             args = entry["args"]
