@@ -95,11 +95,13 @@ done
 # Read KEY=VALUE lines without executing the file; only known keys, and never over the
 # environment.
 load_env_file() {
-  local line key value known
+  local line key value known line_number=0
   [[ -f "$1" ]] || return 0
   while IFS= read -r line || [[ -n "$line" ]]; do
+    line_number=$((line_number + 1))
     [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
-    [[ "$line" =~ ^[[:space:]]*([A-Z_]+)=(.*)$ ]] || fail "$1: cannot read line: $line"
+    # Never echo the line: it may hold a secret.
+    [[ "$line" =~ ^[[:space:]]*([A-Z_]+)=(.*)$ ]] || fail "$1: cannot read line $line_number (want KEY=VALUE)"
     key="${BASH_REMATCH[1]}"
     value="${BASH_REMATCH[2]}"
     value="${value%\"}"

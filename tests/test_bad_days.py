@@ -310,3 +310,31 @@ def test_the_lease_covers_the_whole_request_and_no_more(
     assert (
         started + 55 + CLOCK_SKEW_SECONDS <= seen["until"] <= started + 55 + CLOCK_SKEW_SECONDS + 1
     )
+
+
+@pytest.mark.parametrize("left", [1.5, 4.0, 12.0, 32.0, 55.0])
+def test_a_storage_call_and_its_retries_fit_in_what_is_left(left: float) -> None:
+    """The storage client checks its retry budget only before another attempt, which may then
+    take its whole timeout: budget + timeout must end before the deadline."""
+    from token_logic.gcs_store import _limits
+
+    clock = FakeClock()
+    timeout, budget = _limits(Deadline.after(left, clock))
+
+    assert 0 < timeout <= 10 and budget >= 0
+    assert budget + timeout <= left - 0.5
+
+
+def test_asking_for_more_life_than_kakao_gives_does_not_refresh_every_call(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """A caller wanting 7 h from a 6 h token gets one refresh, then the just-refreshed token
+    (still valid) on the next calls within a minute: no KOE237 from a loop."""
+    service = make_service(fake_kakao, store, clock)
+    complete_login(service)
+    clock.advance(120)
+
+    tokens = {service.access_token(leeway_seconds=7 * 3600) for _ in range(5)}
+
+    assert fake_kakao.state.refresh_calls() == 1
+    assert len(tokens) == 1 and tokens == {stored(store)["access_token"]}

@@ -262,6 +262,25 @@ def test_inputs_can_come_from_deploy_env(deployer: Deployer, tmp_path: Path) -> 
     assert "--location=asia-northeast3" in create
 
 
+@pytest.mark.parametrize(
+    "line", ["kakao_client_secret=TOP-SECRET-1", "export KAKAO_CLIENT_SECRET=TOP-SECRET-1"]
+)
+def test_an_unreadable_env_file_line_is_named_by_number_never_echoed(
+    deployer: Deployer, tmp_path: Path, line: str
+) -> None:
+    """A line deploy.sh cannot read fails before any gcloud call, naming its number and never
+    printing it (it may hold a secret)."""
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text(f"# settings\nREGION=asia-northeast3\n{line}\n")
+
+    result = deployer.run("--env-file", str(env_file))
+
+    assert result.returncode == 2
+    assert "line 3" in result.stderr
+    assert "TOP-SECRET-1" not in result.stderr + result.stdout
+    assert deployer.calls() == []
+
+
 def test_every_known_input_is_in_help_and_in_the_example(deployer: Deployer) -> None:
     """Each name deploy.sh accepts from deploy.env is explained by --help and deploy.env.example."""
     script = (ROOT / "deploy.sh").read_text()

@@ -123,17 +123,39 @@ def test_the_first_login_owns_a_single_document_deployment(
     assert again["user_id"] == OWNER and again["access_token"] != json.loads(before)["access_token"]
 
 
-def test_a_document_that_names_no_owner_is_not_taken_over(
+def test_a_document_without_user_id_is_adopted_only_by_the_user_of_its_token(
     make_client,  # type: ignore[no-untyped-def]
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
-    """A stored document without user_id (an old version, another tool): a login is refused
-    with the fix named (logout or the allowlist), and the document is left alone."""
+    """A document written without user_id (an older version): Kakao says whose its access token
+    is. A stranger is refused (and only their token logged out: the stored login lives on); the
+    owner logging in again adopts it."""
     client = make_client()
     assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
     path = tmp_path / "kakao_token.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), "user_id": None}))
+    legacy = {**json.loads(path.read_text()), "user_id": None}
+    path.write_text(json.dumps(legacy))
+
+    assert login_as(client, fake_kakao, STRANGER).status_code == 403
+    assert legacy["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+    assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
+
+    assert json.loads(path.read_text())["user_id"] == OWNER
+
+
+def test_a_document_whose_owner_cannot_be_told_is_left_alone(
+    make_client,  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+) -> None:
+    """No user_id and an access token Kakao no longer knows: every login is refused with the
+    fix named (logout or the allowlist), nothing is revoked and the document is untouched."""
+    client = make_client()
+    assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
+    path = tmp_path / "kakao_token.json"
+    legacy = {**json.loads(path.read_text()), "user_id": None, "access_token": "expired"}
+    path.write_text(json.dumps(legacy))
     before = path.read_bytes()
 
     refused = login_as(client, fake_kakao, OWNER)
@@ -141,6 +163,7 @@ def test_a_document_that_names_no_owner_is_not_taken_over(
     assert refused.status_code == 403
     assert "ALLOWED_KAKAO_USER_IDS" in refused.get_data(as_text=True)
     assert path.read_bytes() == before
+    assert legacy["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
 
 
 def test_the_allowlist_wins_over_first_login_ownership(

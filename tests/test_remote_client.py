@@ -304,7 +304,8 @@ def test_endpoint_errors_become_package_errors(
 
     document = endpoint.log_in()
     stored = endpoint.stored()
-    stored["expires_at"] = stored["updated_at"] + 10
+    stored["updated_at"] -= 600  # not refreshed within the last minute (that would be served)
+    stored["expires_at"] = stored["updated_at"] + 610
     (endpoint.store_dir / "kakao_token.json").write_text(json.dumps(stored))
     endpoint.kakao.state.refresh_tokens.clear()
     with pytest.raises(LoginRequired, match=f"Log in again at {REDIRECT_URI}") as dead:
@@ -394,3 +395,14 @@ def test_cli_reports_the_endpoints_message(endpoint: Endpoint) -> None:
 
     assert result.returncode == 1
     assert "Log in first" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["http://kakao-token-abc-du.a.run.app", "ftp://x", "https://x.run.app/?a=1"]
+)
+def test_the_endpoint_url_must_be_https_except_on_this_machine(url: str) -> None:
+    """The Google ID token travels with every request: an http:// URL (but loopback) is refused
+    before any token is fetched."""
+    with pytest.raises(ConfigError, match="KAKAO_TOKEN_URL"):
+        RemoteSettings.from_env({"KAKAO_TOKEN_URL": url})
+    assert RemoteSettings.from_env({"KAKAO_TOKEN_URL": "http://127.0.0.1:8082"}) is not None

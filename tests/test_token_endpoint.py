@@ -44,8 +44,12 @@ def log_in(fake: FakeKakao, store: TokenStore, **env: str) -> dict[str, Any]:
 
 
 def expire_in(store: TokenStore, seconds: int, name: str = NAME) -> None:
-    """Make the stored access token expire ``seconds`` from now."""
-    rewrite_stored(store, lambda d: d.with_fields(expires_at=int(time.time()) + seconds), name)
+    """Make the stored access token expire ``seconds`` from now (issued hours ago, as such a
+    token would be: one refreshed within the last minute is served as it is)."""
+    now = int(time.time())
+    rewrite_stored(
+        store, lambda d: d.with_fields(expires_at=now + seconds, updated_at=now - 3 * 3600), name
+    )
 
 
 def token_client(
@@ -176,6 +180,20 @@ def test_one_stored_user_needs_no_user_id(
     body = token_client(monkeypatch, live_kakao, **env).get("/").get_json()
 
     assert body["access_token"] == document["access_token"]
+
+
+def test_a_single_document_is_not_served_for_another_user_id(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """One document for the owner: ?user_id= of the owner serves it, any other id is a 404."""
+    document = log_in(live_kakao, FileTokenStore(tmp_path), TOKEN_DIR=str(tmp_path))
+    client = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path))
+
+    mine = client.get(f"/?user_id={document['user_id']}")
+    other = client.get("/?user_id=42")
+
+    assert mine.status_code == 200 and mine.get_json()["access_token"] == document["access_token"]
+    assert other.status_code == 404 and document["access_token"] not in other.get_data(as_text=True)
 
 
 def test_nothing_stored_is_404_with_the_login_url(

@@ -101,17 +101,27 @@ def test_right_key_deletes_the_users_per_user_document_and_alerts(
     assert alerts[0]["user_id"] == user_id and alerts[0]["referrer_type"] == "ACCOUNT_DELETE"
 
 
-def test_right_key_deletes_the_single_document_of_that_user(
+def test_right_key_clears_the_single_document_but_keeps_its_owner(
     make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """With one TOKEN_OBJECT, the document goes when it is the unlinked user's."""
+    """With one TOKEN_OBJECT of the unlinked user: its tokens go, a dead-login marker with the
+    owner stays, so a stranger cannot become the owner next; the owner may log in again."""
+    owner = fake_kakao.state.user_id
     client = make_client()
-    log_in(client, fake_kakao, fake_kakao.state.user_id)
+    log_in(client, fake_kakao, owner)
 
-    status = unlink(fake_kakao, Sent(client), fake_kakao.state.user_id)
+    status = unlink(fake_kakao, Sent(client), owner)
 
     assert status == 200
-    assert not (tmp_path / "kakao_token.json").exists()
+    left = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert left["access_token"] == "" and left["refresh_token"] == ""
+    assert left["user_id"] == owner and left["login_error"]["error_code"] == "unlinked"
+    fake_kakao.state.user_id = OTHER_USER
+    stranger = client.get(path_and_query(consent(client.get("/").headers["Location"])))
+    assert stranger.status_code == 403
+    log_in(client, fake_kakao, owner)
+    again = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert again["user_id"] == owner and again["refresh_token"] and "login_error" not in again
 
 
 def test_single_document_of_someone_else_is_kept(
@@ -192,7 +202,7 @@ def test_without_kakao_app_id_any_app_id_is_accepted(
     log_in(client, fake_kakao, fake_kakao.state.user_id)
 
     assert unlink(fake_kakao, Sent(client), fake_kakao.state.user_id, app_id="1") == 200
-    assert not (tmp_path / "kakao_token.json").exists()
+    assert json.loads((tmp_path / "kakao_token.json").read_text())["refresh_token"] == ""
 
 
 @pytest.mark.parametrize("user_id", ["", "abc", "12a", "-5", "１２"])
@@ -377,7 +387,8 @@ def test_the_running_function_serves_the_webhook_over_http(
         logs = server.logs()
 
     assert (refused, kept, status) == (401, True, 200)
-    assert gcs.read_object(bucket, "kakao_token.json") is None
+    left = json.loads(gcs.read_object(bucket, "kakao_token.json") or b"{}")
+    assert left["refresh_token"] == "" and left["login_error"]["error_code"] == "unlinked"
     assert '"alert": "login_dead"' in logs and ADMIN_KEY not in logs
     assert page.status_code == 200 and str(fake_kakao.state.user_id) not in page.text
 

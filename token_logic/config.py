@@ -15,6 +15,7 @@ from .budget import (
     STORE_RESERVE_SECONDS,
 )
 from .errors import ConfigError
+from .text import is_decimal
 
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
 DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
@@ -52,7 +53,7 @@ class Settings:
     refresh_margin_seconds: int = DEFAULT_REFRESH_MARGIN_SECONDS
     allowed_user_ids: frozenset[int] = frozenset()
     kakao_timeout_seconds: float = DEFAULT_KAKAO_TIMEOUT_SECONDS
-    proxies: Mapping[str, str] = field(default_factory=dict)
+    proxies: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a password
     ca_bundle: str = ""
     function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS
     sweep_workers: int = DEFAULT_SWEEP_WORKERS
@@ -86,7 +87,7 @@ class Settings:
             problems.append("KAKAO_TIMEOUT_SECONDS must be between 1 and 10")
         allowed = _parse_user_ids(env.get("ALLOWED_KAKAO_USER_IDS", ""), problems)
         app_id = env.get("KAKAO_APP_ID", "")
-        if app_id and not (app_id.isascii() and app_id.isdigit()):
+        if app_id and not is_decimal(app_id):
             problems.append("KAKAO_APP_ID must be the app's numeric ID (앱 ID)")
         token_object = env.get("TOKEN_OBJECT") or DEFAULT_TOKEN_OBJECT
         if "{" in token_object.replace("{user_id}", ""):
@@ -192,7 +193,7 @@ def _parse_int(env: Mapping[str, str], name: str, default: int, problems: list[s
     raw = env.get(name, "")
     if not raw:
         return default
-    if not raw.isdigit():
+    if not is_decimal(raw):
         problems.append(f"{name} must be a whole number of seconds")
         return default
     return int(raw)
@@ -200,7 +201,7 @@ def _parse_int(env: Mapping[str, str], name: str, default: int, problems: list[s
 
 def _parse_user_ids(raw: str, problems: list[str]) -> frozenset[int]:
     items = [item.strip() for item in raw.split(",") if item.strip()]
-    if not all(item.isdigit() for item in items):
+    if not all(is_decimal(item) for item in items):
         problems.append("ALLOWED_KAKAO_USER_IDS must be comma-separated Kakao user ids (numbers)")
         return frozenset()
     return frozenset(int(item) for item in items)

@@ -213,14 +213,18 @@ def _failures() -> tuple[type[Exception], ...]:
 def _limits(deadline: Deadline | None) -> tuple[float, float]:
     """(timeout of one request, budget of all its retries), cut to the deadline if any.
 
-    Budgets are whole seconds so the cache of retry policies stays small.
+    The client checks its budget only before it starts another attempt, and each attempt may
+    then take its whole timeout, so budget + timeout must fit in what is left: a third of it
+    for an attempt, the rest (less a second) for starting retries. Budgets are whole seconds so
+    the cache of retry policies stays small.
     """
     if deadline is None:
         return REQUEST_TIMEOUT, RETRY_BUDGET
     left = deadline.remaining()
     if left < 1:
         raise DeadlineReached("no time left for a storage call before the deadline")
-    return min(REQUEST_TIMEOUT, left), float(min(RETRY_BUDGET, int(left)))
+    timeout = min(REQUEST_TIMEOUT, left / 3)
+    return timeout, float(max(0, min(RETRY_BUDGET, int(left - timeout - 1))))
 
 
 @functools.cache  # built on first use (the import is lazy), then shared: Retry is immutable

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -26,6 +27,8 @@ GCLOUD_TIMEOUT_SECONDS = 30
 _GOOGLE_CLOUD_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "FUNCTION_TARGET", "GAE_ENV")
 _METADATA_OVERRIDES = ("GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT")
 _DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
+
+_GOOGLE_FUNCTION_HOSTS = (".run.app", ".cloudfunctions.net", "127.0.0.1", "localhost")
 
 
 class NotHere(Exception):
@@ -117,7 +120,11 @@ def _from_gcloud(settings: IdentitySettings, audience: str) -> str:
     last_error = ""
     # A user account's token cannot carry --audiences (gcloud refuses); Cloud Run accepts
     # that token without it, a service account's only with it: try with, then without.
-    for extra in (["--audiences", audience], []):
+    # Without an audience the token opens every Cloud Run service the person may call: send it
+    # only to Google's own function hosts (or this machine), never to another URL.
+    host = urlsplit(audience).hostname or ""
+    fallbacks: list[list[str]] = [[]] if host.endswith(_GOOGLE_FUNCTION_HOSTS) else []
+    for extra in (["--audiences", audience], *fallbacks):
         try:
             result = subprocess.run(  # noqa: S603 - a fixed command, no shell
                 [gcloud, "auth", "print-identity-token", *extra],

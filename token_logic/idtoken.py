@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from .errors import KakaoUnavailable
+from .text import is_decimal
 
 LEEWAY_SECONDS = 60
 
@@ -27,7 +28,7 @@ def id_token_subject(id_token: str, *, issuer: str, audience: str, nonce: str, n
         "exp": isinstance(claims.get("exp"), int) and claims["exp"] + LEEWAY_SECONDS > now,
         # The nonce we sent must come back; a token without it may be replayed from elsewhere.
         "nonce": claims.get("nonce") == nonce if nonce else "nonce" not in claims,
-        "sub": str(claims.get("sub", "")).isdigit(),
+        "sub": is_decimal(str(claims.get("sub", ""))),
     }
     failed = [name for name, ok in checks.items() if not ok]
     if failed:

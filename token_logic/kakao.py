@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from .budget import MIN_KAKAO_ATTEMPT_SECONDS, Deadline
 from .errors import DeadlineReached, KakaoError, KakaoUnavailable
+from .text import is_decimal
 
 # (connect, read) seconds: Kakao answers in well under a second when healthy.
 DEFAULT_TIMEOUT = (3.05, 10.0)
@@ -274,4 +275,4 @@ def parse_response(response: requests.Response) -> dict[str, Any]:
 
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if is_decimal(value) else None

@@ -112,15 +112,30 @@ class LoginFinisher:
             current = self._store.read(name)
             if current is not None:
                 owner = _owner(current.data)
+                if owner is None:
+                    owner = self._owner_of_stored_tokens(current.data)
+                    if owner is None:
+                        # Whose it is cannot be told: refuse, but revoke nothing, since this
+                        # may be the owner, and a Kakao logout would end the stored login too.
+                        log_event(logging.WARNING, "login refused: stored document names no owner")
+                        raise NotTheOwner(user_id or 0, owner_known=False)
                 if owner != user_id:
                     self._revoke(response, user_id, "login refused: another user owns this")
-                    raise NotTheOwner(user_id or 0, owner_known=owner is not None)
+                    raise NotTheOwner(user_id or 0, owner_known=True)
             try:
                 self._store.write(name, data, current.version if current else None)
                 return
             except WriteConflict:
                 continue
         raise StorageError(f"gave up storing the login: {name} kept changing")
+
+    def _owner_of_stored_tokens(self, data: bytes) -> int | None:
+        """For a document written without user_id (an older version): ask Kakao whose its
+        access token is. None when that cannot be told (expired, unreadable, Kakao down)."""
+        try:
+            return self._kakao.user_id(from_json(data).access_token)
+        except KakaoTokenError:
+            return None
 
     def _store_over_anything(self, name: str, document: TokenDocument) -> None:
         """Who may store is settled (allowlist, or the user's own document): one write, no read.

@@ -129,7 +129,7 @@ class Refresher:
         self, name: str, document: TokenDocument, leased_version: str, deadline: Deadline
     ) -> RefreshResult | None:
         """Call Kakao and store the result; None means: start over from a fresh read."""
-        settled = False  # True once a write of ours has ended the lease
+        settled = False  # True once a write of ours ended the lease, or Kakao answered
         try:
             _check_time_for_refresh(deadline, retry_after=5)
             try:
@@ -144,6 +144,10 @@ class Refresher:
                 if dead is not None:
                     raise dead from exc
                 return None
+            # Kakao answered: from here the old refresh token may be dead, so releasing the
+            # lease (writing the old document back) could bury a rotated one. If storing fails,
+            # the lease ends by itself at our deadline plus clock skew.
+            settled = True
             # Persist before anything uses the new access token: a rotated refresh token
             # exists nowhere else, and the old one is already dead at Kakao.
             merged = apply_refresh_response(document, response, self._clock.now())

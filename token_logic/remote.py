@@ -24,6 +24,7 @@ from .errors import (
     StorageError,
 )
 from .id_tokens import IdentitySettings, IdTokenSource, default_sources, find_id_token
+from .text import is_decimal
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -40,6 +41,9 @@ _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 MAX_LEEWAY_SECONDS = 3600
 
 
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
 @dataclass(frozen=True)
 class RemoteSettings:
     """Where the endpoint is and how to prove who we are; read once from the environment."""
@@ -47,7 +51,7 @@ class RemoteSettings:
     url: str
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     api_base_url: str = "https://kapi.kakao.com"
-    proxies: Mapping[str, str] = field(default_factory=dict)
+    proxies: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a password
 
     @property
     def audience(self) -> str:
@@ -62,7 +66,11 @@ class RemoteSettings:
         if not url:
             return None
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        # The ID token travels in the request: never in clear text, but to this machine.
+        secure = parts.scheme == "https" or (
+            parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        )
+        if not secure or not parts.netloc or parts.query:
             raise ConfigError(
                 f"{URL_VARIABLE} must be the token function's URL (https://..., no query)",
                 (URL_VARIABLE,),
@@ -234,7 +242,12 @@ def _endpoint_error(status: int, body: Mapping[str, Any], headers: Mapping[str, 
     if error == "login_required":
         exc = LoginRequired(status, "invalid_grant", code)
     elif error == "kakao_error":
-        exc = KakaoError(status, "", code, float(retry_after) if retry_after.isdigit() else None)
+        exc = KakaoError(
+            status,
+            "",
+            code,
+            float(retry_after) if is_decimal(retry_after) else None,
+        )
     elif error == "kakao_unavailable":
         exc = KakaoUnavailable(code or "server_error")
     elif error == "no_token_stored":

@@ -30,7 +30,7 @@ from .store import (
     template_prefix,
 )
 from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
-from .tokens import TokenDocument, from_json, public_view
+from .tokens import TokenDocument, from_json, public_view, to_json, unlinked
 
 # Scripts asking for an access token get one valid for at least this long.
 DEFAULT_ACCESS_TOKEN_LEEWAY = 300
@@ -61,12 +61,12 @@ class TokenService:
     def start_login(self) -> LoginRedirect:
         """A new login: fresh state and PKCE, and Kakao's authorize URL."""
         start = start_login(self.settings.pkce)
-        wants_id_token = "openid" in self.settings.scope.split(",")
         url = self.kakao.authorize_url(
             start.state,
             scope=self.settings.scope,
             code_challenge=start.code_challenge,
-            nonce=start.nonce if wants_id_token else "",
+            # Always sent: an ID token arriving is then checked against it whatever the scope.
+            nonce=start.nonce,
         )
         return LoginRedirect(url, start)
 
@@ -129,7 +129,7 @@ class TokenService:
             if stored is None:
                 raise NoTokenStored(f"no token stored at {name}")
             document = _parsed_or_none(stored.data)
-            if document is not None:
+            if document is not None and document.access_token:
                 self._logout_at_kakao(document)
             try:
                 self.store.delete(name, stored.version)
@@ -177,7 +177,13 @@ class TokenService:
                 return None  # new tokens landed after the first read: not the dead ones
             first_read = tokens
             try:
-                return name if self.store.delete(name, stored.version, deadline) else None
+                if per_user:
+                    return name if self.store.delete(name, stored.version, deadline) else None
+                # A single document keeps its owner: its tokens go, but only that user may log
+                # in again, so an unlink never leaves the deployment to whoever comes next.
+                marker = to_json(unlinked(user_id, self._clock.now()))
+                self.store.write(name, marker, stored.version, deadline)
+                return name
             except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
                 continue
         raise StorageError(f"gave up deleting {name}: it kept changing")

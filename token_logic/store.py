@@ -15,6 +15,7 @@ from typing import Protocol
 
 from .budget import Deadline
 from .errors import NoTokenStored
+from .text import is_decimal
 from .tokens import TokenDocument, from_json
 
 USER_ID_PLACEHOLDER = "{user_id}"
@@ -94,7 +95,7 @@ def template_matches(template: str) -> Callable[[str], bool]:
             if len(name) > len(prefix) + len(suffix)
             else ""
         )
-        return name.startswith(prefix) and name.endswith(suffix) and middle.isdigit()
+        return name.startswith(prefix) and name.endswith(suffix) and is_decimal(middle)
 
     return matches
 

@@ -24,6 +24,7 @@ from .index import Listed, ListingStore, document_of, facts_of_bytes
 from .log import log_event
 from .refresh import RefreshResult
 from .store import TokenStore
+from .text import is_decimal
 from .tokens import TokenDocument, from_json
 
 RefreshOne = Callable[[str, Deadline], RefreshResult]
@@ -49,7 +50,7 @@ class Shard:
     def parse(cls, text: str) -> Shard:
         """``"I/N"`` with 0 <= I < N; ValueError otherwise."""
         index, _, count = text.partition("/")
-        if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
+        if not (is_decimal(index) and is_decimal(count)) or not 0 <= int(index) < int(count):
             raise ValueError("shard must be I/N with 0 <= I < N, e.g. 0/4")
         return cls(int(index), int(count))
 

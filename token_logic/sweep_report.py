@@ -18,6 +18,7 @@ from .log import log_event
 from .store import USER_ID_PLACEHOLDER
 from .summary import summarize
 from .sweep import RefreshOutcome, outcome_kind
+from .text import is_decimal
 
 MAX_FAILURE_DETAILS = 20
 DETAILED_UP_TO = 20
@@ -89,4 +90,4 @@ def _user_id(template: str, name: str) -> int | None:
         return None
     prefix, suffix = template.split(USER_ID_PLACEHOLDER, 1)
     middle = name[len(prefix) : len(name) - len(suffix)]
-    return int(middle) if middle.isdigit() else None
+    return int(middle) if is_decimal(middle) else None

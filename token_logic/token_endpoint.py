@@ -33,6 +33,7 @@ from .errors import (
 from .log import log_event
 from .problems import problem_for
 from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
+from .text import is_decimal
 from .tokens import TokenDocument
 from .web import SECURITY_HEADERS
 
@@ -156,6 +157,9 @@ def _serve(
         token = ServedToken.of(service.valid_document(name, min_valid))
         now = service.now()
         cache.put(name, token, now)
+    if user_id is not None and token.user_id != user_id:
+        # One document for everyone: a request for another user must not get the owner's.
+        raise NoTokenStored(f"no token stored for user {user_id}")
     return _json(200, token.body(now))
 
 
@@ -163,7 +167,7 @@ def _seconds_parameter(request: flask.Request, name: str, default: int) -> int |
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > _MAX_PARAMETER_LENGTH:
+    if not is_decimal(raw) or len(raw) > _MAX_PARAMETER_LENGTH:
         return None
     value = int(raw)
     return value if value <= MAX_MIN_VALID_SECONDS else None
@@ -171,7 +175,7 @@ def _seconds_parameter(request: flask.Request, name: str, default: int) -> int |
 
 def _user_id_parameter(request: flask.Request) -> int | None:
     raw = request.args.get("user_id", "")
-    if not raw.isdigit() or len(raw) > _MAX_PARAMETER_LENGTH:
+    if not is_decimal(raw) or len(raw) > _MAX_PARAMETER_LENGTH:
         return None
     return int(raw)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import KakaoUnavailable, StorageError
+from .text import is_decimal
 
 # Kakao rotates the refresh token only when less than one month is left on it.
 ROTATION_WINDOW_SECONDS = 30 * 24 * 3600
@@ -25,6 +26,10 @@ _ASSUMED_LIFETIMES = {"expires_in": 3600, "refresh_token_expires_in": ROTATION_W
 # If Kakao's "one month" turns out shorter than ours, a rotation-driven refresh returns no new
 # refresh token; wait this long before trying again instead of refreshing on every call.
 ROTATION_RETRY_SECONDS = 3600
+# A token refreshed this recently and still valid is served as it is, even if it lives less than
+# asked (Kakao issued it so): otherwise a caller asking for more life than Kakao gives would
+# make every call a refresh and run into KOE237.
+MIN_REFRESH_INTERVAL_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,10 @@ class TokenDocument:
             self.refresh_token_expires_at - now <= ROTATION_WINDOW_SECONDS
             and now - self.updated_at >= ROTATION_RETRY_SECONDS
         )
-        return self.expires_at - now <= margin_seconds or rotation_due
+        just_refreshed = (
+            now - self.updated_at < MIN_REFRESH_INTERVAL_SECONDS and self.expires_at > now
+        )
+        return not just_refreshed and (self.expires_at - now <= margin_seconds or rotation_due)
 
 
 def from_token_response(
@@ -181,6 +189,22 @@ def unusable_lifetimes(response: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def unlinked(user_id: int, now: int) -> TokenDocument:
+    """What stays of a single document after its user unlinked the app at Kakao: no token,
+    the owner, and a dead-login marker saying why (a person must log in again)."""
+    return TokenDocument(
+        {
+            "access_token": "",
+            "refresh_token": "",
+            "expires_at": 0,
+            "refresh_token_expires_at": 0,
+            "updated_at": now,
+            "user_id": user_id,
+            "login_error": {"error_code": "unlinked", "at": now},
+        }
+    )
+
+
 def to_json(document: TokenDocument) -> bytes:
     """Serialize for storage: stable key order, UTF-8."""
     return json.dumps(dict(document.fields), ensure_ascii=False, indent=2, sort_keys=True).encode()
@@ -221,7 +245,7 @@ def _positive_seconds(value: Any) -> int | None:
     float); None when it is missing, negative, zero or not a number."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_decimal(value.strip()):
         value = int(value.strip())
     if isinstance(value, float) and value == value and value != float("inf"):
         value = int(value)

@@ -23,6 +23,7 @@ import flask
 from .errors import KakaoTokenError
 from .log import log_event
 from .service import TokenService
+from .text import is_decimal
 
 UNLINK_PATH_SUFFIX = "/unlink"
 ALERT_LOGIN_DEAD = "login_dead"  # Cloud Monitoring's alert policy matches this field
@@ -31,7 +32,7 @@ _MAX_PARAMETER_LENGTH = 64
 
 def is_unlink_request(request: flask.Request) -> bool:
     """Whether the callback function was called at its ``/unlink`` path."""
-    return request.path.rstrip("/").endswith(UNLINK_PATH_SUFFIX)
+    return request.path.endswith(UNLINK_PATH_SUFFIX)
 
 
 def handle_unlink(
@@ -80,7 +81,7 @@ def _unlink(request: flask.Request, service: TokenService) -> tuple[int, dict[st
         )
         return 403, {"status": "refused", "message": "app_id is not this app's KAKAO_APP_ID"}
     user_id = params.get("user_id", "")
-    if not (user_id.isascii() and user_id.isdigit()):
+    if not is_decimal(user_id):
         log_event(logging.WARNING, "unlink webhook refused: user_id is not a Kakao user id")
         return 400, {"status": "refused", "message": "user_id must be a Kakao user id"}
     referrer_type = params.get("referrer_type", "")
