@@ -5,10 +5,12 @@ Kakao calls ``<callback URL>/unlink`` (GET or POST, registered in the console) w
 (and ``group_user_token`` for group apps) in the query or a form body. That user's tokens are
 already dead at Kakao, so what we store for them goes, and a person is told (``alert``).
 
-Kakao looks only at the status, wants it within 3 seconds, retries on errors and pauses the
-webhook after many of them. So: 200 whenever the request is Kakao's and was handled, also for
-a user we never stored; 401/403/400 for requests that are not Kakao's or not for this app;
-503 when storage failed (Kakao will retry). Bodies are small JSON, never a trace or the key.
+Kakao looks only at the status, wants it within 3 seconds and pauses the webhook after many
+errors (it is not documented to retry). So: 200 whenever the request is Kakao's and was
+handled, also for a user we never stored; 401/403/400 for requests that are not Kakao's or not
+for this app; 503 when storage failed (the tokens are dead at Kakao anyway: the next refresh
+gets KOE322 and marks the login dead, which alerts). Bodies are small JSON, never a trace or
+the key.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def handle_unlink(
     except KakaoTokenError as exc:
         log_event(
             logging.ERROR,
-            "unlink webhook failed; Kakao will retry",
+            "unlink webhook failed: the stored tokens of this user were not removed",
             error=type(exc).__name__,
             problem=str(exc),
         )
