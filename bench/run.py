@@ -2,7 +2,8 @@
 
 Run with ``make bench``. Everything is on loopback: the fake Kakao, fake-gcs-server and
 functions-framework subprocesses started here. ``python -m bench.run token`` runs only the token
-endpoint's section and rewrites only that section of BENCHMARKS.md.
+endpoint's section and rewrites only that section of BENCHMARKS.md; ``python -m bench.run sweep``
+likewise for the scheduled sweep at 1,000 and 10,000 users (bench/sweep.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import requests
 import urllib3
 
+from bench import sweep as sweep_bench
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from dev.servers import function_command
 from tests.helpers import FunctionServer, GcsEmulator, backdate, consent, free_port, query_of
@@ -34,6 +36,7 @@ LOGINS = 250
 CONCURRENT_REFRESHES = 50
 TOKEN_GETS = 500
 TOKEN_SECTION = "## 5. Token endpoint"
+SWEEP_SECTION = "## 6. Scheduled sweep"
 DAY = 86400
 NOTES_MARKER = "<!-- notes: kept by bench/run.py -->"
 
@@ -354,6 +357,9 @@ def machine() -> str:
 
 
 def main(sections: list[str]) -> None:
+    if sections == ["sweep"]:
+        report_sweep()
+        return
     gcs = GcsEmulator().start()
     os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
     port = free_port()
@@ -385,6 +391,7 @@ def main(sections: list[str]) -> None:
     finally:
         fake.stop()
         gcs.stop()
+    report_sweep()  # its own emulator, proxies and processes
 
 
 def report(
@@ -459,12 +466,19 @@ def report(
 
 def report_token_only(token: dict[str, list[float]]) -> None:
     """Rewrite only the token endpoint's section of BENCHMARKS.md."""
-    section = "\n".join(token_lines(token))
+    replace_section(TOKEN_SECTION, "\n".join(token_lines(token)))
+
+
+def report_sweep() -> None:
+    """Measure the scheduled sweep at scale (bench/sweep.py); rewrite only its section."""
+    replace_section(SWEEP_SECTION, "\n".join(sweep_bench.lines(sweep_bench.run_all())))
+
+
+def replace_section(title: str, section: str) -> None:
+    """Put ``section`` where the section starting with ``title`` is, or before the notes."""
     target = ROOT / "BENCHMARKS.md"
     text = target.read_text()
-    pattern = re.compile(
-        re.escape(TOKEN_SECTION) + r".*?(?=\n## |\n" + re.escape(NOTES_MARKER) + ")", re.S
-    )
+    pattern = re.compile(re.escape(title) + r".*?(?=\n## |\n" + re.escape(NOTES_MARKER) + ")", re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _match: section.rstrip("\n") + "\n", text, count=1)
     elif NOTES_MARKER in text:
