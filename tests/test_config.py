@@ -127,3 +127,17 @@ def test_function_timeout_must_leave_room_for_a_safe_refresh(value: str) -> None
         Settings.from_env({"KAKAO_REST_API_KEY": "k", "FUNCTION_TIMEOUT_SECONDS": value})
 
     assert "FUNCTION_TIMEOUT_SECONDS" in str(caught.value)
+
+
+def test_function_timeout_sets_every_requests_deadline() -> None:
+    """FUNCTION_TIMEOUT_SECONDS reaches the settings, and a request's deadline is 5 s before it."""
+    from tests.helpers import FakeClock
+    from token_logic.budget import request_deadline
+
+    settings = Settings.from_env(
+        {"KAKAO_REST_API_KEY": "k", "FUNCTION_TIMEOUT_SECONDS": "120"}, need_redirect_uri=False
+    )
+
+    assert settings.function_timeout_seconds == 120
+    clock = FakeClock()
+    assert request_deadline(settings.function_timeout_seconds, clock).remaining() == 115

@@ -132,6 +132,7 @@ class Settings:
             demo=demo,
             admin_key=env.get("KAKAO_ADMIN_KEY", ""),
             app_id=app_id,
+            function_timeout_seconds=function_timeout,
         )
 
 
