@@ -65,6 +65,10 @@ class Deadline:
         """A deadline ``seconds`` before this one (to keep time back for a later step)."""
         return Deadline(self.at - seconds, self.clock)
 
+    def leaves_room_for_refresh(self) -> bool:
+        """Whether a Kakao call started now could finish and still be stored before this."""
+        return self.remaining() >= MIN_KAKAO_ATTEMPT_SECONDS + STORE_RESERVE_SECONDS
+
     def lease_until(self) -> int:
         """Where a lease taken under this deadline ends, in whole Unix seconds."""
         return int(self.at + CLOCK_SKEW_SECONDS) + 1

@@ -32,7 +32,13 @@ from .kakao import KakaoClient
 from .log import log_event
 from .state import verify_state
 from .store import USER_ID_PLACEHOLDER, TokenStore, document_name
-from .tokens import TokenDocument, from_json, from_token_response, to_json, unusable_lifetimes
+from .tokens import (
+    TokenDocument,
+    from_json_or_none,
+    from_token_response,
+    to_json,
+    unusable_lifetimes,
+)
 
 _MAX_WRITE_ATTEMPTS = 5
 
@@ -111,9 +117,10 @@ class LoginFinisher:
         for _ in range(_MAX_WRITE_ATTEMPTS):
             current = self._store.read(name)
             if current is not None:
-                owner = _owner(current.data)
+                stored_document = from_json_or_none(current.data)
+                owner = stored_document.user_id if stored_document else None
                 if owner is None:
-                    owner = self._owner_of_stored_tokens(current.data)
+                    owner = self._owner_of_stored_tokens(stored_document)
                     if owner is None:
                         # Whose it is cannot be told: refuse, but revoke nothing, since this
                         # may be the owner, and a Kakao logout would end the stored login too.
@@ -129,11 +136,13 @@ class LoginFinisher:
                 continue
         raise StorageError(f"gave up storing the login: {name} kept changing")
 
-    def _owner_of_stored_tokens(self, data: bytes) -> int | None:
+    def _owner_of_stored_tokens(self, document: TokenDocument | None) -> int | None:
         """For a document written without user_id (an older version): ask Kakao whose its
         access token is. None when that cannot be told (expired, unreadable, Kakao down)."""
+        if document is None:
+            return None
         try:
-            return self._kakao.user_id(from_json(data).access_token)
+            return self._kakao.user_id(document.access_token)
         except KakaoTokenError:
             return None
 
@@ -176,11 +185,3 @@ class LoginFinisher:
                 error=type(exc).__name__,
                 error_code=getattr(exc, "code", ""),
             )
-
-
-def _owner(data: bytes) -> int | None:
-    """Whose document this is; None when it names nobody or cannot be read."""
-    try:
-        return from_json(data).user_id
-    except StorageError:
-        return None

@@ -37,7 +37,6 @@ import uuid
 from dataclasses import dataclass
 
 from .budget import (
-    MIN_KAKAO_ATTEMPT_SECONDS,
     STORE_RESERVE_SECONDS,
     STORE_RETRY_PAUSE_SECONDS,
     WAIT_STEPS_SECONDS,
@@ -54,7 +53,7 @@ from .errors import (
     WriteConflict,
 )
 from .kakao import KakaoClient
-from .log import log_event
+from .log import ALERT_REFRESH_FAILED, log_event
 from .store import TokenStore, read_document
 from .tokens import TokenDocument, apply_refresh_response, to_json
 
@@ -232,7 +231,7 @@ class Refresher:
 
 def _check_time_for_refresh(deadline: Deadline, retry_after: int) -> None:
     """No Kakao call may start that could not finish and be stored before the deadline."""
-    if deadline.remaining() < MIN_KAKAO_ATTEMPT_SECONDS + STORE_RESERVE_SECONDS:
+    if not deadline.leaves_room_for_refresh():
         raise DeadlineReached("too little time left to refresh safely", retry_after=retry_after)
 
 
@@ -243,7 +242,7 @@ def _log_lost(name: str, rotated: bool, exc: Exception) -> None:
             logging.ERROR,
             "a rotated refresh token could not be stored before the deadline; if the login "
             "fails from now on, log in again",
-            alert="refresh_failed",
+            alert=ALERT_REFRESH_FAILED,
             document=name,
             error=type(exc).__name__,
         )

@@ -30,7 +30,7 @@ from .store import (
     template_prefix,
 )
 from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
-from .tokens import TokenDocument, from_json, public_view, to_json, unlinked
+from .tokens import TokenDocument, from_json_or_none, public_view, to_json, unlinked
 
 # Scripts asking for an access token get one valid for at least this long.
 DEFAULT_ACCESS_TOKEN_LEEWAY = 300
@@ -128,7 +128,7 @@ class TokenService:
             stored = self.store.read(name)
             if stored is None:
                 raise NoTokenStored(f"no token stored at {name}")
-            document = _parsed_or_none(stored.data)
+            document = from_json_or_none(stored.data)
             if document is not None and document.access_token:
                 self._logout_at_kakao(document)
             try:
@@ -242,26 +242,16 @@ class TokenService:
         return [name for name in self.store.names(template_prefix(template)) if matches(name)]
 
 
-def _parsed_or_none(data: bytes) -> TokenDocument | None:
-    try:
-        return from_json(data)
-    except StorageError:
-        return None
-
-
 def _owner(data: bytes) -> int | None:
     """Whose document this is; None when it names nobody or cannot be read."""
-    try:
-        return from_json(data).user_id
-    except StorageError:
-        return None
+    document = from_json_or_none(data)
+    return document.user_id if document else None
 
 
 def _token_fingerprint(data: bytes) -> bytes:
     """The tokens a document holds, compared to tell a new login from bookkeeping writes."""
-    try:
-        document = from_json(data)
-    except StorageError:
+    document = from_json_or_none(data)
+    if document is None:
         return data
     return f"{document.access_token}\n{document.refresh_token}".encode()
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .budget import MIN_KAKAO_ATTEMPT_SECONDS, STORE_RESERVE_SECONDS, Deadline
+from .budget import Deadline
 from .errors import DeadlineReached, KakaoTokenError, LoginRequired
 from .index import Listed, ListingStore, document_of, facts_of_bytes
 from .log import log_event
@@ -91,7 +91,7 @@ def run_sweep(
         return RefreshOutcome(item.name, RefreshResult(item.name, facts, refreshed=False), None)
 
     def work(item: Listed) -> RefreshOutcome:
-        if not _time_to_start(deadline):
+        if not deadline.leaves_room_for_refresh():
             return _deferred(item.name, "the sweep's deadline is near")
         try:
             if item.facts is None:
@@ -159,11 +159,6 @@ def _read_and_backfill(store: TokenStore, item: Listed) -> TokenDocument | None:
     if facts and isinstance(store, ListingStore) and stored.version == item.version:
         store.backfill(item, facts)
     return from_json(stored.data)
-
-
-def _time_to_start(deadline: Deadline) -> bool:
-    """A refresh may start only if it can finish and be stored before the deadline."""
-    return deadline.remaining() >= MIN_KAKAO_ATTEMPT_SECONDS + STORE_RESERVE_SECONDS
 
 
 def _deferred(name: str, why: str) -> RefreshOutcome:

@@ -222,6 +222,14 @@ def from_json(data: bytes) -> TokenDocument:
     return TokenDocument(fields)
 
 
+def from_json_or_none(data: bytes) -> TokenDocument | None:
+    """The document, or None when the bytes are not one (corrupt, or written by another tool)."""
+    try:
+        return from_json(data)
+    except StorageError:
+        return None
+
+
 def public_view(document: TokenDocument, now: int) -> dict[str, Any]:
     """Non-secret facts about a document, for pages, summaries and `status`."""
     return {
