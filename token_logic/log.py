@@ -14,6 +14,10 @@ import traceback
 from typing import Any
 
 LOGGER_NAME = "token_logic"
+# Values of the ``alert`` field, which deploy.sh's Cloud Monitoring policy mails on: a login a
+# person must renew, and a refresh that failed after its retries.
+ALERT_LOGIN_DEAD = "login_dead"
+ALERT_REFRESH_FAILED = "refresh_failed"
 _SEVERITY = {"WARNING": "WARNING", "ERROR": "ERROR", "CRITICAL": "CRITICAL", "DEBUG": "DEBUG"}
 
 

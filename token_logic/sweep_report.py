@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from .log import log_event
+from .log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
 from .store import USER_ID_PLACEHOLDER
 from .summary import summarize
 from .sweep import RefreshOutcome, outcome_kind
@@ -74,7 +74,7 @@ def sweep_report(
 
 
 def _log_failure(detail: dict[str, Any], login_url: str) -> None:
-    alert = "login_dead" if detail["status"] == "dead" else "refresh_failed"
+    alert = ALERT_LOGIN_DEAD if detail["status"] == "dead" else ALERT_REFRESH_FAILED
     log_event(
         logging.ERROR,
         f"refresh failed: {detail['message']}",

@@ -30,7 +30,7 @@ from .errors import (
     NoTokenStored,
     StorageError,
 )
-from .log import log_event
+from .log import ALERT_LOGIN_DEAD, log_event
 from .problems import problem_for
 from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
 from .text import is_decimal
@@ -198,12 +198,12 @@ def _refusal(exc: KakaoTokenError, login_url: str, user_id: int | None) -> flask
         "user_id": user_id,
     }
     if isinstance(exc, LoginRequired):
-        # Cloud Monitoring alerts match on alert="login_dead": a person must log in again.
+        # Cloud Monitoring alerts match on alert=ALERT_LOGIN_DEAD: a person must log in again.
         message = f"{message} Log in again at {login_url or 'the callback URL'}."
         log_event(
             logging.ERROR,
             "token refused: login dead",
-            alert="login_dead",
+            alert=ALERT_LOGIN_DEAD,
             login_url=login_url,
             **facts,
         )

@@ -23,12 +23,11 @@ from typing import Any
 import flask
 
 from .errors import KakaoTokenError
-from .log import log_event
+from .log import ALERT_LOGIN_DEAD, log_event
 from .service import TokenService
 from .text import is_decimal
 
 UNLINK_PATH_SUFFIX = "/unlink"
-ALERT_LOGIN_DEAD = "login_dead"  # Cloud Monitoring's alert policy matches this field
 _MAX_PARAMETER_LENGTH = 64
 
 

@@ -31,7 +31,7 @@ from .errors import (
     LoginStateError,
     NoTokenStored,
 )
-from .log import log_event
+from .log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
 from .pages import STYLE_CSP_SOURCE, problem_page, start_page, success_page
 from .problems import Problem, problem_for
 from .service import TokenService
@@ -225,7 +225,7 @@ def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
         "alert": _alert_for(problem.status, problem.code),
     }
     if isinstance(exc, NoTokenStored):
-        facts["alert"] = "login_dead"  # nothing left to refresh (logged out, unlinked)
+        facts["alert"] = ALERT_LOGIN_DEAD  # nothing left to refresh (logged out, unlinked)
     log_event(severity, "refresh failed", **{k: v for k, v in facts.items() if v})
     response = _json_response(
         problem.status,
@@ -245,8 +245,8 @@ def _alert_for(status: int, code: str) -> str:
     """The ``alert`` field Cloud Monitoring mails on (deploy.sh): a dead login, or a refresh
     that failed after its retries; none for work the deadline merely deferred to the next run."""
     if status == 401:
-        return "login_dead"
-    return "" if code == "deadline" else "refresh_failed"
+        return ALERT_LOGIN_DEAD
+    return "" if code == "deadline" else ALERT_REFRESH_FAILED
 
 
 def _json_response(status: int, body: dict[str, Any]) -> flask.Response:
