@@ -257,10 +257,15 @@ secret_vars() {
 deploy_function() {
   local name="$1" entry_point="$2" access="$3" redirect_uri="$4" role=other
   [[ "$name" == "$CALLBACK_FUNCTION" ]] && role=callback
+  # The sweep is CPU-bound in the storage client (~8 CPU-seconds per 1,000 refreshes,
+  # BENCHMARKS.md): 256Mi alone gives 0.167 vCPU, too slow for its deadline. A whole vCPU is
+  # billed only while a sweep runs; the other functions answer one short request at a time.
+  local resources=(--memory=256Mi)
+  [[ "$name" == "$REFRESH_FUNCTION" ]] && resources=(--memory=512Mi --cpu=1)
   say "Deploying $name / 배포"
   g functions deploy "$name" --gen2 --runtime="$PYTHON_RUNTIME" --region="$REGION" \
     --source="$HERE" --entry-point="$entry_point" --trigger-http "$access" \
-    --service-account="$RUNTIME_ACCOUNT" --memory=256Mi --timeout=60s --max-instances=5 \
+    --service-account="$RUNTIME_ACCOUNT" "${resources[@]}" --timeout=60s --max-instances=5 \
     --set-env-vars="$(env_vars "$redirect_uri" "$role")" --set-secrets="$(secret_vars "$role")"
 }
 

@@ -333,6 +333,22 @@ def test_token_endpoint_is_private_and_configured_like_the_refresh(deployer: Dep
     assert f"KAKAO_TOKEN_URL={TOKEN_URL} python -m token_logic access-token" in result.stdout
 
 
+def test_the_sweep_gets_a_whole_cpu_and_the_others_stay_small(deployer: Deployer) -> None:
+    """256Mi alone means 0.167 vCPU: too little for a sweep of thousands (BENCHMARKS.md)."""
+    result = deployer.run(**FULL_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    [refresh] = find(calls, "functions", "deploy", "kakao-refresh")
+    assert (flag(refresh, "cpu"), flag(refresh, "memory")) == ("1", "512Mi")
+    others = find(calls, "functions", "deploy", "kakao-callback")
+    others += find(calls, "functions", "deploy", "kakao-token")
+    assert len(others) >= 2
+    for call in others:
+        assert flag(call, "memory") == "256Mi", call[3]
+        assert not any(arg.startswith("--cpu") for arg in call), call[3]
+
+
 def test_token_readers_may_call_the_token_endpoint_only(deployer: Deployer) -> None:
     """Readers get run.invoker on kakao-token once it exists; kakao-refresh stays scheduler-only."""
     result = deployer.run(**FULL_INPUTS)
