@@ -17,7 +17,7 @@ from .index import Listed, facts_of_bytes, has_facts
 from .store import Stored
 
 if TYPE_CHECKING:  # pragma: no cover
-    from google.cloud.storage import Bucket, Client
+    from google.cloud.storage import Blob, Bucket, Client
 
 # Seconds for one storage request, and for all of the client's retries of it together.
 REQUEST_TIMEOUT = 10.0
@@ -155,15 +155,7 @@ class GcsTokenStore:
                 timeout=timeout,
                 retry=_retry(budget),
             )
-            return [
-                Listed(
-                    blob.name,
-                    str(blob.generation),
-                    str(blob.metageneration),
-                    blob.metadata if has_facts(blob.metadata) else None,
-                )
-                for blob in blobs
-            ]
+            return [_listed(blob) for blob in blobs]
         except _failures() as exc:
             raise _storage_error("list", exc) from exc
 
@@ -198,6 +190,12 @@ class GcsTokenStore:
                     ) from exc
                 self._bucket_handle = client.bucket(self._bucket_name)
             return self._bucket_handle
+
+
+def _listed(blob: Blob) -> Listed:
+    metadata = blob.metadata  # a deep copy on every access: read it once
+    facts = metadata if has_facts(metadata) else None
+    return Listed(blob.name, str(blob.generation), str(blob.metageneration), facts)
 
 
 @functools.cache
