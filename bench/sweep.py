@@ -4,16 +4,23 @@ The documents are seeded straight into fake-gcs-server in parallel (as earlier l
 written them, with their facts); the due users' refresh tokens are put into the fake Kakao's
 state, each user distinct so Kakao's per-user limits hold. Each sweep runs in a fresh process
 (``python -m bench.sweep child``) so its peak RSS is its own; the proxies count requests.
+
+The emulator runs on its filesystem backend: its memory backend looks an object up by scanning
+every object of the bucket, so each request there costs more the more users are stored, which
+Cloud Storage does not do. ``python -m bench.sweep emulator`` measures both backends.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from bench.latency_proxy import LatencyProxy
@@ -26,6 +33,13 @@ KAKAO_DELAY = 0.060
 DAY = 86400
 TEMPLATE = "tokens/{user_id}.json"
 FIRST_USER = 5_000_000_000
+
+
+def _scratch_dir() -> Path:
+    """Where the emulator keeps its objects: memory-backed when the machine has /dev/shm, so the
+    emulator's own disk writes add as little as possible to the 25 ms the proxy stands for."""
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private (0700) directory in it
+    return Path(tempfile.mkdtemp(prefix="bench-gcs-", dir=shm if shm.is_dir() else None))
 
 
 def seed(emulator: GcsEmulator, fake: FakeKakao, users: int, due_every: int) -> str:
@@ -67,7 +81,10 @@ def seed(emulator: GcsEmulator, fake: FakeKakao, users: int, due_every: int) -> 
 
 def measure(users: int, due_every: int) -> dict[str, Any]:
     """One sweep over freshly seeded users; wall time, requests, Kakao calls, peak RSS."""
-    emulator = GcsEmulator().start()
+    # The filesystem backend: the memory backend scans every object on each request, a cost
+    # that grows with the bucket and that Cloud Storage does not have (BENCHMARKS.md).
+    emulator_root = _scratch_dir()
+    emulator = GcsEmulator(backend_root=emulator_root).start()
     fake = FakeKakao(FakeKakaoState(redirect_uris={"http://function.test/"})).start()
     try:
         bucket = seed(emulator, fake, users, due_every)
@@ -104,6 +121,7 @@ def measure(users: int, due_every: int) -> dict[str, Any]:
     finally:
         fake.stop()
         emulator.stop()
+        shutil.rmtree(emulator_root, ignore_errors=True)
 
 
 def child() -> None:
@@ -164,9 +182,51 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def emulator_costs(sizes: tuple[int, ...] = (100, 10000)) -> None:
+    """Per-request time of each fake-gcs-server backend with ``sizes`` objects stored (no proxy)."""
+    import requests
+
+    for backend in ("memory", "filesystem"):
+        root = _scratch_dir()
+        emulator = GcsEmulator(backend_root=root if backend == "filesystem" else None).start()
+        session = requests.Session()
+        try:
+            for size in sizes:
+                bucket = emulator.new_bucket()
+                upload = f"{emulator.url}/upload/storage/v1/b/{bucket}/o?uploadType=media&name="
+
+                def put(index: int, upload: str = upload) -> None:
+                    requests.post(f"{upload}u{index}", data=b"{}", timeout=30).raise_for_status()
+
+                with ThreadPoolExecutor(max_workers=16) as pool:
+                    list(pool.map(put, range(size)))
+                began = time.perf_counter()
+                for index in range(200):
+                    session.post(f"{upload}u{index % size}", data=b"{}").raise_for_status()
+                each = (time.perf_counter() - began) / 200 * 1000
+                began = time.perf_counter()
+                pages, token = 0, ""
+                while token is not None:
+                    listing = session.get(
+                        f"{emulator.url}/storage/v1/b/{bucket}/o",
+                        params={"maxResults": 1000, "pageToken": token},
+                    ).json()
+                    pages, token = pages + 1, listing.get("nextPageToken")
+                listed = (time.perf_counter() - began) * 1000
+                print(
+                    f"{backend}, {size:,} objects: one upload {each:.2f} ms, "
+                    f"listing them all ({pages} pages) {listed:.0f} ms"
+                )
+        finally:
+            emulator.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["child"]:
         child()
+    elif sys.argv[1:] == ["emulator"]:
+        emulator_costs()
     else:
         sizes = tuple(int(n) for n in sys.argv[1:]) or (1000, 10000)
         print("\n".join(lines(run_all(sizes))))
