@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -238,3 +239,30 @@ def test_gcs_delete_sends_the_generation_precondition_and_maps_412() -> None:
     (stale, _), (current, guarded_retry), (unguarded, unguarded_retry) = bucket.calls
     assert (stale, current, unguarded) == (6, 7, None)
     assert guarded_retry is not None and unguarded_retry is None
+
+
+def test_many_concurrent_calls_keep_one_connection_each(
+    bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sweep's 16 workers on one store: connections are opened once and then reused.
+
+    requests keeps 10 connections per session; on one shared client the other 6 workers would
+    open a connection for every request and drop it (TLS each time against Cloud Storage).
+    Each client opens at most two: its first call also fetches the bucket's metadata in a
+    background thread (google-cloud-storage's own cache), on a second connection."""
+    store = GcsTokenStore(bucket)
+    store.write("doc.json", b'{"n": 1}', None)
+    workers, rounds = 16, 20
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
+    caplog.clear()
+
+    def reads(_: int) -> None:
+        for _ in range(rounds):
+            assert store.read("doc.json") is not None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(reads, range(workers)))
+
+    opened = [r for r in caplog.records if r.getMessage().startswith("Starting new HTTP")]
+    dropped = [r for r in caplog.records if "pool is full" in r.getMessage()]
+    assert 1 <= len(opened) <= 2 * workers and not dropped

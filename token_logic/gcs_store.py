@@ -6,9 +6,10 @@ about half a second, and the login redirect must not wait for it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
@@ -22,8 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 # Seconds for one storage request, and for all of the client's retries of it together.
 REQUEST_TIMEOUT = 10.0
 RETRY_BUDGET = 20.0
-# Connections kept alive per host: at least the sweep's largest number of workers.
-CONNECTION_POOL_SIZE = 32
 # What a sweep's listing asks for: no more than it needs to decide what is due.
 _LISTING_FIELDS = "items(name,generation,metageneration,metadata),nextPageToken"
 
@@ -34,15 +33,9 @@ def default_client() -> Client:
     Its HTTP session is requests' own, so HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE apply as
     requests normally applies them (read on every request; BENCHMARKS.md has the cost).
     """
-    import requests
     from google.cloud import storage
 
-    client = storage.Client()
-    # A sweep's workers share the client: one kept-alive connection each, none discarded.
-    adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE)
-    for scheme in ("https://", "http://"):
-        client._http.mount(scheme, adapter)
-    return client
+    return storage.Client()
 
 
 class GcsTokenStore:
@@ -53,7 +46,7 @@ class GcsTokenStore:
     ) -> None:
         self._bucket_name = bucket_name
         self._client_factory = client_factory
-        self._bucket_handle: Bucket | None = None
+        self._idle: list[Bucket] = []  # handles not in use, each on a client of its own
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -61,19 +54,21 @@ class GcsTokenStore:
 
     def warm_up(self) -> None:
         """Create the client now (import and connection set-up), off the request path."""
-        self._bucket()
+        with self._bucket():
+            pass
 
     def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
         from google.api_core.exceptions import NotFound
 
         timeout, budget = _limits(deadline)
-        blob = self._bucket().blob(name)
-        try:
-            data = blob.download_as_bytes(timeout=timeout, retry=_retry(budget))
-        except NotFound:
-            return None
-        except _failures() as exc:
-            raise _storage_error("read", exc) from exc
+        with self._bucket() as bucket:
+            blob = bucket.blob(name)
+            try:
+                data = blob.download_as_bytes(timeout=timeout, retry=_retry(budget))
+            except NotFound:
+                return None
+            except _failures() as exc:
+                raise _storage_error("read", exc) from exc
         return Stored(data, str(blob.generation))
 
     def write(
@@ -93,24 +88,25 @@ class GcsTokenStore:
     ) -> str:
         from google.api_core.exceptions import PreconditionFailed
 
-        blob = self._bucket().blob(name)
-        blob.cache_control = "no-store"
-        # The sweep's facts travel in the same upload: never a second write on this path.
-        blob.metadata = facts_of_bytes(data)
-        try:
-            blob.upload_from_string(
-                data,
-                content_type="application/json",
-                if_generation_match=generation,
-                timeout=timeout,
-                retry=retry,
-            )
-        except PreconditionFailed as exc:
-            # Also what a retried upload whose first attempt landed sees: callers re-read and
-            # decide, which is safe either way (comparing bytes here would merge two writers).
-            raise WriteConflict(f"{name} changed since it was read") from exc
-        except _failures() as exc:
-            raise _storage_error("write", exc) from exc
+        with self._bucket() as bucket:
+            blob = bucket.blob(name)
+            blob.cache_control = "no-store"
+            # The sweep's facts travel in the same upload: never a second write on this path.
+            blob.metadata = facts_of_bytes(data)
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type="application/json",
+                    if_generation_match=generation,
+                    timeout=timeout,
+                    retry=retry,
+                )
+            except PreconditionFailed as exc:
+                # Also what a retried upload whose first attempt landed sees: callers re-read
+                # and decide, which is safe either way (comparing bytes would merge writers).
+                raise WriteConflict(f"{name} changed since it was read") from exc
+            except _failures() as exc:
+                raise _storage_error("write", exc) from exc
         return str(blob.generation)
 
     def delete(
@@ -125,9 +121,10 @@ class GcsTokenStore:
         timeout, budget = _limits(deadline)
         retry = _retry(budget) if generation is not None else None
         try:
-            self._bucket().blob(name).delete(
-                if_generation_match=generation, timeout=timeout, retry=retry
-            )
+            with self._bucket() as bucket:
+                bucket.blob(name).delete(
+                    if_generation_match=generation, timeout=timeout, retry=retry
+                )
         except NotFound:
             return False
         except PreconditionFailed as exc:
@@ -138,58 +135,76 @@ class GcsTokenStore:
 
     def names(self, prefix: str) -> list[str]:
         try:
-            blobs = self._bucket().list_blobs(
-                prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry(RETRY_BUDGET)
-            )
-            return sorted(blob.name for blob in blobs)
+            with self._bucket() as bucket:
+                blobs = bucket.list_blobs(
+                    prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry(RETRY_BUDGET)
+                )
+                return sorted(blob.name for blob in blobs)
         except _failures() as exc:
             raise _storage_error("list", exc) from exc
 
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
         timeout, budget = _limits(deadline)
         try:
-            blobs = self._bucket().list_blobs(
-                prefix=prefix,
-                fields=_LISTING_FIELDS,
-                page_size=1000,
-                timeout=timeout,
-                retry=_retry(budget),
-            )
-            return [_listed(blob) for blob in blobs]
+            with self._bucket() as bucket:
+                blobs = bucket.list_blobs(
+                    prefix=prefix,
+                    fields=_LISTING_FIELDS,
+                    page_size=1000,
+                    timeout=timeout,
+                    retry=_retry(budget),
+                )
+                return [_listed(blob) for blob in blobs]
         except _failures() as exc:
             raise _storage_error("list", exc) from exc
 
     def backfill(self, listed: Listed, facts: Mapping[str, str]) -> None:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
-        blob = self._bucket().blob(listed.name)
-        blob.metadata = dict(facts)
         try:
-            # Both guards: the document is still the one read, and nobody changed its
-            # metadata since the listing. Guarded, so the client may retry it.
-            blob.patch(
-                if_generation_match=int(listed.version),
-                if_metageneration_match=int(listed.metageneration),
-                timeout=REQUEST_TIMEOUT,
-                retry=_retry(RETRY_BUDGET),
-            )
+            with self._bucket() as bucket:
+                blob = bucket.blob(listed.name)
+                blob.metadata = dict(facts)
+                # Both guards: the document is still the one read, and nobody changed its
+                # metadata since the listing. Guarded, so the client may retry it.
+                blob.patch(
+                    if_generation_match=int(listed.version),
+                    if_metageneration_match=int(listed.metageneration),
+                    timeout=REQUEST_TIMEOUT,
+                    retry=_retry(RETRY_BUDGET),
+                )
         except (NotFound, PreconditionFailed):
             return  # changed or gone since the listing: its next write carries the facts
         except _failures() as exc:
             raise _storage_error("metadata update", exc) from exc
 
-    def _bucket(self) -> Bucket:
+    @contextlib.contextmanager
+    def _bucket(self) -> Iterator[Bucket]:
+        """A bucket handle for one call, on a client no other call is using meanwhile.
+
+        requests keeps at most 10 connections per session and drops the rest after each use; a
+        sweep runs more workers than that. So each call borrows a client (one kept-alive
+        connection) and gives it back: as many clients as calls ever ran at once, all reused.
+        """
         with self._lock:
-            if self._bucket_handle is None:
-                try:
-                    client = self._client_factory()
-                except _failures() as exc:  # e.g. no credentials
-                    raise StorageError(
-                        "could not create the Cloud Storage client: check the credentials "
-                        "(gcloud auth application-default login) and TOKEN_BUCKET"
-                    ) from exc
-                self._bucket_handle = client.bucket(self._bucket_name)
-            return self._bucket_handle
+            bucket = self._idle.pop() if self._idle else None
+        if bucket is None:
+            bucket = self._new_bucket()
+        try:
+            yield bucket
+        finally:
+            with self._lock:
+                self._idle.append(bucket)
+
+    def _new_bucket(self) -> Bucket:
+        try:
+            client = self._client_factory()
+        except _failures() as exc:  # e.g. no credentials
+            raise StorageError(
+                "could not create the Cloud Storage client: check the credentials "
+                "(gcloud auth application-default login) and TOKEN_BUCKET"
+            ) from exc
+        return client.bucket(self._bucket_name)
 
 
 def _listed(blob: Blob) -> Listed:
