@@ -1,9 +1,11 @@
 """What the sweep needs to know about a document, kept beside it so one listing tells what is due.
 
 Every write of a document carries these non-secret facts in the same request (GCS custom
-metadata; the file store derives them from the file itself). They are a hint only: a refresh
-still reads the document and compare-and-swaps it, so a stale hint costs one read, never a
-wrong write. Values are strings, as custom metadata must be.
+metadata; the file store derives them from the file itself). Skipped and dead are decided from
+them alone; that is sound because a document can only change by a new upload, and an upload
+that is not ours carries no facts, so that document is read. A refresh still reads the document
+and compare-and-swaps it, so facts never cause a wrong write. Values are strings, as custom
+metadata must be.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .tokens import TokenDocument
 # The keys, prefixed so they never collide with metadata another tool put on the object.
 _PREFIX = "kt-"
 _INT_FIELDS = ("expires_at", "refresh_token_expires_at", "updated_at", "user_id")
+_REQUIRED = ("expires_at", "refresh_token_expires_at")
+EXPIRES_AT_KEY = f"{_PREFIX}expires_at"
 
 
 @dataclass(frozen=True)
@@ -39,16 +43,25 @@ class ListingStore(Protocol):
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
         """Every stored document starting with ``prefix``, with its facts when it has them."""
 
-    def backfill(self, listed: Listed, facts: Mapping[str, str]) -> None:
+    def backfill(
+        self, listed: Listed, facts: Mapping[str, str], deadline: Deadline | None = None
+    ) -> None:
         """Attach ``facts`` to a document written without them, only if it is still the
         version (and metadata version) listed; a change in between leaves it alone."""
 
 
 def facts_of(document: TokenDocument) -> dict[str, str]:
     """The facts to store beside ``document``."""
-    fields = document.fields
-    facts = {key: str(fields[key]) for key in _INT_FIELDS if fields.get(key) is not None}
-    facts["scope"] = document.scope
+    # Through the document's own int conversions, so every stored fact parses back (an odd
+    # value raises here, and the document is stored without facts: the sweep reads it instead).
+    facts = {
+        "expires_at": str(document.expires_at),
+        "refresh_token_expires_at": str(document.refresh_token_expires_at),
+        "updated_at": str(document.updated_at),
+        "scope": document.scope,
+    }
+    if document.user_id is not None:
+        facts["user_id"] = str(document.user_id)
     lease = document.lease
     if lease is not None:
         facts["lease_until"] = str(lease[1])
@@ -72,12 +85,13 @@ def facts_of_bytes(data: bytes) -> dict[str, str]:
 
 
 def has_facts(metadata: Mapping[str, str] | None) -> bool:
-    return bool(metadata) and f"{_PREFIX}expires_at" in (metadata or {})
+    return bool(metadata) and all(f"{_PREFIX}{key}" in (metadata or {}) for key in _REQUIRED)
 
 
 def document_of(facts: Mapping[str, str]) -> TokenDocument:
     """A token-free stand-in built from the facts: ``needs_refresh``, ``lease``,
-    ``login_error`` and ``public_view`` answer on it exactly as on the stored document."""
+    ``login_error`` and ``public_view`` answer on it exactly as on the stored document.
+    ValueError when a fact does not parse (metadata edited by hand, or by another tool)."""
     fields: dict[str, object] = {"access_token": "", "refresh_token": ""}
     for key in _INT_FIELDS:
         value = facts.get(_PREFIX + key)
