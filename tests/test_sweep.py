@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from tests.conftest import settings_env
 from tests.helpers import REDIRECT_URI, FakeClock, GcsEmulator, complete_login, rewrite_stored
 from token_logic.budget import Deadline
 from token_logic.config import Settings
-from token_logic.errors import DeadlineReached, KakaoUnavailable, LoginRequired
+from token_logic.errors import (
+    DeadlineReached,
+    KakaoUnavailable,
+    LoginRequired,
+    NoTokenStored,
+    StorageError,
+)
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.index import Listed, ListingStore, document_of, facts_of
@@ -160,18 +167,40 @@ def test_old_document_without_facts_is_read_once_and_backfilled(
     assert fake_kakao.state.refresh_calls() == 0
 
 
+def due_fields(clock: FakeClock) -> dict[str, object]:
+    """A document whose access token has expired."""
+    return {
+        "access_token": "a",
+        "refresh_token": "r",
+        "expires_at": clock.now() - 1,
+        "refresh_token_expires_at": clock.now() + 50 * DAY,
+        "updated_at": clock.now() - DAY,
+    }
+
+
 def due_listing(count: int, clock: FakeClock) -> list[Listed]:
     """``count`` documents whose access tokens have expired, as a listing shows them."""
-    expired = TokenDocument(
-        {
-            "access_token": "a",
-            "refresh_token": "r",
-            "expires_at": clock.now() - 1,
-            "refresh_token_expires_at": clock.now() + 50 * DAY,
-            "updated_at": clock.now() - DAY,
-        }
+    facts = facts_of(TokenDocument(due_fields(clock)))
+    return [Listed(f"tokens/{i}.json", "1", "1", facts) for i in range(count)]
+
+
+def sweep_with(
+    store: TokenStore,
+    items: list[Listed],
+    refresh: Callable[[str, Deadline], RefreshResult],
+    clock: FakeClock,
+    workers: int = 1,
+) -> list[RefreshOutcome]:
+    """run_sweep with a 55 s deadline and a 1 h margin, as the function runs it."""
+    return run_sweep(
+        store,
+        items,
+        refresh,
+        now=clock.now(),
+        margin_seconds=3600,
+        deadline=Deadline.after(55, clock),
+        workers=workers,
     )
-    return [Listed(f"tokens/{i}.json", "1", "1", facts_of(expired)) for i in range(count)]
 
 
 def test_deadline_leaves_the_rest_deferred(clock: FakeClock, tmp_path: Path) -> None:
@@ -182,15 +211,7 @@ def test_deadline_leaves_the_rest_deferred(clock: FakeClock, tmp_path: Path) -> 
         clock.advance(10)
         return RefreshResult(name, TokenDocument({}), refreshed=True)
 
-    outcomes = run_sweep(
-        FileTokenStore(tmp_path),
-        items,
-        slow_refresh,
-        now=clock.now(),
-        margin_seconds=3600,
-        deadline=Deadline.after(55, clock),
-        workers=1,
-    )
+    outcomes = sweep_with(FileTokenStore(tmp_path), items, slow_refresh, clock)
 
     # Starts at 55, 45 and 35 s left; 25 s is too little (2 s Kakao + 32 s storage reserve).
     assert [outcome_kind(o) for o in outcomes] == ["refreshed"] * 3 + ["deferred"] * 2
@@ -207,19 +228,95 @@ def test_one_failing_user_stops_nobody(clock: FakeClock, tmp_path: Path) -> None
             raise RuntimeError("a bug")
         return RefreshResult(name, TokenDocument({}), refreshed=True)
 
-    outcomes = run_sweep(
-        FileTokenStore(tmp_path),
-        items,
-        refresh,
-        now=clock.now(),
-        margin_seconds=3600,
-        deadline=Deadline.after(55, clock),
-        workers=3,
-    )
+    outcomes = sweep_with(FileTokenStore(tmp_path), items, refresh, clock, workers=3)
 
     kinds = {o.name: outcome_kind(o) for o in outcomes}
     assert kinds.pop("tokens/1.json") == kinds.pop("tokens/4.json") == "failed"
     assert set(kinds.values()) == {"refreshed"}
+
+
+def test_most_urgent_first_so_deferral_never_starves_the_same_users(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """Work starts in order of expiry (documents without facts first), not in name order."""
+    items = due_listing(4, clock)
+    expiries = [clock.now() - 10, clock.now() - 400, clock.now() - 30, clock.now() - 200]
+    items = [
+        Listed(item.name, "1", "1", {**(item.facts or {}), "kt-expires_at": str(expires)})
+        for item, expires in zip(items, expiries, strict=True)
+    ] + [Listed("tokens/9.json", "1", "1", None)]
+    started: list[str] = []
+
+    def refresh(name: str, deadline: Deadline) -> RefreshResult:
+        started.append(name)
+        return RefreshResult(name, TokenDocument({}), refreshed=True)
+
+    store = FileTokenStore(tmp_path)
+    store.overwrite("tokens/9.json", to_json(TokenDocument(dict(due_fields(clock)))))
+    outcomes = sweep_with(store, items, refresh, clock)
+
+    assert started == [f"tokens/{i}.json" for i in (9, 1, 3, 2, 0)]
+    assert [o.name for o in outcomes] == [item.name for item in items]  # answered in order
+
+
+def test_a_document_gone_since_the_listing_is_gone_not_failed(
+    clock: FakeClock, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Logged out or unlinked between the listing and its turn: counted gone, no alert."""
+    items = [Listed("tokens/5.json", "1", "1", None)]  # listed, then deleted
+
+    def refresh(name: str, deadline: Deadline) -> RefreshResult:
+        raise AssertionError("nothing to refresh")
+
+    outcomes = sweep_with(FileTokenStore(tmp_path), items, refresh, clock)
+    status, body = sweep_report(outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI)
+
+    assert [outcome_kind(o) for o in outcomes] == ["gone"]
+    assert (status, body["status"], body["failures"]) == (200, "ok", [])
+    assert '"severity": "ERROR"' not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"expires_at": 1.5e9},  # a float
+        {"user_id": "abc"},
+        {"refresh_token_expires_at": None},
+        {"expires_at": "soon"},
+    ],
+    ids=["float", "user_id", "missing", "text"],
+)
+def test_one_odd_document_costs_only_its_own_user(
+    gcs: GcsEmulator,
+    fake_kakao: FakeKakao,
+    clock: FakeClock,
+    odd: dict[str, object],
+) -> None:
+    """Written by another tool with odd values, stored with no facts or with garbage facts:
+    the sweep reads it and its user alone may fail; everyone else is refreshed, every run."""
+    bucket = gcs.new_bucket()
+    template = "tokens/{user_id}.json"
+    env = settings_env(fake_kakao, TOKEN_BUCKET=bucket, TOKEN_OBJECT=template)
+    service = build_service(Settings.from_env(env), session=new_session(), clock=clock)
+    store = service.store
+    good = complete_login(service)
+    mine = f"tokens/{good.user_id}.json"
+    odd_fields = {**good.fields, **odd}
+    odd_document = {key: value for key, value in odd_fields.items() if value is not None}
+    store.overwrite("tokens/8.json", json.dumps(odd_document).encode())
+    store.overwrite("tokens/9.json", to_json(good))
+    requests.patch(  # facts that do not parse, as a hand edit in the console would leave them
+        f"{gcs.url}/storage/v1/b/{bucket}/o/tokens%2F9.json",
+        json={"metadata": {"kt-expires_at": "soon", "kt-refresh_token_expires_at": "x"}},
+        timeout=5,
+    ).raise_for_status()
+    clock.advance(6 * 3600)  # every access token is due
+
+    for _ in range(2):  # the first run may attach facts; the second decides from them
+        kinds = {o.name: outcome_kind(o) for o in service.sweep()}
+        assert kinds[mine] in ("refreshed", "skipped")
+        assert kinds["tokens/9.json"] in ("refreshed", "skipped")
+        assert kinds["tokens/8.json"] in ("refreshed", "skipped", "failed")
 
 
 def test_shards_split_every_document_exactly_once() -> None:
@@ -245,31 +342,61 @@ def test_bad_shard_is_refused(text: str) -> None:
 def test_summary_counts_and_caps_failures(
     clock: FakeClock, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Counts by outcome; failure details capped, with user ids; one ERROR line per dead login
-    (alert=login_dead) and failed refresh (refresh_failed); none for deferred work."""
+    """Counts by outcome; failure details capped, with user ids; one ERROR line per login found
+    dead in this run (alert=login_dead); failed refreshes logged one by one up to the cap, then
+    once; one WARNING for deferred work."""
+    dead = LoginRequired(401, "invalid_grant", "KOE322")
     outcomes = (
-        [
-            RefreshOutcome(f"tokens/{i}.json", None, LoginRequired(401, "invalid_grant", "KOE322"))
-            for i in range(30)
+        [RefreshOutcome(f"tokens/{i}.json", None, dead) for i in range(30)]
+        + [
+            RefreshOutcome(f"tokens/{50 + i}.json", None, KakaoUnavailable("timeout"))
+            for i in range(25)
         ]
-        + [RefreshOutcome("tokens/77.json", None, KakaoUnavailable("timeout"))]
         + [
             RefreshOutcome(f"tokens/{100 + i}.json", None, DeadlineReached("late"))
             for i in range(5)
         ]
+        + [RefreshOutcome("tokens/200.json", None, NoTokenStored("logged out meanwhile"))]
     )
 
     status, body = sweep_report(outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI)
 
     assert status == 504 and body["status"] == "failed"  # the worst: a Kakao timeout
-    assert body["counts"] == {"refreshed": 0, "skipped": 0, "dead": 30, "failed": 1, "deferred": 5}
-    assert len(body["failures"]) == 20 and body["failures_omitted"] == 11
+    assert body["counts"] == {
+        "refreshed": 0,
+        "skipped": 0,
+        "dead": 30,
+        "gone": 1,
+        "failed": 25,
+        "deferred": 5,
+    }
+    assert len(body["failures"]) == 20 and body["failures_omitted"] == 35
     assert body["failures"][0]["user_id"] == 0 and "documents" not in body
     lines = [
         json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
     ]
     alerts = Counter(line.get("alert") for line in lines if line["severity"] == "ERROR")
-    assert alerts == {"login_dead": 30, "refresh_failed": 1}
+    assert alerts == {"login_dead": 30, "refresh_failed": 20 + 1}
+    [rest] = [line for line in lines if line.get("not_logged")]
+    assert rest["not_logged"] == 5
+    [deferred] = [line for line in lines if line["severity"] == "WARNING"]
+    assert deferred["deferred"] == 5
+
+
+def test_a_login_already_marked_dead_is_counted_without_alerting_again(
+    clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Its alert went out when it died: later sweeps count and detail it, log no ERROR, and
+    answer 200, so a few dead users among thousands never make every run look failed."""
+    known = LoginRequired(401, "invalid_grant", "KOE322", known=True)
+    outcomes = [RefreshOutcome(f"tokens/{i}.json", None, known) for i in range(3)]
+
+    status, body = sweep_report(outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI)
+
+    assert (status, body["status"], body["counts"]["dead"]) == (200, "ok", 3)
+    assert [f["user_id"] for f in body["failures"]] == [0, 1, 2]
+    assert body["message"] == f"log in again at {REDIRECT_URI}"
+    assert '"severity": "ERROR"' not in capfd.readouterr().err
 
 
 def test_shards_of_a_sweep_cover_every_document_once(
@@ -294,3 +421,55 @@ def test_shards_of_a_sweep_cover_every_document_once(
     seen = [o.name for i in range(3) for o in service.sweep(shard=Shard(i, 3))]
 
     assert sorted(seen) == sorted(names)
+
+
+class _SlowPages(FakeClock):
+    """Each look at the time finds 30 s gone: a listing whose pages come back slowly."""
+
+    def time(self) -> float:
+        self.current += 30
+        return self.current
+
+
+def test_listing_goes_page_by_page_within_the_deadline(
+    gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page is its own request fitted to what is left; none starts past the deadline."""
+    monkeypatch.setattr("token_logic.gcs_store._LISTING_PAGE", 2)
+    store = GcsTokenStore(gcs.new_bucket())
+    for i in range(5):
+        store.overwrite(f"tokens/{i}.json", b"{}")
+
+    assert len(store.listing("tokens/", Deadline.after(55, FakeClock()))) == 5  # three pages
+    slow = _SlowPages()
+    with pytest.raises(DeadlineReached):
+        store.listing("tokens/", Deadline(slow.current + 55, slow))
+
+
+class _NoMetadataUpdates(FileTokenStore):
+    def backfill(self, listed: Listed, facts: object, deadline: Deadline | None = None) -> None:
+        raise StorageError("metadata update failed")
+
+
+def test_a_failed_backfill_is_not_the_users_failure(clock: FakeClock, tmp_path: Path) -> None:
+    """Attaching facts only saves later reads: if it fails, the user is refreshed all the same."""
+    store = _NoMetadataUpdates(tmp_path)
+    store.overwrite("tokens/3.json", to_json(TokenDocument(dict(due_fields(clock)))))
+
+    def refresh(name: str, deadline: Deadline) -> RefreshResult:
+        return RefreshResult(name, TokenDocument({}), refreshed=True)
+
+    outcomes = sweep_with(
+        store,
+        [Listed("tokens/3.json", _version_of(store, "tokens/3.json"), "1", None)],
+        refresh,
+        clock,
+    )
+
+    assert [outcome_kind(o) for o in outcomes] == ["refreshed"]
+
+
+def _version_of(store: TokenStore, name: str) -> str:
+    stored = store.read(name)
+    assert stored is not None
+    return stored.version

@@ -91,7 +91,15 @@ class KakaoError(KakaoTokenError):
 
 
 class LoginRequired(KakaoError):
-    """Raised when the stored refresh token is dead (KOE322 after a re-read)."""
+    """Raised when the stored refresh token is dead (KOE322 after a re-read).
+
+    ``known``: the document was already marked dead before this call, so whoever marked it has
+    already raised the alert; a sweep counts it without alerting again every run.
+    """
+
+    def __init__(self, status: int, error: str, code: str, *, known: bool = False) -> None:
+        super().__init__(status, error, code)
+        self.known = known
 
 
 class KakaoUnavailable(KakaoTokenError):

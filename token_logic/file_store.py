@@ -108,7 +108,9 @@ class FileTokenStore:
             found.append(Listed(name, _version(data), "", facts_of_bytes(data) or None))
         return found
 
-    def backfill(self, listed: Listed, facts: Mapping[str, str]) -> None:
+    def backfill(
+        self, listed: Listed, facts: Mapping[str, str], deadline: Deadline | None = None
+    ) -> None:
         """Nothing to add: a file's facts are read from the file itself."""
 
     def _path(self, name: str) -> Path:

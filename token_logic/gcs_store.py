@@ -25,6 +25,7 @@ REQUEST_TIMEOUT = 10.0
 RETRY_BUDGET = 20.0
 # What a sweep's listing asks for: no more than it needs to decide what is due.
 _LISTING_FIELDS = "items(name,generation,metageneration,metadata),nextPageToken"
+_LISTING_PAGE = 1000  # the most one listing request returns
 
 
 def default_client() -> Client:
@@ -144,23 +145,36 @@ class GcsTokenStore:
             raise _storage_error("list", exc) from exc
 
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
-        timeout, budget = _limits(deadline)
+        # Page by page, each request fitted to what is left of the deadline: 10,000 documents
+        # are ten requests, and one slow page must not carry the sweep past the timeout.
+        found: list[Listed] = []
+        page_token: str | None = None
         try:
             with self._bucket() as bucket:
-                blobs = bucket.list_blobs(
-                    prefix=prefix,
-                    fields=_LISTING_FIELDS,
-                    page_size=1000,
-                    timeout=timeout,
-                    retry=_retry(budget),
-                )
-                return [_listed(blob) for blob in blobs]
+                while True:
+                    timeout, budget = _limits(deadline)
+                    pages = bucket.list_blobs(
+                        prefix=prefix,
+                        fields=_LISTING_FIELDS,
+                        max_results=_LISTING_PAGE,
+                        page_size=_LISTING_PAGE,
+                        page_token=page_token,
+                        timeout=timeout,
+                        retry=_retry(budget),
+                    )
+                    found += [_listed(blob) for blob in pages]
+                    page_token = pages.next_page_token
+                    if not page_token:
+                        return found
         except _failures() as exc:
             raise _storage_error("list", exc) from exc
 
-    def backfill(self, listed: Listed, facts: Mapping[str, str]) -> None:
+    def backfill(
+        self, listed: Listed, facts: Mapping[str, str], deadline: Deadline | None = None
+    ) -> None:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
+        timeout, budget = _limits(deadline)
         try:
             with self._bucket() as bucket:
                 blob = bucket.blob(listed.name)
@@ -170,8 +184,8 @@ class GcsTokenStore:
                 blob.patch(
                     if_generation_match=int(listed.version),
                     if_metageneration_match=int(listed.metageneration),
-                    timeout=REQUEST_TIMEOUT,
-                    retry=_retry(RETRY_BUDGET),
+                    timeout=timeout,
+                    retry=_retry(budget),
                 )
         except (NotFound, PreconditionFailed):
             return  # changed or gone since the listing: its next write carries the facts

@@ -89,7 +89,7 @@ class Refresher:
             first_access_token = first_access_token or document.access_token
             now = self._clock.now()
             if document.login_error:
-                raise LoginRequired(401, "invalid_grant", document.login_error)
+                raise LoginRequired(401, "invalid_grant", document.login_error, known=True)
             # A new access token since our first read: someone refreshed for us (even forced).
             refreshed_since_start = (
                 document.access_token != first_access_token and document.lease is None

@@ -87,17 +87,19 @@ def template_matches(template: str) -> Callable[[str], bool]:
     """A predicate telling whether a stored name belongs to the template."""
     if USER_ID_PLACEHOLDER not in template:
         return lambda name: name == template
+    return lambda name: template_user_id(template, name) is not None
+
+
+def template_user_id(template: str, name: str) -> int | None:
+    """The user id in a per-user document's name; None for a single document or another name."""
+    if USER_ID_PLACEHOLDER not in template:
+        return None
     prefix, suffix = template.split(USER_ID_PLACEHOLDER, 1)
-
-    def matches(name: str) -> bool:
-        middle = (
-            name[len(prefix) : len(name) - len(suffix)]
-            if len(name) > len(prefix) + len(suffix)
-            else ""
-        )
-        return name.startswith(prefix) and name.endswith(suffix) and is_decimal(middle)
-
-    return matches
+    if len(name) <= len(prefix) + len(suffix):
+        return None
+    middle = name[len(prefix) : len(name) - len(suffix)]
+    fits = name.startswith(prefix) and name.endswith(suffix) and is_decimal(middle)
+    return int(middle) if fits else None
 
 
 def template_prefix(template: str) -> str:

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .budget import Deadline
-from .errors import DeadlineReached, KakaoTokenError, LoginRequired
-from .index import Listed, ListingStore, document_of, facts_of_bytes
+from .errors import DeadlineReached, KakaoTokenError, LoginRequired, NoTokenStored, StorageError
+from .index import EXPIRES_AT_KEY, Listed, ListingStore, document_of, facts_of_bytes
 from .log import log_event
 from .refresh import RefreshResult
 from .store import TokenStore
@@ -78,11 +78,13 @@ def run_sweep(
         """The outcome known from the facts alone, or None when the document needs work."""
         if item.facts is None:
             return None
-        facts = document_of(item.facts)
+        try:
+            facts = document_of(item.facts)
+        except ValueError:  # edited by hand or another tool: the document itself decides
+            return None
         if facts.login_error:
-            return RefreshOutcome(
-                item.name, None, LoginRequired(401, "invalid_grant", facts.login_error)
-            )
+            dead = LoginRequired(401, "invalid_grant", facts.login_error, known=True)
+            return RefreshOutcome(item.name, None, dead)
         lease = facts.lease
         if lease is not None and lease[1] > now:
             return _deferred(item.name, "another refresh of this login is under way")
@@ -95,7 +97,7 @@ def run_sweep(
             return _deferred(item.name, "the sweep's deadline is near")
         try:
             if item.facts is None:
-                document = _read_and_backfill(store, item)
+                document = _read_and_backfill(store, item, deadline)
                 if document is not None and not (
                     force or document.needs_refresh(now, margin_seconds)
                 ):
@@ -103,9 +105,7 @@ def run_sweep(
                         item.name, RefreshResult(item.name, document, refreshed=False), None
                     )
             return RefreshOutcome(item.name, refresh_one(item.name, deadline), None)
-        except DeadlineReached as exc:
-            return RefreshOutcome(item.name, None, exc)
-        except KakaoTokenError as exc:
+        except KakaoTokenError as exc:  # gone since the listing (logout, unlink) included
             return RefreshOutcome(item.name, None, exc)
         except Exception:  # noqa: BLE001 - one user's bug must not cost every later user theirs
             log_event(
@@ -121,6 +121,9 @@ def run_sweep(
             pending.append(item)
         else:
             outcomes[item.name] = known
+    # Most urgent first, so that when the deadline defers work it is never the same users'
+    # tokens that wait, run after run; documents without facts are read first.
+    pending.sort(key=_urgency)
     if pending:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
             for outcome in pool.map(work, pending):
@@ -140,24 +143,41 @@ def list_for_sweep(
 
 
 def outcome_kind(outcome: RefreshOutcome) -> str:
-    """refreshed, skipped, dead, deferred or failed."""
+    """refreshed, skipped, dead, gone, deferred or failed."""
     if outcome.result is not None:
         return "refreshed" if outcome.result.refreshed else "skipped"
     if isinstance(outcome.error, LoginRequired):
         return "dead"
+    if isinstance(outcome.error, NoTokenStored):
+        return "gone"
     if isinstance(outcome.error, DeadlineReached):
         return "deferred"
     return "failed"
 
 
-def _read_and_backfill(store: TokenStore, item: Listed) -> TokenDocument | None:
-    """Read a document that has no facts yet and attach them (guarded by its versions)."""
-    stored = store.read(item.name)
+def _urgency(item: Listed) -> int:
+    """Sort key: when the access token expires (0, first, when the facts don't say)."""
+    try:
+        return int((item.facts or {}).get(EXPIRES_AT_KEY, 0))
+    except ValueError:
+        return 0
+
+
+def _read_and_backfill(store: TokenStore, item: Listed, deadline: Deadline) -> TokenDocument:
+    """Read a document that has no facts yet and attach them (guarded by its versions).
+
+    NoTokenStored when it is gone since the listing. The facts only save later reads: if
+    attaching them fails, the document is refreshed all the same and read again next run.
+    """
+    stored = store.read(item.name, deadline)
     if stored is None:
-        return None
+        raise NoTokenStored(f"no token stored at {item.name}")
     facts = facts_of_bytes(stored.data)
     if facts and isinstance(store, ListingStore) and stored.version == item.version:
-        store.backfill(item, facts)
+        try:
+            store.backfill(item, facts, deadline)
+        except StorageError:
+            log_event(logging.WARNING, "could not attach the sweep's facts", document=item.name)
     return from_json(stored.data)
 
 

@@ -1,11 +1,17 @@
 """A sweep's answer and log lines, small however many users it covered.
 
-The answer counts outcomes (refreshed, skipped, dead, failed, deferred) and details only the
-failures, capped, with their user ids; small deployments (at most ``DETAILED_UP_TO`` documents)
-also get every document's facts, as before. Logs: one ERROR line per dead login
-(``alert=login_dead``) and per failed refresh (``alert=refresh_failed``), one INFO line per
-refresh, one INFO line of counts; nothing per skipped or deferred document (deferred work is the
-next run's, not a person's).
+The answer counts outcomes (refreshed, skipped, dead, gone, failed, deferred) and details only
+the dead and failed, capped, with their user ids; small deployments (at most ``DETAILED_UP_TO``
+documents) also get every document's facts, as before.
+
+What asks a person to act, and so what the alert policy (deploy.sh) and the HTTP status see:
+- a login found dead in this run: one ERROR line per user (``alert=login_dead``);
+- a refresh that failed: one ERROR line per user up to ``MAX_FAILURE_DETAILS``, then one line
+  for the rest (``alert=refresh_failed``), so an outage of Kakao is a few lines, not thousands.
+A login already marked dead before this run (its alert went out then; the token endpoint alerts
+again when a script asks for it) is counted and detailed, but neither logged nor in the status:
+a deployment of many users always has a few, and must not look broken every run for them.
+Deferred work gets one WARNING line with the count: it is the next run's, not a person's.
 """
 
 from __future__ import annotations
@@ -14,15 +20,15 @@ import logging
 from collections import Counter
 from typing import Any
 
+from .errors import LoginRequired
 from .log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
-from .store import USER_ID_PLACEHOLDER
+from .store import template_user_id
 from .summary import summarize
 from .sweep import RefreshOutcome, outcome_kind
-from .text import is_decimal
 
 MAX_FAILURE_DETAILS = 20
 DETAILED_UP_TO = 20
-KINDS = ("refreshed", "skipped", "dead", "failed", "deferred")
+KINDS = ("refreshed", "skipped", "dead", "gone", "failed", "deferred")
 
 
 def sweep_report(
@@ -32,6 +38,7 @@ def sweep_report(
     counts = Counter({kind: 0 for kind in KINDS})
     failures: list[dict[str, Any]] = []
     worst = 200
+    alerting = failed_logged = 0
     for outcome in outcomes:
         kind = outcome_kind(outcome)
         counts[kind] += 1
@@ -39,16 +46,21 @@ def sweep_report(
             item = summarize(outcome, now)
             detail = {
                 "document": outcome.name,
-                "user_id": _user_id(template, outcome.name),
+                "user_id": template_user_id(template, outcome.name),
                 "status": kind,
                 "http_status": item["http_status"],
                 "error_code": item["error_code"],
                 "message": item["message"],
             }
-            worst = max(worst, item["http_status"])
-            _log_failure(detail, login_url)
             if len(failures) < MAX_FAILURE_DETAILS:
                 failures.append(detail)
+            if _already_known(outcome):
+                continue
+            alerting += 1
+            worst = max(worst, item["http_status"])
+            if kind == "dead" or failed_logged < MAX_FAILURE_DETAILS:
+                failed_logged += kind == "failed"
+                _log_failure(detail, login_url)
         elif kind == "refreshed" and outcome.result is not None:
             log_event(
                 logging.INFO,
@@ -57,10 +69,10 @@ def sweep_report(
                 user_id=outcome.result.document.user_id,
                 expires_at=outcome.result.document.expires_at,
             )
+    _log_totals(counts, failed_logged)
     failed_total = counts["dead"] + counts["failed"]
-    log_event(logging.INFO, "sweep done", total=len(outcomes), counts=dict(counts))
     body: dict[str, Any] = {
-        "status": "failed" if failed_total else "ok",
+        "status": "failed" if alerting else "ok",
         "total": len(outcomes),
         "counts": dict(counts),
         "failures": failures,
@@ -68,9 +80,32 @@ def sweep_report(
     }
     if len(outcomes) <= DETAILED_UP_TO:
         body["documents"] = [summarize(outcome, now) for outcome in outcomes]
-    if failed_total:
+    if counts["dead"]:
         body["message"] = f"log in again at {login_url}"
+    elif counts["failed"]:
+        body["message"] = "some refreshes failed; the next scheduled run tries them again"
     return worst, body
+
+
+def _already_known(outcome: RefreshOutcome) -> bool:
+    return isinstance(outcome.error, LoginRequired) and outcome.error.known
+
+
+def _log_totals(counts: Counter[str], failed_logged: int) -> None:
+    log_event(logging.INFO, "sweep done", total=sum(counts.values()), counts=dict(counts))
+    if counts["failed"] > failed_logged:
+        log_event(
+            logging.ERROR,
+            "more refreshes failed than are logged one by one",
+            alert=ALERT_REFRESH_FAILED,
+            not_logged=counts["failed"] - failed_logged,
+        )
+    if counts["deferred"]:
+        log_event(
+            logging.WARNING,
+            "the deadline left refreshes for the next run",
+            deferred=counts["deferred"],
+        )
 
 
 def _log_failure(detail: dict[str, Any], login_url: str) -> None:
@@ -82,12 +117,3 @@ def _log_failure(detail: dict[str, Any], login_url: str) -> None:
         login_url=login_url,
         **{key: value for key, value in detail.items() if value and key != "message"},
     )
-
-
-def _user_id(template: str, name: str) -> int | None:
-    """The user id a per-user document's name carries; None for a single document."""
-    if USER_ID_PLACEHOLDER not in template:
-        return None
-    prefix, suffix = template.split(USER_ID_PLACEHOLDER, 1)
-    middle = name[len(prefix) : len(name) - len(suffix)]
-    return int(middle) if is_decimal(middle) else None
