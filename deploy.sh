@@ -260,12 +260,14 @@ deploy_function() {
   # The sweep is CPU-bound in the storage client (~8 CPU-seconds per 1,000 refreshes,
   # BENCHMARKS.md): 256Mi alone gives 0.167 vCPU, too slow for its deadline. A whole vCPU is
   # billed only while a sweep runs; the other functions answer one short request at a time.
-  local resources=(--memory=256Mi)
-  [[ "$name" == "$REFRESH_FUNCTION" ]] && resources=(--memory=512Mi --cpu=1)
+  # Every shard's job fires at the same minute, each on an instance of its own.
+  local resources=(--memory=256Mi --max-instances=5)
+  [[ "$name" == "$REFRESH_FUNCTION" ]] &&
+    resources=(--memory=512Mi --cpu=1 --max-instances=$((REFRESH_SHARDS > 5 ? REFRESH_SHARDS : 5)))
   say "Deploying $name / 배포"
   g functions deploy "$name" --gen2 --runtime="$PYTHON_RUNTIME" --region="$REGION" \
     --source="$HERE" --entry-point="$entry_point" --trigger-http "$access" \
-    --service-account="$RUNTIME_ACCOUNT" "${resources[@]}" --timeout=60s --max-instances=5 \
+    --service-account="$RUNTIME_ACCOUNT" "${resources[@]}" --timeout=60s \
     --set-env-vars="$(env_vars "$redirect_uri" "$role")" --set-secrets="$(secret_vars "$role")"
 }
 
@@ -305,9 +307,14 @@ ensure_scheduler_job() {
       --oidc-service-account-email="$SCHEDULER_ACCOUNT" --oidc-token-audience="$refresh_url" \
       --attempt-deadline=180s >/dev/null
   done
-  for ((shard = REFRESH_SHARDS; shard < 100; shard++)); do
-    job="$(shard_job "$shard")"
-    exists scheduler jobs describe "$job" --location="$REGION" || break
+  # Left over from a larger REFRESH_SHARDS (all of them, even after a run that stopped halfway
+  # or a job deleted by hand): they would keep calling ?shard=I/N of a split that is gone.
+  local existing
+  existing="$(g scheduler jobs list --location="$REGION" --format='value(name.basename())')"
+  for job in $existing; do
+    shard="${job#"$SCHEDULER_JOB"-}"
+    [[ "$job" == "$SCHEDULER_JOB-"* && "$shard" =~ ^[0-9]+$ ]] || continue
+    ((shard >= REFRESH_SHARDS)) || continue
     say "Scheduler job $job (delete: REFRESH_SHARDS is $REFRESH_SHARDS) / 남는 작업 삭제"
     g scheduler jobs delete "$job" --location="$REGION" --quiet >/dev/null
   done

@@ -81,6 +81,9 @@ def answer(
     if words[:2] == ["functions", "deploy"]:
         functions[words[2]] = f"https://{words[2]}-abc123-du.a.run.app"
         return 0
+    if kind == "scheduler jobs list":  # --format='value(name.basename())': one id a line
+        print("\n".join(state.setdefault("scheduler.jobs", {})))
+        return 0
     if kind == "scheduler jobs describe":
         return 0 if words[3] in state.setdefault("scheduler.jobs", {}) else 1
     if kind == "scheduler jobs create":

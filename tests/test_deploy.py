@@ -537,6 +537,31 @@ def test_refresh_shards_make_one_job_per_shard_idempotently(deployer: Deployer) 
     assert find(calls, "scheduler", "jobs", "create", "http") == []
 
 
+def test_shrinking_shards_deletes_every_leftover_job_and_nothing_else(deployer: Deployer) -> None:
+    """Even with a hole (a job deleted by hand, a run stopped halfway) every leftover shard job
+    goes; a job of someone else's that merely looks alike stays. Each shard gets an instance."""
+    result = deployer.run(**INPUTS, REFRESH_SHARDS="7")
+    assert result.returncode == 0, result.stderr
+    [refresh] = find(deployer.calls(), "functions", "deploy", "kakao-refresh")
+    assert flag(refresh, "max-instances") == "7"
+    state = json.loads(deployer.state.read_text())
+    del state["scheduler.jobs"]["kakao-token-refresh-1"]
+    state["scheduler.jobs"]["kakao-token-refresh-nightly"] = "yes"
+    deployer.state.write_text(json.dumps(state))
+
+    result = deployer.run(**INPUTS, REFRESH_SHARDS="2")
+
+    assert result.returncode == 0, result.stderr
+    deleted = sorted(call[3] for call in find(deployer.calls(), "scheduler", "jobs", "delete"))
+    assert deleted == [f"kakao-token-refresh-{i}" for i in range(2, 7)]
+    remaining = set(json.loads(deployer.state.read_text())["scheduler.jobs"])
+    assert remaining == {
+        "kakao-token-refresh",
+        "kakao-token-refresh-1",
+        "kakao-token-refresh-nightly",
+    }
+
+
 @pytest.mark.parametrize("shards", ["0", "100", "two", "-1"])
 def test_bad_refresh_shards_are_refused(deployer: Deployer, shards: str) -> None:
     """REFRESH_SHARDS must be 1 to 99; nothing runs otherwise."""
