@@ -54,7 +54,7 @@ class GcsTokenStore:
         return f"GcsTokenStore(bucket={self._bucket_name!r})"
 
     def warm_up(self) -> None:
-        """Create the client now (import and connection set-up), off the request path."""
+        """Import the library and create one client now, off the request path."""
         with self._bucket():
             pass
 

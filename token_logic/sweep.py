@@ -2,10 +2,14 @@
 
 1. One listing (with each document's facts, index.py) tells what is due; nothing else is read.
    A dead login is reported from its facts; a document under another's lease is left to it.
-2. Documents without facts (older than the index, or written by another tool) are read once;
-   their facts are attached then, so later sweeps decide on the listing alone.
-3. The due ones are refreshed by a bounded pool of workers, each through the one-document
-   protocol (refresh.py: read, lease, Kakao, compare-and-swap). One failure stops nobody else.
+2. Documents without facts (older than the index, or written by another tool) are read by one
+   sweep, which attaches their facts, so later sweeps decide on the listing alone. (One that is
+   due then is read again by its refresh: the protocol reads under its own versions.) A
+   document whose facts can't be made (odd values) is read by every sweep, and costs only its
+   own user if it fails.
+3. The due ones are refreshed, most urgent first, by a bounded pool of workers, each through the
+   one-document protocol (refresh.py: read, lease, Kakao, compare-and-swap). One failure stops
+   nobody else; a document deleted since the listing is ``gone``.
 4. No work starts that could not finish before the deadline (budget.py): what is left is
    ``deferred`` and the next run picks it up.
 """
