@@ -26,6 +26,7 @@ from token_logic.errors import (
     KakaoUnavailable,
     LoginRequired,
     StorageError,
+    WriteConflict,
 )
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
@@ -194,6 +195,45 @@ def test_a_lost_answer_that_rotated_is_a_dead_login_said_clearly(
     document = stored(store)
     assert document["login_error"]["error_code"] == "KOE322"
     assert "refresh_lease" not in document
+
+
+class _MarkLandsThenConflicts:
+    """A file store whose write of the dead-login marker lands, then reports a conflict: what a
+    retried upload whose first attempt landed sees."""
+
+    def __init__(self, inner: TokenStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def write(self, name: str, data: bytes, expected: str | None, deadline: Any = None) -> str:
+        version = self._inner.write(name, data, expected, deadline)
+        if b"login_error" in data:
+            raise WriteConflict(f"{name} changed since it was read")
+        return version
+
+
+def test_a_login_that_dies_now_is_news_even_if_its_mark_seemed_to_fail(
+    fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KOE322 in this run is reported as newly dead (alerting), however the mark came back;
+    only a mark older than the call counts as known (its alert went out then)."""
+    from token_logic.file_store import FileTokenStore
+
+    store = _MarkLandsThenConflicts(FileTokenStore(tmp_path))
+    service = make_service(fake_kakao, store, clock)  # type: ignore[arg-type]
+    complete_login(service)
+    fake_kakao.state.refresh_tokens.clear()  # dead at Kakao: KOE322
+
+    with pytest.raises(LoginRequired) as now_dead:
+        service.refresh_user(force=True)
+    clock.advance(1800)
+    with pytest.raises(LoginRequired) as still_dead:
+        service.refresh_user(force=True)
+
+    assert (now_dead.value.known, still_dead.value.known) == (False, True)
+    assert stored(store)["login_error"]["error_code"] == "KOE322"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

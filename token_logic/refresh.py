@@ -82,6 +82,7 @@ class Refresher:
     ) -> RefreshResult:
         """Refresh ``name`` if it is due (or ``force``); see the module docstring."""
         owner = uuid.uuid4().hex
+        began = self._clock.now()
         first_access_token = None
         waits = 0
         while True:  # every pass reads the store under the deadline, so this ends by then
@@ -89,7 +90,10 @@ class Refresher:
             first_access_token = first_access_token or document.access_token
             now = self._clock.now()
             if document.login_error:
-                raise LoginRequired(401, "invalid_grant", document.login_error, known=True)
+                # Marked during this call (by us, say a write that landed though it seemed to
+                # fail, or by a racer) is news: only an older mark has had its alert already.
+                known = document.login_error_at < began
+                raise LoginRequired(401, "invalid_grant", document.login_error, known=known)
             # A new access token since our first read: someone refreshed for us (even forced).
             refreshed_since_start = (
                 document.access_token != first_access_token and document.lease is None

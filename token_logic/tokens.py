@@ -80,6 +80,13 @@ class TokenDocument:
         return str(marker["error_code"]) if isinstance(marker, dict) else None
 
     @property
+    def login_error_at(self) -> int:
+        """When the login was marked dead (0 if it is alive, or the marker has no usable time)."""
+        marker = self.fields.get("login_error")
+        at = marker.get("at") if isinstance(marker, dict) else None
+        return at if isinstance(at, int) and not isinstance(at, bool) else 0
+
+    @property
     def lease(self) -> tuple[str, int] | None:
         """(owner, until) of a refresh in progress, or None."""
         lease = self.fields.get("refresh_lease")
