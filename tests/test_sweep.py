@@ -399,6 +399,22 @@ def test_a_login_already_marked_dead_is_counted_without_alerting_again(
     assert '"severity": "ERROR"' not in capfd.readouterr().err
 
 
+def test_this_runs_failures_are_detailed_before_logins_long_dead(clock: FakeClock) -> None:
+    """With more long-dead users than the cap, the details still name this run's failures,
+    and the message speaks of both."""
+    known = LoginRequired(401, "invalid_grant", "KOE322", known=True)
+    outcomes = [RefreshOutcome(f"tokens/{i}.json", None, known) for i in range(25)] + [
+        RefreshOutcome(f"tokens/{90 + i}.json", None, KakaoUnavailable("timeout")) for i in range(3)
+    ]
+
+    status, body = sweep_report(outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI)
+
+    assert status == 504 and body["status"] == "failed"
+    assert [f["user_id"] for f in body["failures"][:3]] == [90, 91, 92]
+    assert len(body["failures"]) == 20 and body["failures_omitted"] == 8
+    assert body["message"].startswith(f"log in again at {REDIRECT_URI}; some refreshes failed")
+
+
 def test_shards_of_a_sweep_cover_every_document_once(
     fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Path
 ) -> None:

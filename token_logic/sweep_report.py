@@ -36,7 +36,8 @@ def sweep_report(
 ) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON body) of a sweep; logs as the module docstring says."""
     counts = Counter({kind: 0 for kind in KINDS})
-    failures: list[dict[str, Any]] = []
+    news: list[dict[str, Any]] = []  # this run's dead and failed: detailed first
+    known: list[dict[str, Any]] = []
     worst = 200
     alerting = failed_logged = 0
     for outcome in outcomes:
@@ -52,10 +53,12 @@ def sweep_report(
                 "error_code": item["error_code"],
                 "message": item["message"],
             }
-            if len(failures) < MAX_FAILURE_DETAILS:
-                failures.append(detail)
             if _already_known(outcome):
+                if len(known) < MAX_FAILURE_DETAILS:
+                    known.append(detail)
                 continue
+            if len(news) < MAX_FAILURE_DETAILS:
+                news.append(detail)
             alerting += 1
             worst = max(worst, item["http_status"])
             if kind == "dead" or failed_logged < MAX_FAILURE_DETAILS:
@@ -71,6 +74,7 @@ def sweep_report(
             )
     _log_totals(counts, failed_logged)
     failed_total = counts["dead"] + counts["failed"]
+    failures = (news + known)[:MAX_FAILURE_DETAILS]
     body: dict[str, Any] = {
         "status": "failed" if alerting else "ok",
         "total": len(outcomes),
@@ -80,10 +84,13 @@ def sweep_report(
     }
     if len(outcomes) <= DETAILED_UP_TO:
         body["documents"] = [summarize(outcome, now) for outcome in outcomes]
+    messages = []
     if counts["dead"]:
-        body["message"] = f"log in again at {login_url}"
-    elif counts["failed"]:
-        body["message"] = "some refreshes failed; the next scheduled run tries them again"
+        messages.append(f"log in again at {login_url}")
+    if counts["failed"]:
+        messages.append("some refreshes failed; the next scheduled run tries them again")
+    if messages:
+        body["message"] = "; ".join(messages)
     return worst, body
 
 
