@@ -153,17 +153,18 @@ class GcsTokenStore:
             with self._bucket() as bucket:
                 while True:
                     timeout, budget = _limits(deadline)
-                    pages = bucket.list_blobs(
+                    blobs = bucket.list_blobs(
                         prefix=prefix,
                         fields=_LISTING_FIELDS,
-                        max_results=_LISTING_PAGE,
                         page_size=_LISTING_PAGE,
                         page_token=page_token,
                         timeout=timeout,
                         retry=_retry(budget),
                     )
-                    found += [_listed(blob) for blob in pages]
-                    page_token = pages.next_page_token
+                    # One page per call: the iterator would fetch the next ones with the
+                    # limits worked out for the first.
+                    found += [_listed(blob) for blob in next(blobs.pages)]
+                    page_token = blobs.next_page_token
                     if not page_token:
                         return found
         except _failures() as exc:

@@ -160,7 +160,11 @@ def outcome_kind(outcome: RefreshOutcome) -> str:
 
 
 def _urgency(item: Listed) -> int:
-    """Sort key: when the access token expires (0, first, when the facts don't say)."""
+    """Sort key: when the access token expires (0, first, when the facts don't say).
+
+    A document due only for rotation sorts by its later access-token expiry: its refresh token
+    still has weeks, while an expiring access token stops a script within the hour.
+    """
     try:
         return int((item.facts or {}).get(EXPIRES_AT_KEY, 0))
     except ValueError:
@@ -180,7 +184,7 @@ def _read_and_backfill(store: TokenStore, item: Listed, deadline: Deadline) -> T
     if facts and isinstance(store, ListingStore) and stored.version == item.version:
         try:
             store.backfill(item, facts, deadline)
-        except StorageError:
+        except (StorageError, DeadlineReached):
             log_event(logging.WARNING, "could not attach the sweep's facts", document=item.name)
     return from_json(stored.data)
 
