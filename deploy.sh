@@ -313,7 +313,7 @@ ensure_scheduler_job() {
   existing="$(g scheduler jobs list --location="$REGION" --format='value(name.basename())')"
   for job in $existing; do
     shard="${job#"$SCHEDULER_JOB"-}"
-    [[ "$job" == "$SCHEDULER_JOB-"* && "$shard" =~ ^[0-9]+$ ]] || continue
+    [[ "$job" == "$SCHEDULER_JOB-"* && "$shard" =~ ^[1-9][0-9]?$ ]] || continue # ours: 1-99
     ((shard >= REFRESH_SHARDS)) || continue
     say "Scheduler job $job (delete: REFRESH_SHARDS is $REFRESH_SHARDS) / 남는 작업 삭제"
     g scheduler jobs delete "$job" --location="$REGION" --quiet >/dev/null

@@ -547,6 +547,7 @@ def test_shrinking_shards_deletes_every_leftover_job_and_nothing_else(deployer: 
     state = json.loads(deployer.state.read_text())
     del state["scheduler.jobs"]["kakao-token-refresh-1"]
     state["scheduler.jobs"]["kakao-token-refresh-nightly"] = "yes"
+    state["scheduler.jobs"]["kakao-token-refresh-2024"] = "yes"
     deployer.state.write_text(json.dumps(state))
 
     result = deployer.run(**INPUTS, REFRESH_SHARDS="2")
@@ -559,6 +560,7 @@ def test_shrinking_shards_deletes_every_leftover_job_and_nothing_else(deployer: 
         "kakao-token-refresh",
         "kakao-token-refresh-1",
         "kakao-token-refresh-nightly",
+        "kakao-token-refresh-2024",
     }
 
 
