@@ -23,9 +23,11 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from dev.loopback import LoopbackServer
 
 CODE_LIFETIME = 600
 ACCESS_LIFETIME = 21599
@@ -112,22 +114,15 @@ class FakeKakao:
         self.state = state or FakeKakaoState()
         self.hang_seconds = hang_seconds
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _QuietServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._server = LoopbackServer(handler, port, quiet=True)
+        self.url = self._server.url
 
     def start(self) -> FakeKakao:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def send_unlink_webhook(
         self,
@@ -182,11 +177,6 @@ def _send_webhook(method: str, url: str, headers: dict[str, str], params: dict[s
     except requests.RequestException:
         return 0
     return response.status_code
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # injected resets and clients hanging up are expected here
 
 
 def _token(prefix: str) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from dev.loopback import Relay
 from dev.servers import function_command
 from token_logic.service import TokenService
 from token_logic.store import TokenStore, read_document
@@ -244,7 +245,7 @@ class FunctionServer:
         return self.log_path.read_text(errors="replace")
 
 
-class FlakyProxy:
+class FlakyProxy(Relay):
     """A reverse proxy in front of the GCS emulator that answers 503 to the next N requests.
 
     ``seen`` lists every request as (method, kind, status), kind being upload, download or api.
@@ -253,79 +254,31 @@ class FlakyProxy:
     """
 
     def __init__(self, upstream: str) -> None:
-        import http.server
-        import threading
-
-        self.upstream = upstream
+        super().__init__(upstream)
         self.fail_next = 0
         self.failed = 0
         self.fail_kind: str | None = None
         self.paused = False
         self.seen: list[tuple[str, str, int]] = []
-        proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
+    def intercept(self, method: str, path: str) -> tuple[int, bytes] | None:
+        kind = _request_kind(path)
+        targeted = self.fail_kind in (None, kind)
+        if not (self.paused or (self.fail_next > 0 and targeted)):
+            return None
+        self.fail_next = max(self.fail_next - 1, 0)
+        self.failed += 1
+        self.seen.append((method, kind, 503))
+        return 503, b'{"error": {"code": 503, "message": "injected"}}'
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _relay(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                first_segment = self.path.split("/")[1]  # paths start with "/"
-                kind = first_segment if first_segment in ("upload", "download") else "api"
-                targeted = proxy.fail_kind in (None, kind)
-                if proxy.paused or (proxy.fail_next > 0 and targeted):
-                    proxy.fail_next = max(proxy.fail_next - 1, 0)
-                    proxy.failed += 1
-                    proxy.seen.append((self.command, kind, 503))
-                    payload = b'{"error": {"code": 503, "message": "injected"}}'
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in ("host", "content-length", "connection")
-                }
-                upstream = requests.request(
-                    self.command,
-                    proxy.upstream + self.path,
-                    headers=headers,
-                    data=body,
-                    timeout=10,
-                    allow_redirects=False,
-                )
-                proxy.seen.append((self.command, kind, upstream.status_code))
-                self.send_response(upstream.status_code)
-                for key, value in upstream.headers.items():
-                    if key.lower() not in (
-                        "content-length",
-                        "transfer-encoding",
-                        "connection",
-                        "content-encoding",
-                    ):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def relayed(self, method: str, path: str, status: int) -> None:
+        self.seen.append((method, _request_kind(path), status))
 
     def __enter__(self) -> FlakyProxy:
-        self._thread.start()
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+
+def _request_kind(path: str) -> str:
+    first_segment = path.split("/")[1]  # paths start with "/"
+    return first_segment if first_segment in ("upload", "download") else "api"

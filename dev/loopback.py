@@ -1,0 +1,130 @@
+"""HTTP servers on 127.0.0.1 for the fakes and proxies that tests, benchmarks and make run start.
+
+``LoopbackServer`` serves a handler from a daemon thread; ``Relay`` is a reverse proxy built on
+it, which subclasses use to add production's latency or inject faults in front of a fake.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+# Per connection or recomputed on each side of the relay: never copied across it.
+_HOP_HEADERS = ("host", "content-length", "connection", "transfer-encoding", "content-encoding")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # injected resets and clients hanging up are expected here
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 (port 0: any free one) between start() and stop()."""
+
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], port: int = 0, quiet: bool = False
+    ) -> None:
+        server_class = _QuietServer if quiet else ThreadingHTTPServer
+        self._server = server_class(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """One whole answer: status, headers, Content-Length and body."""
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class Relay:
+    """A reverse proxy to ``upstream`` on a loopback port, as a context manager.
+
+    Subclasses answer a request themselves (``intercept``) or note what went through
+    (``relayed``). Each handler thread keeps its own upstream connection, so the relay itself
+    adds little.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self._local = threading.local()
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                relay._serve(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
+
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
+
+    def intercept(self, method: str, path: str) -> tuple[int, bytes] | None:
+        """An answer (status, JSON body) to give instead of relaying; None relays."""
+        return None
+
+    def relayed(self, method: str, path: str, status: int) -> None:
+        """Called with the upstream's status after each relayed request."""
+
+    def __enter__(self) -> Relay:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        answer = self.intercept(handler.command, handler.path)
+        if answer is not None:
+            send(handler, answer[0], answer[1], {"Content-Type": "application/json"})
+            return
+        upstream = self._session().request(
+            handler.command,
+            self.upstream + handler.path,
+            headers=_end_to_end(handler.headers.items()),
+            data=body,
+            timeout=30,
+            allow_redirects=False,
+        )
+        self.relayed(handler.command, handler.path, upstream.status_code)
+        send(handler, upstream.status_code, upstream.content, _end_to_end(upstream.headers.items()))
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.trust_env = False  # loopback: no proxy from the environment applies
+        return session
+
+
+def _end_to_end(headers: Any) -> dict[str, str]:
+    return {key: value for key, value in headers if key.lower() not in _HOP_HEADERS}
