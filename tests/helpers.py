@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import typing
@@ -243,6 +244,19 @@ class FunctionServer:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m token_logic ARGS`` from the project root with exactly ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "token_logic", *args],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 class FlakyProxy(Relay):

@@ -14,7 +14,7 @@ import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, function_app, settings_env
-from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, complete_login
+from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, complete_login, run_cli
 from token_logic.config import Settings
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
@@ -52,16 +52,7 @@ def log_in(fake: FakeKakao, env: dict[str, str], store: TokenStore) -> dict[str,
 
 
 def cli(fake: FakeKakao, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full_env = {"PATH": "/usr/bin:/bin", **settings_env(fake, **env)}
-    return subprocess.run(
-        [sys.executable, "-m", "token_logic", *args],
-        env=full_env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli({"PATH": "/usr/bin:/bin", **settings_env(fake, **env)}, *args)
 
 
 def test_processes_racing_at_rotation_keep_a_valid_token(

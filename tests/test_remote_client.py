@@ -21,7 +21,7 @@ import pytest
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, settings_env
 from tests.fake_google import SERVICE_ACCOUNT, FakeGoogleOAuth, InvokerCheck, id_token_for
-from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, free_port
+from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, free_port, run_cli
 from token_logic import get_access_token, remote
 from token_logic.config import Settings
 from token_logic.errors import ConfigError, LoginRequired, NoTokenStored, StorageError
@@ -266,15 +266,7 @@ def test_no_identity_says_which_to_set_up(tmp_path: Path) -> None:
         **closed_metadata_server(),
     }
 
-    result = subprocess.run(
-        [sys.executable, "-m", "token_logic", "access-token"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli(env, "access-token")
 
     assert result.returncode == 1
     for needed in ("KAKAO_TOKEN_ID_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "gcloud auth login"):
@@ -350,15 +342,7 @@ def cli(endpoint: Endpoint, *args: str, **extra: str) -> subprocess.CompletedPro
         "GOOGLE_APPLICATION_CREDENTIALS": str(endpoint.key_file),
         **extra,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "token_logic", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(env, *args)
 
 
 def test_cli_access_token_with_url(endpoint: Endpoint) -> None:
