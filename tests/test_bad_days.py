@@ -81,6 +81,19 @@ def outage(gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
         yield bucket, proxy
 
 
+def logged_in_at_rotation(
+    fake_kakao: FakeKakao, bucket: str
+) -> tuple[TokenService, GcsTokenStore, OutageClock]:
+    """A login in the bucket, 31 days old: Kakao's next refresh issues a new refresh token."""
+    clock = OutageClock()
+    fake_kakao.state.clock = clock.time
+    store = GcsTokenStore(bucket)
+    service = make_service(fake_kakao, store, clock, TOKEN_BUCKET=bucket)
+    complete_login(service)
+    clock.advance(31 * DAY)
+    return service, store, clock
+
+
 def storage_down_after_kakao_answers(
     service: TokenService, proxy: FlakyProxy, clock: OutageClock, seconds: float
 ) -> None:
@@ -103,12 +116,7 @@ def test_a_30_second_storage_outage_right_after_a_rotation_loses_nothing(
     """Kakao rotates, then storage is down for 30 s: the write is retried until it lands; the
     stored refresh token is the live one and no lease is left behind."""
     bucket, proxy = outage
-    clock = OutageClock()
-    fake_kakao.state.clock = clock.time
-    store = GcsTokenStore(bucket)
-    service = make_service(fake_kakao, store, clock, TOKEN_BUCKET=bucket)
-    complete_login(service)
-    clock.advance(31 * DAY)  # in the rotation window: Kakao will issue a new refresh token
+    service, store, clock = logged_in_at_rotation(fake_kakao, bucket)
     storage_down_after_kakao_answers(service, proxy, clock, seconds=30)
 
     result = service.refresh_user()
@@ -131,12 +139,7 @@ def test_storage_down_past_the_deadline_is_a_clear_error_and_the_lease_expires(
     caller gets a 503 and an ERROR line for a person, and the lease left in the document ends
     no later than the deadline plus clock skew."""
     bucket, proxy = outage
-    clock = OutageClock()
-    fake_kakao.state.clock = clock.time
-    store = GcsTokenStore(bucket)
-    service = make_service(fake_kakao, store, clock, TOKEN_BUCKET=bucket)
-    complete_login(service)
-    clock.advance(31 * DAY)
+    service, store, clock = logged_in_at_rotation(fake_kakao, bucket)
     started = clock.time()
     storage_down_after_kakao_answers(service, proxy, clock, seconds=3600)
 
