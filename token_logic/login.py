@@ -13,7 +13,7 @@ A login whose user id could not be established is never stored (fail closed).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .clock import Clock
@@ -31,7 +31,7 @@ from .idtoken import id_token_subject
 from .kakao import KakaoClient
 from .log import log_event
 from .state import verify_state
-from .store import USER_ID_PLACEHOLDER, TokenStore, document_name
+from .store import USER_ID_PLACEHOLDER, Stored, TokenStore, document_name
 from .tokens import (
     TokenDocument,
     from_json_or_none,
@@ -113,28 +113,24 @@ class LoginFinisher:
         The read's version guards the write, so a stranger's login cannot slip in between.
         """
         user_id = document.user_id
-        data = to_json(document)
-        for _ in range(_MAX_WRITE_ATTEMPTS):
-            current = self._store.read(name)
-            if current is not None:
-                stored_document = from_json_or_none(current.data)
-                owner = stored_document.user_id if stored_document else None
-                if owner is None:
-                    owner = self._owner_of_stored_tokens(stored_document)
-                    if owner is None:
-                        # Whose it is cannot be told: refuse, but revoke nothing, since this
-                        # may be the owner, and a Kakao logout would end the stored login too.
-                        log_event(logging.WARNING, "login refused: stored document names no owner")
-                        raise NotTheOwner(user_id or 0, owner_known=False)
-                if owner != user_id:
-                    self._revoke(response, user_id, "login refused: another user owns this")
-                    raise NotTheOwner(user_id or 0, owner_known=True)
-            try:
-                self._store.write(name, data, current.version if current else None)
+
+        def vet(current: Stored | None) -> None:
+            if current is None:
                 return
-            except WriteConflict:
-                continue
-        raise StorageError(f"gave up storing the login: {name} kept changing")
+            stored_document = from_json_or_none(current.data)
+            owner = stored_document.user_id if stored_document else None
+            if owner is None:
+                owner = self._owner_of_stored_tokens(stored_document)
+                if owner is None:
+                    # Whose it is cannot be told: refuse, but revoke nothing, since this
+                    # may be the owner, and a Kakao logout would end the stored login too.
+                    log_event(logging.WARNING, "login refused: stored document names no owner")
+                    raise NotTheOwner(user_id or 0, owner_known=False)
+            if owner != user_id:
+                self._revoke(response, user_id, "login refused: another user owns this")
+                raise NotTheOwner(user_id or 0, owner_known=True)
+
+        self._write_over_read_version(name, to_json(document), vet)
 
     def _owner_of_stored_tokens(self, document: TokenDocument | None) -> int | None:
         """For a document written without user_id (an older version): ask Kakao whose its
@@ -164,8 +160,16 @@ class LoginFinisher:
                 document=name,
                 error=type(exc.__cause__ or exc).__name__,
             )
+        self._write_over_read_version(name, data, lambda current: None)
+
+    def _write_over_read_version(
+        self, name: str, data: bytes, vet: Callable[[Stored | None], None]
+    ) -> None:
+        """Read the version, let ``vet`` refuse (by raising), write conditionally on that
+        version; again from the read if someone wrote in between."""
         for _ in range(_MAX_WRITE_ATTEMPTS):
             current = self._store.read(name)
+            vet(current)
             try:
                 self._store.write(name, data, current.version if current else None)
                 return
