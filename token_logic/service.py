@@ -170,9 +170,10 @@ class TokenService:
         first_read: bytes | None = None
         for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
             stored = self.store.read(name, deadline)
-            if stored is None or not (per_user or _owner(stored.data) == user_id):
+            document = from_json_or_none(stored.data) if stored else None
+            if stored is None or not (per_user or (document and document.user_id == user_id)):
                 return None
-            tokens = _token_fingerprint(stored.data)
+            tokens = _token_fingerprint(document, stored.data)
             if first_read is not None and tokens != first_read:
                 return None  # new tokens landed after the first read: not the dead ones
             first_read = tokens
@@ -242,15 +243,9 @@ class TokenService:
         return [name for name in self.store.names(template_prefix(template)) if matches(name)]
 
 
-def _owner(data: bytes) -> int | None:
-    """Whose document this is; None when it names nobody or cannot be read."""
-    document = from_json_or_none(data)
-    return document.user_id if document else None
-
-
-def _token_fingerprint(data: bytes) -> bytes:
-    """The tokens a document holds, compared to tell a new login from bookkeeping writes."""
-    document = from_json_or_none(data)
+def _token_fingerprint(document: TokenDocument | None, data: bytes) -> bytes:
+    """The tokens a document holds, compared to tell a new login from bookkeeping writes
+    (the bytes themselves when they are not a document)."""
     if document is None:
         return data
     return f"{document.access_token}\n{document.refresh_token}".encode()
