@@ -78,8 +78,13 @@ def facts_of_bytes(data: bytes) -> dict[str, str]:
         return {}
     if not isinstance(fields, dict) or "expires_at" not in fields:
         return {}
+    return usable_facts(TokenDocument(fields))
+
+
+def usable_facts(document: TokenDocument) -> dict[str, str]:
+    """``facts_of``, or none when a value does not convert (stored without facts: read instead)."""
     try:
-        return facts_of(TokenDocument(fields))
+        return facts_of(document)
     except (TypeError, ValueError, KeyError):
         return {}
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .budget import Deadline
 from .errors import DeadlineReached, KakaoTokenError, LoginRequired, NoTokenStored, StorageError
-from .index import EXPIRES_AT_KEY, Listed, ListingStore, document_of, facts_of_bytes
+from .index import EXPIRES_AT_KEY, Listed, ListingStore, document_of, usable_facts
 from .log import log_event
 from .refresh import RefreshResult
 from .store import TokenStore
@@ -180,13 +180,14 @@ def _read_and_backfill(store: TokenStore, item: Listed, deadline: Deadline) -> T
     stored = store.read(item.name, deadline)
     if stored is None:
         raise NoTokenStored(f"no token stored at {item.name}")
-    facts = facts_of_bytes(stored.data)
+    document = from_json(stored.data)
+    facts = usable_facts(document)
     if facts and isinstance(store, ListingStore) and stored.version == item.version:
         try:
             store.backfill(item, facts, deadline)
         except (StorageError, DeadlineReached):
             log_event(logging.WARNING, "could not attach the sweep's facts", document=item.name)
-    return from_json(stored.data)
+    return document
 
 
 def _deferred(name: str, why: str) -> RefreshOutcome:
