@@ -390,3 +390,24 @@ def test_the_endpoint_url_must_be_https_except_on_this_machine(url: str) -> None
     with pytest.raises(ConfigError, match="KAKAO_TOKEN_URL"):
         RemoteSettings.from_env({"KAKAO_TOKEN_URL": url})
     assert RemoteSettings.from_env({"KAKAO_TOKEN_URL": "http://127.0.0.1:8082"}) is not None
+
+
+def test_no_proxy_and_the_ca_bundle_apply_to_the_endpoint_as_requests_would() -> None:
+    """A corporate network: HTTPS_PROXY for the world, NO_PROXY for an internal endpoint, and a
+    CA bundle of its own. The endpoint is reached directly, Kakao through the proxy, both with
+    that bundle (the session does not read the environment again)."""
+    env = {
+        "KAKAO_TOKEN_URL": "https://tokens.corp.example/kakao-token",
+        "HTTPS_PROXY": "http://proxy.corp.example:3128",
+        "NO_PROXY": "localhost,.corp.example",
+        "REQUESTS_CA_BUNDLE": "/etc/corp-ca.pem",
+    }
+
+    settings = RemoteSettings.from_env(env)
+
+    assert settings is not None
+    assert dict(settings.proxies) == {"https://kapi.kakao.com": "http://proxy.corp.example:3128"}
+    session = new_session(settings.proxies, settings.ca_bundle)
+    assert session.verify == "/etc/corp-ca.pem" and session.trust_env is False
+    proxied = RemoteSettings.from_env({**env, "NO_PROXY": ""})
+    assert proxied is not None and "https://tokens.corp.example" in proxied.proxies

@@ -126,8 +126,8 @@ class Settings:
             refresh_margin_seconds=margin,
             allowed_user_ids=allowed,
             kakao_timeout_seconds=float(timeout),
-            proxies=_kakao_proxies(env, (auth_base_url, api_base_url)),
-            ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or "",
+            proxies=proxies_for(env, (auth_base_url, api_base_url)),
+            ca_bundle=ca_bundle_from(env),
             sweep_workers=sweep_workers,
             demo=demo,
             admin_key=env.get("KAKAO_ADMIN_KEY", ""),
@@ -136,11 +136,12 @@ class Settings:
         )
 
 
-def _kakao_proxies(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]:
-    """The proxy for each Kakao host, as requests would choose it from HTTP(S)_PROXY and
-    NO_PROXY, read once here: the session then skips re-reading the environment on every
-    request (about half a millisecond each; BENCHMARKS.md). Keys are ``scheme://host``, which
-    requests matches per request; a host NO_PROXY exempts gets no key, so no proxy."""
+def proxies_for(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]:
+    """The proxy for each host of ``urls`` (Kakao's, the token endpoint's), as requests would
+    choose it from HTTP(S)_PROXY and NO_PROXY, read once here: the session then skips
+    re-reading the environment on every request (about half a millisecond each; BENCHMARKS.md).
+    Keys are ``scheme://host``, which requests matches per request; a host NO_PROXY exempts
+    gets no key, so no proxy."""
     no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
     found = {}
     for url in urls:
@@ -150,6 +151,11 @@ def _kakao_proxies(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, s
         if proxy and not _bypasses_proxy(host, no_proxy):
             found[f"{parts.scheme}://{host}"] = proxy
     return found
+
+
+def ca_bundle_from(env: Mapping[str, str]) -> str:
+    """The CA bundle requests would use from the environment ("" for its own)."""
+    return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or ""
 
 
 def _bypasses_proxy(host: str, no_proxy: str) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .config import ca_bundle_from, proxies_for
 from .errors import (
     ConfigError,
     KakaoError,
@@ -52,6 +53,7 @@ class RemoteSettings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     api_base_url: str = "https://kapi.kakao.com"
     proxies: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a password
+    ca_bundle: str = ""
 
     @property
     def audience(self) -> str:
@@ -75,11 +77,13 @@ class RemoteSettings:
                 f"{URL_VARIABLE} must be the token function's URL (https://..., no query)",
                 (URL_VARIABLE,),
             )
+        api_base_url = (environ.get("KAKAO_API_BASE_URL") or cls.api_base_url).rstrip("/")
         return cls(
             url=url,
             identity=IdentitySettings.from_env(environ),
-            api_base_url=(environ.get("KAKAO_API_BASE_URL") or cls.api_base_url).rstrip("/"),
-            proxies=_proxies(environ),
+            api_base_url=api_base_url,
+            proxies=proxies_for(environ, (url, api_base_url)),
+            ca_bundle=ca_bundle_from(environ),
         )
 
 
@@ -261,21 +265,13 @@ def _endpoint_error(status: int, body: Mapping[str, Any], headers: Mapping[str, 
     return exc
 
 
-def _proxies(environ: Mapping[str, str]) -> dict[str, str]:
-    found = {}
-    for scheme in ("http", "https"):
-        value = environ.get(f"{scheme}_proxy") or environ.get(f"{scheme.upper()}_PROXY")
-        if value:
-            found[scheme] = value
-    return found
-
-
 def _default_session(settings: RemoteSettings) -> requests.Session:
-    """One session per process (kept-alive connections); proxies from the first settings."""
+    """One session per process (kept-alive connections); proxies and CA bundle from the first
+    settings."""
     global _session
     with _session_lock:
         if _session is None:
             from .kakao import new_session
 
-            _session = new_session(settings.proxies)
+            _session = new_session(settings.proxies, settings.ca_bundle)
         return _session
