@@ -12,17 +12,15 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from .clock import format_time
 from .errors import ConfigError, KakaoTokenError
-from .pages import format_time
 from .problems import problem_for
 from .remote import RemoteSettings
-from .remote_cli import run_remote
-from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
+from .remote_cli import add_token_commands, add_url_and_user, memo_fits, run_remote
+from .service import TokenService
 from .summary import summarize
 from .sweep import RefreshOutcome
 from .wiring import service_from_env
-
-MAX_MEMO_LENGTH = 200  # Kakao's limit for a text template
 
 
 def main(
@@ -33,8 +31,7 @@ def main(
     """Run one command; return the exit code."""
     args = _parser().parse_args(argv)
     environ = os.environ if environ is None else environ
-    if args.command == "send-memo" and not 0 < len(args.text) <= MAX_MEMO_LENGTH:
-        print(f"error: the text must be 1 to {MAX_MEMO_LENGTH} characters", file=sys.stderr)
+    if not memo_fits(args):
         return 2
     try:
         if args.command == "login-url":
@@ -122,26 +119,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m token_logic",
         description="Kakao Login tokens stored by kakao-token-function. Reads the same "
         "environment variables as the function (TOKEN_BUCKET or TOKEN_DIR, TOKEN_OBJECT, "
-        "KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET).",
+        "KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET); with KAKAO_TOKEN_URL or --url, "
+        "status, access-token and send-memo ask the token endpoint instead.",
     )
-    parser.add_argument("--user", type=int, help="Kakao user id (when several are stored)")
-    parser.add_argument(
-        "--url",
-        help="the token endpoint (kakao_token) to ask instead of the store; "
-        "default: KAKAO_TOKEN_URL (access-token, send-memo and status only)",
-    )
+    add_url_and_user(parser)
     commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="who is logged in and when each token expires")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=_status)
-    token = commands.add_parser("access-token", help="print a valid access token")
-    token.add_argument(
-        "--leeway",
-        type=int,
-        default=DEFAULT_ACCESS_TOKEN_LEEWAY,
-        help="refresh if it expires within this many seconds (default 300)",
-    )
-    token.set_defaults(handler=_access_token)
+    add_token_commands(commands)
+    for name, handler in (
+        ("status", _status),
+        ("access-token", _access_token),
+        ("send-memo", _send_memo),
+    ):
+        commands.choices[name].set_defaults(handler=handler)
     refresh = commands.add_parser("refresh", help="refresh stored tokens that are due")
     refresh.add_argument("--force", action="store_true", help="refresh even if not due")
     refresh.set_defaults(handler=_refresh)
@@ -151,9 +140,6 @@ def _parser() -> argparse.ArgumentParser:
         help="log the stored token out at Kakao and delete it (hand the deployment over)",
     )
     logout.set_defaults(handler=_logout)
-    memo = commands.add_parser("send-memo", help="send yourself a KakaoTalk message")
-    memo.add_argument("text", help="the message (at most 200 characters)")
-    memo.set_defaults(handler=_send_memo)
     return parser
 
 

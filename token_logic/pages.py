@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timedelta, timezone
 from html import escape
 
+from .clock import format_time
 from .done import LoginFacts
 from .problems import Problem
-
-KST = timezone(timedelta(hours=9), "KST")
 
 _STYLE = (
     "body{font-family:-apple-system,'Apple SD Gothic Neo','Noto Sans KR',sans-serif;"
@@ -87,11 +85,6 @@ def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
         f"{code}{again}"
     )
     return _document(f"{problem.title_ko} / {problem.title_en}", body, ok=False, demo=demo)
-
-
-def format_time(unix_seconds: int) -> str:
-    """Korean time, which our users read first, with the UTC offset spelled out."""
-    return datetime.fromtimestamp(unix_seconds, KST).strftime("%Y-%m-%d %H:%M KST")
 
 
 def _document(title: str, body: str, *, ok: bool, demo: bool) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
-from .clock import Clock, SystemClock
+from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from .config import Settings
 from .errors import (
     KakaoTokenError,
@@ -32,8 +32,6 @@ from .store import (
 from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
 from .tokens import TokenDocument, from_json_or_none, public_view, to_json, unlinked
 
-# Scripts asking for an access token get one valid for at least this long.
-DEFAULT_ACCESS_TOKEN_LEEWAY = 300
 _MAX_LOGIN_WRITE_ATTEMPTS = 5
 
 

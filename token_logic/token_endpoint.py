@@ -21,8 +21,10 @@ from typing import Any
 
 import flask
 
+from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY
 from .errors import (
     ConfigError,
+    DeadlineReached,
     KakaoError,
     KakaoTokenError,
     KakaoUnavailable,
@@ -32,7 +34,7 @@ from .errors import (
 )
 from .log import ALERT_LOGIN_DEAD, log_event
 from .problems import problem_for
-from .service import DEFAULT_ACCESS_TOKEN_LEEWAY, TokenService
+from .service import TokenService
 from .text import is_decimal
 from .tokens import TokenDocument
 from .web import SECURITY_HEADERS
@@ -44,6 +46,9 @@ MAX_MIN_VALID_SECONDS = 3600
 # or a dead one elsewhere shows here within this time.
 CACHE_SECONDS = 30
 _MAX_PARAMETER_LENGTH = 20
+# Answers a caller may simply ask again later: each carries Retry-After (README's table).
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_RETRY_AFTER_SECONDS = 30
 
 # The ``error`` field's vocabulary, most specific class first (the client maps it back).
 _ERROR_NAMES: tuple[tuple[type[KakaoTokenError], str], ...] = (
@@ -51,6 +56,7 @@ _ERROR_NAMES: tuple[tuple[type[KakaoTokenError], str], ...] = (
     (KakaoError, "kakao_error"),
     (KakaoUnavailable, "kakao_unavailable"),
     (NoTokenStored, "no_token_stored"),
+    (DeadlineReached, "deadline_reached"),
     (StorageError, "storage_unavailable"),
     (ConfigError, "not_configured"),
 )
@@ -125,15 +131,15 @@ def handle_token(
     request: flask.Request, get_service: ServiceFactory, cache: FreshTokenCache
 ) -> flask.Response:
     """GET: a valid access token as JSON; every failure a JSON error naming what to do."""
-    if request.method != "GET":
-        response = _json(405, {"error": "method_not_allowed", "message": "use GET"})
-        response.headers["Allow"] = "GET"
-        return response
     login_url = ""  # unknown until the settings are read (they may be broken)
     user_id: int | None = None
     try:
         service = get_service()
         login_url = service.settings.redirect_uri
+        if request.method != "GET":
+            response = _error(405, "method_not_allowed", "use GET", login_url)
+            response.headers["Allow"] = "GET"
+            return response
         min_valid = _seconds_parameter(request, "min_valid", DEFAULT_ACCESS_TOKEN_LEEWAY)
         user_id = _user_id_parameter(request)
         if min_valid is None or (user_id is None and "user_id" in request.args):
@@ -143,8 +149,8 @@ def handle_token(
         return _refusal(exc, login_url, user_id)
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a caller
         log_event(logging.ERROR, "unexpected error in kakao_token", exc_info=True)
-        body = {"error": "internal", "message": "unexpected error; see the function's logs"}
-        return _json(500, {**body, "login_url": login_url})
+        message = "unexpected error; see the function's logs (gcloud functions logs read)"
+        return _error(500, "internal", message, login_url)
 
 
 def _serve(
@@ -185,7 +191,7 @@ def _bad_request(login_url: str) -> flask.Response:
         f"min_valid must be whole seconds from 0 to {MAX_MIN_VALID_SECONDS}, and user_id a "
         "Kakao user id (digits)"
     )
-    return _json(400, {"error": "bad_request", "message": message, "login_url": login_url})
+    return _error(400, "bad_request", message, login_url)
 
 
 def _refusal(exc: KakaoTokenError, login_url: str, user_id: int | None) -> flask.Response:
@@ -210,16 +216,14 @@ def _refusal(exc: KakaoTokenError, login_url: str, user_id: int | None) -> flask
     else:
         severity = logging.WARNING if problem.status < 500 else logging.ERROR
         log_event(severity, "token refused", **facts)
-    body = {
-        "error": _error_name(exc, problem.status),
-        "message": message,
-        "login_url": login_url,
-        "code": problem.code,
-    }
-    response = _json(problem.status, body)
-    if problem.retry_after:
-        response.headers["Retry-After"] = str(problem.retry_after)
-    return response
+    return _error(
+        problem.status,
+        _error_name(exc, problem.status),
+        message,
+        login_url,
+        code=problem.code,
+        retry_after=problem.retry_after,
+    )
 
 
 def _error_name(exc: KakaoTokenError, status: int) -> str:
@@ -227,6 +231,23 @@ def _error_name(exc: KakaoTokenError, status: int) -> str:
         if isinstance(exc, kind):
             return name
     return "unavailable" if status in (502, 503, 504) else "error"
+
+
+def _error(
+    status: int,
+    error: str,
+    message: str,
+    login_url: str,
+    *,
+    code: str = "",
+    retry_after: int | None = None,
+) -> flask.Response:
+    """Every refusal has one shape, and every answer worth retrying says when."""
+    body = {"error": error, "message": message, "code": code, "login_url": login_url}
+    response = _json(status, body)
+    if status in RETRYABLE_STATUSES:
+        response.headers["Retry-After"] = str(retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+    return response
 
 
 def _json(status: int, body: dict[str, Any]) -> flask.Response:
