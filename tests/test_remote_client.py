@@ -24,7 +24,7 @@ from tests.fake_google import SERVICE_ACCOUNT, FakeGoogleOAuth, InvokerCheck, id
 from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, free_port, run_cli
 from token_logic import get_access_token, remote
 from token_logic.config import Settings
-from token_logic.errors import ConfigError, LoginRequired, NoTokenStored, StorageError
+from token_logic.errors import ConfigError, EndpointUnreachable, LoginRequired, NoTokenStored
 from token_logic.file_store import FileTokenStore
 from token_logic.id_tokens import IdentitySettings, default_sources, find_id_token
 from token_logic.kakao import new_session
@@ -280,7 +280,7 @@ def test_metadata_server_is_not_probed_off_google_cloud() -> None:
     identity = IdentitySettings(on_google_cloud=False)
 
     with pytest.raises(ConfigError) as caught:
-        find_id_token("https://x.test", default_sources(identity)[:2])
+        find_id_token("https://x.test", [s for s in default_sources(identity) if s[0] != "gcloud"])
 
     assert "not on Google Cloud" in str(caught.value)
 
@@ -313,12 +313,13 @@ def test_endpoint_errors_become_package_errors(
 
 
 def test_network_failures_are_retried_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A closed port: three attempts, then a StorageError naming the URL (no ID token in it)."""
+    """A closed port: three attempts, then EndpointUnreachable naming the URL and the network
+    (no ID token in it)."""
     url = f"http://127.0.0.1:{free_port()}"
     pauses: list[float] = []
     settings = RemoteSettings(url=url)
 
-    with pytest.raises(StorageError, match=url) as caught:
+    with pytest.raises(EndpointUnreachable, match=url) as caught:
         remote_token(settings, sources=[("given", lambda _a: "id-token-xyz")], sleep=pauses.append)
 
     assert len(pauses) == remote.ATTEMPTS - 1

@@ -5,6 +5,7 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
 
     KakaoTokenError
     ├── ConfigError            settings missing or invalid (names every variable to fix)
+    │   └── IdentityRejected   Cloud Run refused the caller's Google ID token (token endpoint)
     ├── LoginStateError        callback without a valid state for this browser (CSRF, replay)
     ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
@@ -15,6 +16,7 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── KakaoUnavailable       Kakao unreachable, timing out, 5xx or not JSON
     ├── NoTokenStored          nothing stored yet for this user: log in first
     ├── DeadlineReached        the request's time budget ran out first (503, Retry-After)
+    ├── EndpointUnreachable    the token endpoint could not be reached (network), after retries
     └── StorageError           the token store failed (after the client's own retries)
         └── WriteConflict      a conditional write lost a race; re-read and decide again
 """
@@ -32,6 +34,18 @@ class ConfigError(KakaoTokenError):
     def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class IdentityRejected(ConfigError):
+    """Raised when Cloud Run itself refuses a token-endpoint caller (its HTML 401 or 403).
+
+    ``status`` is 401 (the ID token expired, is malformed or is for another audience) or 403
+    (a valid identity that is not among the endpoint's readers). The message names the fix.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, ("TOKEN_READERS",) if status == 403 else ())
+        self.status = status
 
 
 class LoginStateError(KakaoTokenError):
@@ -126,6 +140,11 @@ class DeadlineReached(KakaoTokenError):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class EndpointUnreachable(KakaoTokenError):
+    """Raised when the token endpoint cannot be reached or answers no usable HTTP (a network
+    fault, a timeout, a proxy's or Google front end's 5xx page), after the client's retries."""
 
 
 class StorageError(KakaoTokenError):

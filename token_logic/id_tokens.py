@@ -2,9 +2,13 @@
 
 1. ``KAKAO_TOKEN_ID_TOKEN``: given explicitly (GitHub Actions' ``google-github-actions/auth``
    with ``token_format: id_token``).
-2. google-auth's ``fetch_id_token``: a service-account key file (GOOGLE_APPLICATION_CREDENTIALS)
+2. GitHub Actions' own OIDC token through workload identity federation, when
+   KAKAO_TOKEN_WORKLOAD_IDENTITY_PROVIDER and KAKAO_TOKEN_SERVICE_ACCOUNT are set (github_oidc.py;
+   this project's action sets them from its inputs). Set up but failing is an error, not a
+   reason to try the next source.
+3. google-auth's ``fetch_id_token``: a service-account key file (GOOGLE_APPLICATION_CREDENTIALS)
    or, on Google Cloud, the metadata server.
-3. ``gcloud auth print-identity-token``: a person logged in with ``gcloud auth login``.
+4. ``gcloud auth print-identity-token``: a person logged in with ``gcloud auth login``.
 
 Cloud Run checks the token (``roles/run.invoker``); it is never logged, never put in an error
 and never kept beyond the request it is for.
@@ -20,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .github_oidc import PROVIDER_VARIABLE, GitHubFederation, federated_id_token
 
 GCLOUD_TIMEOUT_SECONDS = 30
 # Set on Google Cloud's serverless platforms; elsewhere the metadata server is there only on
@@ -46,12 +51,13 @@ class IdentitySettings:
     credentials_file: str = ""
     on_google_cloud: bool = False
     path: str = ""
+    github: GitHubFederation | None = None
 
     def __repr__(self) -> str:
         given = "given" if self.explicit_token else "not given"
         return (
             f"IdentitySettings(explicit_token={given}, credentials_file={self.credentials_file!r}"
-            f", on_google_cloud={self.on_google_cloud})"
+            f", on_google_cloud={self.on_google_cloud}, github={self.github!r})"
         )
 
     @classmethod
@@ -62,13 +68,15 @@ class IdentitySettings:
             credentials_file=environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip(),
             on_google_cloud=markers or _google_hardware(),
             path=environ.get("PATH", ""),
+            github=GitHubFederation.from_env(environ),
         )
 
 
 def default_sources(settings: IdentitySettings) -> list[tuple[str, IdTokenSource]]:
-    """The three sources in their order, each named for the error message."""
+    """The four sources in their order, each named for the error message."""
     return [
         ("KAKAO_TOKEN_ID_TOKEN", lambda _audience: _explicit(settings)),
+        ("github-actions", lambda audience: _from_github(settings, audience)),
         ("google-auth", lambda audience: _from_google_auth(settings, audience)),
         ("gcloud", lambda audience: _from_gcloud(settings, audience)),
     ]
@@ -95,6 +103,12 @@ def _explicit(settings: IdentitySettings) -> str:
     return settings.explicit_token
 
 
+def _from_github(settings: IdentitySettings, audience: str) -> str:
+    if settings.github is None:
+        raise NotHere(f"{PROVIDER_VARIABLE} not set")
+    return federated_id_token(settings.github, audience)
+
+
 def _from_google_auth(settings: IdentitySettings, audience: str) -> str:
     if not settings.credentials_file and not settings.on_google_cloud:
         # Off Google Cloud, google-auth's probe of the metadata address can hang ~10 s.
@@ -109,7 +123,8 @@ def _from_google_auth(settings: IdentitySettings, audience: str) -> str:
         request = google.auth.transport.requests.Request()
         token = google.oauth2.id_token.fetch_id_token(request, audience)  # type: ignore[no-untyped-call]
     except GoogleAuthError as exc:
-        raise NotHere(f"failed ({type(exc).__name__})") from exc
+        # google-auth's own words name the cause (a revoked key, a wrong file); no token in them.
+        raise NotHere(f"failed: {type(exc).__name__}: {_one_line(str(exc))}") from exc
     return str(token or "")
 
 
@@ -138,21 +153,27 @@ def _from_gcloud(settings: IdentitySettings, audience: str) -> str:
         token = result.stdout.strip()
         if result.returncode == 0 and token:
             return token
-        # gcloud's own error line (it never prints a token there) says what is wrong.
-        lines = result.stderr.strip().splitlines()
-        last_error = lines[-1][:200] if lines else f"exit {result.returncode}"
+        # gcloud's own explanation (it never prints a token on stderr) says what is wrong.
+        last_error = _one_line(result.stderr) or f"exit {result.returncode}"
     raise NotHere(f"no identity token ({last_error})")
+
+
+def _one_line(text: str) -> str:
+    """A tool's whole message on one line (our errors are one line), within reason."""
+    return " ".join(text.split())[:2000]
 
 
 def _none_works(audience: str, reasons: list[str]) -> str:
     return (
         f"No Google ID token for the token endpoint {audience}. Set up one of: "
-        "(1) KAKAO_TOKEN_ID_TOKEN=<an ID token whose audience is that URL> (GitHub Actions: "
-        "google-github-actions/auth with token_format: id_token, id_token_audience: "
-        f"{audience}); (2) GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account-key.json "
-        "(or run on Google Cloud, where the metadata server gives one); (3) a person: "
-        "`gcloud auth login`, so that `gcloud auth print-identity-token` works. The identity "
-        "must be one of the deployment's TOKEN_READERS. Tried: " + "; ".join(reasons) + "."
+        "(1) GitHub Actions: this project's action with workload_identity_provider and "
+        f"service_account (or {PROVIDER_VARIABLE} and KAKAO_TOKEN_SERVICE_ACCOUNT), as "
+        "./deploy.sh with GITHUB_REPOSITORY prints them; (2) KAKAO_TOKEN_ID_TOKEN=<an ID token "
+        "whose audience is that URL>; (3) GOOGLE_APPLICATION_CREDENTIALS=/path/to/"
+        "service-account-key.json with `pip install google-auth` (or run on Google Cloud, "
+        "where the metadata server gives one); (4) a person: `gcloud auth login`, so that "
+        "`gcloud auth print-identity-token` works. The identity must be one of the "
+        "deployment's TOKEN_READERS. Tried: " + "; ".join(reasons) + "."
     )
 
 

@@ -7,6 +7,8 @@ The endpoint's JSON errors become the package's exceptions, with the endpoint's 
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .clock import format_time
 from .config import ca_bundle_from, proxies_for
 from .errors import (
     ConfigError,
+    DeadlineReached,
+    EndpointUnreachable,
+    IdentityRejected,
     KakaoError,
     KakaoTokenError,
     KakaoUnavailable,
@@ -43,6 +49,11 @@ MAX_LEEWAY_SECONDS = 3600
 
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+EMPTY_URL_MESSAGE = (
+    f"{URL_VARIABLE} is empty: set it to the token endpoint's URL that ./deploy.sh printed "
+    f"(https://kakao-token-...run.app; in GitHub Actions a repository variable, "
+    f"${{{{ vars.{URL_VARIABLE} }}}}, that may not be set yet), or pass --url"
+)
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,16 @@ class RemoteSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], url: str | None = None) -> RemoteSettings | None:
-        """The endpoint's settings, or None when neither ``url`` nor KAKAO_TOKEN_URL is set."""
+        """The endpoint's settings, or None when neither ``url`` nor KAKAO_TOKEN_URL is set.
+
+        KAKAO_TOKEN_URL present but empty (a GitHub variable that was never set expands to "")
+        is an error about that variable: falling back to the store would ask a reader for
+        Kakao's keys, which a reader must never hold.
+        """
         url = (url or environ.get(URL_VARIABLE, "")).strip()
         if not url:
+            if URL_VARIABLE in environ:
+                raise ConfigError(EMPTY_URL_MESSAGE, (URL_VARIABLE,))
             return None
         parts = urlsplit(url)
         # The ID token travels in the request: never in clear text, but to this machine.
@@ -74,7 +92,8 @@ class RemoteSettings:
         )
         if not secure or not parts.netloc or parts.query:
             raise ConfigError(
-                f"{URL_VARIABLE} must be the token function's URL (https://..., no query)",
+                f"{URL_VARIABLE} must be the token function's URL (https://..., no query), as "
+                "./deploy.sh printed it",
                 (URL_VARIABLE,),
             )
         api_base_url = (environ.get("KAKAO_API_BASE_URL") or cls.api_base_url).rstrip("/")
@@ -176,6 +195,9 @@ def _ask(
     params: Mapping[str, Any],
     sleep: Callable[[float], None],
 ) -> RemoteToken:
+    """One answer from the endpoint, telling apart who spoke: the function (JSON with an
+    ``error``), Cloud Run refusing the caller (its own HTML 401/403), or neither (the network,
+    a proxy, Google's front end)."""
     import requests
 
     headers = {"Authorization": f"Bearer {id_token}", "Accept": "application/json"}
@@ -186,7 +208,7 @@ def _ask(
         try:
             response = session.get(settings.url, params=params, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            failure = type(exc).__name__
+            failure = f"{type(exc).__name__}: no answer"
             continue
         body = _json_object(response)
         if response.status_code == 200 and body is not None:
@@ -194,23 +216,90 @@ def _ask(
         if body is not None and isinstance(body.get("error"), str):
             raise _endpoint_error(response.status_code, body, response.headers)
         if response.status_code in (401, 403):
-            raise ConfigError(_refused(settings, source, response.status_code))
+            raise IdentityRejected(
+                refusal_message(settings, source, response.status_code, id_token),
+                response.status_code,
+            )
+        failure = f"HTTP {response.status_code} without the function's JSON"
+        if response.status_code == 404:
+            raise ConfigError(
+                f"{settings.url} answered HTTP 404 without the function's JSON: check "
+                f"{URL_VARIABLE} (the kakao-token URL that ./deploy.sh printed)",
+                (URL_VARIABLE,),
+            )
         if response.status_code not in _TRANSIENT_STATUSES:
-            failure = f"HTTP {response.status_code}"
             break
-        failure = f"HTTP {response.status_code}"
-    raise StorageError(
-        f"the token endpoint {settings.url} did not answer ({failure}); check "
-        f"{URL_VARIABLE} and try again in a minute"
+    raise EndpointUnreachable(
+        f"the token endpoint {settings.url} did not answer ({failure}, {ATTEMPTS} attempts): "
+        f"check the network (proxy, DNS) and {URL_VARIABLE}, then try again in a minute"
     )
 
 
-def _refused(settings: RemoteSettings, source: str, status: int) -> str:
+def refusal_message(settings: RemoteSettings, source: str, status: int, id_token: str) -> str:
+    """Why Cloud Run refused the caller, and the fix, from the ID token's own claims (read, not
+    verified: only to explain; Cloud Run has judged it). Never the token itself."""
+    claims = unverified_claims(id_token)
+    where = f"the ID token from {source}"
+    if claims is None:
+        return (
+            f"Cloud Run refused {where} (HTTP {status}): it is not a Google ID token. "
+            + _fresh_token_hint(source, settings.audience)
+        )
+    expires_at = claims.get("exp")
+    if isinstance(expires_at, int) and expires_at <= time.time():
+        return (
+            f"Cloud Run refused {where} (HTTP {status}): it expired at "
+            f"{format_time(expires_at)}. " + _fresh_token_hint(source, settings.audience)
+        )
+    audience = claims.get("aud")
+    if status == 401 and audience != settings.audience:
+        return (
+            f"Cloud Run refused {where} (HTTP 401): it was issued for the audience "
+            f"{audience!s}, and this endpoint needs {settings.audience}. "
+            + _fresh_token_hint(source, settings.audience)
+        )
+    if status == 401:
+        return (
+            f"Cloud Run refused {where} (HTTP 401): not accepted as a Google ID token for "
+            f"{settings.audience}. " + _fresh_token_hint(source, settings.audience)
+        )
+    email = claims.get("email")
+    if not isinstance(email, str) or not email:
+        return (
+            f"Cloud Run refused {where} (HTTP 403): the token names no email, so its identity "
+            "cannot be among the readers; ask for an ID token that includes the email "
+            "(google-github-actions/auth: id_token_include_email: true)."
+        )
+    kind = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
     return (
-        f"the token endpoint {settings.url} refused this Google identity (HTTP {status}; ID "
-        f"token from {source}). Ask the operator to add it to TOKEN_READERS (roles/run.invoker "
-        f"on the token function), and check that its audience is {settings.audience}."
+        f"Cloud Run refused {email} (HTTP 403): it may not call {settings.url}. Add "
+        f"{kind}:{email} to TOKEN_READERS in deploy.env and run ./deploy.sh again (it grants "
+        "roles/run.invoker on kakao-token; allow a minute for IAM to apply)."
     )
+
+
+def _fresh_token_hint(source: str, audience: str) -> str:
+    if source == "KAKAO_TOKEN_ID_TOKEN":
+        return (
+            f"Fetch a fresh one for each run, with the audience {audience} (an ID token lives "
+            "one hour), and put it in KAKAO_TOKEN_ID_TOKEN."
+        )
+    if source == "gcloud":
+        return "Run `gcloud auth login` again, then retry."
+    return f"Check the identity's set-up ({source}) and that the audience is {audience}."
+
+
+def unverified_claims(id_token: str) -> dict[str, Any] | None:
+    """The payload of a JWT, unverified; None when it is not one."""
+    parts = id_token.split(".")
+    if len(parts) != 3:  # header.payload.signature
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
@@ -226,7 +315,7 @@ def _json_object(response: requests.Response) -> dict[str, Any] | None:
 def _token_from(body: Mapping[str, Any], url: str) -> RemoteToken:
     token, expires_at = body.get("access_token"), body.get("expires_at")
     if not isinstance(token, str) or not token or not isinstance(expires_at, int):
-        raise StorageError(f"the token endpoint {url} answered without a token")
+        raise EndpointUnreachable(f"the token endpoint {url} answered 200 without a token")
     user_id = body.get("user_id")
     return RemoteToken(
         access_token=token,
@@ -238,29 +327,30 @@ def _token_from(body: Mapping[str, Any], url: str) -> RemoteToken:
 
 
 def _endpoint_error(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> Exception:
-    """The package exception for the endpoint's JSON error, carrying the endpoint's message."""
+    """The package exception for the function's JSON error (the ``error`` values of the
+    README's table), carrying the function's message."""
     error, code = str(body.get("error")), str(body.get("code") or "")
     message = str(body.get("message") or error)
-    retry_after = headers.get("Retry-After", "")
+    raw_retry_after = headers.get("Retry-After", "")
+    retry_after = int(raw_retry_after) if is_decimal(raw_retry_after) else None
     exc: KakaoTokenError
     if error == "login_required":
         exc = LoginRequired(status, "invalid_grant", code)
     elif error == "kakao_error":
-        exc = KakaoError(
-            status,
-            "",
-            code,
-            float(retry_after) if is_decimal(retry_after) else None,
-        )
+        exc = KakaoError(status, "", code, retry_after)
     elif error == "kakao_unavailable":
         exc = KakaoUnavailable(code or "server_error")
     elif error == "no_token_stored":
         exc = NoTokenStored(message)
-    elif error in ("not_configured", "bad_request"):
-        exc = ConfigError(message)
-    else:
+    elif error == "deadline_reached":
+        exc = DeadlineReached(message, retry_after or 5)
+    elif error == "storage_unavailable":
         exc = StorageError(message)
-    # The endpoint's words (what to do, the login URL) replace the class's generic text.
+    elif error in ("not_configured", "bad_request", "method_not_allowed"):
+        exc = ConfigError(message)
+    else:  # "internal", or a value from a newer function
+        exc = KakaoTokenError(message)
+    # The function's words (what to do, the login URL) replace the class's generic text.
     exc.args = (message,)
     return exc
 
