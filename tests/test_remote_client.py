@@ -12,26 +12,19 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from dev.fake_kakao import FakeKakao, FakeKakaoState
-from tests.conftest import ROOT, settings_env
-from tests.fake_google import SERVICE_ACCOUNT, FakeGoogleOAuth, InvokerCheck, id_token_for
-from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, free_port, run_cli
+from tests.endpoint import PERSON, Endpoint, running_endpoint
+from tests.fake_google import SERVICE_ACCOUNT, id_token_for
+from tests.helpers import REDIRECT_URI, free_port, run_cli
 from token_logic import get_access_token, remote
-from token_logic.config import Settings
 from token_logic.errors import ConfigError, EndpointUnreachable, LoginRequired, NoTokenStored
-from token_logic.file_store import FileTokenStore
 from token_logic.id_tokens import IdentitySettings, default_sources, find_id_token
 from token_logic.kakao import new_session
 from token_logic.remote import RemoteSettings, remote_token
-from token_logic.wiring import build_service
 
-PERSON = "me@example.com"
 FAKE_GCLOUD = """#!{python}
 import json, os, sys
 with open({log!r}, "a") as log:
@@ -49,32 +42,6 @@ print(token)
 """
 
 
-@dataclass
-class Endpoint:
-    """The deployed picture: function, invoker check, Google's token endpoint, Kakao."""
-
-    kakao: FakeKakao
-    google: FakeGoogleOAuth
-    check: InvokerCheck
-    store_dir: Path
-    key_file: Path
-
-    @property
-    def url(self) -> str:
-        return self.check.url
-
-    def log_in(self) -> dict[str, Any]:
-        settings = Settings.from_env(settings_env(self.kakao, TOKEN_DIR=str(self.store_dir)))
-        service = build_service(
-            settings, session=new_session(), store=FileTokenStore(self.store_dir)
-        )
-        return dict(complete_login(service).fields)
-
-    def stored(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.store_dir / "kakao_token.json").read_text())
-        return data
-
-
 @pytest.fixture(autouse=True)
 def empty_cache() -> Iterator[None]:
     remote._CACHE.clear()
@@ -84,17 +51,8 @@ def empty_cache() -> Iterator[None]:
 
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[Endpoint]:
-    kakao = FakeKakao(FakeKakaoState(redirect_uris={REDIRECT_URI})).start()
-    google = FakeGoogleOAuth()
-    store_dir = tmp_path / "store"
-    store_dir.mkdir()
-    env = settings_env(kakao, TOKEN_DIR=str(store_dir))
-    with FunctionServer("kakao_token", env, ROOT) as server:
-        check = InvokerCheck(server.url, {SERVICE_ACCOUNT, PERSON})
-        yield Endpoint(kakao, google, check, store_dir, google.key_file(tmp_path))
-        check.stop()
-    google.stop()
-    kakao.stop()
+    with running_endpoint(tmp_path, {SERVICE_ACCOUNT, PERSON}) as served:
+        yield served
 
 
 def fake_gcloud(directory: Path, token: str, *, fail_audiences: bool = False) -> Path:
@@ -295,11 +253,7 @@ def test_endpoint_errors_become_package_errors(
         get_access_token(environ=env)
 
     document = endpoint.log_in()
-    stored = endpoint.stored()
-    stored["updated_at"] -= 600  # not refreshed within the last minute (that would be served)
-    stored["expires_at"] = stored["updated_at"] + 610
-    (endpoint.store_dir / "kakao_token.json").write_text(json.dumps(stored))
-    endpoint.kakao.state.refresh_tokens.clear()
+    endpoint.kill_login()
     with pytest.raises(LoginRequired, match=f"Log in again at {REDIRECT_URI}") as dead:
         get_access_token(environ=env)
 

@@ -1,0 +1,223 @@
+"""`pip install` from a clean clone gives scripts `kakao-token` and `get_access_token()` with
+requests alone, run as a stranger's repository would run it: a fresh virtual environment
+outside this checkout, against the token function behind Cloud Run's invoker check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.endpoint import PERSON, Endpoint, running_endpoint
+from tests.fake_google import id_token_for
+from tests.helpers import REDIRECT_URI, free_port
+
+# What a client may bring: requests and its own dependencies, and the venv's tools.
+CLIENT_PACKAGES = {
+    "kakao-token-function",
+    "requests",
+    "urllib3",
+    "idna",
+    "charset-normalizer",
+    "certifi",
+    "pip",
+    "setuptools",
+}
+SERVER_PACKAGES = {"functions-framework", "flask", "werkzeug", "google-cloud-storage"}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel built from this checkout installed; its bin folder."""
+    base = tmp_path_factory.mktemp("client")
+    wheels = base / "wheels"
+    build = ["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", *build, str(ROOT)],
+        check=True,
+        cwd=base,
+    )
+    (wheel,) = wheels.glob("kakao_token_function-*.whl")
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        check=True,
+        cwd=base,
+    )
+    return venv / "bin"
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[Endpoint]:
+    with running_endpoint(tmp_path, {PERSON}) as served:
+        yield served
+
+
+def kakao_token(client: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed command, from a folder outside the checkout, with only ``env``."""
+    return subprocess.run(
+        [str(client / "kakao-token"), *args],
+        env={"PATH": f"{client}:/usr/bin:/bin", **env},
+        cwd=client.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_wheel_brings_requests_and_no_server_package(client: Path) -> None:
+    """Installed: only requests' family; token_logic comes from the venv, not this checkout."""
+    listed = subprocess.run(
+        [str(client / "python"), "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {item["name"].lower() for item in json.loads(listed.stdout)}
+    where = subprocess.run(
+        [str(client / "python"), "-c", "import token_logic; print(token_logic.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=client.parent.parent,
+    )
+
+    assert names <= CLIENT_PACKAGES, names - CLIENT_PACKAGES
+    assert not names & SERVER_PACKAGES
+    assert where.stdout.startswith(str(client.parent))
+    assert kakao_token(client, "--version").stdout.strip().startswith("kakao-token 0.")
+
+
+def test_access_token_status_and_send_memo(client: Path, endpoint: Endpoint) -> None:
+    """The three commands work with an ID token and the URL alone: no Kakao key anywhere."""
+    document = endpoint.log_in()
+    env = {
+        "KAKAO_TOKEN_URL": endpoint.url,
+        "KAKAO_TOKEN_ID_TOKEN": id_token_for(endpoint.url, PERSON),
+        "KAKAO_API_BASE_URL": endpoint.kakao.url,
+    }
+
+    token = kakao_token(client, "access-token", "--leeway", "600", **env)
+    status = kakao_token(client, "status", "--json", **env)
+    memo = kakao_token(client, "send-memo", "설치한 클라이언트에서", **env)
+
+    assert (token.returncode, token.stdout) == (0, document["access_token"] + "\n"), token.stderr
+    assert json.loads(status.stdout)["user_id"] == document["user_id"]
+    assert document["access_token"] not in status.stdout
+    assert (memo.returncode, memo.stdout) == (0, "sent\n"), memo.stderr
+    assert endpoint.kakao.state.memos[-1]["text"] == "설치한 클라이언트에서"
+
+
+def test_get_access_token_from_the_installed_library(client: Path, endpoint: Endpoint) -> None:
+    """`from token_logic import get_access_token` works in a script's own environment."""
+    document = endpoint.log_in()
+    script = (
+        "from token_logic import get_access_token; import sys; sys.stdout.write(get_access_token())"
+    )
+
+    result = subprocess.run(
+        [str(client / "python"), "-c", script],
+        env={
+            "KAKAO_TOKEN_URL": endpoint.url,
+            "KAKAO_TOKEN_ID_TOKEN": id_token_for(endpoint.url, PERSON),
+        },
+        cwd=client.parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (0, document["access_token"]), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "KAKAO_TOKEN_URL is not set"),
+        ({"KAKAO_TOKEN_URL": ""}, "KAKAO_TOKEN_URL is empty"),
+        ({"KAKAO_TOKEN_URL": "http://kakao-token.example"}, "must be the token function's URL"),
+    ],
+)
+def test_a_missing_url_is_an_error_about_that_variable(
+    client: Path, env: dict[str, str], expected: str
+) -> None:
+    """No URL (an unset GitHub variable expands to ""): the message is about KAKAO_TOKEN_URL,
+    never a request for KAKAO_REST_API_KEY, which a reader must not hold."""
+    result = kakao_token(client, "access-token", **env)
+
+    assert result.returncode == 1
+    assert expected in result.stderr and "KAKAO_REST_API_KEY" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_cloud_runs_refusals_are_told_apart_with_their_fix(
+    client: Path, endpoint: Endpoint
+) -> None:
+    """Cloud Run's own HTML 401/403: an expired ID token, one for another audience, and an
+    identity that is not a reader each get their own one-line fix; none reaches the function."""
+    endpoint.log_in()
+    expired = id_token_for(endpoint.url, PERSON, lifetime=-60)
+    elsewhere = id_token_for("https://other-abc-du.a.run.app", PERSON)
+    stranger = id_token_for(endpoint.url, "ci@other.iam.gserviceaccount.com")
+
+    results = {
+        name: kakao_token(
+            client, "access-token", KAKAO_TOKEN_URL=endpoint.url, KAKAO_TOKEN_ID_TOKEN=token
+        )
+        for name, token in (("expired", expired), ("elsewhere", elsewhere), ("stranger", stranger))
+    }
+
+    assert all(result.returncode == 1 for result in results.values())
+    assert "expired at" in results["expired"].stderr
+    assert "Fetch a fresh one" in results["expired"].stderr
+    assert f"this endpoint needs {endpoint.url}" in results["elsewhere"].stderr
+    assert (
+        "Add serviceAccount:ci@other.iam.gserviceaccount.com to TOKEN_READERS"
+        in results["stranger"].stderr
+    )
+    assert endpoint.check.forwarded == 0
+    for token, result in zip((expired, elsewhere, stranger), results.values(), strict=True):
+        assert token not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_functions_own_errors_name_the_login_url(client: Path, endpoint: Endpoint) -> None:
+    """Nothing stored, then a dead login: the function's JSON message, with where to log in."""
+    env = {
+        "KAKAO_TOKEN_URL": endpoint.url,
+        "KAKAO_TOKEN_ID_TOKEN": id_token_for(endpoint.url, PERSON),
+    }
+    nothing = kakao_token(client, "access-token", **env)
+    endpoint.log_in()
+    endpoint.kill_login()
+
+    dead = kakao_token(client, "access-token", **env)
+
+    assert nothing.returncode == 1 and "Log in first" in nothing.stderr
+    assert dead.returncode == 1 and f"Log in again at {REDIRECT_URI}" in dead.stderr
+
+
+def test_the_network_is_named_as_the_cause(client: Path) -> None:
+    """Nobody listening: after the retries, one line about the network and the URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = kakao_token(client, "access-token", KAKAO_TOKEN_URL=url, KAKAO_TOKEN_ID_TOKEN="x.y.z")
+
+    assert result.returncode == 1
+    assert "did not answer" in result.stderr and "check the network" in result.stderr
+    assert url in result.stderr
+
+
+def test_bad_usage_exits_2(client: Path) -> None:
+    """An unknown command or a memo Kakao would refuse: exit 2 before any request."""
+    unknown = kakao_token(client, "refresh", KAKAO_TOKEN_URL="https://t.example")
+    too_long = kakao_token(client, "send-memo", "가" * 201, KAKAO_TOKEN_URL="https://t.example")
+
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+    assert too_long.returncode == 2 and "1 to 200 characters" in too_long.stderr
