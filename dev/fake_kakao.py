@@ -6,6 +6,9 @@ refresh-token rotation only in the last month (the old token dying at once), per
 limits, error bodies with KOE codes. Faults can be injected per endpoint. Its clock is
 injectable so tests can jump months ahead without sleeping.
 
+Beyond Kakao's API it serves one page for people, ``GET /memos``: the memos sent to oneself
+through it, newest first, so a demo shows where a message went (real Kakao: KakaoTalk).
+
 Run alone: ``python -m dev.fake_kakao --port 9090 --redirect-uri http://localhost:8080/``.
 """
 
@@ -22,6 +25,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -36,6 +40,8 @@ ROTATION_WINDOW = 30 * 24 * 3600
 ACCESS_LIMIT = (20, 600)  # per user: 20 access tokens per 10 minutes
 REFRESH_LIMIT = (30, 3600)  # per user: 30 refreshes per hour
 DEFAULT_USER_ID = 4127000001
+MEMOS_PATH = "/memos"  # not Kakao's: the page listing memos sent, for a person to look at
+_KST = timezone(timedelta(hours=9), "KST")
 
 
 @dataclass
@@ -179,6 +185,12 @@ def _send_webhook(method: str, url: str, headers: dict[str, str], params: dict[s
     return response.status_code
 
 
+def _kst(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).astimezone(_KST).strftime("%Y-%m-%d %H:%M:%S KST")
+
+
 def _token(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(40)
 
@@ -235,6 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/v1/user/logout"): self._logout,
             ("POST", "/v1/user/unlink"): self._logout,
             ("POST", "/v2/api/talk/memo/default/send"): self._memo,
+            ("GET", MEMOS_PATH): self._memos_page,
         }
         handler = routes.get(route)
         if handler is None:
@@ -541,8 +554,42 @@ class _Handler(BaseHTTPRequestHandler):
         if not (isinstance(text, str) and 0 < len(text) <= 200 and template.get("link")):
             self._json(400, {"msg": "template_object is invalid", "code": -2})
             return
-        self.st.memos.append({"user_id": info.user_id, "text": text})
+        self.st.memos.append({"user_id": info.user_id, "text": text, "sent_at": self.st.clock()})
         self._json(200, {"result_code": 0})
+
+    def _memos_page(self) -> None:
+        """Where a demo's memo shows up: who and when, and the text escaped (it is anyone's
+        input). Nothing else is kept per memo, so no token can appear here."""
+        items = "".join(
+            f"<li><p class=meta>{_kst(memo.get('sent_at'))} · 사용자 / user "
+            f"{escape(str(memo['user_id']))}</p><p class=text>{escape(memo['text'])}</p></li>"
+            for memo in reversed(self.st.memos)
+        )
+        listing = (
+            f"<ol>{items}</ol>"
+            if items
+            else "<p>아직 보낸 메모가 없습니다. / No memo sent yet: try "
+            "<code>python -m token_logic send-memo</code>.</p>"
+        )
+        body = (
+            "<!doctype html><html lang=ko><head><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width,initial-scale=1">'
+            "<meta http-equiv=refresh content=5>"
+            "<title>나에게 보낸 메모 (가짜 카카오) / Memos sent (fake Kakao)</title>"
+            "<style>body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}"
+            "li{margin-bottom:1em}.meta{color:#666;margin:0}.text{white-space:pre-wrap;"
+            "margin:.2em 0}</style></head><body>"
+            "<h1>나에게 보낸 메모 / Memos sent to me</h1>"
+            "<p>가짜 카카오가 받은 메모입니다(최신순). 진짜 카카오라면 카카오톡 '나와의 채팅'에 "
+            "도착합니다. / Memos the fake Kakao received, newest first; real Kakao delivers "
+            "them to your own chat in KakaoTalk.</p>"
+            f"{listing}</body></html>"
+        )
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        }
+        self._send(200, body.encode(), "text/html;charset=utf-8", headers)
 
 
 def main() -> None:
@@ -558,7 +605,7 @@ def main() -> None:
         redirect_uris=set(args.redirect_uri),
     )
     fake = FakeKakao(state, port=args.port).start()
-    print(f"fake Kakao listening on {fake.url}", flush=True)
+    print(f"fake Kakao listening on {fake.url}; memos sent: {fake.url}{MEMOS_PATH}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

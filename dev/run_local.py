@@ -1,87 +1,240 @@
-"""``make run``: the function on http://localhost:8080 (and the refresh target on :8081).
+"""``make run``: the whole product on this machine.
 
-Without KAKAO_REST_API_KEY it starts the bundled fake Kakao and runs in demo mode, so a
-newcomer sees the whole login work before creating a Kakao app.
+kakao_callback on http://localhost:8080 (PORT), kakao_refresh on :8081 (REFRESH_PORT) and the
+token endpoint kakao_token on :8082 (TOKEN_PORT). Without KAKAO_REST_API_KEY it starts the
+bundled fake Kakao on :9090 (FAKE_KAKAO_PORT) and runs in demo mode, so a newcomer sees the
+whole login, the command line and a memo arrive before creating a Kakao app.
+
+Once every server listens it prints what to open and the command lines with their complete
+environment, ready to paste in another terminal at the repository root.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from dev.fake_kakao import FakeKakao, FakeKakaoState
-from dev.servers import function_command
+from dev.fake_kakao import MEMOS_PATH, FakeKakao, FakeKakaoState
+from dev.servers import function_command, port_is_free, stop_all, wait_until_listening
 
 ROOT = Path(__file__).resolve().parent.parent
-CALLBACK_PORT = int(os.environ.get("PORT", "8080"))
-REFRESH_PORT = CALLBACK_PORT + 1
-FAKE_KAKAO_PORT = 9090
+DEMO_REST_API_KEY = "demo-rest-api-key"
+DEMO_CLIENT_SECRET = "demo-client-secret"
+# Locally nothing checks the caller's ID token (on Google Cloud, Cloud Run does), but the
+# client needs one to send; it accepts any explicit one for a loopback http URL.
+DEMO_ID_TOKEN = "local-demo"
+# What the command line reads in store mode, in the order printed (when set).
+STORE_VARIABLES = (
+    "TOKEN_BUCKET",
+    "STORAGE_EMULATOR_HOST",
+    "TOKEN_DIR",
+    "TOKEN_OBJECT",
+    "KAKAO_REST_API_KEY",
+    "KAKAO_CLIENT_SECRET",
+    "KAKAO_REDIRECT_URI",
+    "KAKAO_AUTH_BASE_URL",
+    "KAKAO_API_BASE_URL",
+    "KAKAO_SCOPE",
+    "KAKAO_PKCE",
+    "ALLOWED_KAKAO_USER_IDS",
+    "REFRESH_MARGIN_SECONDS",
+    "KAKAO_TIMEOUT_SECONDS",
+)
+# Printed as a reference to the reader's own shell, never as a value (except the demo's).
+SECRET_VARIABLES = frozenset({"KAKAO_CLIENT_SECRET"})
+SECRET_NOTE = (
+    "  (the client secret is never printed: set KAKAO_CLIENT_SECRET in that terminal first /"
+    " 클라이언트 시크릿은 출력하지 않습니다: 그 터미널에서 먼저 설정하세요)"
+)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where each server listens; the defaults are what the README and the Kakao console say."""
+
+    callback: int
+    refresh: int
+    token: int
+    fake_kakao: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Ports:
+        callback = _port(environ, "PORT", 8080)
+        return cls(
+            callback=callback,
+            refresh=_port(environ, "REFRESH_PORT", callback + 1),
+            token=_port(environ, "TOKEN_PORT", callback + 2),
+            fake_kakao=_port(environ, "FAKE_KAKAO_PORT", 9090),
+        )
+
+    def named(self, demo: bool) -> list[tuple[str, int]]:
+        """(the variable that moves it, port) for each port this run needs."""
+        named = [
+            ("PORT", self.callback),
+            ("REFRESH_PORT", self.refresh),
+            ("TOKEN_PORT", self.token),
+        ]
+        return [*named, ("FAKE_KAKAO_PORT", self.fake_kakao)] if demo else named
 
 
 def main() -> int:
-    env = dict(os.environ)
-    env.setdefault("KAKAO_REDIRECT_URI", f"http://localhost:{CALLBACK_PORT}/")
-    fake = None
-    if not env.get("KAKAO_REST_API_KEY"):
-        state = FakeKakaoState(
-            client_id="demo-rest-api-key",
-            client_secret="demo-client-secret",
-            redirect_uris={env["KAKAO_REDIRECT_URI"]},
-        )
-        fake = FakeKakao(state, port=FAKE_KAKAO_PORT).start()
-        env.update(
-            {
-                "KAKAO_REST_API_KEY": state.client_id,
-                "KAKAO_CLIENT_SECRET": state.client_secret,
-                "KAKAO_AUTH_BASE_URL": fake.url,
-                "KAKAO_API_BASE_URL": fake.url,
-                "KAKAO_SCOPE": env.get("KAKAO_SCOPE", "talk_message"),
-                "KAKAO_DEMO": "1",
-                "TOKEN_DIR": env.get("TOKEN_DIR", str(ROOT / ".run" / "demo")),
-            }
-        )
-        print(
-            "DEMO MODE / 데모 모드: KAKAO_REST_API_KEY is not set, so the bundled fake Kakao "
-            f"runs on {fake.url}. Tokens go to {env['TOKEN_DIR']}."
-        )
-    servers = [
-        _serve("kakao_callback", CALLBACK_PORT, env),
-        _serve("kakao_refresh", REFRESH_PORT, env),
-    ]
-    print(
-        f"\n  Log in / 로그인:   open {env['KAKAO_REDIRECT_URI']}\n"
-        f"  Refresh / 갱신:    curl -X POST http://localhost:{REFRESH_PORT}/\n"
-        f"  Status / 상태:     TOKEN_DIR={env.get('TOKEN_DIR', '.')} "
-        f"KAKAO_REST_API_KEY={env['KAKAO_REST_API_KEY']} .venv/bin/python -m token_logic status\n"
-        "  Stop / 종료:       Ctrl+C\n",
-        flush=True,
-    )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        while not stopped.wait(0.5):
+        ports = Ports.from_env(os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env.setdefault("KAKAO_REDIRECT_URI", f"http://localhost:{ports.callback}/")
+    # The demo key too: a terminal where the printed demo environment was pasted is a demo.
+    demo = env.get("KAKAO_REST_API_KEY", DEMO_REST_API_KEY) in ("", DEMO_REST_API_KEY)
+    busy = [f"{name}={port}" for name, port in ports.named(demo) if not port_is_free(port)]
+    if busy:
+        print(
+            f"error: in use: {', '.join(busy)}; set the variable to another port", file=sys.stderr
+        )
+        return 1
+    fake = _start_fake(env, ports.fake_kakao) if demo else None
+    if not env.get("TOKEN_BUCKET"):
+        env["TOKEN_DIR"] = env.get("TOKEN_DIR") or "."
+    functions = {
+        "kakao_callback": ports.callback,
+        "kakao_refresh": ports.refresh,
+        "kakao_token": ports.token,
+    }
+    servers = [_serve(target, port, env) for target, port in functions.items()]
+    code = 0
+    try:
+        if wait_until_listening(servers, list(functions.values()), stopped):
+            print(guide(env, ports, fake.url if fake else None), flush=True)
+        elif not stopped.is_set():
+            print("error: a function server did not start (its output is above)", file=sys.stderr)
+            code = 1
+        while code == 0 and not stopped.wait(0.5):
             if any(server.poll() is not None for server in servers):
-                break
+                print("error: a function server stopped (its output is above)", file=sys.stderr)
+                code = 1
     except KeyboardInterrupt:
         pass
-    for server in servers:
-        server.terminate()
-        server.wait(timeout=10)
-    if fake is not None:
-        fake.stop()
-    return 0
+    finally:
+        stop_all(servers)
+        if fake is not None:
+            fake.stop()
+    return code
+
+
+def guide(env: Mapping[str, str], ports: Ports, fake_url: str | None) -> str:
+    """What to open and what to paste, every command with the environment it needs."""
+    python = _shown_path(Path(sys.executable))
+    cli = f"{python} -m token_logic"
+    token_url = f"http://localhost:{ports.token}/"
+    endpoint = {"KAKAO_TOKEN_URL": token_url, "KAKAO_TOKEN_ID_TOKEN": DEMO_ID_TOKEN}
+    if env.get("KAKAO_API_BASE_URL"):  # the demo's fake: send-memo must not go to real Kakao
+        endpoint["KAKAO_API_BASE_URL"] = env["KAKAO_API_BASE_URL"]
+    prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in endpoint.items())
+    if fake_url:
+        where = "DEMO MODE / 데모 모드: KAKAO_REST_API_KEY is not set, so the bundled fake Kakao "
+        where += f"runs on {fake_url} and nothing goes to the real Kakao."
+        memos = f"open {fake_url}{MEMOS_PATH}"
+    else:
+        where = f"Your Kakao app / 내 카카오 앱: register {env['KAKAO_REDIRECT_URI']} as a "
+        where += "Redirect URI in the Kakao console."
+        memos = "in KakaoTalk, your chat with yourself / 카카오톡 '나와의 채팅'"
+    stored = f"bucket {env['TOKEN_BUCKET']}" if env.get("TOKEN_BUCKET") else env["TOKEN_DIR"]
+    lines = [
+        f"{where} Tokens go to {stored}.",
+        "",
+        f"  Log in / 로그인:          open {env['KAKAO_REDIRECT_URI']}",
+        f"  Refresh / 갱신:           curl -X POST http://localhost:{ports.refresh}/",
+        f"  Token / 토큰:             curl -s {token_url}",
+        "      Locally nothing checks the caller's Google ID token (local-demo below is a "
+        "stand-in); on Google Cloud, Cloud Run does (roles/run.invoker).",
+        "      로컬에서는 호출자의 Google ID 토큰을 확인하지 않습니다(아래 local-demo는 자리 "
+        "표시용). Google Cloud에서는 Cloud Run이 확인합니다.",
+        f"  Memos sent / 보낸 메모:   {memos}",
+        "  Stop / 종료:              Ctrl+C",
+        "",
+        "  Command line from the store, in another terminal at the repository root /",
+        "  저장소에서 바로 (다른 터미널, 저장소 최상위 폴더에서):",
+        *([] if fake_url or not env.get("KAKAO_CLIENT_SECRET") else [SECRET_NOTE]),
+        *[f"    export {assignment}" for assignment in store_environment(env, demo=bool(fake_url))],
+        f"    {cli} status",
+        f"    {cli} access-token",
+        f"    {cli} refresh --force",
+        f'    {cli} send-memo "안녕하세요, 저장소에서 / hello from the store"',
+        f"    {cli} login-url",
+        "",
+        "  Command line through the token endpoint, as a script elsewhere would /",
+        "  토큰 엔드포인트를 거쳐 (다른 곳의 스크립트처럼):",
+        f"    {prefix} {cli} access-token",
+        f'    {prefix} {cli} send-memo "안녕하세요, 엔드포인트에서 / hello via the endpoint"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def store_environment(env: Mapping[str, str], *, demo: bool) -> list[str]:
+    """``NAME=value`` for each store-mode variable that is set; a real secret as a reference."""
+    assignments = []
+    for name in STORE_VARIABLES:
+        value = env.get(name, "")
+        if not value:
+            continue
+        if name in SECRET_VARIABLES and not demo:
+            assignments.append(f'{name}="${name}"')
+        else:
+            assignments.append(f"{name}={shlex.quote(value)}")
+    return assignments
+
+
+def _start_fake(env: dict[str, str], port: int) -> FakeKakao:
+    state = FakeKakaoState(
+        client_id=DEMO_REST_API_KEY,
+        client_secret=DEMO_CLIENT_SECRET,
+        redirect_uris={env["KAKAO_REDIRECT_URI"]},
+    )
+    fake = FakeKakao(state, port=port).start()
+    env.update(
+        {
+            "KAKAO_REST_API_KEY": state.client_id,
+            "KAKAO_CLIENT_SECRET": state.client_secret,
+            "KAKAO_AUTH_BASE_URL": fake.url,
+            "KAKAO_API_BASE_URL": fake.url,
+            "KAKAO_SCOPE": env.get("KAKAO_SCOPE") or "talk_message",
+            "KAKAO_DEMO": "1",
+            "TOKEN_DIR": env.get("TOKEN_DIR") or ".run/demo",  # relative to ROOT, the servers' cwd
+        }
+    )
+    return fake
 
 
 def _serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        function_command(target, ROOT / "main.py", port),
-        env=env,
-        cwd=ROOT,
-    )
+    return subprocess.Popen(function_command(target, ROOT / "main.py", port), env=env, cwd=ROOT)
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{name} must be a port number (1-65535), not {raw!r}")
+    return int(raw)
+
+
+def _shown_path(path: Path) -> str:
+    """Relative to the repository root when inside it: the printed commands run from there."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
