@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -370,7 +371,7 @@ def test_cache_entry_expires(live_kakao: FakeKakao, tmp_path: Path) -> None:
 def test_other_methods_are_405(
     monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """POST and friends: 405 with Allow: GET, JSON."""
+    """POST and friends: 405 with Allow: GET, JSON with the login URL like every refusal."""
     client = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path))
 
     for method in ("post", "put", "delete"):
@@ -378,6 +379,7 @@ def test_other_methods_are_405(
         assert response.status_code == 405
         assert response.headers["Allow"] == "GET"
         assert response.get_json()["error"] == "method_not_allowed"
+        assert response.get_json()["login_url"] == REDIRECT_URI
 
 
 def test_broken_configuration_is_json_not_a_trace(
@@ -421,3 +423,55 @@ def test_two_processes_near_expiry_make_one_kakao_call(live_kakao: FakeKakao, bu
     for secret in [*secrets_of(document, live_kakao), stored["refresh_token"]]:
         assert secret not in everything
     assert stored["access_token"] not in logs
+
+
+def documented_errors() -> set[tuple[int, str]]:
+    """The (status, error) rows of docs/token-endpoint.md's error table."""
+    text = (ROOT / "docs" / "token-endpoint.md").read_text()
+    table = text[text.index("<!-- error-table") :].split("\n\n")[0]
+    rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, re.MULTILINE)
+    return {(int(status), error) for status, error in rows}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["405", "400", "404", "401", "429", "502-html", "503-koe003", "503-storage", "500-config"],
+)
+def test_every_refusal_has_one_shape_and_is_documented(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path, case: str
+) -> None:
+    """Each refusal: JSON {error, message, code, login_url}, its (status, error) a row of the
+    README's table, and Retry-After on every answer worth retrying (429, 502, 503, 504)."""
+    store = FileTokenStore(tmp_path)
+    env = {"TOKEN_DIR": str(tmp_path)}
+    if case not in ("404", "500-config"):
+        log_in(live_kakao, store, **env)
+    if case in ("401", "429", "502-html", "503-koe003"):
+        expire_in(store, 100)
+    faults = {"429": ("KOE237",), "502-html": ("html",) * 3, "503-koe003": ("KOE003",) * 3}
+    live_kakao.state.inject("/oauth/token", *faults.get(case, ()))
+    if case == "401":
+        live_kakao.state.refresh_tokens.clear()
+    if case == "503-storage":
+        client = endpoint_app(BrokenStore(), live_kakao, FreshTokenCache()).test_client()
+    elif case == "500-config":
+        client = function_app(
+            monkeypatch, "kakao_token", {**settings_env(live_kakao), "KAKAO_REST_API_KEY": None}
+        ).test_client()
+    else:
+        client = token_client(monkeypatch, live_kakao, **env)
+
+    response = (
+        client.post("/")
+        if case == "405"
+        else client.get("/?min_valid=abc" if case == "400" else "/")
+    )
+
+    body = response.get_json()
+    assert response.status_code == int(case[:3])
+    assert set(body) == {"error", "message", "code", "login_url"}
+    assert (response.status_code, body["error"]) in documented_errors()
+    retryable = response.status_code in (429, 502, 503, 504)
+    assert ("Retry-After" in response.headers) == retryable
+    if retryable:
+        assert int(response.headers["Retry-After"]) > 0
