@@ -3,7 +3,8 @@
 Run with ``make bench``. Everything is on loopback: the fake Kakao, fake-gcs-server and
 functions-framework subprocesses started here. ``python -m bench.run token`` runs only the token
 endpoint's section and rewrites only that section of BENCHMARKS.md; ``python -m bench.run sweep``
-likewise for the scheduled sweep at 1,000 and 10,000 users (bench/sweep.py).
+likewise for the scheduled sweep at 1,000 and 10,000 users (bench/sweep.py), and
+``python -m bench.run client`` for a script's cold `kakao-token` (bench/client.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import requests
 import urllib3
 
+from bench import client as client_bench
 from bench import sweep as sweep_bench
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from dev.servers import function_command
@@ -361,6 +363,9 @@ def main(sections: list[str]) -> None:
     if sections == ["sweep"]:
         report_sweep()
         return
+    if sections == ["client"]:
+        report_client()
+        return
     gcs = GcsEmulator().start()
     os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
     port = free_port()
@@ -393,6 +398,7 @@ def main(sections: list[str]) -> None:
         fake.stop()
         gcs.stop()
     report_sweep()  # its own emulator, proxies and processes
+    report_client()
 
 
 def report(
@@ -473,6 +479,11 @@ def report_token_only(token: dict[str, list[float]]) -> None:
 def report_sweep() -> None:
     """Measure the scheduled sweep at scale (bench/sweep.py); rewrite only its section."""
     replace_section(SWEEP_SECTION, "\n".join(sweep_bench.lines(sweep_bench.run_all())))
+
+
+def report_client() -> None:
+    """Measure a script's cold `kakao-token access-token` (bench/client.py)."""
+    replace_section(client_bench.SECTION, "\n".join(client_bench.lines(client_bench.measure())))
 
 
 def replace_section(title: str, section: str) -> None:
