@@ -18,9 +18,16 @@ ALERT_POLICY="kakao-token-function: login dead or refresh failing"
 # At most one mail per period: a broken night is a few mails, not one per failed run.
 ALERT_RATE_LIMIT="3600s"
 ALERT_AUTO_CLOSE="1800s"
+GITHUB_POOL="kakao-token-github"
+GITHUB_PROVIDER="github"
+GITHUB_ACCOUNT_NAME="kakao-token-github"
+GITHUB_ISSUER="https://token.actions.githubusercontent.com"
+# google.subject is required by every provider; attribute.repository names the principal sets.
+GITHUB_ATTRIBUTE_MAPPING="google.subject=assertion.sub,attribute.repository=assertion.repository"
+ACTION_PLACEHOLDER="OWNER/kakao-token-function@main"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
-  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS)
+  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS GITHUB_REPOSITORY KAKAO_TOKEN_ACTION)
 
 usage() {
   cat <<'EOF'
@@ -59,10 +66,21 @@ Optional:
   KAKAO_APP_ID            the app's numeric ID (앱 ID), checked on the unlink webhook
   ALERT_EMAIL             mail address for alerts: a dead login, a refresh failing after its
                           retries, a failed scheduler run (at most one mail an hour)
+  GITHUB_REPOSITORY       GitHub repositories whose Actions may get an access token, owner/repo
+                          spelt as on GitHub, comma-separated (me/bot,me/other): sets up workload
+                          identity federation (pool kakao-token-github, no key to store) and a
+                          service account that may call kakao-token only, and prints the
+                          workflow to paste. 다른 저장소의 GitHub Actions에서 토큰을 받게 합니다.
+                          Taking a repository off the list removes its access on the next run.
+                          Inside GitHub Actions the variable is GitHub's own: set it in the file.
+  KAKAO_TOKEN_ACTION      the action the printed workflow uses, e.g.
+                          me/kakao-token-function@v0.2.0; default: this checkout's github.com
+                          origin at v + token_logic.__version__ (or @main)
 
 Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources.
 At the end it prints the Redirect URI to register in the Kakao console, the login URL, the
-token endpoint's URL and, with KAKAO_ADMIN_KEY, the unlink webhook URL to register.
+token endpoint's URL, with KAKAO_ADMIN_KEY the unlink webhook URL to register and, with
+GITHUB_REPOSITORY, the GitHub Actions workflow to paste into those repositories.
 EOF
 }
 
@@ -75,7 +93,17 @@ say() {
   echo "==> $*"
 }
 
+trim() {
+  local s="$1"
+  s="${s#"${s%%[![:space:]]*}"}"
+  printf '%s' "${s%"${s##*[![:space:]]}"}"
+}
+
 ENV_FILE="$HERE/deploy.env"
+# GitHub Actions sets GITHUB_REPOSITORY to the repository running the job, and a workflow cannot
+# override it: there it is never a setting of ours, and deploy.sh run by CI would otherwise let
+# that repository in. Only deploy.env can name repositories there.
+if [[ "${GITHUB_ACTIONS:-}" == true ]]; then unset GITHUB_REPOSITORY; fi
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h | --help)
@@ -129,6 +157,8 @@ TOKEN_READERS="${TOKEN_READERS:-}"
 KAKAO_ADMIN_KEY="${KAKAO_ADMIN_KEY:-}"
 KAKAO_APP_ID="${KAKAO_APP_ID:-}"
 ALERT_EMAIL="${ALERT_EMAIL:-}"
+GITHUB_REPOSITORY="${GITHUB_REPOSITORY:-}"
+KAKAO_TOKEN_ACTION="${KAKAO_TOKEN_ACTION:-}"
 
 missing=()
 for name in GOOGLE_CLOUD_PROJECT TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET; do
@@ -150,8 +180,7 @@ POOL_RE='^principal(Set)?://iam\.googleapis\.com/projects/[0-9]+/locations/globa
 token_readers=()
 IFS=',' read -r -a reader_fields <<<"$TOKEN_READERS"
 for reader in "${reader_fields[@]}"; do
-  reader="${reader#"${reader%%[![:space:]]*}"}"
-  reader="${reader%"${reader##*[![:space:]]}"}"
+  reader="$(trim "$reader")"
   [[ -z "$reader" ]] && continue
   if [[ "$reader" =~ ^(user|serviceAccount|group):(.*)$ && "${BASH_REMATCH[2]}" =~ $EMAIL_RE ]] ||
     [[ "$reader" =~ $POOL_RE ]]; then
@@ -162,6 +191,31 @@ for reader in "${reader_fields[@]}"; do
       "(allUsers and allAuthenticatedUsers are refused: the token endpoint stays private)"
   fi
 done
+# GitHub's rules: an owner of letters, digits and inner hyphens (39 at most), a repository of
+# letters, digits, '.', '-' and '_' other than . and ..; no quote, so it is safe inside CEL's ''.
+GITHUB_REPO_RE='^[A-Za-z0-9]([A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]{1,100}$'
+github_repositories=()
+IFS=',' read -r -a repository_fields <<<"$GITHUB_REPOSITORY"
+for repository in "${repository_fields[@]}"; do
+  repository="$(trim "$repository")"
+  [[ -z "$repository" ]] && continue
+  [[ "$repository" =~ $GITHUB_REPO_RE && "${repository#*/}" != "." && "${repository#*/}" != ".." ]] ||
+    fail "GITHUB_REPOSITORY: '$repository' is not a GitHub repository like me/bot" \
+      "(owner/repo as GitHub spells it, comma-separated)"
+  [[ " ${github_repositories[*]} " == *" $repository "* ]] || github_repositories+=("$repository")
+done
+# CEL for the provider: assertion.repository == 'me/bot', or ... in ['me/bot', 'me/other'].
+quoted_repositories=""
+for repository in "${github_repositories[@]}"; do
+  quoted_repositories+="${quoted_repositories:+, }'$repository'"
+done
+GITHUB_CONDITION="assertion.repository in [$quoted_repositories]"
+[[ ${#github_repositories[@]} -eq 1 ]] && GITHUB_CONDITION="assertion.repository == $quoted_repositories"
+[[ ${#GITHUB_CONDITION} -le 4096 ]] ||
+  fail "GITHUB_REPOSITORY: too many repositories (a provider's condition holds 4096 characters)"
+[[ -z "$KAKAO_TOKEN_ACTION" ||
+  "$KAKAO_TOKEN_ACTION" =~ ^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+(/[A-Za-z0-9._/-]+)?@[A-Za-z0-9._/-]+$ ]] ||
+  fail "KAKAO_TOKEN_ACTION '$KAKAO_TOKEN_ACTION' is not an action like me/kakao-token-function@v0.2.0"
 # The key itself never goes into a message.
 [[ -z "$KAKAO_ADMIN_KEY" || "$KAKAO_ADMIN_KEY" =~ ^[A-Za-z0-9_-]{16,}$ ]] ||
   fail "KAKAO_ADMIN_KEY does not look like a Kakao admin key (letters and digits, no spaces)"
@@ -172,6 +226,7 @@ command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.goo
 PROJECT="$GOOGLE_CLOUD_PROJECT"
 RUNTIME_ACCOUNT="$RUNTIME_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
 SCHEDULER_ACCOUNT="$SCHEDULER_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
+GITHUB_ACCOUNT="$GITHUB_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
 
 g() {
   gcloud "$@" --project="$PROJECT" --quiet
@@ -182,10 +237,15 @@ exists() {
 }
 
 enable_apis() {
+  local apis=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
+    artifactregistry.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com
+    storage.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com)
+  # A GitHub job trades its OIDC token for a federated one (Security Token Service), then mints
+  # the reader account's ID token with it (IAM Credentials): Google's federation guide asks for
+  # both. Cloud Run takes only an ID token, which the federated token itself cannot be.
+  [[ ${#github_repositories[@]} -gt 0 ]] && apis+=(sts.googleapis.com iamcredentials.googleapis.com)
   say "Enabling APIs / API 사용 설정"
-  g services enable cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
-    artifactregistry.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
-    storage.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com
+  g services enable "${apis[@]}"
 }
 
 ensure_bucket() {
@@ -287,6 +347,147 @@ grant_token_readers() {
     g functions add-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
       --member="$reader" >/dev/null
   done
+}
+
+# Deleting a pool or a provider keeps it for 30 days with state DELETED: describe still finds it
+# and create fails, so it is brought back instead.
+identity_state() {
+  g iam workload-identity-pools "$@" --location=global --format='value(state)' 2>/dev/null || true
+}
+
+# The provider admits tokens of the listed repositories only, and is rewritten on every run:
+# a repository taken off GITHUB_REPOSITORY can no longer get in.
+ensure_github_identity() {
+  local state provider_flags=(--location=global --workload-identity-pool="$GITHUB_POOL")
+  local settings=(--issuer-uri="$GITHUB_ISSUER" --attribute-mapping="$GITHUB_ATTRIBUTE_MAPPING"
+    --attribute-condition="$GITHUB_CONDITION")
+  state="$(identity_state describe "$GITHUB_POOL")"
+  if [[ -z "$state" ]]; then
+    say "Workload identity pool $GITHUB_POOL (create) / 워크로드 아이덴티티 풀"
+    g iam workload-identity-pools create "$GITHUB_POOL" --location=global \
+      --display-name="kakao-token GitHub Actions" >/dev/null
+  elif [[ "$state" == DELETED ]]; then
+    say "Workload identity pool $GITHUB_POOL (undelete) / 풀 복구"
+    g iam workload-identity-pools undelete "$GITHUB_POOL" --location=global >/dev/null
+  fi
+  state="$(identity_state providers describe "$GITHUB_PROVIDER" --workload-identity-pool="$GITHUB_POOL")"
+  say "GitHub provider for ${github_repositories[*]} / GitHub 공급자: $GITHUB_CONDITION"
+  if [[ -z "$state" ]]; then
+    g iam workload-identity-pools providers create-oidc "$GITHUB_PROVIDER" "${provider_flags[@]}" \
+      --display-name="GitHub Actions" "${settings[@]}" >/dev/null
+  else
+    if [[ "$state" == DELETED ]]; then
+      g iam workload-identity-pools providers undelete "$GITHUB_PROVIDER" "${provider_flags[@]}" >/dev/null
+    fi
+    g iam workload-identity-pools providers update-oidc "$GITHUB_PROVIDER" "${provider_flags[@]}" \
+      "${settings[@]}" >/dev/null
+  fi
+}
+
+project_number() {
+  local number
+  number="$(g projects describe "$PROJECT" --format='value(projectNumber)')"
+  [[ "$number" =~ ^[0-9]+$ ]] || fail "could not read the project number of $PROJECT"
+  printf '%s' "$number"
+}
+
+github_principal_prefix() {
+  printf 'principalSet://iam.googleapis.com/projects/%s/locations/global/workloadIdentityPools/%s/attribute.repository/' \
+    "$1" "$GITHUB_POOL"
+}
+
+# Each listed repository may act as the reader account, which may call kakao-token and nothing
+# else: no project role, no invoker on the callback or the refresh.
+grant_github_access() {
+  local number="$1" prefix policy lines line role member repository
+  prefix="$(github_principal_prefix "$number")"
+  say "Letting ${github_repositories[*]} act as $GITHUB_ACCOUNT / GitHub 저장소 권한"
+  for repository in "${github_repositories[@]}"; do
+    g iam service-accounts add-iam-policy-binding "$GITHUB_ACCOUNT" \
+      --role=roles/iam.workloadIdentityUser --member="$prefix$repository" >/dev/null
+  done
+  # The provider's condition already shuts out a repository taken off the list; its binding goes
+  # too, so the account's policy says who may use it. Bindings not made by us are left alone.
+  policy="$(g iam service-accounts get-iam-policy "$GITHUB_ACCOUNT" \
+    --flatten='bindings[].members' --format='value(bindings.role,bindings.members)')"
+  readarray -t lines <<<"$policy"
+  for line in "${lines[@]}"; do
+    role="${line%%$'\t'*}" member="${line#*$'\t'}"
+    [[ "$role" == roles/iam.workloadIdentityUser && "$member" == "$prefix"* ]] || continue
+    [[ " ${github_repositories[*]} " == *" ${member#"$prefix"} "* ]] && continue
+    say "Repository ${member#"$prefix"} is off GITHUB_REPOSITORY: removing its binding / 권한 삭제"
+    g iam service-accounts remove-iam-policy-binding "$GITHUB_ACCOUNT" \
+      --role=roles/iam.workloadIdentityUser --member="$member" >/dev/null
+  done
+  g functions add-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
+    --member="serviceAccount:$GITHUB_ACCOUNT" >/dev/null
+}
+
+# KAKAO_TOKEN_ACTION, else this checkout's github.com origin at its version; the remote's
+# user and password (an https token) are never printed: only owner/repo is kept.
+action_ref() {
+  local origin slug version=main line
+  if [[ -n "$KAKAO_TOKEN_ACTION" ]]; then
+    printf '%s' "$KAKAO_TOKEN_ACTION"
+    return 0
+  fi
+  origin="$(git -C "$HERE" remote get-url origin 2>/dev/null || true)"
+  [[ "$origin" =~ ^(https://([^@/]+@)?|ssh://git@|git@)github\.com[:/]([A-Za-z0-9-]+/[A-Za-z0-9._-]+)/?$ ]] ||
+    return 1
+  slug="${BASH_REMATCH[3]%.git}"
+  if [[ -f "$HERE/token_logic/__init__.py" ]]; then
+    while IFS= read -r line; do
+      if [[ "$line" =~ ^__version__[[:space:]]*=[[:space:]]*[\"\']([A-Za-z0-9.+-]+)[\"\'] ]]; then
+        version="v${BASH_REMATCH[1]}"
+        break
+      fi
+    done <"$HERE/token_logic/__init__.py"
+  fi
+  printf '%s@%s' "$slug" "$version"
+}
+
+print_github_workflow() {
+  local token_url="$1" number="$2" action
+  action="$(action_ref)" || action="$ACTION_PLACEHOLDER"
+  local IFS=,
+  cat <<EOF
+
+GitHub Actions (${github_repositories[*]}): paste this into .github/workflows/kakao-memo.yml there.
+그 저장소의 .github/workflows/kakao-memo.yml 에 아래를 붙여 넣으세요:
+# ----- .github/workflows/kakao-memo.yml -----
+# Every morning at 09:00 KST (GitHub's cron is UTC) / 매일 오전 9시(KST)
+name: kakao-memo
+on:
+  schedule:
+    - cron: "0 0 * * *"
+  workflow_dispatch:
+permissions:
+  id-token: write
+  contents: read
+jobs:
+  memo:
+    runs-on: ubuntu-latest
+    timeout-minutes: 5
+    steps:
+      - id: kakao
+        uses: $action
+        with:
+          url: $token_url
+          workload_identity_provider: projects/$number/locations/global/workloadIdentityPools/$GITHUB_POOL/providers/$GITHUB_PROVIDER
+          service_account: $GITHUB_ACCOUNT
+      # Needs the talk_message consent (KAKAO_SCOPE=talk_message) / 카카오톡 메시지 동의 필요
+      - name: Send a KakaoTalk memo to me / 나에게 보내기
+        env:
+          ACCESS_TOKEN: \${{ steps.kakao.outputs.access_token }}
+        run: |
+          curl -sS --fail-with-body -X POST https://kapi.kakao.com/v2/api/talk/memo/default/send \\
+            -H "Authorization: Bearer \$ACCESS_TOKEN" \\
+            --data-urlencode 'template_object={"object_type":"text","text":"Hello from GitHub Actions","link":{"web_url":"https://developers.kakao.com"}}'
+# ----- end / 끝 -----
+EOF
+  if [[ "$action" == "$ACTION_PLACEHOLDER" ]]; then
+    echo "Set KAKAO_TOKEN_ACTION (e.g. me/kakao-token-function@v0.2.0) to fill in 'uses:' / KAKAO_TOKEN_ACTION 을 설정하세요."
+  fi
 }
 
 # Shard I of N is job kakao-token-refresh (I = 0, the name one job always had) or
@@ -442,6 +643,12 @@ main() {
   if [[ -n "$KAKAO_ADMIN_KEY" ]]; then put_secret "$ADMIN_KEY_SECRET" "$KAKAO_ADMIN_KEY"; fi
   ensure_service_account "$RUNTIME_ACCOUNT_NAME" "$RUNTIME_ACCOUNT" "kakao-token-function runtime"
   ensure_service_account "$SCHEDULER_ACCOUNT_NAME" "$SCHEDULER_ACCOUNT" "kakao-token-function scheduler"
+  # Made early: a new account takes a while to be usable in IAM bindings, which come after the
+  # deploys.
+  if [[ ${#github_repositories[@]} -gt 0 ]]; then
+    ensure_service_account "$GITHUB_ACCOUNT_NAME" "$GITHUB_ACCOUNT" "kakao-token-function GitHub Actions"
+    ensure_github_identity
+  fi
   grant_least_privilege
 
   # The callback's own URL is its redirect URI: known only once the function exists.
@@ -463,6 +670,11 @@ main() {
   g functions add-invoker-policy-binding "$REFRESH_FUNCTION" --region="$REGION" \
     --member="serviceAccount:$SCHEDULER_ACCOUNT" >/dev/null
   grant_token_readers
+  local number=""
+  if [[ ${#github_repositories[@]} -gt 0 ]]; then
+    number="$(project_number)"
+    grant_github_access "$number"
+  fi
   ensure_scheduler_job "$refresh_url"
   if [[ -n "$ALERT_EMAIL" ]]; then ensure_alerts "$callback_url"; fi
 
@@ -489,6 +701,7 @@ EOF
   if [[ -n "$ALERT_EMAIL" ]]; then
     echo "Alerts go to $ALERT_EMAIL (at most one mail per $ALERT_RATE_LIMIT) / 알림 메일."
   fi
+  if [[ ${#github_repositories[@]} -gt 0 ]]; then print_github_workflow "$token_url" "$number"; fi
 }
 
 main

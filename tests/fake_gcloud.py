@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+PROJECT_NUMBER = "418990000123"
+
 
 def main(argv: list[str]) -> int:
     state_path = Path(os.environ["FAKE_GCLOUD_STATE"])
@@ -46,6 +48,13 @@ def answer(
     kind = " ".join(words[:3])
     if words[0] in ("alpha", "beta") and words[1:2] == ["monitoring"]:
         return monitoring(words[2:], argv, state)
+    if words[:2] == ["projects", "describe"]:  # --format='value(projectNumber)'
+        print(PROJECT_NUMBER)
+        return 0
+    if words[:2] == ["iam", "workload-identity-pools"]:
+        return identity_pools(words[2:], argv, state)
+    if words[:2] == ["iam", "service-accounts"] and "iam-policy" in words[2]:
+        return service_account_policy(words[2:], argv, state)
     table = state.setdefault(words[0] + "." + (words[1] if len(words) > 1 else ""), {})
     if words[:2] == ["storage", "buckets"] or words[:2] == ["iam", "service-accounts"]:
         name = words[3] if len(words) > 3 else ""
@@ -90,6 +99,59 @@ def answer(
         state.setdefault("scheduler.jobs", {})[words[4]] = "yes"
     if kind == "scheduler jobs delete":
         return 0 if state.setdefault("scheduler.jobs", {}).pop(words[3], None) else 1
+    return 0
+
+
+def identity_pools(words: list[str], argv: list[str], state: dict[str, dict[str, str]]) -> int:
+    """Pools and their providers, by id: describe --format='value(state)' prints ACTIVE or
+    DELETED (kept 30 days); creating one that exists and undeleting a live one fail."""
+    if words[0] == "providers":
+        table = state.setdefault("iam.workload-identity-pools.providers", {})
+        verb, name = words[1], f"{option(argv, 'workload-identity-pool')}/{words[2]}"
+    else:
+        table = state.setdefault("iam.workload-identity-pools", {})
+        verb, name = words[0], words[1]
+    found = table.get(name)
+    if verb == "describe":
+        if found is None:
+            print(f"ERROR: NOT_FOUND: {name}", file=sys.stderr)
+            return 1
+        print(found)
+        return 0
+    if verb in ("create", "create-oidc"):
+        if found is not None:
+            print(f"ERROR: ALREADY_EXISTS: {name}", file=sys.stderr)
+            return 1
+        table[name] = "ACTIVE"
+    if verb == "undelete":
+        if found != "DELETED":
+            print(f"ERROR: FAILED_PRECONDITION: {name} is not deleted", file=sys.stderr)
+            return 1
+        table[name] = "ACTIVE"
+    if verb == "update-oidc" and found != "ACTIVE":
+        print(f"ERROR: cannot update {name} ({found})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def service_account_policy(
+    words: list[str], argv: list[str], state: dict[str, dict[str, str]]
+) -> int:
+    """add/remove-iam-policy-binding keep "account role member" rows; get-iam-policy with
+    --flatten='bindings[].members' --format='value(bindings.role,bindings.members)' prints
+    "role<TAB>member" a line."""
+    table = state.setdefault("iam.service-accounts.policy", {})
+    verb, account = words[0], words[1]
+    row = f"{account} {option(argv, 'role')} {option(argv, 'member')}"
+    if verb == "add-iam-policy-binding":
+        table[row] = "yes"
+    elif verb == "remove-iam-policy-binding":
+        return 0 if table.pop(row, None) else 1
+    elif verb == "get-iam-policy":
+        for key in table:
+            owner, role, member = key.split(" ")
+            if owner == account:
+                print(f"{role}\t{member}")
     return 0
 
 

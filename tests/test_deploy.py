@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.fake_gcloud import PROJECT_NUMBER
 
 INPUTS = {
     "GOOGLE_CLOUD_PROJECT": "kakao-demo-123",
@@ -44,6 +45,14 @@ FULL_INPUTS = {
     "ALERT_EMAIL": "me@example.com",
 }
 SCHEDULER_ACCOUNT = "kakao-token-scheduler@kakao-demo-123.iam.gserviceaccount.com"
+GITHUB_INPUTS = {
+    **INPUTS,
+    "GITHUB_REPOSITORY": "me/bot, me/other",
+    "KAKAO_TOKEN_ACTION": "me/kakao-token-function@v0.2.0",
+}
+GITHUB_ACCOUNT = "kakao-token-github@kakao-demo-123.iam.gserviceaccount.com"
+POOL = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/kakao-token-github"
+MAPPING = "google.subject=assertion.sub,attribute.repository=assertion.repository"
 
 
 class Deployer:
@@ -61,6 +70,7 @@ class Deployer:
         stub.chmod(0o755)
         self.log = tmp_path / "gcloud.log"
         self.state = tmp_path / "gcloud-state.json"
+        self.script = ROOT / "deploy.sh"
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         self.log.write_text("")
@@ -72,7 +82,7 @@ class Deployer:
             **env,
         }
         return subprocess.run(
-            ["bash", str(ROOT / "deploy.sh"), *args],
+            ["bash", str(self.script), *args],
             env=full_env,
             capture_output=True,
             text=True,
@@ -85,6 +95,12 @@ class Deployer:
 
     def entries(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def edit_state(self, table: str, **rows: str) -> None:
+        """Sets rows of one table of the fake project (e.g. a pool deleted by hand)."""
+        state = json.loads(self.state.read_text())
+        state.setdefault(table, {}).update(rows)
+        self.state.write_text(json.dumps(state))
 
     def policies(self) -> list[dict[str, Any]]:
         """The alert policy files deploy.sh handed to gcloud, parsed."""
@@ -291,7 +307,14 @@ def test_every_known_input_is_in_help_and_in_the_example(deployer: Deployer) -> 
 
     result = deployer.run("--help")
 
-    assert {"TOKEN_READERS", "KAKAO_ADMIN_KEY", "KAKAO_APP_ID", "ALERT_EMAIL"} <= set(names)
+    assert {
+        "TOKEN_READERS",
+        "KAKAO_ADMIN_KEY",
+        "KAKAO_APP_ID",
+        "ALERT_EMAIL",
+        "GITHUB_REPOSITORY",
+        "KAKAO_TOKEN_ACTION",
+    } <= set(names)
     assert [n for n in names if n not in result.stdout] == []
     assert [n for n in names if f"{n}=" not in example] == []
 
@@ -605,6 +628,13 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
     assert ("alpha", "monitoring", "policies", "update") in checked
     assert ("beta", "monitoring", "channels", "create") in checked
 
+    assert refused_by_real_gcloud(unique, config) == []
+
+
+def refused_by_real_gcloud(commands: set[tuple[str, ...]], config: str) -> list[str]:
+    """Runs each command in the real gcloud without credentials and lists those refused for any
+    reason but the missing account (an unknown flag, a malformed value)."""
+
     def check(args: tuple[str, ...]) -> tuple[tuple[str, ...], int, str]:
         env = {**os.environ, "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
         done = subprocess.run(
@@ -619,11 +649,12 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
         return args, done.returncode, done.stderr
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(check, sorted(unique)))
-
-    for args, code, stderr in results:
-        assert code != 2, f"gcloud rejected {args}: {stderr}"
-        assert "You do not currently have an active account selected" in stderr, (args, stderr)
+        results = list(pool.map(check, sorted(commands)))
+    return [
+        f"gcloud refused {args}: {stderr}"
+        for args, code, stderr in results
+        if code == 2 or "You do not currently have an active account selected" not in stderr
+    ]
 
 
 # Run by gcloud's own Python: parse the policy into the Monitoring API's message types that
@@ -714,3 +745,396 @@ def test_gcloudignore_uploads_only_the_function(tmp_path: Path) -> None:
     assert all(
         p == "main.py" or p == "requirements.txt" or p.startswith("token_logic/") for p in uploaded
     ), uploaded
+
+
+# GitHub Actions: workload identity federation for the repositories in GITHUB_REPOSITORY.
+
+
+def principal(repository: str) -> str:
+    return f"principalSet://iam.googleapis.com/{POOL}/attribute.repository/{repository}"
+
+
+def identity_user_members(calls: list[list[str]], verb: str) -> list[str]:
+    """The members given roles/iam.workloadIdentityUser on the reader account (or removed)."""
+    bindings = find(calls, "iam", "service-accounts", f"{verb}-iam-policy-binding", GITHUB_ACCOUNT)
+    assert {flag(call, "role") for call in bindings} <= {"roles/iam.workloadIdentityUser"}
+    return [flag(call, "member") for call in bindings]
+
+
+def changes(calls: list[list[str]]) -> list[list[str]]:
+    """Calls that would change the project (everything but describe, list, get and access)."""
+    reads = {"describe", "list", "get-iam-policy", "access"}
+    return [call for call in calls if not reads & set(call)]
+
+
+def printed_workflow(stdout: str) -> str:
+    """The workflow deploy.sh prints between its two '# -----' lines (themselves YAML comments)."""
+    found = re.search(
+        r"^# ----- \.github/workflows/kakao-memo\.yml -----\n.*?^# ----- end", stdout, re.S | re.M
+    )
+    assert found is not None, stdout
+    return found.group(0)
+
+
+def test_github_repositories_get_a_pool_a_provider_and_a_token_only_account(
+    deployer: Deployer,
+) -> None:
+    """A pool and a GitHub provider admitting only the listed repositories, a reader account each
+    of them may act as, and that account may call kakao-token and nothing else."""
+    result = deployer.run(**GITHUB_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    enabled = find(calls, "services", "enable")[0]
+    assert "iamcredentials.googleapis.com" in enabled and "sts.googleapis.com" in enabled
+    [pool] = find(calls, "iam", "workload-identity-pools", "create", "kakao-token-github")
+    assert flag(pool, "location") == "global"
+    [provider] = find(calls, "iam", "workload-identity-pools", "providers", "create-oidc", "github")
+    assert flag(provider, "workload-identity-pool") == "kakao-token-github"
+    assert flag(provider, "location") == "global"
+    assert flag(provider, "issuer-uri") == "https://token.actions.githubusercontent.com"
+    assert flag(provider, "attribute-mapping") == MAPPING
+    assert flag(provider, "attribute-condition") == "assertion.repository in ['me/bot', 'me/other']"
+    [account] = find(calls, "iam", "service-accounts", "create", "kakao-token-github")
+    assert identity_user_members(calls, "add") == [principal("me/bot"), principal("me/other")]
+    assert members(calls, "kakao-token") == [f"serviceAccount:{GITHUB_ACCOUNT}"]
+    assert members(calls, "kakao-refresh") == [f"serviceAccount:{SCHEDULER_ACCOUNT}"]
+    assert members(calls, "kakao-callback") == []
+    as_member = [call for call in calls if f"--member=serviceAccount:{GITHUB_ACCOUNT}" in call]
+    assert [call[:3] for call in as_member] == [
+        ["functions", "add-invoker-policy-binding", "kakao-token"]
+    ]
+    assert find(calls, "projects", "add-iam-policy-binding") == []
+    assert calls.index(account) < calls.index(
+        find(calls, "iam", "service-accounts", "add-iam-policy-binding")[0]
+    )
+    assert calls.index(find(calls, "functions", "deploy", "kakao-token")[0]) < calls.index(
+        as_member[0]
+    )
+
+
+def test_one_github_repository_is_admitted_by_equality_and_once(deployer: Deployer) -> None:
+    """A single repository (named twice) gives an == condition and one binding."""
+    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "Me/Bot.js,Me/Bot.js"})
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    [provider] = find(calls, "iam", "workload-identity-pools", "providers", "create-oidc")
+    assert flag(provider, "attribute-condition") == "assertion.repository == 'Me/Bot.js'"
+    assert identity_user_members(calls, "add") == [principal("Me/Bot.js")]
+
+
+def test_a_rerun_creates_nothing_and_a_repository_taken_off_loses_its_access(
+    deployer: Deployer,
+) -> None:
+    """Re-running creates nothing and rewrites the provider; with a shorter list the condition
+    admits only what is left and the removed repository's binding goes too."""
+    deployer.run(**GITHUB_INPUTS)
+
+    again = deployer.run(**GITHUB_INPUTS)
+
+    assert again.returncode == 0, again.stderr
+    calls = deployer.calls()
+    assert [c for c in calls if "create" in c or "create-oidc" in c or "undelete" in c] == []
+    [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
+    assert flag(update, "attribute-condition") == "assertion.repository in ['me/bot', 'me/other']"
+    assert flag(update, "attribute-mapping") == MAPPING
+    assert identity_user_members(calls, "remove") == []
+
+    shorter = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
+
+    assert shorter.returncode == 0, shorter.stderr
+    calls = deployer.calls()
+    assert [c for c in calls if "create" in c or "create-oidc" in c] == []
+    [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
+    assert flag(update, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert identity_user_members(calls, "remove") == [principal("me/other")]
+    policy = json.loads(deployer.state.read_text())["iam.service-accounts.policy"]
+    assert [row.split(" ")[2] for row in policy] == [principal("me/bot")]
+
+
+def test_bindings_deploy_sh_did_not_make_are_left_alone(deployer: Deployer) -> None:
+    """Only this pool's repository principal sets are ours to remove from the account."""
+    deployer.run(**GITHUB_INPUTS)
+    other_pool = principal("me/x").replace("/kakao-token-github/", "/someone-elses/")
+    deployer.edit_state(
+        "iam.service-accounts.policy",
+        **{
+            f"{GITHUB_ACCOUNT} roles/iam.workloadIdentityUser {other_pool}": "yes",
+            f"{GITHUB_ACCOUNT} roles/iam.serviceAccountTokenCreator {principal('me/x')}": "yes",
+        },
+    )
+
+    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
+
+    assert result.returncode == 0, result.stderr
+    assert identity_user_members(deployer.calls(), "remove") == [principal("me/other")]
+
+
+def test_a_deleted_pool_and_provider_are_undeleted_not_created_again(deployer: Deployer) -> None:
+    """A pool or provider deleted less than 30 days ago still holds its id: it is undeleted."""
+    deployer.run(**GITHUB_INPUTS)
+    deployer.edit_state("iam.workload-identity-pools", **{"kakao-token-github": "DELETED"})
+    deployer.edit_state(
+        "iam.workload-identity-pools.providers", **{"kakao-token-github/github": "DELETED"}
+    )
+
+    result = deployer.run(**GITHUB_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    assert find(calls, "iam", "workload-identity-pools", "undelete", "kakao-token-github")
+    assert find(calls, "iam", "workload-identity-pools", "providers", "undelete", "github")
+    assert find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
+    assert [c for c in calls if "create" in c or "create-oidc" in c] == []
+
+
+@pytest.mark.parametrize(
+    "repositories",
+    [
+        "me",
+        "me/bot/extra",
+        "-me/bot",
+        "me-/bot",
+        "me/bo t",
+        "me/bot'] || true || ['x",
+        "https://github.com/me/bot",
+        "me/..",
+        ",".join(f"me/{'r' * 99}{i}" for i in range(40)),
+    ],
+)
+def test_a_bad_github_repository_is_named_and_nothing_runs(
+    deployer: Deployer, repositories: str
+) -> None:
+    """Anything but owner/repo as GitHub allows them fails up front, naming the variable."""
+    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
+
+    assert result.returncode == 2 and "GITHUB_REPOSITORY" in result.stderr
+    assert deployer.calls() == []
+
+
+def test_the_bad_github_repository_not_its_neighbour_is_named(deployer: Deployer) -> None:
+    """In a list, the malformed entry is the one named."""
+    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot, me"})
+
+    assert result.returncode == 2
+    assert "'me'" in result.stderr and "'me/bot'" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "action", ["kakao-token-function", "me/kakao-token-function", "me/x@v1; rm -rf ~"]
+)
+def test_a_bad_kakao_token_action_is_refused(deployer: Deployer, action: str) -> None:
+    """KAKAO_TOKEN_ACTION must be owner/repo@ref; nothing runs otherwise."""
+    result = deployer.run(**{**GITHUB_INPUTS, "KAKAO_TOKEN_ACTION": action})
+
+    assert result.returncode == 2 and "KAKAO_TOKEN_ACTION" in result.stderr
+    assert deployer.calls() == []
+
+
+def test_without_github_repository_there_is_no_federation_and_no_workflow(
+    deployer: Deployer,
+) -> None:
+    """No GITHUB_REPOSITORY: no pool, no reader account, no extra API, nothing printed."""
+    result = deployer.run(**{**INPUTS, "KAKAO_TOKEN_ACTION": "me/kakao-token-function@v1"})
+
+    assert result.returncode == 0, result.stderr
+    log = deployer.log.read_text()
+    for word in ("workload-identity-pools", "kakao-token-github", "iamcredentials", "projects"):
+        assert word not in log, word
+    for word in ("kakao-memo.yml", "id-token", "KAKAO_TOKEN_ACTION", "GitHub"):
+        assert word not in result.stdout, word
+
+
+def test_inside_github_actions_the_runners_own_repository_is_not_a_setting(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """GitHub sets GITHUB_REPOSITORY for every job: there only deploy.env can name repositories."""
+    runner = {**INPUTS, "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "someone/ci"}
+
+    result = deployer.run(**runner)
+
+    assert result.returncode == 0, result.stderr
+    assert "workload-identity-pools" not in deployer.log.read_text()
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text("GITHUB_REPOSITORY=me/bot\n")
+
+    result = deployer.run("--env-file", str(env_file), **runner)
+
+    assert result.returncode == 0, result.stderr
+    [provider] = find(deployer.calls(), "iam", "workload-identity-pools", "providers")[1:]
+    assert flag(provider, "attribute-condition") == "assertion.repository == 'me/bot'"
+
+
+def parse_yaml(text: str) -> Any:
+    """Parses with the YAML library gcloud ships (PyYAML may be missing here)."""
+    located = gcloud_python()
+    assert located is not None
+    python, lib = located
+    program = (
+        "import json, sys\nfrom ruamel import yaml\n"
+        "print(json.dumps(yaml.YAML(typ='safe', pure=True).load(sys.stdin.read())))"
+    )
+    parsed = subprocess.run(
+        [str(python), "-c", program],
+        input=text,
+        env={**os.environ, "PYTHONPATH": str(lib / "third_party")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(parsed.stdout)
+
+
+def test_the_printed_workflow_has_every_value_filled_in(deployer: Deployer) -> None:
+    """The workflow to paste: id-token permission, the action with the endpoint's URL, the
+    provider's full name (with the project number) and the account, then a memo sent with curl."""
+    result = deployer.run(**GITHUB_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    workflow = printed_workflow(result.stdout)
+    lines = [line.strip() for line in workflow.splitlines()]
+    for line in (
+        "id-token: write",
+        "contents: read",
+        "- id: kakao",
+        "uses: me/kakao-token-function@v0.2.0",
+        f"url: {TOKEN_URL}",
+        f"workload_identity_provider: {POOL}/providers/github",
+        f"service_account: {GITHUB_ACCOUNT}",
+        "ACCESS_TOKEN: ${{ steps.kakao.outputs.access_token }}",
+        "curl -sS --fail-with-body -X POST https://kapi.kakao.com/v2/api/talk/memo/default/send \\",
+        '-H "Authorization: Bearer $ACCESS_TOKEN" \\',
+    ):
+        assert line in lines, line
+    template = re.search(r"--data-urlencode 'template_object=(\{.*\})'$", workflow, re.M)
+    assert template is not None
+    assert json.loads(template.group(1)) == {
+        "object_type": "text",
+        "text": "Hello from GitHub Actions",
+        "link": {"web_url": "https://developers.kakao.com"},
+    }
+    assert "OWNER" not in workflow and "Set KAKAO_TOKEN_ACTION" not in result.stdout
+    if gcloud_python() is not None:
+        parsed = parse_yaml(workflow)
+        assert parsed["permissions"] == {"id-token": "write", "contents": "read"}
+        assert "workflow_dispatch" in parsed["on"]
+        first, memo = parsed["jobs"]["memo"]["steps"]
+        assert first == {
+            "id": "kakao",
+            "uses": "me/kakao-token-function@v0.2.0",
+            "with": {
+                "url": TOKEN_URL,
+                "workload_identity_provider": f"{POOL}/providers/github",
+                "service_account": GITHUB_ACCOUNT,
+            },
+        }
+        assert memo["env"] == {"ACCESS_TOKEN": "${{ steps.kakao.outputs.access_token }}"}
+        assert memo["run"].startswith("curl ") and memo["run"].count("\\\n") == 2
+
+
+def checkout(tmp_path: Path, origin: str | None, init: str) -> Path:
+    """A copy of deploy.sh with its token_logic/__init__.py and, given one, a git origin."""
+    tree = tmp_path / "checkout"
+    (tree / "token_logic").mkdir(parents=True)
+    shutil.copy(ROOT / "deploy.sh", tree / "deploy.sh")
+    (tree / "token_logic" / "__init__.py").write_text(init)
+    if origin is not None:
+        subprocess.run(["git", "init", "-q", str(tree)], check=True)
+        subprocess.run(["git", "-C", str(tree), "remote", "add", "origin", origin], check=True)
+    return tree
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://github.com/me/kakao-token-function.git",
+        "git@github.com:me/kakao-token-function.git",
+        "ssh://git@github.com/me/kakao-token-function",
+        "https://x-access-token:ghs_SECRET123@github.com/me/kakao-token-function.git",
+    ],
+)
+def test_the_action_defaults_to_this_checkouts_origin_at_its_version(
+    deployer: Deployer, tmp_path: Path, origin: str
+) -> None:
+    """Without KAKAO_TOKEN_ACTION: the github.com origin at v + __version__; never its token."""
+    deployer.script = (
+        checkout(tmp_path, origin, '"""Doc."""\n\n__version__ = "0.3.1"\n') / "deploy.sh"
+    )
+    inputs = {k: v for k, v in GITHUB_INPUTS.items() if k != "KAKAO_TOKEN_ACTION"}
+
+    result = deployer.run(**inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert "uses: me/kakao-token-function@v0.3.1" in printed_workflow(result.stdout)
+    assert "SECRET123" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("origin", "uses"),
+    [
+        ("https://github.com/me/kakao-token-function", "me/kakao-token-function@main"),
+        ("https://gitlab.com/me/kakao-token-function.git", "OWNER/kakao-token-function@main"),
+        (None, "OWNER/kakao-token-function@main"),
+    ],
+)
+def test_without_a_version_or_a_github_origin_the_action_falls_back(
+    deployer: Deployer, tmp_path: Path, origin: str | None, uses: str
+) -> None:
+    """No __version__: @main. No github.com origin: a placeholder, and a line saying what to set."""
+    deployer.script = checkout(tmp_path, origin, '"""No version yet."""\n') / "deploy.sh"
+    inputs = {k: v for k, v in GITHUB_INPUTS.items() if k != "KAKAO_TOKEN_ACTION"}
+
+    result = deployer.run(**inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert f"uses: {uses}" in printed_workflow(result.stdout)
+    told = [line for line in result.stdout.splitlines() if "Set KAKAO_TOKEN_ACTION" in line]
+    assert len(told) == (1 if uses.startswith("OWNER/") else 0)
+
+
+@pytest.mark.skipif(real_gcloud() is None, reason="the real gcloud CLI is not installed")
+def test_every_github_command_parses_in_the_real_gcloud(deployer: Deployer) -> None:
+    """Create, update, the binding removed, undelete: each accepted by the real gcloud's parser."""
+    config = tempfile.mkdtemp(prefix="gcloud-config-")
+    unique: set[tuple[str, ...]] = set()
+    for repositories in ("me/bot,me/other", "me/bot", "deleted"):
+        if repositories == "deleted":
+            deployer.edit_state("iam.workload-identity-pools", **{"kakao-token-github": "DELETED"})
+            deployer.edit_state(
+                "iam.workload-identity-pools.providers", **{"kakao-token-github/github": "DELETED"}
+            )
+            repositories = "me/bot"
+        result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
+        assert result.returncode == 0, result.stderr
+        unique |= {
+            tuple(args)
+            for args in deployer.calls()
+            if any("kakao-token-github" in arg for arg in args)
+            or args[:2] in (["projects", "describe"], ["services", "enable"])
+        }
+    verbs = {" ".join(args[:4]) for args in unique}
+    for verb in (
+        "iam workload-identity-pools create kakao-token-github",
+        "iam workload-identity-pools undelete kakao-token-github",
+        "iam workload-identity-pools providers create-oidc",
+        "iam workload-identity-pools providers update-oidc",
+        "iam workload-identity-pools providers undelete",
+        "iam service-accounts add-iam-policy-binding " + GITHUB_ACCOUNT,
+        "iam service-accounts remove-iam-policy-binding " + GITHUB_ACCOUNT,
+        "iam service-accounts get-iam-policy " + GITHUB_ACCOUNT,
+    ):
+        assert verb in verbs, verb
+
+    assert refused_by_real_gcloud(unique, config) == []
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_deploy_sh_passes_shellcheck() -> None:
+    """shellcheck finds nothing in deploy.sh."""
+    checked = subprocess.run(
+        ["shellcheck", str(ROOT / "deploy.sh")], capture_output=True, text=True, check=False
+    )
+
+    assert checked.returncode == 0, checked.stdout
