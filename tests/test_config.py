@@ -56,6 +56,12 @@ def test_scope_is_normalized_to_kakaos_comma_form() -> None:
         ("REFRESH_MARGIN_SECONDS", "-5", "REFRESH_MARGIN_SECONDS"),
         ("ALLOWED_KAKAO_USER_IDS", "12,abc", "ALLOWED_KAKAO_USER_IDS"),
         ("TOKEN_OBJECT", "tokens/{user}.json", "{user_id}"),
+        ("TOKEN_OBJECT", "u{user_id}/{user_id}.json", "TOKEN_OBJECT may contain {user_id} only"),
+        ("TOKEN_OBJECT", "./tokens/{user_id}.json", "TOKEN_OBJECT must be a relative name"),
+        ("TOKEN_OBJECT", "tokens//{user_id}.json", "TOKEN_OBJECT must be a relative name"),
+        ("TOKEN_OBJECT", "/kakao_token.json", "TOKEN_OBJECT must be a relative name"),
+        ("TOKEN_OBJECT", "users/{user_id}/.token.json", "TOKEN_OBJECT must be a relative name"),
+        ("TOKEN_OBJECT", "../kakao_token.json", "users/{user_id}/token.json"),
         ("KAKAO_TIMEOUT_SECONDS", "30", "KAKAO_TIMEOUT_SECONDS"),
     ],
 )
@@ -63,6 +69,15 @@ def test_invalid_values_are_explained(name: str, value: str, fragment: str) -> N
     """Each malformed value gets a message naming the variable and what it must be."""
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_env({**BASE, name: value})
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["kakao_token.json", "tokens/{user_id}.json", "users/{user_id}/token.json", "{user_id}.json"],
+)
+def test_token_object_forms_a_sweep_can_find_are_accepted(template: str) -> None:
+    """One document, or {user_id} once in the file name or in a folder."""
+    assert Settings.from_env({**BASE, "TOKEN_OBJECT": template}).token_object == template
 
 
 def test_cloud_run_without_a_bucket_is_refused() -> None:

@@ -90,8 +90,8 @@ class Settings:
         if app_id and not is_decimal(app_id):
             problems.append("KAKAO_APP_ID must be the app's numeric ID (앱 ID)")
         token_object = env.get("TOKEN_OBJECT") or DEFAULT_TOKEN_OBJECT
-        if "{" in token_object.replace("{user_id}", ""):
-            problems.append("TOKEN_OBJECT may contain only the placeholder {user_id}")
+        if problem := _token_object_problem(token_object):
+            problems.append(problem)
         bucket = env.get("TOKEN_BUCKET", "")
         if env.get("K_SERVICE") and not bucket:
             # Cloud Run's disk is per instance and vanishes: a token written there is lost.
@@ -172,6 +172,26 @@ def _bypasses_proxy(host: str, no_proxy: str) -> bool:
             if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
                 return True
     return False
+
+
+def _token_object_problem(template: str) -> str:
+    """Why a sweep could never find the documents TOKEN_OBJECT names ("" if it can).
+
+    A sweep lists names and matches them to the template. Names with an empty, ``.`` or ``..``
+    part come back from a file listing in another spelling; hidden ones are where the file store
+    keeps its lock and temporary files, and it lists none; a second ``{user_id}`` is not matched.
+    """
+    forms = "e.g. kakao_token.json, tokens/{user_id}.json or users/{user_id}/token.json"
+    if "{" in template.replace("{user_id}", ""):
+        return f"TOKEN_OBJECT may contain only the placeholder {{user_id}} ({forms})"
+    if template.count("{user_id}") > 1:
+        return f"TOKEN_OBJECT may contain {{user_id}} only once ({forms})"
+    if any(not part or part.startswith(".") for part in template.split("/")):
+        return (
+            "TOKEN_OBJECT must be a relative name of plain parts: no leading or doubled /, "
+            f"no part that is empty or starts with a dot ({forms})"
+        )
+    return ""
 
 
 def _is_http_url(value: str) -> bool:

@@ -1,13 +1,16 @@
 """Token documents in local files: how the function runs locally and in tests.
 
 Writes go to a temporary file that is renamed over the old one (a reader never sees half a
-document), with mode 0600. An exclusive lock around compare-and-swap makes concurrent writers,
-threads or processes, serialize exactly like GCS generation preconditions do.
+document), with mode 0600; the file is synced before the rename and its folder after it (and
+after a delete), so a power cut keeps the new document, never half or none of it. An exclusive
+lock around compare-and-swap makes concurrent writers, threads or processes, serialize exactly
+like GCS generation preconditions do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -19,6 +22,7 @@ from .budget import Deadline
 from .errors import StorageError, WriteConflict
 from .index import Listed, facts_of_bytes
 from .store import Stored
+from .text import is_decimal
 
 
 class FileTokenStore:
@@ -52,7 +56,7 @@ class FileTokenStore:
     def _put(self, name: str, data: bytes, *, check: bool, expected_version: str | None) -> str:
         path = self._path(name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folders(path.parent)
             with _locked(path):  # an overwrite too: a compare-and-swap must never interleave it
                 if check:
                     current = self.read(name)
@@ -77,6 +81,7 @@ class FileTokenStore:
                 if expected_version is not None and current.version != expected_version:
                     raise WriteConflict(f"{name} changed since it was read")
                 path.unlink()
+            _sync_folder(path.parent)
         except FileNotFoundError:  # the directory (and so the lock file) does not exist
             return False
         except OSError as exc:
@@ -84,16 +89,25 @@ class FileTokenStore:
         return True
 
     def names(self, prefix: str) -> list[str]:
-        # Only the prefix's own directory is listed: TOKEN_DIR may be a busy working directory.
-        directory = self._root / prefix.rpartition("/")[0]
-        if not directory.is_dir():
-            return []
+        """Every document name starting with ``prefix`` that a TOKEN_OBJECT can produce.
+
+        The prefix's own folder is listed, and below it only the folders whose name continues
+        the prefix with a digit: where a user id in a folder puts documents
+        (``users/{user_id}/token.json``), each walked whole. TOKEN_DIR may be a busy working
+        directory (TOKEN_DIR=. with ``{user_id}.json``), and the listing reads every name it
+        gives, so nothing else is walked. Cloud Storage gives every name under the prefix; the
+        caller's template test keeps the same documents from both.
+        """
+        folder, _, start = prefix.rpartition("/")
         found = []
-        for path in directory.iterdir():
-            name = path.relative_to(self._root).as_posix()
-            if path.is_file() and not path.name.startswith(".") and name.startswith(prefix):
-                found.append(name)
-        return sorted(found)
+        for path in _entries(self._root / folder):
+            if not path.name.startswith(start):
+                continue
+            if path.is_file():
+                found.append(path)
+            elif _is_real_folder(path) and is_decimal(path.name[len(start) : len(start) + 1]):
+                found += _files_under(path)
+        return sorted(path.relative_to(self._root).as_posix() for path in found)
 
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
         # Local files are the index: reading one costs about as little as a metadata entry.
@@ -150,3 +164,60 @@ def _replace_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+    # The rename is a change to the folder, kept only once the folder itself is synced: until
+    # then a power cut may bring back the old document (a rotated-away refresh token).
+    _sync_folder(path.parent)
+
+
+def _make_folders(folder: Path) -> None:
+    """``mkdir -p``, each new folder's entry in its parent synced as a rename's is."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by another writer meanwhile
+            new.mkdir()
+        _sync_folder(new.parent)
+
+
+# What fsync of a folder answers where the platform or file system cannot do it.
+_CANNOT_SYNC_FOLDER = {errno.EINVAL, errno.ENOTSUP, errno.EBADF}
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames, new entries and deletes in ``folder`` durable, where the OS can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform that cannot open a folder (Windows): nothing to sync
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SYNC_FOLDER:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The folder's entries but hidden ones (lock and temporary files); none if it is gone."""
+    try:
+        return [path for path in folder.iterdir() if not path.name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _is_real_folder(path: Path) -> bool:
+    # A linked folder could loop, or lead out of TOKEN_DIR: never walked.
+    return path.is_dir() and not path.is_symlink()
+
+
+def _files_under(folder: Path) -> list[Path]:
+    found = []
+    for path in _entries(folder):
+        if _is_real_folder(path):
+            found += _files_under(path)
+        elif path.is_file():
+            found.append(path)
+    return found
