@@ -689,7 +689,8 @@ Done / 완료.
 3. Tokens are kept alive by $SCHEDULER_JOB ($REFRESH_SCHEDULE, Asia/Seoul).
 4. Token endpoint (private; TOKEN_READERS may call it) / 토큰 엔드포인트:
      $token_url
-   KAKAO_TOKEN_URL=$token_url python -m token_logic access-token
+   KAKAO_TOKEN_URL=$token_url kakao-token access-token
+   (kakao-token: pip install "git+https://github.com/OWNER/kakao-token-function"; README)
 EOF
   if [[ -n "$KAKAO_ADMIN_KEY" ]]; then
     cat <<EOF

@@ -353,7 +353,7 @@ def test_token_endpoint_is_private_and_configured_like_the_refresh(deployer: Dep
     assert flag(token, "timeout") == "60s"
     for name in ("service-account", "runtime", "region", "set-env-vars", "set-secrets"):
         assert flag(token, name) == flag(refresh, name), name
-    assert f"KAKAO_TOKEN_URL={TOKEN_URL} python -m token_logic access-token" in result.stdout
+    assert f"KAKAO_TOKEN_URL={TOKEN_URL} kakao-token access-token" in result.stdout
 
 
 def test_the_sweep_gets_a_whole_cpu_and_the_others_stay_small(deployer: Deployer) -> None:
