@@ -12,10 +12,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from dev.loopback import LoopbackServer, send
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import SERVICE_ACCOUNT, id_token_for
 from tests.helpers import REDIRECT_URI, free_port, run_cli
@@ -211,6 +213,123 @@ def test_gcloud_for_a_person_retries_without_audiences(
     assert calls[0] == ["auth", "print-identity-token", "--audiences", endpoint.url]
     assert calls[1] == ["auth", "print-identity-token"]
     assert endpoint.check.bearers == [person_token]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://kakao-token-abc123xyz-du.a.run.app",
+        "https://kakao-token-418990000123.asia-northeast3.run.app/",
+        "https://asia-northeast3-my-project.cloudfunctions.net/kakao-token",
+        "http://127.0.0.1:8082",
+        "http://localhost:8082",
+        "http://[::1]:8082",
+    ],
+)
+def test_a_persons_gcloud_token_without_an_audience_for_a_function_host(
+    url: str, tmp_path: Path
+) -> None:
+    """A Cloud Run or Cloud Functions endpoint, or this machine: the audience-less token is
+    fetched for it (and, by remote_token, sent to that URL alone)."""
+    log = fake_gcloud(tmp_path / "bin", "person-token", fail_audiences=True)
+    identity = IdentitySettings(path=str(tmp_path / "bin"))
+
+    assert find_id_token(url, default_sources(identity)) == ("person-token", "gcloud")
+    assert [call[2:] for call in gcloud_calls(log)] == [["--audiences", url], []]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://tokens.example.com",
+        "https://run.app.example.com",
+        "https://x.cloudfunctions.net.example.com/kakao-token",
+        "https://mylocalhost",
+        "https://evil.localhost",
+        "https://127.0.0.1.nip.io",
+    ],
+)
+def test_no_audience_less_token_for_any_other_host(url: str, tmp_path: Path) -> None:
+    """Any other host gets no audience-less token (gcloud is not even asked), and the message
+    keeps gcloud's own words and says what to do instead."""
+    log = fake_gcloud(tmp_path / "bin", "person-token", fail_audiences=True)
+    identity = IdentitySettings(path=str(tmp_path / "bin"))
+
+    with pytest.raises(ConfigError) as caught:
+        find_id_token(url, default_sources(identity))
+
+    assert [call[2:] for call in gcloud_calls(log)] == [["--audiences", url]]
+    message = str(caught.value)
+    assert "Invalid account type for `--audiences`. Requires valid service account." in message
+    assert "*.run.app" in message and "KAKAO_TOKEN_ID_TOKEN" in message
+    assert "person-token" not in message
+
+
+def test_gcloud_failing_both_ways_is_reported_in_its_own_words(tmp_path: Path) -> None:
+    """With and without --audiences failing for different reasons, both of gcloud's messages
+    are in the error, whole."""
+    fake_gcloud(tmp_path / "bin", "", fail_audiences=True)
+    identity = IdentitySettings(path=str(tmp_path / "bin"))
+
+    with pytest.raises(ConfigError) as caught:
+        find_id_token("http://127.0.0.1:8082", default_sources(identity))
+
+    assert (
+        "gcloud: no identity token (with --audiences: ERROR: (gcloud.auth.print-identity-token) "
+        "Invalid account type for `--audiences`. Requires valid service account.; without: "
+        "ERROR: (gcloud.auth.print-identity-token) You do not currently have an active account "
+        "selected.)"
+    ) in str(caught.value)
+
+
+class Recorder:
+    """An HTTP server on this machine that records each request's path and Authorization
+    header, and answers with ``status``, ``headers`` and ``body``."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                recorder.seen.append((self.path, self.headers.get("Authorization")))
+                send(self, status, body, headers)
+
+        self._server = LoopbackServer(Handler).start()
+        self.url = self._server.url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.mark.parametrize("elsewhere", ["localhost", "127.0.0.1"], ids=["host", "port"])
+def test_the_token_is_not_carried_through_a_redirect(
+    elsewhere: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """KAKAO_TOKEN_URL answers with a redirect elsewhere (another host, another port): the
+    person's audience-less token went to the configured URL alone, the redirect is not
+    followed, and the error names it."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    token = {"access_token": "not-from-the-endpoint", "expires_at": 4_000_000_000}
+    target = Recorder(200, {"Content-Type": "application/json"}, json.dumps(token).encode())
+    port = target.url.rsplit(":", 1)[1]
+    configured = Recorder(302, {"Location": f"http://{elsewhere}:{port}/steal"})
+    fake_gcloud(tmp_path / "bin", "person-token", fail_audiences=True)
+    env = {"KAKAO_TOKEN_URL": configured.url, "PATH": str(tmp_path / "bin")}
+    try:
+        with pytest.raises(ConfigError) as caught:
+            get_access_token(environ=env)
+    finally:
+        configured.stop()
+        target.stop()
+
+    assert [auth for _, auth in configured.seen] == ["Bearer person-token"]
+    assert target.seen == []
+    assert f"redirect to http://{elsewhere}" in str(caught.value)
+    assert "person-token" not in str(caught.value)
 
 
 def test_no_identity_says_which_to_set_up(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@
    reason to try the next source.
 3. google-auth's ``fetch_id_token``: a service-account key file (GOOGLE_APPLICATION_CREDENTIALS)
    or, on Google Cloud, the metadata server.
-4. ``gcloud auth print-identity-token``: a person logged in with ``gcloud auth login``.
+4. ``gcloud auth print-identity-token``: a person logged in with ``gcloud auth login``; a
+   person's token has no audience, so it is fetched only for a KAKAO_TOKEN_URL on a Cloud Run
+   or Cloud Functions host, or this machine (``audience_less_token_may_go_to`` says why).
 
 Cloud Run checks the token (``roles/run.invoker``); it is never logged, never put in an error
 and never kept beyond the request it is for.
@@ -33,7 +35,10 @@ _GOOGLE_CLOUD_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB", "FUNCTION_TARGET", "GAE_E
 _METADATA_OVERRIDES = ("GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT")
 _DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
 
-_GOOGLE_FUNCTION_HOSTS = (".run.app", ".cloudfunctions.net", "127.0.0.1", "localhost")
+# Where a deployment of this project answers: Cloud Run and Cloud Functions hosts, and this
+# machine itself (compared whole: "mylocalhost" or "x.localhost" is not this machine).
+_FUNCTION_HOST_SUFFIXES = (".run.app", ".cloudfunctions.net")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class NotHere(Exception):
@@ -132,14 +137,17 @@ def _from_gcloud(settings: IdentitySettings, audience: str) -> str:
     gcloud = shutil.which("gcloud", path=settings.path or None)
     if gcloud is None:
         raise NotHere("gcloud is not installed (not on PATH)")
-    last_error = ""
+    said: list[str] = []  # gcloud's own words (it never prints a token on stderr)
     # A user account's token cannot carry --audiences (gcloud refuses); Cloud Run accepts
     # that token without it, a service account's only with it: try with, then without.
-    # Without an audience the token opens every Cloud Run service the person may call: send it
-    # only to Google's own function hosts (or this machine), never to another URL.
-    host = urlsplit(audience).hostname or ""
-    fallbacks: list[list[str]] = [[]] if host.endswith(_GOOGLE_FUNCTION_HOSTS) else []
-    for extra in (["--audiences", audience], *fallbacks):
+    for extra in (["--audiences", audience], []):
+        if not extra and not audience_less_token_may_go_to(audience):
+            raise NotHere(
+                f"no identity token for {audience} ({said[0]}); a person's gcloud token has no "
+                "audience, so it is sent only to a Cloud Run or Cloud Functions URL (*.run.app, "
+                "*.cloudfunctions.net) or this machine: for another host, put an ID token for "
+                "that audience in KAKAO_TOKEN_ID_TOKEN"
+            )
         try:
             result = subprocess.run(  # noqa: S603 - a fixed command, no shell
                 [gcloud, "auth", "print-identity-token", *extra],
@@ -153,9 +161,28 @@ def _from_gcloud(settings: IdentitySettings, audience: str) -> str:
         token = result.stdout.strip()
         if result.returncode == 0 and token:
             return token
-        # gcloud's own explanation (it never prints a token on stderr) says what is wrong.
-        last_error = _one_line(result.stderr) or f"exit {result.returncode}"
-    raise NotHere(f"no identity token ({last_error})")
+        said.append(_one_line(result.stderr) or f"exit {result.returncode}")
+    if said[0] == said[1]:
+        raise NotHere(f"no identity token ({said[0]})")
+    raise NotHere(f"no identity token (with --audiences: {said[0]}; without: {said[1]})")
+
+
+def audience_less_token_may_go_to(endpoint: str) -> bool:
+    """Whether a person's gcloud token without an audience may be sent to ``endpoint``.
+
+    That token opens, for an hour, every Cloud Run service and function the person may call,
+    and *.run.app and *.cloudfunctions.net are shared by every Google Cloud customer: a
+    stranger's function there would receive a key to all of them. It is sent all the same,
+    because it is the only token Cloud Run takes from a person's own account, but to one host
+    only: the host of ``endpoint``, which is KAKAO_TOKEN_URL (or --url), the person's own
+    statement of where their deployment is (./deploy.sh printed it), never a URL an answer
+    names (remote.py follows no redirect, so no answer can carry the token on). It must be a
+    host where a deployment answers (anywhere else it could only leak) or, compared whole, this
+    machine (a local endpoint, or ``gcloud run services proxy``). Nothing here can tell a
+    stranger's *.run.app URL from the person's own: that is what KAKAO_TOKEN_URL vouches for.
+    """
+    host = urlsplit(endpoint).hostname or ""
+    return host in _LOOPBACK_HOSTS or host.endswith(_FUNCTION_HOST_SUFFIXES)
 
 
 def _one_line(text: str) -> str:

@@ -206,13 +206,24 @@ def _ask(
         if attempt:
             sleep(RETRY_PAUSE_SECONDS * attempt)
         try:
-            response = session.get(settings.url, params=params, headers=headers, timeout=TIMEOUT)
+            # The ID token goes to KAKAO_TOKEN_URL and nowhere else: a person's may open every
+            # Cloud Run service they can call (id_tokens.audience_less_token_may_go_to), so no
+            # answer may send it on, not even to another path (requests would keep it there).
+            response = session.get(
+                settings.url,
+                params=params,
+                headers=headers,
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             failure = f"{type(exc).__name__}: no answer"
             continue
         body = _json_object(response)
         if response.status_code == 200 and body is not None:
             return _token_from(body, settings.url)
+        if response.is_redirect:
+            raise ConfigError(_redirect_message(settings.url, response), (URL_VARIABLE,))
         if body is not None and isinstance(body.get("error"), str):
             raise _endpoint_error(response.status_code, body, response.headers)
         if response.status_code in (401, 403):
@@ -232,6 +243,16 @@ def _ask(
     raise EndpointUnreachable(
         f"the token endpoint {settings.url} did not answer ({failure}, {ATTEMPTS} attempts): "
         f"check the network (proxy, DNS) and {URL_VARIABLE}, then try again in a minute"
+    )
+
+
+def _redirect_message(url: str, response: requests.Response) -> str:
+    target = urlsplit(response.headers.get("Location", ""))
+    where = f"{target.scheme}://{target.hostname}" if target.hostname else "another path"
+    return (
+        f"{url} answered HTTP {response.status_code}, a redirect to {where}; the token function "
+        "never redirects, and the ID token is not sent on: set "
+        f"{URL_VARIABLE} to the kakao-token URL that ./deploy.sh printed"
     )
 
 
