@@ -4,7 +4,8 @@ Run with ``make bench``. Everything is on loopback: the fake Kakao, fake-gcs-ser
 functions-framework subprocesses started here. ``python -m bench.run token`` runs only the token
 endpoint's section and rewrites only that section of BENCHMARKS.md; ``python -m bench.run sweep``
 likewise for the scheduled sweep at 1,000 and 10,000 users (bench/sweep.py), and
-``python -m bench.run client`` for a script's cold `kakao-token` (bench/client.py).
+``python -m bench.run client`` for a script's cold `kakao-token` (bench/client.py), and
+``python -m bench.run bad-day`` for Kakao calls in an hour of faults (bench/bad_day.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import requests
 import urllib3
 
+from bench import bad_day as bad_day_bench
 from bench import client as client_bench
 from bench import sweep as sweep_bench
 from dev.fake_kakao import FakeKakao, FakeKakaoState
@@ -366,6 +368,9 @@ def main(sections: list[str]) -> None:
     if sections == ["client"]:
         report_client()
         return
+    if sections == ["bad-day"]:
+        report_bad_day()
+        return
     gcs = GcsEmulator().start()
     os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
     port = free_port()
@@ -399,6 +404,7 @@ def main(sections: list[str]) -> None:
         gcs.stop()
     report_sweep()  # its own emulator, proxies and processes
     report_client()
+    report_bad_day()
 
 
 def report(
@@ -484,6 +490,11 @@ def report_sweep() -> None:
 def report_client() -> None:
     """Measure a script's cold `kakao-token access-token` (bench/client.py)."""
     replace_section(client_bench.SECTION, "\n".join(client_bench.lines(client_bench.measure())))
+
+
+def report_bad_day() -> None:
+    """Kakao calls in a simulated hour of KOE237, KOE003 or no expires_in (bench/bad_day.py)."""
+    replace_section(bad_day_bench.SECTION, "\n".join(bad_day_bench.lines(bad_day_bench.measure())))
 
 
 def replace_section(title: str, section: str) -> None:

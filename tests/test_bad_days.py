@@ -33,6 +33,7 @@ from token_logic.kakao import new_session
 from token_logic.problems import problem_for
 from token_logic.service import TokenService
 from token_logic.store import TokenStore
+from token_logic.tokens import MIN_REFRESH_INTERVAL_SECONDS
 from token_logic.wiring import build_service
 
 DAY = 86400
@@ -372,10 +373,11 @@ def test_asking_for_more_life_than_kakao_gives_does_not_refresh_every_call(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """A caller wanting 7 h from a 6 h token gets one refresh, then the just-refreshed token
-    (still valid) on the next calls within a minute: no KOE237 from a loop."""
+    (still valid) on the next calls within MIN_REFRESH_INTERVAL_SECONDS: no KOE237 from a
+    loop."""
     service = make_service(fake_kakao, store, clock)
     complete_login(service)
-    clock.advance(120)
+    clock.advance(MIN_REFRESH_INTERVAL_SECONDS)
 
     tokens = {service.access_token(leeway_seconds=7 * 3600) for _ in range(5)}
 

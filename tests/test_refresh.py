@@ -175,17 +175,25 @@ def test_nothing_stored_is_no_token_stored(
 def test_rate_limit_releases_the_lease(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
-    """KOE237: reported at once, the lease released, the document otherwise unchanged."""
+    """KOE237: reported at once, the lease released with a 10-minute pause in it, the tokens
+    unchanged; inside the pause the same failure comes with Retry-After and no Kakao call."""
     service = make_service(fake_kakao, store, clock)
     complete_login(service)
     before = stored_document(store)
-    fake_kakao.state.inject("/oauth/token", "KOE237")
+    fake_kakao.state.inject("/oauth/token", "KOE237", "KOE237")
 
     with pytest.raises(KakaoError) as caught:
         service.refresh_user(force=True)
+    clock.advance(120)
+    with pytest.raises(KakaoError) as paused:
+        service.refresh_user(force=True)
 
-    assert caught.value.code == "KOE237"
-    assert stored_document(store) == before
+    assert caught.value.code == paused.value.code == "KOE237"
+    after = stored_document(store)
+    assert after.pop("refresh_backoff")["until"] == clock.now() - 120 + 600
+    assert after == before
+    assert paused.value.retry_after == 480
+    assert len(fake_kakao.state.faults["/oauth/token"]) == 1  # Kakao was asked once
 
 
 def test_concurrent_refreshes_at_rotation_call_kakao_once(

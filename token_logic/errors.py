@@ -119,12 +119,14 @@ class LoginRequired(KakaoError):
 class KakaoUnavailable(KakaoTokenError):
     """Raised when Kakao cannot be reached or answers garbage.
 
-    ``reason`` is one of ``timeout``, ``unreachable``, ``server_error``, ``bad_response``.
+    ``reason`` is one of ``timeout``, ``unreachable``, ``server_error``, ``bad_response``;
+    ``retry_after`` (seconds) is set while this login's refreshes are paused (backoff.py).
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"Kakao is unavailable ({reason}){': ' + detail if detail else ''}")
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class NoTokenStored(KakaoTokenError):

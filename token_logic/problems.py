@@ -115,6 +115,7 @@ def problem_for(exc: KakaoTokenError) -> Problem:
             "minute; the stored token is unchanged.",
             code=exc.reason,
             start_again=True,
+            retry_after=_seconds(exc.retry_after),
         )
     if isinstance(exc, NoTokenStored):
         return Problem(
@@ -289,6 +290,7 @@ def _kakao_error(exc: KakaoError) -> Problem:
             "Kakao reported a temporary fault. Try again in a minute.",
             code=code,
             start_again=True,
+            retry_after=_seconds(exc.retry_after),
         )
     return Problem(
         502,
@@ -298,4 +300,9 @@ def _kakao_error(exc: KakaoError) -> Problem:
         "Try logging in again; if it keeps failing, give the operator this code.",
         code=code or str(exc.status),
         start_again=True,
+        retry_after=_seconds(exc.retry_after),
     )
+
+
+def _seconds(retry_after: float | None) -> int | None:
+    return max(1, int(retry_after)) if retry_after else None

@@ -15,6 +15,8 @@ The protocol, built only on the store's compare-and-swap and one deadline (budge
    elsewhere wins; otherwise ours is the only live one and is written over whatever replaced it.
 5. KOE322: re-read once; a changed refresh token means another writer replaced it (use it);
    otherwise the login is dead: the document is kept, marked ``login_error``.
+6. Any other failure from Kakao gives the lease back with a pause (backoff.py): until it ends,
+   nobody calls Kakao for this login, and waiters get the failure instead of a call each.
 Whatever happens, a lease we still hold is released (``finally``).
 
 What each bad day does:
@@ -36,6 +38,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from .backoff import Backoff, backoff_after
 from .budget import (
     STORE_RESERVE_SECONDS,
     STORE_RETRY_PAUSE_SECONDS,
@@ -102,6 +105,13 @@ class Refresher:
                 force or document.needs_refresh(now, margin_seconds)
             ):
                 return RefreshResult(name, document, refreshed=False)
+            backoff = Backoff.of(document.fields)
+            if backoff is not None and backoff.until > now:
+                # Kakao failed this login's last refresh: no call before the pause ends, by
+                # anyone (backoff.py); a token that still lives as long as asked is served.
+                if document.expires_at - now >= margin_seconds and not force:
+                    return RefreshResult(name, document, refreshed=False)
+                raise backoff.error(now)
             lease = document.lease
             if lease is not None and lease[1] > now and lease[0] != owner:
                 self._wait_for(lease[1], deadline, waits)
@@ -139,8 +149,14 @@ class Refresher:
                 response = self._kakao.redeem_refresh_token(
                     document.refresh_token, deadline.earlier_by(STORE_RESERVE_SECONDS)
                 )
+            except KakaoUnavailable as exc:
+                self._back_off(name, document, leased_version, exc, deadline)
+                settled = True
+                raise
             except KakaoError as exc:
                 if exc.code != DEAD_REFRESH_TOKEN:
+                    self._back_off(name, document, leased_version, exc, deadline)
+                    settled = True
                     raise
                 dead = self._mark_if_dead(name, document, exc, deadline)
                 settled = True  # marked (no lease), or replaced by another writer
@@ -162,7 +178,11 @@ class Refresher:
                     document=name,
                 )
             result = self._store_refreshed(
-                name, document, merged.document, leased_version, deadline
+                name,
+                document,
+                merged.document.with_fields(refresh_backoff=None),
+                leased_version,
+                deadline,
             )
             settled = True
             if merged.refused:
@@ -221,6 +241,31 @@ class Refresher:
         except WriteConflict:
             return None
         return LoginRequired(exc.status, exc.error, exc.code)
+
+    def _back_off(
+        self,
+        name: str,
+        document: TokenDocument,
+        leased_version: str,
+        exc: KakaoError | KakaoUnavailable,
+        deadline: Deadline,
+    ) -> None:
+        """Give the lease back with a pause in it: callers waiting on this lease, and every
+        later one, get this failure without calling Kakao until the pause ends."""
+        backoff = backoff_after(exc, Backoff.of(document.fields), self._clock.now())
+        # This caller is told the same "try again in" as everyone waiting on the pause.
+        exc.retry_after = max(1, backoff.until - self._clock.now())
+        log_event(
+            logging.WARNING,
+            "refresh failed; this login's refreshes pause",
+            document=name,
+            code=backoff.code,
+            failures=backoff.failures,
+            seconds=backoff.until - self._clock.now(),
+        )
+        with contextlib.suppress(KakaoTokenError):  # then the lease ends by itself
+            paused = document.with_fields(refresh_lease=None, refresh_backoff=backoff.field())
+            self._store.write(name, to_json(paused), leased_version, deadline)
 
     def _release(
         self, name: str, document: TokenDocument, leased_version: str, deadline: Deadline

@@ -28,8 +28,9 @@ _ASSUMED_LIFETIMES = {"expires_in": 3600, "refresh_token_expires_in": ROTATION_W
 ROTATION_RETRY_SECONDS = 3600
 # A token refreshed this recently and still valid is served as it is, even if it lives less than
 # asked (Kakao issued it so): otherwise a caller asking for more life than Kakao gives would
-# make every call a refresh and run into KOE237.
-MIN_REFRESH_INTERVAL_SECONDS = 60
+# make every call a refresh and run into KOE237. 150 s keeps even that case, or a Kakao that
+# leaves expires_in out (a 1 h lifetime is assumed), under Kakao's 30 refreshes an hour.
+MIN_REFRESH_INTERVAL_SECONDS = 150
 
 
 @dataclass(frozen=True)
