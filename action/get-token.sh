@@ -2,26 +2,37 @@
 # The action's one step (see action.yml): a Python with requests, then token_logic.github_action
 # straight from the action's own checkout. Nothing of the server is installed: no pip install
 # of this project, only requests when the runner's Python lacks it (a few seconds, once a job).
+# `python -P` everywhere: the job's working directory is the workflow's checkout, whose own
+# requests.py or token_logic/ must never run here, next to GitHub's OIDC request token.
 set -euo pipefail
 
 action_path="${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is set by GitHub Actions}"
 python="${KAKAO_TOKEN_PYTHON:-python3}"
+requests_pin="requests==2.34.2" # the version requirements.txt deploys
 
-if ! command -v "$python" >/dev/null; then
-  echo "::error title=kakao-token::no python3 on this runner: add actions/setup-python (3.11 or newer) before this step"
+fail() {
+  echo "::error title=kakao-token::$*"
   exit 1
-fi
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "::error title=kakao-token::$("$python" --version 2>&1) is too old: add actions/setup-python with python-version 3.11 or newer before this step"
-  exit 1
-fi
-if ! "$python" -c 'import requests' 2>/dev/null; then
-  venv="${RUNNER_TEMP:-/tmp}/kakao-token-venv"
-  if [[ ! -x "$venv/bin/python" ]]; then
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "requests>=2.28"
+}
+
+command -v "$python" >/dev/null ||
+  fail "no python3 on this runner: add actions/setup-python (3.11 or newer) before this step"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  fail "$("$python" --version 2>&1) is too old: add actions/setup-python with python-version 3.11 or newer before this step"
+
+if ! "$python" -P -c 'import requests' 2>/dev/null; then
+  venv="${RUNNER_TEMP:?RUNNER_TEMP is set by GitHub Actions}/kakao-token-venv"
+  if ! "$venv/bin/python" -P -c 'import requests' 2>/dev/null; then
+    # Built aside and moved into place whole, so a failed install is never mistaken for one.
+    building="$(mktemp -d "$RUNNER_TEMP/kakao-token-venv.XXXXXX")"
+    "$python" -m venv "$building" ||
+      fail "could not create a virtual environment with $python (on Debian/Ubuntu: apt-get install python3-venv, or use actions/setup-python)"
+    "$building/bin/python" -m pip install --quiet --disable-pip-version-check "$requests_pin" ||
+      fail "could not install $requests_pin from PyPI (network?)"
+    rm -rf "$venv"
+    mv "$building" "$venv"
   fi
   python="$venv/bin/python"
 fi
 
-PYTHONPATH="$action_path${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m token_logic.github_action
+PYTHONPATH="$action_path${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -P -m token_logic.github_action

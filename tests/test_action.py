@@ -18,7 +18,7 @@ import yaml
 from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for, jwt_claims
-from tests.helpers import REDIRECT_URI
+from tests.helpers import REDIRECT_URI, free_port
 
 SCRIPT = ROOT / "action" / "get-token.sh"
 CHECK_JSONSCHEMA = (sys.executable, "-m", "check_jsonschema", "--builtin-schema")
@@ -270,3 +270,60 @@ def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
         check=False,
         env={**os.environ},
     )
+
+
+def test_the_workflows_own_checkout_never_runs_inside_the_step(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    """A requests.py or token_logic/ in the job's working directory (the workflow's checkout)
+    is not imported next to GitHub's OIDC request token."""
+    document = endpoint.log_in()
+    marker = tmp_path / "workspace-code-ran"
+    planted = f"open({str(marker)!r}, 'w').write('ran')\n"
+    (tmp_path / "requests.py").write_text(planted)
+    (tmp_path / "token_logic").mkdir()
+    (tmp_path / "token_logic" / "__init__.py").write_text(planted)
+    step = Step(tmp_path)
+
+    result = step.run(url=endpoint.url, id_token=id_token_for(endpoint.url, PERSON))
+
+    assert result.returncode == 0, (result.stderr, step.lines())
+    assert step.outputs()["access_token"] == document["access_token"]
+    assert not marker.exists()
+
+
+def test_a_failed_install_is_an_error_line_every_time(tmp_path: Path) -> None:
+    """No PyPI: the step says it could not install requests, and says so again on a second
+    use in the same job (a half-made venv is never taken for a working one)."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import requests"], check=False)
+    if probe.returncode == 0:
+        pytest.skip("this machine's /usr/bin/python3 already has requests")
+    step = Step(tmp_path, python="/usr/bin/python3")
+
+    runs = [
+        step.run(url="https://x-du.a.run.app", id_token="a.b.c", PIP_NO_INDEX="1") for _ in range(2)
+    ]
+
+    for result in runs:
+        assert result.returncode == 1
+        errors = [line for line in step.lines() if line.startswith("::error")]
+        assert len(errors) == 1 and "could not install requests" in errors[0], step.lines()
+
+
+def test_google_unreachable_is_one_error_line_not_a_trace(
+    tmp_path: Path, endpoint: Endpoint, federation: FakeFederation
+) -> None:
+    """STS not answering at all: retried, then one `::error` naming the outage."""
+    step = Step(tmp_path)
+    closed = f"http://127.0.0.1:{free_port()}/sts/v1/token"
+
+    result = step.run(
+        url=endpoint.url,
+        workload_identity_provider=PROVIDER,
+        service_account=READER,
+        **{**federation.job_env(), "KAKAO_TOKEN_STS_URL": closed},
+    )
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in step.lines() if line.startswith("::error")]
+    assert len(errors) == 1 and "did not answer" in errors[0]

@@ -160,8 +160,9 @@ def test_a_missing_url_is_an_error_about_that_variable(
 def test_cloud_runs_refusals_are_told_apart_with_their_fix(
     client: Path, endpoint: Endpoint
 ) -> None:
-    """Cloud Run's own HTML 401/403: an expired ID token, one for another audience, and an
-    identity that is not a reader each get their own one-line fix; none reaches the function."""
+    """An expired ID token and an identity that is not a reader: Cloud Run's own HTML 401/403,
+    each with its own one-line fix; one given for another audience is not even sent. None
+    reaches the function."""
     endpoint.log_in()
     expired = id_token_for(endpoint.url, PERSON, lifetime=-60)
     elsewhere = id_token_for("https://other-abc-du.a.run.app", PERSON)
@@ -177,7 +178,7 @@ def test_cloud_runs_refusals_are_told_apart_with_their_fix(
     assert all(result.returncode == 1 for result in results.values())
     assert "expired at" in results["expired"].stderr
     assert "Fetch a fresh one" in results["expired"].stderr
-    assert f"this endpoint needs {endpoint.url}" in results["elsewhere"].stderr
+    assert f"not for {endpoint.url}; it was not sent" in results["elsewhere"].stderr
     assert (
         "Add serviceAccount:ci@other.iam.gserviceaccount.com to TOKEN_READERS"
         in results["stranger"].stderr

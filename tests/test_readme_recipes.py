@@ -122,5 +122,32 @@ def test_the_curl_recipe_fails_with_the_functions_message(
     )
 
     assert "failed" in result.stdout
-    assert "no_token_stored" in result.stderr and "Log in first" in result.stderr
+    assert "HTTP 404: no_token_stored: No token stored yet: Log in first" in result.stderr
     assert endpoint.kakao.state.memos == []
+
+
+def test_the_curl_recipe_never_prints_the_token_but_as_its_answer(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    """Without jq it stops before asking; a refusal by Cloud Run (a stranger's ID token) is one
+    line; neither prints the access token anywhere."""
+    document = endpoint.log_in()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for tool in ("curl", "bash", "printf"):
+        found = subprocess.run(["which", tool], capture_output=True, text=True, check=False)
+        if found.stdout.strip():
+            (bare / tool).symlink_to(found.stdout.strip())
+    gcloud_on_path(bare, id_token_for(endpoint.url, PERSON))
+    stranger = gcloud_on_path(tmp_path / "stranger", id_token_for(endpoint.url, "x@evil.example"))
+
+    no_jq = run_recipe(endpoint, "kakao_access_token || echo failed\n", PATH=str(bare))
+    refused = run_recipe(
+        endpoint, "kakao_access_token || echo failed\n", PATH=f"{stranger}:/usr/bin:/bin"
+    )
+
+    assert "install jq first" in no_jq.stderr and "failed" in no_jq.stdout
+    assert "HTTP 403: not the function's answer" in refused.stderr
+    for result in (no_jq, refused):
+        assert document["access_token"] not in result.stdout + result.stderr
+    assert endpoint.check.forwarded == 0

@@ -15,17 +15,22 @@ No token ever reaches a message; Google's own error text does, whole, because it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, EndpointUnreachable
 
 PROVIDER_VARIABLE = "KAKAO_TOKEN_WORKLOAD_IDENTITY_PROVIDER"
 ACCOUNT_VARIABLE = "KAKAO_TOKEN_SERVICE_ACCOUNT"
 STS_URL = "https://sts.googleapis.com/v1/token"
 IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com/v1"
 TIMEOUT = (5.0, 20.0)
+ATTEMPTS = 3  # Google or GitHub answering 429/5xx, or not at all: tried twice more
+RETRY_PAUSE_SECONDS = 2.0
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _PROVIDER = re.compile(
     r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+"
 )
@@ -78,14 +83,34 @@ class GitHubFederation:
             service_account=account,
             request_url=environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", ""),
             request_token=environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", ""),
-            sts_url=environ.get("KAKAO_TOKEN_STS_URL") or STS_URL,
-            iam_credentials_url=(
-                environ.get("KAKAO_TOKEN_IAM_CREDENTIALS_URL") or IAM_CREDENTIALS_URL
+            sts_url=_google_url(environ, "KAKAO_TOKEN_STS_URL", STS_URL),
+            iam_credentials_url=_google_url(
+                environ, "KAKAO_TOKEN_IAM_CREDENTIALS_URL", IAM_CREDENTIALS_URL
             ).rstrip("/"),
         )
 
 
-def federated_id_token(federation: GitHubFederation, audience: str) -> str:
+def _google_url(environ: Mapping[str, str], variable: str, default: str) -> str:
+    """Google's endpoint, or another of Google's hosts (Private Service Connect), or this
+    machine (tests): GitHub's OIDC token and the federated token go there, so never elsewhere."""
+    url = environ.get(variable, "").strip() or default
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    google = parts.scheme == "https" and (
+        host == "googleapis.com" or host.endswith(".googleapis.com")
+    )
+    if not google and not (parts.scheme in ("http", "https") and host in _LOOPBACK_HOSTS):
+        raise ConfigError(
+            f"{variable} must be an https://...googleapis.com URL (or unset)", (variable,)
+        )
+    return url
+
+
+def federated_id_token(
+    federation: GitHubFederation,
+    audience: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """A Google ID token for ``audience`` (the token endpoint), naming the service account."""
     import requests
 
@@ -98,7 +123,7 @@ def federated_id_token(federation: GitHubFederation, audience: str) -> str:
     with requests.Session() as http:
         github = _call(
             "GitHub's OIDC token",
-            http.get(
+            lambda: http.get(
                 federation.request_url,
                 params={"audience": f"https://iam.googleapis.com/{federation.provider}"},
                 headers={"Authorization": f"Bearer {federation.request_token}"},
@@ -106,10 +131,11 @@ def federated_id_token(federation: GitHubFederation, audience: str) -> str:
             ),
             "value",
             "check `permissions: id-token: write`",
+            sleep,
         )
         federated = _call(
             "Google STS (workload identity)",
-            http.post(
+            lambda: http.post(
                 federation.sts_url,
                 json={
                     "audience": f"//iam.googleapis.com/{federation.provider}",
@@ -124,10 +150,11 @@ def federated_id_token(federation: GitHubFederation, audience: str) -> str:
             "access_token",
             "is this repository in GITHUB_REPOSITORY of deploy.env, and the provider the one "
             "./deploy.sh printed?",
+            sleep,
         )
         return _call(
             f"IAM Credentials for {federation.service_account}",
-            http.post(
+            lambda: http.post(
                 f"{federation.iam_credentials_url}/projects/-/serviceAccounts/"
                 f"{federation.service_account}:generateIdToken",
                 json={"audience": audience, "includeEmail": True},
@@ -137,19 +164,47 @@ def federated_id_token(federation: GitHubFederation, audience: str) -> str:
             "token",
             "this repository may not act as that account: add it to GITHUB_REPOSITORY in "
             "deploy.env and run ./deploy.sh again (roles/iam.workloadIdentityUser; the IAM "
-            "Credentials API must be enabled)",
+            "Credentials API must be enabled; allow a minute after ./deploy.sh for IAM to apply)",
+            sleep,
         )
 
 
-def _call(step: str, response: Any, field_name: str, fix: str) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    value = body.get(field_name) if isinstance(body, dict) else None
-    if response.status_code == 200 and isinstance(value, str) and value:
-        return value
-    raise ConfigError(f"{step} failed (HTTP {response.status_code}: {_google_words(body)}): {fix}")
+def _call(
+    step: str,
+    send: Callable[[], Any],
+    field_name: str,
+    fix: str,
+    sleep: Callable[[float], None],
+) -> str:
+    """One step's value; its 4xx is the caller's set-up (``fix``), its 429/5xx or silence an
+    outage, tried again and then named as one."""
+    import requests
+
+    failure = ""
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            sleep(RETRY_PAUSE_SECONDS * attempt)
+        try:
+            response = send()
+        except requests.RequestException as exc:
+            failure = f"{type(exc).__name__}: no answer"
+            continue
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        value = body.get(field_name) if isinstance(body, dict) else None
+        if response.status_code == 200 and isinstance(value, str) and value:
+            return value
+        words = f"HTTP {response.status_code}: {_google_words(body)}"
+        if response.status_code == 429 or response.status_code >= 500:
+            failure = words
+            continue
+        raise ConfigError(f"{step} failed ({words}): {fix}")
+    raise EndpointUnreachable(
+        f"{step} did not answer ({failure}, {ATTEMPTS} attempts): GitHub's or Google's "
+        "service is failing or unreachable; run the workflow again later"
+    )
 
 
 def _google_words(body: object) -> str:

@@ -40,6 +40,9 @@ URL_VARIABLE = "KAKAO_TOKEN_URL"
 # (connect, read): the endpoint may refresh at Kakao first, under its own deadline.
 TIMEOUT = (5.0, 60.0)
 ATTEMPTS = 3  # a network failure is tried twice more
+# All attempts of one ask end by then (each may wait on the function's own 55 s deadline).
+TOTAL_SECONDS = 150.0
+MAX_BODY_BYTES = 64 * 1024
 RETRY_PAUSE_SECONDS = 1.0
 # Answers of Google's front end or Cloud Run itself (not JSON from the function): retried.
 _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
@@ -49,6 +52,7 @@ MAX_LEEWAY_SECONDS = 3600
 
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+GITHUB_READER_PREFIX = "kakao-token-github@"  # the account deploy.sh makes for GitHub
 EMPTY_URL_MESSAGE = (
     f"{URL_VARIABLE} is empty: set it to the token endpoint's URL that ./deploy.sh printed "
     f"(https://kakao-token-...run.app; in GitHub Actions a repository variable, "
@@ -97,6 +101,15 @@ class RemoteSettings:
                 (URL_VARIABLE,),
             )
         api_base_url = (environ.get("KAKAO_API_BASE_URL") or cls.api_base_url).rstrip("/")
+        api = urlsplit(api_base_url)
+        if not (
+            api.scheme == "https" or (api.scheme == "http" and api.hostname in _LOOPBACK_HOSTS)
+        ):
+            # send-memo sends the Kakao access token there: never in clear text over a network.
+            raise ConfigError(
+                "KAKAO_API_BASE_URL must be https://... (or unset: https://kapi.kakao.com)",
+                ("KAKAO_API_BASE_URL",),
+            )
         return cls(
             url=url,
             identity=IdentitySettings.from_env(environ),
@@ -178,6 +191,7 @@ def remote_token(
     def fetch() -> RemoteToken:
         chosen = sources if sources is not None else default_sources(settings.identity)
         id_token, source = find_id_token(settings.audience, chosen)
+        _check_audience(id_token, source, settings.audience)
         params: dict[str, Any] = {"min_valid": leeway}
         if user_id is not None:
             params["user_id"] = user_id
@@ -202,9 +216,16 @@ def _ask(
 
     headers = {"Authorization": f"Bearer {id_token}", "Accept": "application/json"}
     failure = ""
+    give_up_at = time.monotonic() + TOTAL_SECONDS
+    tried = 0
     for attempt in range(ATTEMPTS):
+        left = give_up_at - time.monotonic()
         if attempt:
+            if left < RETRY_PAUSE_SECONDS * attempt + 1:
+                break
             sleep(RETRY_PAUSE_SECONDS * attempt)
+            left = give_up_at - time.monotonic()
+        tried += 1
         try:
             # The ID token goes to KAKAO_TOKEN_URL and nowhere else: a person's may open every
             # Cloud Run service they can call (id_tokens.audience_less_token_may_go_to), so no
@@ -213,13 +234,16 @@ def _ask(
                 settings.url,
                 params=params,
                 headers=headers,
-                timeout=TIMEOUT,
+                timeout=(TIMEOUT[0], max(1.0, min(TIMEOUT[1], left))),
                 allow_redirects=False,
+                stream=True,
             )
+            with response:
+                raw = _bounded_body(response, give_up_at)
         except requests.RequestException as exc:
             failure = f"{type(exc).__name__}: no answer"
             continue
-        body = _json_object(response)
+        body = _json_object(response, raw)
         if response.status_code == 200 and body is not None:
             return _token_from(body, settings.url)
         if response.is_redirect:
@@ -232,6 +256,9 @@ def _ask(
                 response.status_code,
             )
         failure = f"HTTP {response.status_code} without the function's JSON"
+        if response.status_code >= 500:
+            failure += " (a proxy, Google's front end, or a deployment that does not start: "
+            failure += "gcloud functions logs read kakao-token)"
         if response.status_code == 404:
             raise ConfigError(
                 f"{settings.url} answered HTTP 404 without the function's JSON: check "
@@ -240,10 +267,27 @@ def _ask(
             )
         if response.status_code not in _TRANSIENT_STATUSES:
             break
+    attempts = "1 attempt" if tried == 1 else f"{tried} attempts"
     raise EndpointUnreachable(
-        f"the token endpoint {settings.url} did not answer ({failure}, {ATTEMPTS} attempts): "
+        f"the token endpoint {settings.url} did not answer usably ({failure}; {attempts}): "
         f"check the network (proxy, DNS) and {URL_VARIABLE}, then try again in a minute"
     )
+
+
+def _bounded_body(response: requests.Response, give_up_at: float) -> bytes:
+    """The answer's body, at most MAX_BODY_BYTES and read by ``give_up_at``: an endpoint (or
+    something posing as one) that drips or floods cannot hold a script forever."""
+    import requests
+
+    chunks, size = [], 0
+    for chunk in response.iter_content(8192):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise requests.ConnectionError("answer larger than any token endpoint's")
+        if time.monotonic() > give_up_at:
+            raise requests.Timeout("answer still arriving when time ran out")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _redirect_message(url: str, response: requests.Response) -> str:
@@ -254,6 +298,21 @@ def _redirect_message(url: str, response: requests.Response) -> str:
         "never redirects, and the ID token is not sent on: set "
         f"{URL_VARIABLE} to the kakao-token URL that ./deploy.sh printed"
     )
+
+
+def _check_audience(id_token: str, source: str, audience: str) -> None:
+    """A token given by hand for another URL is not sent at all: it would open that other
+    service to whoever runs this URL."""
+    if source != "KAKAO_TOKEN_ID_TOKEN":
+        return
+    claims = unverified_claims(id_token)
+    issued_for = claims.get("aud") if claims else None
+    if isinstance(issued_for, str) and issued_for.rstrip("/") != audience:
+        raise ConfigError(
+            f"KAKAO_TOKEN_ID_TOKEN was issued for the audience {issued_for}, not for "
+            f"{audience}; it was not sent. Fetch one with the audience {audience}.",
+            ("KAKAO_TOKEN_ID_TOKEN",),
+        )
 
 
 def refusal_message(settings: RemoteSettings, source: str, status: int, id_token: str) -> str:
@@ -291,6 +350,13 @@ def refusal_message(settings: RemoteSettings, source: str, status: int, id_token
             "cannot be among the readers; ask for an ID token that includes the email "
             "(google-github-actions/auth: id_token_include_email: true)."
         )
+    if email.startswith(GITHUB_READER_PREFIX):
+        return (
+            f"Cloud Run refused {email} (HTTP 403): it may not call {settings.url}. That is the "
+            "GitHub reader account deploy.sh made: run ./deploy.sh again with this repository "
+            "in GITHUB_REPOSITORY (it grants roles/run.invoker on kakao-token), and allow a "
+            "minute for IAM to apply."
+        )
     kind = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
     return (
         f"Cloud Run refused {email} (HTTP 403): it may not call {settings.url}. Add "
@@ -323,11 +389,11 @@ def unverified_claims(id_token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _json_object(response: requests.Response) -> dict[str, Any] | None:
+def _json_object(response: requests.Response, raw: bytes) -> dict[str, Any] | None:
     if "json" not in response.headers.get("Content-Type", ""):
         return None
     try:
-        body = response.json()
+        body = json.loads(raw)
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
@@ -335,8 +401,18 @@ def _json_object(response: requests.Response) -> dict[str, Any] | None:
 
 def _token_from(body: Mapping[str, Any], url: str) -> RemoteToken:
     token, expires_at = body.get("access_token"), body.get("expires_at")
-    if not isinstance(token, str) or not token or not isinstance(expires_at, int):
+    if (
+        not isinstance(token, str)
+        or not token
+        or not isinstance(expires_at, int)
+        or isinstance(expires_at, bool)
+    ):
         raise EndpointUnreachable(f"the token endpoint {url} answered 200 without a token")
+    if expires_at <= time.time():
+        raise EndpointUnreachable(
+            f"the token endpoint {url} answered a token that expired at "
+            f"{format_time(expires_at)}: is KAKAO_TOKEN_URL an old or foreign deployment?"
+        )
     user_id = body.get("user_id")
     return RemoteToken(
         access_token=token,

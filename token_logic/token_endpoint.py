@@ -133,13 +133,11 @@ def handle_token(
     """GET: a valid access token as JSON; every failure a JSON error naming what to do."""
     login_url = ""  # unknown until the settings are read (they may be broken)
     user_id: int | None = None
+    if request.method != "GET":
+        return _method_not_allowed(get_service)
     try:
         service = get_service()
         login_url = service.settings.redirect_uri
-        if request.method != "GET":
-            response = _error(405, "method_not_allowed", "use GET", login_url)
-            response.headers["Allow"] = "GET"
-            return response
         min_valid = _seconds_parameter(request, "min_valid", DEFAULT_ACCESS_TOKEN_LEEWAY)
         user_id = _user_id_parameter(request)
         if min_valid is None or (user_id is None and "user_id" in request.args):
@@ -151,6 +149,17 @@ def handle_token(
         log_event(logging.ERROR, "unexpected error in kakao_token", exc_info=True)
         message = "unexpected error; see the function's logs (gcloud functions logs read)"
         return _error(500, "internal", message, login_url)
+
+
+def _method_not_allowed(get_service: ServiceFactory) -> flask.Response:
+    """405 whatever else is wrong; the login URL too when the settings can be read."""
+    try:
+        login_url = get_service().settings.redirect_uri
+    except Exception:  # noqa: BLE001 - broken settings must not turn a 405 into a 500
+        login_url = ""
+    response = _error(405, "method_not_allowed", "use GET", login_url)
+    response.headers["Allow"] = "GET"
+    return response
 
 
 def _serve(
