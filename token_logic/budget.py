@@ -34,6 +34,10 @@ STORE_RESERVE_SECONDS = 32.0
 MIN_KAKAO_ATTEMPT_SECONDS = 2.0
 # Lease holders and waiters run on different machines whose clocks may differ this much.
 CLOCK_SKEW_SECONDS = 5.0
+# A login's work (exchange, who it is, the write) stops this long before the deadline, so that
+# fresh tokens that could not be stored can still be logged out at Kakao (a read to make sure
+# they did not land, then one Kakao call) and the person sees our page, not the platform's 504.
+LOGIN_CLEANUP_SECONDS = 6.0
 # Kakao waits 3 s for the unlink webhook's answer; its storage work stops before that.
 UNLINK_WEBHOOK_SECONDS = 2.5
 # How often a waiter re-reads a leased document, growing from the first to the last.

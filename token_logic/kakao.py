@@ -102,7 +102,9 @@ class KakaoClient:
             params["nonce"] = nonce
         return f"{self._auth_base_url}/oauth/authorize?{urlencode(params)}"
 
-    def exchange_code(self, code: str, code_verifier: str = "") -> dict[str, Any]:
+    def exchange_code(
+        self, code: str, code_verifier: str = "", deadline: Deadline | None = None
+    ) -> dict[str, Any]:
         """Trade a single-use authorization code for tokens.
 
         Not retried once the request may have reached Kakao: a replayed code is KOE320.
@@ -120,6 +122,7 @@ class KakaoClient:
             self._auth_base_url + "/oauth/token",
             form=self._signed(form),
             retry_when_sent=False,
+            deadline=deadline,
         )
 
     def redeem_refresh_token(
@@ -145,20 +148,28 @@ class KakaoClient:
             deadline=deadline,
         )
 
-    def user_id(self, access_token: str) -> int:
+    def user_id(self, access_token: str, deadline: Deadline | None = None) -> int:
         """The Kakao user id (a 64-bit integer) the access token belongs to."""
         body = self._call(
-            "GET", self._api_base_url + "/v2/user/me", token=access_token, retry_when_sent=True
+            "GET",
+            self._api_base_url + "/v2/user/me",
+            token=access_token,
+            retry_when_sent=True,
+            deadline=deadline,
         )
         user_id = body.get("id")
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             raise KakaoUnavailable("bad_response", "/v2/user/me without an integer id")
         return user_id
 
-    def logout(self, access_token: str) -> None:
-        """Expire the given tokens at Kakao (used to revoke a stranger's fresh login)."""
+    def logout(self, access_token: str, deadline: Deadline | None = None) -> None:
+        """Expire the user's tokens at Kakao (a refused or unstored fresh login, a logout)."""
         self._call(
-            "POST", self._api_base_url + "/v1/user/logout", token=access_token, retry_when_sent=True
+            "POST",
+            self._api_base_url + "/v1/user/logout",
+            token=access_token,
+            retry_when_sent=True,
+            deadline=deadline,
         )
 
     def send_memo(self, access_token: str, text: str, link_url: str) -> None:

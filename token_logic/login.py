@@ -8,6 +8,11 @@ Who may store a login:
   deployment over.
 - Per-user documents: every user has their own document.
 A login whose user id could not be established is never stored (fail closed).
+
+A login has the request's deadline (budget.py) like everything else. Once Kakao has issued
+tokens, a login that cannot be stored in time (who it is unknown, storage down, out of time)
+is logged out at Kakao, so no live token is left in nobody's hands; if the write's fate is
+unknown, a read settles it first (a login that did land is kept).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .budget import LOGIN_CLEANUP_SECONDS, Deadline
 from .clock import Clock
 from .config import Settings
 from .errors import (
@@ -41,6 +47,9 @@ from .tokens import (
 )
 
 _MAX_WRITE_ATTEMPTS = 5
+# An unconditional overwrite takes no deadline (one attempt, its own timeout): only with this
+# much time left; otherwise the deadline-bounded read and conditional write.
+_UNBOUNDED_WRITE_SECONDS = 15.0
 
 
 class LoginFinisher:
@@ -54,27 +63,42 @@ class LoginFinisher:
         self._store = store
         self._clock = clock
 
-    def finish(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
-        """Verify the state, exchange the code, check who it is, store the document."""
+    def finish(
+        self, code: str, state: str, cookies: Mapping[str, str], deadline: Deadline
+    ) -> TokenDocument:
+        """Verify the state, exchange the code, check who it is, store the document; all by
+        ``deadline``, or the fresh tokens are logged out (see the module docstring)."""
         secrets = verify_state(state, cookies)  # before anything reaches Kakao
-        response = self._kakao.exchange_code(code, secrets.verifier)
-        user_id = self._identify(response, secrets.nonce)
-        allowed = self._settings.allowed_user_ids
-        if allowed and user_id not in allowed:
-            self._revoke(response, user_id, "login refused: user not allowed")
-            raise UserNotAllowed(user_id)
-        for field_name in unusable_lifetimes(response):
-            log_event(
-                logging.WARNING,
-                "Kakao's login answer had no usable value; a conservative one is assumed",
-                field=field_name,
-            )
-        document = from_token_response(response, self._clock.now(), user_id)
-        name = document_name(self._settings.token_object, user_id)
-        if allowed or USER_ID_PLACEHOLDER in self._settings.token_object:
-            self._store_over_anything(name, document)
-        else:
-            self._store_if_owner(name, document, response)
+        work = deadline.earlier_by(LOGIN_CLEANUP_SECONDS)
+        response = self._kakao.exchange_code(code, secrets.verifier, work)
+        document: TokenDocument | None = None
+        name = ""
+        try:
+            user_id = self._identify(response, secrets.nonce, work)
+            allowed = self._settings.allowed_user_ids
+            if allowed and user_id not in allowed:
+                self._revoke(response, user_id, "login refused: user not allowed", deadline)
+                raise UserNotAllowed(user_id)
+            for field_name in unusable_lifetimes(response):
+                log_event(
+                    logging.WARNING,
+                    "Kakao's login answer had no usable value; a conservative one is assumed",
+                    field=field_name,
+                )
+            document = from_token_response(response, self._clock.now(), user_id)
+            name = document_name(self._settings.token_object, user_id)
+            if allowed or USER_ID_PLACEHOLDER in self._settings.token_object:
+                self._store_over_anything(name, document, work)
+            else:
+                self._store_if_owner(name, document, response, work, deadline)
+        except UserNotAllowed:
+            raise  # refused: its tokens were logged out already (or, owner unknown, kept)
+        except KakaoTokenError as exc:
+            if document is not None and self._landed(name, document, deadline):
+                log_event(logging.WARNING, "login stored, though the write seemed to fail")
+                return document
+            self._discard(response, exc, deadline)
+            raise
         log_event(
             logging.INFO,
             "login stored",
@@ -85,7 +109,7 @@ class LoginFinisher:
         )
         return document
 
-    def _identify(self, response: Mapping[str, Any], nonce: str) -> int:
+    def _identify(self, response: Mapping[str, Any], nonce: str, deadline: Deadline) -> int:
         """The Kakao user id: from the checked ID token, else from /v2/user/me."""
         id_token = response.get("id_token")
         if isinstance(id_token, str) and id_token:
@@ -100,13 +124,18 @@ class LoginFinisher:
             except KakaoUnavailable as exc:  # a token for another app or login: never store it
                 raise IdentityUnverified(str(exc)) from exc
         try:
-            return self._kakao.user_id(str(response.get("access_token", "")))
+            return self._kakao.user_id(str(response.get("access_token", "")), deadline)
         except KakaoTokenError as exc:
             # Fail closed: whose login this is decides whether it may be stored at all.
             raise IdentityUnverified("the Kakao user id could not be checked") from exc
 
     def _store_if_owner(
-        self, name: str, document: TokenDocument, response: Mapping[str, Any]
+        self,
+        name: str,
+        document: TokenDocument,
+        response: Mapping[str, Any],
+        work: Deadline,
+        deadline: Deadline,
     ) -> None:
         """Store the login over the owner's own document (or nothing), never over another's.
 
@@ -120,29 +149,31 @@ class LoginFinisher:
             stored_document = from_json_or_none(current.data)
             owner = stored_document.user_id if stored_document else None
             if owner is None:
-                owner = self._owner_of_stored_tokens(stored_document)
+                owner = self._owner_of_stored_tokens(stored_document, work)
                 if owner is None:
                     # Whose it is cannot be told: refuse, but revoke nothing, since this
                     # may be the owner, and a Kakao logout would end the stored login too.
                     log_event(logging.WARNING, "login refused: stored document names no owner")
                     raise NotTheOwner(user_id or 0, owner_known=False)
             if owner != user_id:
-                self._revoke(response, user_id, "login refused: another user owns this")
+                self._revoke(response, user_id, "login refused: another user owns this", deadline)
                 raise NotTheOwner(user_id or 0, owner_known=True)
 
-        self._write_over_read_version(name, to_json(document), vet)
+        self._write_over_read_version(name, to_json(document), vet, work)
 
-    def _owner_of_stored_tokens(self, document: TokenDocument | None) -> int | None:
+    def _owner_of_stored_tokens(
+        self, document: TokenDocument | None, deadline: Deadline
+    ) -> int | None:
         """For a document written without user_id (an older version): ask Kakao whose its
         access token is. None when that cannot be told (expired, unreadable, Kakao down)."""
         if document is None:
             return None
         try:
-            return self._kakao.user_id(document.access_token)
+            return self._kakao.user_id(document.access_token, deadline)
         except KakaoTokenError:
             return None
 
-    def _store_over_anything(self, name: str, document: TokenDocument) -> None:
+    def _store_over_anything(self, name: str, document: TokenDocument, work: Deadline) -> None:
         """Who may store is settled (allowlist, or the user's own document): one write, no read.
 
         A refresh racing with it loses its compare-and-swap and finds the newer login (see
@@ -150,6 +181,9 @@ class LoginFinisher:
         take the retried path: read the version, write conditionally.
         """
         data = to_json(document)
+        if work.remaining() < _UNBOUNDED_WRITE_SECONDS:  # overwrite takes no deadline
+            self._write_over_read_version(name, data, lambda current: None, work)
+            return
         try:
             self._store.overwrite(name, data)
             return
@@ -160,28 +194,59 @@ class LoginFinisher:
                 document=name,
                 error=type(exc.__cause__ or exc).__name__,
             )
-        self._write_over_read_version(name, data, lambda current: None)
+        self._write_over_read_version(name, data, lambda current: None, work)
 
     def _write_over_read_version(
-        self, name: str, data: bytes, vet: Callable[[Stored | None], None]
+        self, name: str, data: bytes, vet: Callable[[Stored | None], None], work: Deadline
     ) -> None:
         """Read the version, let ``vet`` refuse (by raising), write conditionally on that
         version; again from the read if someone wrote in between."""
         for _ in range(_MAX_WRITE_ATTEMPTS):
-            current = self._store.read(name)
+            current = self._store.read(name, work)
             vet(current)
             try:
-                self._store.write(name, data, current.version if current else None)
+                self._store.write(name, data, current.version if current else None, work)
                 return
             except WriteConflict:
                 continue
         raise StorageError(f"gave up storing the login: {name} kept changing")
 
-    def _revoke(self, response: Mapping[str, Any], user_id: int | None, why: str) -> None:
+    def _landed(self, name: str, document: TokenDocument, deadline: Deadline) -> bool:
+        """After a write whose fate is unknown: whether our login is what is stored now."""
+        if not name:
+            return False
+        try:
+            stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
+        except KakaoTokenError:
+            return False  # unknown still: the tokens are logged out; a new login settles it
+        latest = from_json_or_none(stored.data) if stored else None
+        return latest is not None and latest.fields.get("refresh_token") == document.refresh_token
+
+    def _discard(
+        self, response: Mapping[str, Any], exc: KakaoTokenError, deadline: Deadline
+    ) -> None:
+        """Log out at Kakao the tokens of a login that could not be stored."""
+        log_event(
+            logging.WARNING,
+            "login not stored; logging its fresh tokens out at Kakao",
+            error=type(exc).__name__,
+        )
+        try:
+            self._kakao.logout(str(response.get("access_token", "")), deadline)
+        except KakaoTokenError as failure:
+            log_event(
+                logging.ERROR,
+                "could not log out a login that was not stored; it expires on its own",
+                error=type(failure).__name__,
+            )
+
+    def _revoke(
+        self, response: Mapping[str, Any], user_id: int | None, why: str, deadline: Deadline
+    ) -> None:
         """Log out a refused login's fresh tokens at Kakao, so nothing usable is left behind."""
         log_event(logging.WARNING, why, user_id=user_id)
         try:
-            self._kakao.logout(str(response.get("access_token", "")))
+            self._kakao.logout(str(response.get("access_token", "")), deadline)
         except KakaoTokenError as exc:
             log_event(
                 logging.WARNING,

@@ -136,6 +136,7 @@ def problem_for(exc: KakaoTokenError) -> Problem:
             "The request ran out of time before the token could be refreshed and stored "
             f"safely ({exc}); the stored token is unchanged. Try again shortly.",
             code="deadline",
+            start_again=True,
             retry_after=exc.retry_after,
         )
     if isinstance(exc, StorageError):

@@ -70,7 +70,7 @@ class TokenService:
 
     def finish_login(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
         """Verify the state, exchange the code, check who it is, store the document."""
-        return self._login.finish(code, state, cookies)
+        return self._login.finish(code, state, cookies, self.deadline())
 
     def deadline(self) -> Deadline:
         """The deadline of a request starting now (see budget.py)."""

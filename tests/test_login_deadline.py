@@ -1,0 +1,136 @@
+"""A login has one deadline like every request; fresh tokens Kakao issued that could not be
+stored inside it are logged out at Kakao, and the person sees our page, not the platform's 504.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import settings_env
+from tests.helpers import FakeClock, complete_login, consent, query_of
+from token_logic.budget import ANSWER_RESERVE_SECONDS
+from token_logic.config import Settings
+from token_logic.errors import DeadlineReached, IdentityUnverified, StorageError
+from token_logic.file_store import FileTokenStore
+from token_logic.kakao import new_session
+from token_logic.service import TokenService
+from token_logic.store import Stored, TokenStore
+from token_logic.web import handle_callback
+from token_logic.wiring import build_service
+
+
+class SlowFailingStore:
+    """Wraps a store: every write first takes ``seconds`` of the (fake) clock, then either
+    fails or, with ``land=True``, lands and still reports a failure (the answer was lost)."""
+
+    def __init__(
+        self, inner: TokenStore, clock: FakeClock, seconds: float, *, land: bool = False
+    ) -> None:
+        self.inner, self.clock, self.seconds, self.land = inner, clock, seconds, land
+
+    def _fail_write(self, name: str, data: bytes) -> None:
+        self.clock.advance(self.seconds)
+        if self.land:
+            self.inner.overwrite(name, data)
+        raise StorageError("Cloud Storage upload failed (ServiceUnavailable)")
+
+    def overwrite(self, name: str, data: bytes) -> str:
+        self._fail_write(name, data)
+        raise AssertionError("unreachable")
+
+    def write(self, name: str, data: bytes, *args: Any) -> str:
+        self._fail_write(name, data)
+        raise AssertionError("unreachable")
+
+    def read(self, name: str, *args: Any) -> Stored | None:
+        return self.inner.read(name, *args)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+
+def service_over(store: Any, fake: FakeKakao, clock: FakeClock, **env: str) -> TokenService:
+    settings = Settings.from_env(settings_env(fake, **env))
+    return build_service(settings, session=new_session(), store=store, clock=clock)
+
+
+def live_tokens(fake: FakeKakao) -> int:
+    return len(fake.state.access_tokens) + len(fake.state.refresh_tokens)
+
+
+@pytest.mark.parametrize("per_user", [False, True])
+def test_storage_down_during_a_login_logs_its_tokens_out(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock, per_user: bool
+) -> None:
+    """The write fails and nothing landed: the fresh tokens are logged out at Kakao, nothing
+    is stored, and the whole login ends before the request's deadline."""
+    inner = FileTokenStore(tmp_path)
+    store = SlowFailingStore(inner, clock, seconds=20)
+    env = {"TOKEN_OBJECT": "tokens/{user_id}.json"} if per_user else {}
+    service = service_over(store, fake_kakao, clock, **env)
+    started = clock.time()
+
+    with pytest.raises((StorageError, DeadlineReached)):
+        complete_login(service)
+
+    assert live_tokens(fake_kakao) == 0
+    assert inner.names("") == []
+    assert clock.time() - started <= 60 - ANSWER_RESERVE_SECONDS
+
+
+def test_a_login_whose_write_landed_though_it_seemed_to_fail_is_kept(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The write's answer was lost but the write landed: a read settles it, the login is kept
+    and its tokens stay alive at Kakao."""
+    inner = FileTokenStore(tmp_path)
+    service = service_over(SlowFailingStore(inner, clock, seconds=1, land=True), fake_kakao, clock)
+
+    document = complete_login(service)
+
+    stored = inner.read("kakao_token.json")
+    assert stored is not None and document.refresh_token.encode() in stored.data
+    assert document.refresh_token in fake_kakao.state.refresh_tokens
+
+
+def test_an_unverifiable_user_leaves_no_live_token(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Kakao cannot say who logged in (user/me failing): nothing stored, tokens logged out."""
+    service = service_over(FileTokenStore(tmp_path), fake_kakao, clock)
+    fake_kakao.state.inject("/v2/user/me", "500", "500", "500")
+
+    with pytest.raises(IdentityUnverified):
+        complete_login(service)
+
+    assert live_tokens(fake_kakao) == 0
+
+
+def test_the_person_sees_our_page_with_a_way_to_start_again(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Through the callback: storage down after Kakao answered is a 503 page of ours, in Korean
+    and English, with the login link; no trace, no token."""
+    service = service_over(
+        SlowFailingStore(FileTokenStore(tmp_path), clock, seconds=1), fake_kakao, clock
+    )
+    app = flask.Flask(__name__)
+    app.add_url_rule(
+        "/", "callback", lambda: handle_callback(flask.request, lambda: service), methods=["GET"]
+    )
+    client = app.test_client()
+    start = client.get("/")
+    callback = query_of(consent(start.headers["Location"]))
+
+    page = client.get("/", query_string=callback)
+
+    text = page.get_data(as_text=True)
+    assert page.status_code == 503
+    assert "저장소" in text and "Token storage failed" in text
+    assert "Traceback" not in text and callback["code"] not in text
+    assert live_tokens(fake_kakao) == 0
