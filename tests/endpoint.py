@@ -50,7 +50,7 @@ class Endpoint:
     def kill_login(self) -> None:
         """The refresh token dies at Kakao and the stored access token is due."""
         stored = self.stored()
-        stored["updated_at"] -= 600  # not refreshed within the last minute (that is served)
+        stored["updated_at"] -= 600  # not "just refreshed" (that is served as it is)
         stored["expires_at"] = stored["updated_at"] + 610
         (self.store_dir / "kakao_token.json").write_text(json.dumps(stored))
         self.kakao.state.refresh_tokens.clear()

@@ -340,7 +340,7 @@ def test_get_access_token_itself(live_kakao: FakeKakao, tmp_path: Path) -> None:
 
     assert get_access_token(environ=env) == stored["access_token"]
     assert live_kakao.state.refresh_calls() == 0
-    backdate(FileTokenStore(tmp_path), 120)  # not refreshed within the last minute
+    backdate(FileTokenStore(tmp_path), 300)  # not "just refreshed" (150 s, tokens.py)
     fresh = get_access_token(environ=env, leeway_seconds=7 * 3600)  # longer than it lives
     assert fresh != stored["access_token"] and fresh in live_kakao.state.access_tokens
     on_disk = json.loads((tmp_path / "kakao_token.json").read_text())

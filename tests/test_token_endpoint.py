@@ -46,7 +46,7 @@ def log_in(fake: FakeKakao, store: TokenStore, **env: str) -> dict[str, Any]:
 
 def expire_in(store: TokenStore, seconds: int, name: str = NAME) -> None:
     """Make the stored access token expire ``seconds`` from now (issued hours ago, as such a
-    token would be: one refreshed within the last minute is served as it is)."""
+    token would be: one refreshed in the last 150 s is served as it is)."""
     now = int(time.time())
     rewrite_stored(
         store, lambda d: d.with_fields(expires_at=now + seconds, updated_at=now - 3 * 3600), name

@@ -197,14 +197,17 @@ class TokenService:
         """A valid access token for scripts, refreshed first when it expires within the leeway."""
         return self.valid_document(self.document_name(user_id), leeway_seconds).access_token
 
-    def valid_document(self, name: str, leeway_seconds: int) -> TokenDocument:
+    def valid_document(
+        self, name: str, leeway_seconds: int, deadline: Deadline | None = None
+    ) -> TokenDocument:
         """The document ``name`` with an access token valid for at least ``leeway_seconds``.
 
-        Refreshed first if it is not, under the lease (one Kakao call for any number of callers).
+        Refreshed first if it is not, under the lease (one Kakao call for any number of callers),
+        all within ``deadline`` (a new request's when not given).
         """
         margin = max(leeway_seconds, 0)
         return self._refresher.ensure_fresh(
-            name, margin_seconds=margin, deadline=self.deadline()
+            name, margin_seconds=margin, deadline=deadline or self.deadline()
         ).document
 
     def status(self) -> list[dict[str, Any]]:
@@ -222,11 +225,12 @@ class TokenService:
         link = self.settings.redirect_uri or "https://developers.kakao.com"
         self.kakao.send_memo(token, text, link)
 
-    def document_name(self, user_id: int | None) -> str:
-        """The document for a user; with one stored user and no id given, that one."""
+    def document_name(self, user_id: int | None, deadline: Deadline | None = None) -> str:
+        """The document for a user; with one stored user and no id given, that one (found by a
+        listing that fits ``deadline``, the request's own)."""
         template = self.settings.token_object
         if user_id is None and USER_ID_PLACEHOLDER in template:
-            names = self.stored_names()
+            names = self.stored_names(deadline)
             if len(names) == 1:
                 return names[0]
             raise NoTokenStored(
@@ -234,11 +238,16 @@ class TokenService:
             )
         return document_name(template, user_id)
 
-    def stored_names(self) -> list[str]:
-        """Every stored document that belongs to TOKEN_OBJECT."""
+    def stored_names(self, deadline: Deadline | None = None) -> list[str]:
+        """Every stored document that belongs to TOKEN_OBJECT, listed within ``deadline``."""
         template = self.settings.token_object
-        matches = template_matches(template)
-        return [name for name in self.store.names(template_prefix(template)) if matches(name)]
+        listed = list_for_sweep(
+            self.store,
+            template_prefix(template),
+            template_matches(template),
+            deadline or self.deadline(),
+        )
+        return sorted(item.name for item in listed)
 
 
 def _token_fingerprint(document: TokenDocument | None, data: bytes) -> bytes:

@@ -165,11 +165,12 @@ def _method_not_allowed(get_service: ServiceFactory) -> flask.Response:
 def _serve(
     service: TokenService, cache: FreshTokenCache, user_id: int | None, min_valid: int
 ) -> flask.Response:
-    name = service.document_name(user_id)
+    deadline = service.deadline()  # one for the whole request: a listing, then a refresh
+    name = service.document_name(user_id, deadline)
     now = service.now()
     token = cache.get(name, now, min_valid)
     if token is None:
-        token = ServedToken.of(service.valid_document(name, min_valid))
+        token = ServedToken.of(service.valid_document(name, min_valid, deadline))
         now = service.now()
         cache.put(name, token, now)
     if user_id is not None and token.user_id != user_id:

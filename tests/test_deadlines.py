@@ -1,6 +1,6 @@
-"""A login has one deadline like every request; fresh tokens Kakao issued that could not be
-stored inside it are logged out at Kakao, and the person sees our page, not the platform's 504.
-"""
+"""One deadline per request, everywhere. Fresh tokens Kakao issued to a login that could not
+be stored inside it are logged out at Kakao, and the person sees our page, not the platform's
+504; a token request's listing and refresh share one deadline."""
 
 from __future__ import annotations
 
@@ -134,3 +134,51 @@ def test_the_person_sees_our_page_with_a_way_to_start_again(
     assert "저장소" in text and "Token storage failed" in text
     assert "Traceback" not in text and callback["code"] not in text
     assert live_tokens(fake_kakao) == 0
+
+
+class SlowListingStore:
+    """Wraps a store whose listing takes ``seconds`` of the fake clock."""
+
+    def __init__(self, inner: TokenStore, clock: FakeClock, seconds: float) -> None:
+        self.inner, self.clock, self.seconds = inner, clock, seconds
+
+    def listing(self, prefix: str, deadline: Any = None) -> Any:
+        self.clock.advance(self.seconds)
+        return self.inner.listing(prefix, deadline)  # type: ignore[attr-defined]
+
+    def names(self, prefix: str) -> list[str]:
+        self.clock.advance(self.seconds)
+        return self.inner.names(prefix)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+
+def test_a_per_user_token_request_has_one_deadline_for_listing_and_refresh(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Per-user documents, no user_id: the listing that finds the one user spends the same
+    deadline as the refresh after it, so a slow listing leaves no refresh that would run past
+    the platform's timeout: a 503 with Retry-After instead, and Kakao is not called."""
+    from token_logic.token_endpoint import FreshTokenCache, handle_token
+
+    inner = FileTokenStore(tmp_path)
+    env = {"TOKEN_OBJECT": "tokens/{user_id}.json"}
+    complete_login(service_over(inner, fake_kakao, clock, **env))
+    (name,) = inner.names("tokens/")
+    document = inner.read(name)
+    assert document is not None
+    clock.advance(6 * 3600 - 100)  # the access token is due
+    service = service_over(SlowListingStore(inner, clock, 40), fake_kakao, clock, **env)
+    app = flask.Flask(__name__)
+    app.add_url_rule(
+        "/", "token", lambda: handle_token(flask.request, lambda: service, FreshTokenCache())
+    )
+    started = clock.time()
+
+    response = app.test_client().get("/")
+
+    assert response.status_code == 503 and response.get_json()["error"] == "deadline_reached"
+    assert int(response.headers["Retry-After"]) > 0
+    assert fake_kakao.state.refresh_calls() == 0
+    assert clock.time() - started <= 60 - ANSWER_RESERVE_SECONDS
