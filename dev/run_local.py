@@ -5,31 +5,52 @@ token endpoint kakao_token on :8082 (TOKEN_PORT). Without KAKAO_REST_API_KEY it 
 bundled fake Kakao on :9090 (FAKE_KAKAO_PORT) and runs in demo mode, so a newcomer sees the
 whole login, the command line and a memo arrive before creating a Kakao app.
 
+The token endpoint hands out a real Kakao access token with a real app, and anything that can
+reach localhost could ask for it: a web page too, by DNS rebinding. So, as Cloud Run guards the
+deployed one, a stand-in guards it (servers.LocalInvokerCheck): the Host must be this machine's
+and the caller must send a bearer made for this run. With a real app that bearer is never
+printed: it goes to .run/token-endpoint-<port>.env (mode 0600), which the printed command
+lines read, and is removed when make run stops. In demo mode it is local-demo, shown as it is.
+
 Once every server listens it prints what to open and the command lines with their complete
 environment, ready to paste in another terminal at the repository root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from dev.fake_kakao import MEMOS_PATH, FakeKakao, FakeKakaoState
-from dev.servers import function_command, port_is_free, stop_all, wait_until_listening
+from dev.servers import (
+    LocalInvokerCheck,
+    free_port,
+    function_command,
+    port_is_free,
+    start_child,
+    stop_all,
+    wait_until_listening,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_REST_API_KEY = "demo-rest-api-key"
 DEMO_CLIENT_SECRET = "demo-client-secret"
-# Locally nothing checks the caller's ID token (on Google Cloud, Cloud Run does), but the
-# client needs one to send; it accepts any explicit one for a loopback http URL.
+# The bearer LocalInvokerCheck wants in demo mode, where the fake's tokens are worth nothing;
+# the client sends it as its ID token (it accepts any explicit one for a loopback http URL).
 DEMO_ID_TOKEN = "local-demo"
+# Relative to ROOT, where the printed commands run; one per port, so a test run on other ports
+# never overwrites the file of a make run in another terminal.
+ENDPOINT_FILE = ".run/token-endpoint-{port}.env"
 # What the command line reads in store mode, in the order printed (when set).
 STORE_VARIABLES = (
     "TOKEN_BUCKET",
@@ -102,19 +123,29 @@ def main() -> int:
             f"error: in use: {', '.join(busy)}; set the variable to another port", file=sys.stderr
         )
         return 1
-    fake = _start_fake(env, ports.fake_kakao) if demo else None
+    fake = _fake_kakao(env, ports.fake_kakao) if demo else None
     if not env.get("TOKEN_BUCKET"):
         env["TOKEN_DIR"] = env.get("TOKEN_DIR") or "."
+    bearer = DEMO_ID_TOKEN if demo else secrets.token_urlsafe(32)
     functions = {
         "kakao_callback": ports.callback,
         "kakao_refresh": ports.refresh,
-        "kakao_token": ports.token,
+        "kakao_token": free_port(),  # behind the check on ports.token, reached only through it
     }
+    check = LocalInvokerCheck(ports.token, functions["kakao_token"], bearer)
+    # Every child is forked before the first thread of ours starts (see start_child).
     servers = [_serve(target, port, env) for target, port in functions.items()]
+    check.start()
+    if fake is not None:
+        fake.start()
+    endpoint = endpoint_environment(env, ports.token, bearer)
+    env_file = None if demo else ENDPOINT_FILE.format(port=ports.token)
     code = 0
     try:
         if wait_until_listening(servers, list(functions.values()), stopped):
-            print(guide(env, ports, fake.url if fake else None), flush=True)
+            if env_file:
+                write_private(ROOT / env_file, "".join(f"{a}\n" for a in assignments(endpoint)))
+            print(guide(env, ports, fake.url if fake else None, endpoint, env_file), flush=True)
         elif not stopped.is_set():
             print("error: a function server did not start (its output is above)", file=sys.stderr)
             code = 1
@@ -126,20 +157,34 @@ def main() -> int:
         pass
     finally:
         stop_all(servers)
+        check.stop()
         if fake is not None:
             fake.stop()
+        if env_file:  # its bearer died with this run
+            (ROOT / env_file).unlink(missing_ok=True)
     return code
 
 
-def guide(env: Mapping[str, str], ports: Ports, fake_url: str | None) -> str:
-    """What to open and what to paste, every command with the environment it needs."""
-    python = _shown_path(Path(sys.executable))
-    cli = f"{python} -m token_logic"
-    token_url = f"http://localhost:{ports.token}/"
-    endpoint = {"KAKAO_TOKEN_URL": token_url, "KAKAO_TOKEN_ID_TOKEN": DEMO_ID_TOKEN}
+def endpoint_environment(env: Mapping[str, str], port: int, bearer: str) -> dict[str, str]:
+    """What a client of the local token endpoint needs, as a script elsewhere would set it."""
+    endpoint = {"KAKAO_TOKEN_URL": f"http://localhost:{port}/", "KAKAO_TOKEN_ID_TOKEN": bearer}
     if env.get("KAKAO_API_BASE_URL"):  # the demo's fake: send-memo must not go to real Kakao
         endpoint["KAKAO_API_BASE_URL"] = env["KAKAO_API_BASE_URL"]
-    prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in endpoint.items())
+    return endpoint
+
+
+def guide(
+    env: Mapping[str, str],
+    ports: Ports,
+    fake_url: str | None,
+    endpoint: Mapping[str, str],
+    env_file: str | None,
+) -> str:
+    """What to open and what to paste, every command with the environment it needs; with
+    ``env_file`` the endpoint's environment is read from that file, never shown."""
+    python = _shown_path(Path(sys.executable))
+    cli = f"{python} -m token_logic"
+    token_url = endpoint["KAKAO_TOKEN_URL"]
     if fake_url:
         where = "DEMO MODE / 데모 모드: KAKAO_REST_API_KEY is not set, so the bundled fake Kakao "
         where += f"runs on {fake_url} and nothing goes to the real Kakao."
@@ -148,17 +193,31 @@ def guide(env: Mapping[str, str], ports: Ports, fake_url: str | None) -> str:
         where = f"Your Kakao app / 내 카카오 앱: register {env['KAKAO_REDIRECT_URI']} as a "
         where += "Redirect URI in the Kakao console."
         memos = "in KakaoTalk, your chat with yourself / 카카오톡 '나와의 채팅'"
+    if env_file:
+        header = '"Authorization: Bearer $KAKAO_TOKEN_ID_TOKEN"'
+        curl = f"(. {env_file} && curl -s -H {header} {token_url})"
+        bearer = f"a bearer made for this run, kept in {env_file} (mode 0600, never printed)"
+        bearer_ko = f"이번 실행용 bearer({env_file}, 권한 0600, 화면에 출력하지 않음)"
+        prefix, sourcing = "", [f"    set -a; . {env_file}; set +a"]
+    else:
+        given = endpoint["KAKAO_TOKEN_ID_TOKEN"]
+        curl = f"curl -s -H {shlex.quote(f'Authorization: Bearer {given}')} {token_url}"
+        bearer = f"the bearer {given} (the fake's tokens are worth nothing)"
+        bearer_ko = f"bearer {given}(가짜 카카오의 토큰이라 쓸모없음)"
+        prefix, sourcing = " ".join(assignments(endpoint)) + " ", []
     stored = f"bucket {env['TOKEN_BUCKET']}" if env.get("TOKEN_BUCKET") else env["TOKEN_DIR"]
     lines = [
         f"{where} Tokens go to {stored}.",
         "",
         f"  Log in / 로그인:          open {env['KAKAO_REDIRECT_URI']}",
         f"  Refresh / 갱신:           curl -X POST http://localhost:{ports.refresh}/",
-        f"  Token / 토큰:             curl -s {token_url}",
-        "      Locally nothing checks the caller's Google ID token (local-demo below is a "
-        "stand-in); on Google Cloud, Cloud Run does (roles/run.invoker).",
-        "      로컬에서는 호출자의 Google ID 토큰을 확인하지 않습니다(아래 local-demo는 자리 "
-        "표시용). Google Cloud에서는 Cloud Run이 확인합니다.",
+        f"  Token / 토큰:             {curl}",
+        "      Guarded by a stand-in for Cloud Run's check: only the Host localhost, 127.0.0.1 "
+        f"or [::1], and {bearer}. On Google Cloud, Cloud Run checks the caller's Google ID "
+        "token (roles/run.invoker).",
+        "      Cloud Run의 확인을 흉내 내어 보호합니다: Host는 localhost, 127.0.0.1, [::1]만 받고 "
+        f"{bearer_ko}도 필요합니다. Google Cloud에서는 Cloud Run이 호출자의 Google ID 토큰을 "
+        "확인합니다.",
         f"  Memos sent / 보낸 메모:   {memos}",
         "  Stop / 종료:              Ctrl+C",
         "",
@@ -174,11 +233,31 @@ def guide(env: Mapping[str, str], ports: Ports, fake_url: str | None) -> str:
         "",
         "  Command line through the token endpoint, as a script elsewhere would /",
         "  토큰 엔드포인트를 거쳐 (다른 곳의 스크립트처럼):",
-        f"    {prefix} {cli} access-token",
-        f'    {prefix} {cli} send-memo "안녕하세요, 엔드포인트에서 / hello via the endpoint"',
+        *sourcing,
+        f"    {prefix}{cli} access-token",
+        f'    {prefix}{cli} send-memo "안녕하세요, 엔드포인트에서 / hello via the endpoint"',
         "",
     ]
     return "\n".join(lines)
+
+
+def assignments(environment: Mapping[str, str]) -> list[str]:
+    """``NAME=value`` for each variable, quoted for a POSIX shell."""
+    return [f"{name}={shlex.quote(value)}" for name, value in environment.items()]
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` in ``path``, mode 0600 from its first byte (mkstemp), put in place whole."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def store_environment(env: Mapping[str, str], *, demo: bool) -> list[str]:
@@ -195,13 +274,14 @@ def store_environment(env: Mapping[str, str], *, demo: bool) -> list[str]:
     return assignments
 
 
-def _start_fake(env: dict[str, str], port: int) -> FakeKakao:
+def _fake_kakao(env: dict[str, str], port: int) -> FakeKakao:
+    """The fake, bound to its port but not yet serving (no thread before the children fork)."""
     state = FakeKakaoState(
         client_id=DEMO_REST_API_KEY,
         client_secret=DEMO_CLIENT_SECRET,
         redirect_uris={env["KAKAO_REDIRECT_URI"]},
     )
-    fake = FakeKakao(state, port=port).start()
+    fake = FakeKakao(state, port=port)
     env.update(
         {
             "KAKAO_REST_API_KEY": state.client_id,
@@ -217,7 +297,7 @@ def _start_fake(env: dict[str, str], port: int) -> FakeKakao:
 
 
 def _serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(function_command(target, ROOT / "main.py", port), env=env, cwd=ROOT)
+    return start_child(function_command(target, ROOT / "main.py", port), env, ROOT)
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:

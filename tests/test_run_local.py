@@ -1,11 +1,14 @@
 """``make run`` (dev/run_local.py) as a person uses it: a real process on free ports, its printed
-commands pasted as they are, the memo on the fake's page, and a clean stop on SIGTERM."""
+commands pasted as they are, the memo on the fake's page, the token endpoint's guard (Host and
+bearer), a clean stop on SIGTERM and no server left behind after SIGKILL."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,12 +22,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from dev.fake_kakao import FakeKakao, FakeKakaoState
+from dev.servers import port_is_free
 from tests.conftest import ROOT
 from tests.helpers import consent, free_port, run_cli
 
 CLI = ("-m", "token_logic")
 GUIDE_END = "Command line through the token endpoint"
 SECRET = "dummy-client-secret-5f2c9e"
+REBINDING_HOSTS = ("rebind.attacker.example:{port}", "127.0.0.1.nip.io:{port}", "localhost")
 
 
 @dataclass
@@ -48,6 +54,15 @@ class LocalRun:
             raise
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without anything the function or the client reads."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KAKAO_", "TOKEN_", "STORAGE_", "K_SERVICE"))
+    }
+
+
 def start_run_local(tmp_path: Path, **settings: str) -> LocalRun:
     """run_local on free ports, with a clean environment plus ``settings``; waits for its guide."""
     ports = {
@@ -56,12 +71,7 @@ def start_run_local(tmp_path: Path, **settings: str) -> LocalRun:
         "TOKEN_PORT": free_port(),
         "FAKE_KAKAO_PORT": free_port(),
     }
-    inherited = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("KAKAO_", "TOKEN_", "STORAGE_", "K_SERVICE"))
-    }
-    env = {**inherited, **{k: str(v) for k, v in ports.items()}, **settings}
+    env = {**clean_environment(), **{k: str(v) for k, v in ports.items()}, **settings}
     output = tmp_path / "run_local.out"
     with output.open("wb") as sink:  # a file, not a pipe: no one must drain it
         process = subprocess.Popen(
@@ -113,7 +123,10 @@ def printed_commands(text: str) -> list[tuple[dict[str, str], list[str]]]:
 
 def store_command(text: str, name: str) -> tuple[dict[str, str], list[str]]:
     """A printed store-mode command with the printed exports as its whole environment."""
-    [args] = [args for prefix, args in printed_commands(text) if not prefix and args[0] == name]
+    store_part = text.partition(GUIDE_END)[0]
+    [args] = [
+        args for prefix, args in printed_commands(store_part) if not prefix and args[0] == name
+    ]
     return printed_exports(text), args
 
 
@@ -131,6 +144,44 @@ def printed_url(text: str, label: str, verb: str) -> str:
     match = re.search(rf"{re.escape(label)}.*?{verb} (http://\S+)", text)
     assert match, text
     return match.group(1)
+
+
+def printed_line(text: str, label: str) -> str:
+    """What the guide prints after ``label`` on its line."""
+    match = re.search(rf"^\s*{re.escape(label)}\s+(.+)$", text, re.MULTILINE)
+    assert match, text
+    return match.group(1)
+
+
+def endpoint_lines(text: str) -> list[str]:
+    """The lines under the token-endpoint heading, as a person would copy them."""
+    block = text.partition(GUIDE_END)[2].splitlines()[2:]  # after both lines of the heading
+    return [line.strip() for line in block[: block.index("")]]
+
+
+def endpoint_file(text: str) -> Path:
+    """The file the printed ``set -a; . FILE; set +a`` line reads."""
+    [line] = [line for line in endpoint_lines(text) if line.startswith("set -a")]
+    match = re.fullmatch(r"set -a; \. (\S+); set \+a", line)
+    assert match, line
+    return ROOT / match.group(1)
+
+
+def paste(*lines: str) -> subprocess.CompletedProcess[str]:
+    """``lines`` pasted into a fresh shell at the repository root, with no KAKAO_* set."""
+    return subprocess.run(
+        ["/bin/sh", "-c", "\n".join(lines)],
+        cwd=ROOT,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def token_url(run: LocalRun, host: str = "localhost") -> str:
+    return f"http://{host}:{run.ports['TOKEN_PORT']}/"
 
 
 def log_in(callback_url: str) -> None:
@@ -164,15 +215,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
 
 def test_demo_prints_every_local_address(demo: LocalRun) -> None:
     """The guide names the login, refresh, token and memo addresses on the chosen ports, and
-    says that locally nobody checks the caller's ID token."""
+    prints the curl line with the demo bearer and says what guards the token endpoint."""
     text = demo.text()
 
     assert printed_url(text, "Log in", "open") == f"http://localhost:{demo.ports['PORT']}/"
     assert f"curl -X POST http://localhost:{demo.ports['REFRESH_PORT']}/" in text
-    assert f"curl -s http://localhost:{demo.ports['TOKEN_PORT']}/" in text
+    curl = printed_line(text, "Token / 토큰:")
+    assert curl == f"curl -s -H 'Authorization: Bearer local-demo' {token_url(demo)}"
     fake = f"http://127.0.0.1:{demo.ports['FAKE_KAKAO_PORT']}"
     assert printed_url(text, "Memos sent", "open") == f"{fake}/memos"
-    assert "Locally nothing checks the caller's Google ID token" in text
+    assert "stand-in for Cloud Run's check: only the Host localhost, 127.0.0.1 or [::1]" in text
     assert "DEMO MODE / 데모 모드" in text
 
 
@@ -259,18 +311,77 @@ def test_memos_page_escapes_the_text(demo: LocalRun) -> None:
     assert page.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 def test_printed_curl_gets_json_with_an_access_token(demo: LocalRun) -> None:
-    """The printed ``curl -s`` on the token port answers JSON with an access token and no
+    """The printed curl line, pasted into a shell, answers JSON with an access token and no
     refresh token."""
-    url = printed_url(demo.text(), "Token", "curl -s")
+    curl = printed_line(demo.text(), "Token / 토큰:")
 
-    response = requests.get(url, timeout=10)
+    result = paste(curl)
 
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
     assert body["access_token"].startswith("fake-access-")
     assert "refresh_token" not in body
+
+
+@pytest.mark.parametrize("host", ["localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}"])
+def test_this_machines_names_pass_the_host_check(demo: LocalRun, host: str) -> None:
+    """With the bearer, a Host naming this machine and the port gets the token."""
+    host = host.format(port=demo.ports["TOKEN_PORT"])
+
+    response = requests.get(
+        token_url(demo, "127.0.0.1"),
+        headers={"Host": host, "Authorization": "Bearer local-demo"},
+        timeout=10,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["access_token"]
+
+
+@pytest.mark.parametrize("host", REBINDING_HOSTS)
+def test_a_foreign_host_gets_403_and_no_token(demo: LocalRun, host: str) -> None:
+    """A request naming another host (a DNS-rebinding page's), or this one without the port,
+    gets Cloud Run's kind of HTML 403 and no token, even with the right bearer."""
+    host = host.format(port=demo.ports["TOKEN_PORT"])
+
+    response = requests.get(
+        token_url(demo, "127.0.0.1"),
+        headers={"Host": host, "Authorization": "Bearer local-demo"},
+        timeout=10,
+    )
+
+    assert response.status_code == 403
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "access_token" not in response.text and "fake-access-" not in response.text
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong", "Bearer local-demo-", "Basic bG9jYWwtZGVtbzo=", "x"]
+)
+def test_no_or_a_wrong_bearer_gets_401_html(demo: LocalRun, authorization: str | None) -> None:
+    """Without ``Authorization: Bearer <this run's bearer>`` the endpoint answers an HTML 401,
+    as Cloud Run does, and no token."""
+    headers = {"Authorization": authorization} if authorization else {}
+
+    response = requests.get(token_url(demo), headers=headers, timeout=10)
+
+    assert response.status_code == 401
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "access_token" not in response.text and "fake-access-" not in response.text
+
+
+def test_the_client_with_a_wrong_bearer_is_refused(demo: LocalRun) -> None:
+    """The printed endpoint command with another KAKAO_TOKEN_ID_TOKEN fails with the 401 and
+    prints no token."""
+    env, _ = endpoint_command(demo.text(), "access-token")
+
+    result = run_cli({**env, "KAKAO_TOKEN_ID_TOKEN": "not-this-run"}, "access-token")
+
+    assert result.returncode != 0
+    assert "HTTP 401" in result.stderr
+    assert result.stdout == ""
 
 
 def test_sigterm_stops_every_server_and_frees_the_ports(tmp_path: Path) -> None:
@@ -284,17 +395,72 @@ def test_sigterm_stops_every_server_and_frees_the_ports(tmp_path: Path) -> None:
     assert not [port for port in run.ports.values() if listening(port)]
 
 
+def test_sigkill_leaves_no_server_behind(tmp_path: Path) -> None:
+    """Killed by SIGKILL (no handler of its own runs), run_local still takes its servers down
+    within seconds, so every port is free for the next make run."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the servers follow run_local down by Linux's PR_SET_PDEATHSIG")
+    run = start_run_local(tmp_path, TOKEN_DIR=str(tmp_path / "tokens"))
+    family = descendants(run.process.pid)
+    assert len(family) >= 3, family  # three function servers, and their gunicorn workers
+
+    run.process.kill()
+    run.process.wait()
+    deadline = time.monotonic() + 10
+    while alive(family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = alive(family)
+    for pid in left:  # so that a failure here leaves nothing running either
+        os.kill(pid, signal.SIGKILL)
+
+    assert not left, left
+    assert all(port_is_free(port) for port in run.ports.values())
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, read from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # it ended while we looked
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie waiting for a reaper has ended)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
 def test_a_real_app_secret_is_never_printed(tmp_path: Path) -> None:
     """With a real app's key and secret, the guide refers to $KAKAO_CLIENT_SECRET and never
-    prints its value; no fake Kakao is started."""
+    prints its value; no fake Kakao is started; the endpoint's environment file names the
+    endpoint and a bearer and nothing else (no fake's address), and is gone after the stop."""
     run = start_run_local(
         tmp_path,
         KAKAO_REST_API_KEY="dummy-rest-api-key",
         KAKAO_CLIENT_SECRET=SECRET,
         TOKEN_DIR=str(tmp_path / "tokens"),
     )
+    env_file = endpoint_file(run.text())
     try:
         assert not listening(run.ports["FAKE_KAKAO_PORT"])
+        endpoint = read_env_file(env_file)
     finally:
         assert run.stop() == 0
     text = run.text()
@@ -304,8 +470,107 @@ def test_a_real_app_secret_is_never_printed(tmp_path: Path) -> None:
     assert "export KAKAO_REST_API_KEY=dummy-rest-api-key" in text
     assert "DEMO MODE" not in text
     assert "KAKAO_API_BASE_URL" not in text  # real Kakao: the client's default
-    [(prefix, _)] = [c for c in printed_commands(text) if c[1][0] == "access-token" and c[0]]
-    assert prefix == {
-        "KAKAO_TOKEN_URL": f"http://localhost:{run.ports['TOKEN_PORT']}/",
-        "KAKAO_TOKEN_ID_TOKEN": "local-demo",
-    }
+    assert endpoint.keys() == {"KAKAO_TOKEN_URL", "KAKAO_TOKEN_ID_TOKEN"}
+    assert endpoint["KAKAO_TOKEN_URL"] == token_url(run)
+    assert not env_file.exists()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines as a POSIX shell reads them."""
+    pairs = (shlex.split(line)[0].partition("=") for line in path.read_text().splitlines())
+    return {name: value for name, _, value in pairs}
+
+
+@pytest.fixture(scope="module")
+def real_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRun, FakeKakao]]:
+    """A run with an app's own key, so no demo and no bundled fake: its Kakao is a fake this
+    test starts (the addresses set as a person could), with one login done."""
+    tmp_path = tmp_path_factory.mktemp("run_local_real_app")
+    kakao = FakeKakao(FakeKakaoState(client_id="my-app-key", client_secret=SECRET)).start()
+    run = start_run_local(
+        tmp_path,
+        KAKAO_REST_API_KEY="my-app-key",
+        KAKAO_CLIENT_SECRET=SECRET,
+        KAKAO_AUTH_BASE_URL=kakao.url,
+        KAKAO_API_BASE_URL=kakao.url,
+        KAKAO_SCOPE="talk_message",
+        TOKEN_DIR=str(tmp_path / "tokens"),
+    )
+    kakao.state.redirect_uris.add(f"http://localhost:{run.ports['PORT']}/")
+    log_in(printed_url(run.text(), "Log in", "open"))
+    yield run, kakao
+    if run.process.poll() is None:
+        run.stop()
+    kakao.stop()
+
+
+def test_a_real_apps_bearer_is_private_and_never_printed(
+    real_app: tuple[LocalRun, FakeKakao],
+) -> None:
+    """With a real app the bearer is made for the run, kept in a mode-0600 file the guide
+    names, never printed, and the demo's local-demo opens nothing."""
+    run, _ = real_app
+    text = run.text()
+    env_file = endpoint_file(text)
+
+    bearer = read_env_file(env_file)["KAKAO_TOKEN_ID_TOKEN"]
+    demo_bearer = requests.get(
+        token_url(run), headers={"Authorization": "Bearer local-demo"}, timeout=10
+    )
+
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert len(bearer) >= 32 and bearer not in text
+    assert "KAKAO_TOKEN_ID_TOKEN=" not in text
+    assert demo_bearer.status_code == 401
+
+
+@pytest.mark.parametrize("with_bearer", [False, True])
+def test_a_real_apps_token_is_refused_to_a_rebinding_page(
+    real_app: tuple[LocalRun, FakeKakao], with_bearer: bool
+) -> None:
+    """The review's reproduction, ``Host: rebind.attacker.example:<port>`` to 127.0.0.1, gets
+    a 403 and no token, with or without the bearer."""
+    run, _ = real_app
+    headers = {"Host": f"rebind.attacker.example:{run.ports['TOKEN_PORT']}"}
+    if with_bearer:
+        bearer = read_env_file(endpoint_file(run.text()))["KAKAO_TOKEN_ID_TOKEN"]
+        headers["Authorization"] = f"Bearer {bearer}"
+
+    response = requests.get(token_url(run, "127.0.0.1"), headers=headers, timeout=10)
+
+    assert response.status_code == 403
+    assert "access_token" not in response.text and "fake-access-" not in response.text
+
+
+def test_a_real_apps_endpoint_commands_work_as_pasted(
+    real_app: tuple[LocalRun, FakeKakao],
+) -> None:
+    """The printed ``set -a; . FILE; set +a`` line and the endpoint commands under it, pasted
+    into a fresh shell, print a token Kakao accepts and send a memo to this run's Kakao."""
+    run, kakao = real_app
+    sourcing, access_token, send_memo = endpoint_lines(run.text())
+
+    token = paste(sourcing, access_token)
+    memo = paste(sourcing, send_memo)
+
+    assert token.returncode == 0, token.stderr
+    me = requests.get(
+        kakao.url + "/v2/user/me",
+        headers={"Authorization": f"Bearer {token.stdout.strip()}"},
+        timeout=5,
+    )
+    assert me.status_code == 200, me.text
+    assert memo.returncode == 0, memo.stderr
+    assert len(kakao.state.memos) == 1
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_a_real_apps_printed_curl_works_as_pasted(real_app: tuple[LocalRun, FakeKakao]) -> None:
+    """The printed curl line reads the bearer from the file and gets the token as JSON."""
+    run, _ = real_app
+    curl = printed_line(run.text(), "Token / 토큰:")
+
+    result = paste(curl)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["access_token"].startswith("fake-access-")
