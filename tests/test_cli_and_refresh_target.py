@@ -232,14 +232,19 @@ def test_refresh_target_with_nothing_stored(
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """No document: 404 saying where to log in, and an ERROR log line for alerting."""
+    """Nobody has logged in yet: not an outage. 200 with status "empty" saying where to log in,
+    no ERROR line and no alert, every run; Kakao is not called."""
     client = refresh_client(monkeypatch, live_kakao, {"TOKEN_DIR": str(tmp_path)})
 
-    response = client.post("/")
+    responses = [client.post("/") for _ in range(3)]
 
-    assert response.status_code == 404
-    assert response.get_json()["login_url"] == REDIRECT_URI
-    assert '"severity": "ERROR"' in capfd.readouterr().err
+    for response in responses:
+        body = response.get_json()
+        assert response.status_code == 200 and body["status"] == "empty"
+        assert REDIRECT_URI in body["message"] and body["total"] == 0
+    logged = capfd.readouterr().err
+    assert '"severity": "ERROR"' not in logged and '"alert"' not in logged
+    assert live_kakao.state.calls["/oauth/token"] == 0
 
 
 def test_refresh_target_reports_a_dead_login(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from .clock import format_time
-from .errors import ConfigError, KakaoTokenError
+from .errors import ConfigError, KakaoTokenError, NoTokenStored
 from .problems import problem_for
 from .remote import RemoteSettings
 from .remote_cli import add_token_commands, add_url_and_user, memo_fits, run_remote
@@ -78,6 +78,8 @@ def _access_token(service: TokenService, args: argparse.Namespace) -> int:
 def _refresh(service: TokenService, args: argparse.Namespace) -> int:
     if args.user is None:
         outcomes = service.sweep(force=args.force)
+        if not outcomes:
+            raise NoTokenStored("no token stored yet")
     else:
         result = service.refresh_user(args.user, force=args.force)
         outcomes = [RefreshOutcome(result.name, result, None)]

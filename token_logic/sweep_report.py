@@ -12,6 +12,8 @@ A login already marked dead before this run (its alert went out then; the token 
 again when a script asks for it) is counted and detailed, but neither logged nor in the status:
 a deployment of many users always has a few, and must not look broken every run for them.
 Deferred work gets one WARNING line with the count: it is the next run's, not a person's.
+No stored login at all is ``status: empty``, a 200 with no alert: a deployment nobody has logged
+in to yet is not broken.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ KINDS = ("refreshed", "skipped", "dead", "gone", "failed", "deferred")
 
 
 def sweep_report(
-    outcomes: list[RefreshOutcome], now: int, template: str, login_url: str
+    outcomes: list[RefreshOutcome],
+    now: int,
+    template: str,
+    login_url: str,
+    *,
+    whole: bool = True,
 ) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON body) of a sweep; logs as the module docstring says."""
     counts = Counter({kind: 0 for kind in KINDS})
@@ -89,6 +96,13 @@ def sweep_report(
         messages.append(f"log in again at {login_url}")
     if counts["failed"]:
         messages.append("some refreshes failed; the next scheduled run tries them again")
+    if not outcomes and whole:  # (one shard of many may hold nobody: that is just "ok")
+        # Nobody has logged in yet (or every login was logged out): not an outage. The moment
+        # a login died or was unlinked had its own alert; every run after it must not.
+        body["status"] = "empty"
+        messages.append(
+            f"nobody is logged in; nothing to keep alive until someone logs in at {login_url}"
+        )
     if messages:
         body["message"] = "; ".join(messages)
     return worst, body

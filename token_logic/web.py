@@ -94,7 +94,11 @@ def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask
             return _json_response(400, {"status": "error", "message": str(exc)})
         outcomes = service.sweep(force=force, shard=shard)
         status, body = sweep_report(
-            outcomes, service.now(), service.settings.token_object, login_url
+            outcomes,
+            service.now(),
+            service.settings.token_object,
+            login_url,
+            whole=shard.count == 1,
         )
         return _json_response(status, body)
     except KakaoTokenError as exc:
