@@ -282,3 +282,23 @@ def test_a_crashed_lease_holder_does_not_block_forever(
 
     assert result.refreshed is True
     assert clock.now() >= leased.lease[1]  # type: ignore[index]
+
+
+def test_an_unlink_during_a_refresh_is_never_a_token_less_answer(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """The unlink webhook replaces a single document by its marker while a refresh holds the
+    lease and Kakao has answered: the refresh's write loses, and the caller gets LoginRequired,
+    never a document with an empty access token; the marker stays."""
+    service = make_service(fake_kakao, store, clock)
+    document = complete_login(service)
+    assert document.user_id is not None
+    user_id = document.user_id
+    clock.advance(300)  # not "just refreshed"
+    after_kakao_refreshes(service, lambda: service.forget_user(user_id, within_seconds=30))
+
+    with pytest.raises(LoginRequired):
+        service.access_token(leeway_seconds=7 * 3600)
+
+    left = stored_document(store)
+    assert left["access_token"] == "" and left["login_error"]["error_code"] == "unlinked"

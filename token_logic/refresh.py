@@ -207,8 +207,13 @@ class Refresher:
                 try:
                     self._store.write(name, to_json(refreshed), expected, deadline)
                     return RefreshResult(name, refreshed, refreshed=True)
-                except WriteConflict:
+                except WriteConflict as conflict:
                     expected, latest = read_document(self._store, name, deadline)
+                    if latest.login_error or not latest.access_token:
+                        # An unlink or logout replaced the document while we held the lease:
+                        # its word is final; never hand out what it left (no token at all).
+                        code = latest.login_error or "gone"
+                        raise LoginRequired(401, "invalid_grant", code) from conflict
                     if latest.refresh_token != old.refresh_token:
                         # A newer login, or our own write that landed before a retry saw it.
                         return RefreshResult(name, latest, refreshed=False)

@@ -173,6 +173,8 @@ def _serve(
         token = ServedToken.of(service.valid_document(name, min_valid, deadline))
         now = service.now()
         cache.put(name, token, now)
+    if not token.access_token:  # never a 200 without a token, whatever the store holds
+        raise LoginRequired(401, "invalid_grant", "no_token")
     if user_id is not None and token.user_id != user_id:
         # One document for everyone: a request for another user must not get the owner's.
         raise NoTokenStored(f"no token stored for user {user_id}")
