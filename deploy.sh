@@ -18,6 +18,8 @@ ALERT_POLICY="kakao-token-function: login dead or refresh failing"
 # At most one mail per period: a broken night is a few mails, not one per failed run.
 ALERT_RATE_LIMIT="3600s"
 ALERT_AUTO_CLOSE="1800s"
+# Days a replaced or deleted token document is kept as a noncurrent version (see ensure_bucket).
+NONCURRENT_DAYS=3
 GITHUB_POOL="kakao-token-github"
 GITHUB_PROVIDER="github"
 GITHUB_ACCOUNT_NAME="kakao-token-github"
@@ -44,7 +46,9 @@ Inputs come from the environment, or from a deploy.env file next to this script 
 
 Required:
   GOOGLE_CLOUD_PROJECT    your GCP project id
-  TOKEN_BUCKET            bucket for kakao_token.json (created if missing; globally unique)
+  TOKEN_BUCKET            bucket for kakao_token.json (created if missing; globally unique),
+                          the tokens' alone: deploy.sh sets its versioning, lifecycle rule
+                          (old versions deleted after 3 days) and soft delete (off)
   KAKAO_REST_API_KEY      Kakao console > 앱 키 > REST API 키
   KAKAO_CLIENT_SECRET     Kakao console > 보안 > Client Secret (stored in Secret Manager)
 Optional:
@@ -248,15 +252,45 @@ enable_apis() {
   g services enable "${apis[@]}"
 }
 
+# Every write of a token document (a refresh is two) leaves the one before as a noncurrent
+# version, with both its tokens. They are what a bad write is rolled back to, so they are kept
+# NONCURRENT_DAYS after being replaced: a bad Friday evening found on Monday morning, the alert
+# mail having gone out within the hour. Longer would keep weeks of refresh tokens for nothing.
+lifecycle_rule() {
+  cat <<EOF
+{
+  "rule": [
+    {
+      "action": {"type": "Delete"},
+      "condition": {"isLive": false, "daysSinceNoncurrentTime": $NONCURRENT_DAYS}
+    }
+  ]
+}
+EOF
+}
+
 ensure_bucket() {
-  say "Bucket gs://$TOKEN_BUCKET (private, versioned) / 버킷"
+  say "Bucket gs://$TOKEN_BUCKET (private, versioned, old versions kept $NONCURRENT_DAYS days, no soft delete) / 버킷"
   if ! exists storage buckets describe "gs://$TOKEN_BUCKET"; then
     g storage buckets create "gs://$TOKEN_BUCKET" --location="$REGION" \
       --uniform-bucket-level-access --public-access-prevention
   fi
-  # Versioning lets a bad write be rolled back; the flags are no-ops when already set.
+  local lifecycle="$WORK_DIR/lifecycle.json"
+  lifecycle_rule >"$lifecycle"
+  # Every setting is stated whole, so a re-run sets the same again and changes nothing. The
+  # lifecycle file replaces the bucket's rules: TOKEN_BUCKET is the tokens' bucket alone.
   g storage buckets update "gs://$TOKEN_BUCKET" --versioning \
-    --uniform-bucket-level-access --public-access-prevention
+    --uniform-bucket-level-access --public-access-prevention --lifecycle-file="$lifecycle"
+  # Soft delete off: it would keep every deleted object, a logged-out or unlinked user's refresh
+  # token and each old version the rule above deletes, restorable for 7 more days (the
+  # default). A deleted token must be gone; rolling back a bad write is what the versions are
+  # for. Objects already soft-deleted keep the duration they were deleted under. An
+  # organization may require soft delete (constraints/storage.softDeletePolicySeconds): then
+  # it stays on, and the deploy goes on with a warning, since nothing here can change that.
+  if ! g storage buckets update "gs://$TOKEN_BUCKET" --clear-soft-delete; then
+    echo "deploy.sh: warning: soft delete stays on for gs://$TOKEN_BUCKET (gcloud's reason" \
+      "above): deleted tokens stay restorable for its retention / 소프트 삭제를 끄지 못했습니다" >&2
+  fi
 }
 
 # The value travels on stdin, never on a command line (where `ps` would show it).
@@ -621,8 +655,7 @@ ensure_alerts() {
       --filter="displayName=\"$channel_name\"" --format='value(name)')")"
     [[ -n "$channel" ]] || fail "created the notification channel but could not find it"
   fi
-  POLICY_FILE="$(mktemp "${TMPDIR:-/tmp}/kakao-alert-policy.XXXXXX")"
-  trap 'rm -f "$POLICY_FILE"' EXIT
+  POLICY_FILE="$WORK_DIR/alert-policy.json"
   write_alert_policy "$channel" "$callback_url" >"$POLICY_FILE"
   policy="$(first_line "$(g alpha monitoring policies list \
     --filter="displayName=\"$ALERT_POLICY\"" --format='value(name)')")"
@@ -636,6 +669,9 @@ ensure_alerts() {
 }
 
 main() {
+  # Files handed to gcloud (the lifecycle rule, the alert policy), gone when the script ends.
+  WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/kakao-deploy.XXXXXX")"
+  trap 'rm -rf "$WORK_DIR"' EXIT
   enable_apis
   ensure_bucket
   put_secret "$KEY_SECRET" "$KAKAO_REST_API_KEY"

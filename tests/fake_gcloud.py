@@ -1,9 +1,9 @@
 """A recording stand-in for `gcloud`, put first on PATH by the deploy tests.
 
 Each call is appended to $FAKE_GCLOUD_LOG as a JSON list of arguments (stdin is recorded only
-as its length, so secrets never land in the log; a --policy-from-file is recorded with its text,
-since deploy.sh deletes it). Resources it is asked to create are remembered in
-$FAKE_GCLOUD_STATE, so describe and list calls answer like a real project would.
+as its length, so secrets never land in the log; a --policy-from-file or --lifecycle-file is
+recorded with its text, since deploy.sh deletes it). Resources it is asked to create are
+remembered in $FAKE_GCLOUD_STATE, so describe and list calls answer like a real project would.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def main(argv: list[str]) -> int:
         }
         if policy_file := option(argv, "policy-from-file"):
             entry["policy"] = Path(policy_file).read_text()
+        if lifecycle_file := option(argv, "lifecycle-file"):
+            entry["lifecycle"] = Path(lifecycle_file).read_text()
         log.write(json.dumps(entry) + "\n")
     words = [arg for arg in argv if not arg.startswith("--")]
     code = answer(words, argv, state, stdin)
@@ -58,6 +60,15 @@ def answer(
     table = state.setdefault(words[0] + "." + (words[1] if len(words) > 1 else ""), {})
     if words[:2] == ["storage", "buckets"] or words[:2] == ["iam", "service-accounts"]:
         name = words[3] if len(words) > 3 else ""
+        # An organization policy that requires soft delete (set by a test) refuses to clear it.
+        required = state.get("org-policy", {}).get("softDeletePolicySeconds")
+        if words[2] == "update" and "--clear-soft-delete" in argv and required:
+            print(
+                "ERROR: (gcloud.storage.buckets.update) HTTPError 412: Request violates "
+                f"constraint 'constraints/storage.softDeletePolicySeconds' ({required})",
+                file=sys.stderr,
+            )
+            return 1
         if words[2] == "describe":
             return 0 if name in table else 1
         if words[2] == "create" and words[0] == "iam":

@@ -333,6 +333,25 @@ def test_logout_deletes_even_when_kakao_is_down(live_kakao: FakeKakao, tmp_path:
     assert not (tmp_path / "kakao_token.json").exists()
 
 
+def test_logout_on_a_versioned_bucket_leaves_no_generation(
+    live_kakao: FakeKakao, gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`logout` on Cloud Storage with versioning: the document and every older generation of
+    it (each with a refresh token) are gone."""
+    from tests.test_storage_hygiene import versioned_bucket
+
+    with versioned_bucket(gcs, monkeypatch) as versioned:
+        env = {"TOKEN_BUCKET": versioned.name, "STORAGE_EMULATOR_HOST": versioned.relay.url}
+        log_in(live_kakao, env, GcsTokenStore(versioned.name))
+        assert cli(live_kakao, env, "refresh", "--force").returncode == 0
+        assert [g.document["refresh_token"] != "" for g in versioned.generations()] == [True] * 3
+
+        result = cli(live_kakao, env, "logout")
+
+        assert result.returncode == 0, result.stderr
+        assert versioned.generations() == []
+
+
 def test_get_access_token_itself(live_kakao: FakeKakao, tmp_path: Path) -> None:
     """The library call on the local path: the stored token while fresh, a refreshed one (and
     stored) when it expires within the leeway, NoTokenStored before any login."""

@@ -254,6 +254,84 @@ def test_second_run_changes_nothing_that_is_right(deployer: Deployer) -> None:
     assert find(calls, "scheduler", "jobs", "update", "http")
 
 
+# What deploy.sh hands gcloud for the token bucket: noncurrent versions go 3 days after they
+# were replaced, never the live document.
+LIFECYCLE = {
+    "rule": [
+        {
+            "action": {"type": "Delete"},
+            "condition": {"isLive": False, "daysSinceNoncurrentTime": 3},
+        }
+    ]
+}
+
+
+def bucket_updates(deployer: Deployer) -> list[dict[str, Any]]:
+    return [
+        entry
+        for entry in deployer.entries()
+        if entry["args"][:3] == ["storage", "buckets", "update"]
+    ]
+
+
+def test_every_run_sets_versioning_the_lifecycle_rule_and_no_soft_delete(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """First run and re-run alike: the bucket is updated with versioning and the 3-day rule for
+    noncurrent versions, then soft delete is cleared; the rule's file is gone afterwards."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+
+    runs = [deployer.run(**INPUTS, TMPDIR=str(scratch)) for _ in range(2)]
+
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    assert find(deployer.calls(), "storage", "buckets", "create") == []  # the re-run
+    settings, soft_delete = bucket_updates(deployer)
+    for args in (settings["args"], soft_delete["args"]):
+        assert args[3] == "gs://kakao-demo-123-tokens"
+    for flag_name in (
+        "--versioning",
+        "--uniform-bucket-level-access",
+        "--public-access-prevention",
+    ):
+        assert flag_name in settings["args"]
+    assert any(arg.startswith("--lifecycle-file=") for arg in settings["args"])
+    assert json.loads(settings["lifecycle"]) == LIFECYCLE
+    assert soft_delete["args"][4:] == ["--clear-soft-delete", "--project=kakao-demo-123", "--quiet"]
+    assert list(scratch.iterdir()) == []  # the lifecycle file went with its folder
+    assert "warning" not in runs[-1].stderr
+
+
+def test_the_first_run_creates_the_bucket_then_sets_its_lifecycle(deployer: Deployer) -> None:
+    """On a new bucket, create comes first, then the same updates as on every later run."""
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    create = calls.index(find(calls, "storage", "buckets", "create")[0])
+    settings, soft_delete = bucket_updates(deployer)
+    assert create < calls.index(settings["args"]) < calls.index(soft_delete["args"])
+    assert json.loads(settings["lifecycle"]) == LIFECYCLE
+    assert "--clear-soft-delete" in soft_delete["args"]
+    assert "3 days" in result.stdout and "no soft delete" in result.stdout
+
+
+def test_an_organization_requiring_soft_delete_is_a_warning_not_a_failed_deploy(
+    deployer: Deployer,
+) -> None:
+    """Soft delete that an organization policy keeps on: the deploy carries on to the end and
+    says, on stderr, that deleted tokens stay restorable."""
+    deployer.run(**INPUTS)
+    deployer.edit_state("org-policy", softDeletePolicySeconds="604800")
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert "softDeletePolicySeconds" in result.stderr  # gcloud's own reason
+    assert "soft delete stays on for gs://kakao-demo-123-tokens" in result.stderr
+    assert find(deployer.calls(), "scheduler", "jobs", "update", "http")  # it went on
+
+
 def test_a_changed_secret_gets_a_new_version(deployer: Deployer) -> None:
     """A new client secret adds a version to that secret only."""
     deployer.run(**INPUTS)
@@ -612,12 +690,15 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
         deployer.run(**inputs)
         for entry in deployer.entries():
             args = entry["args"]
-            if "policy" in entry:  # deploy.sh deleted it; gcloud reads it while parsing
-                kept = Path(tempfile.mkstemp(prefix="policy-", suffix=".json", dir=config)[1])
-                kept.write_text(entry["policy"])
-                args = [
-                    f"--policy-from-file={kept}" if "policy-from-file" in a else a for a in args
-                ]
+            # deploy.sh deleted these files; gcloud may read them while parsing
+            for kind, flag_name in (
+                ("policy", "policy-from-file"),
+                ("lifecycle", "lifecycle-file"),
+            ):
+                if kind in entry:
+                    kept = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".json", dir=config)[1])
+                    kept.write_text(entry[kind])
+                    args = [f"--{flag_name}={kept}" if flag_name in a else a for a in args]
             unique.add(tuple(args))
     for policy in deployer.policies():  # the commands the alert mail tells a person to run
         for command in re.findall(r"`(gcloud [^`]+)`", policy["documentation"]["content"]):
@@ -627,6 +708,9 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
     assert ("alpha", "monitoring", "policies", "create") in checked
     assert ("alpha", "monitoring", "policies", "update") in checked
     assert ("beta", "monitoring", "channels", "create") in checked
+    bucket_updates_made = [args for args in unique if args[:3] == ("storage", "buckets", "update")]
+    assert any("--clear-soft-delete" in args for args in bucket_updates_made)
+    assert any(arg.startswith("--lifecycle-file=") for args in bucket_updates_made for arg in args)
 
     assert refused_by_real_gcloud(unique, config) == []
 
@@ -713,6 +797,62 @@ def test_alert_policy_has_only_fields_the_monitoring_api_knows(deployer: Deploye
 
     assert unknown_fields(policy) == []
     assert unknown_fields(misspelt) == [".alertStrategy.notificationRateLimits"]
+
+
+# Run by gcloud's own Python: what --lifecycle-file and --clear-soft-delete become in the
+# request gcloud sends (its converters, the very code behind the flags), as JSON; a file
+# gcloud refuses prints "refused".
+BUCKET_SETTINGS = """
+import json, sys
+from apitools.base.py import encoding
+from googlecloudsdk.api_lib.storage.gcs_json import metadata_field_converters as convert
+from googlecloudsdk.command_lib.storage import user_request_args_factory as flags
+
+def as_json(message):
+    return json.loads(encoding.MessageToJson(message))
+
+try:
+    lifecycle = as_json(convert.process_lifecycle(sys.argv[1]))
+except Exception:
+    lifecycle = "refused"
+soft_delete = as_json(convert.process_soft_delete_duration(flags.CLEAR))
+print(json.dumps({"lifecycle": lifecycle, "soft_delete": soft_delete}))
+"""
+
+
+def bucket_settings_in_gcloud(lifecycle: str, tmp_path: Path) -> dict[str, Any]:
+    located = gcloud_python()
+    assert located is not None
+    python, lib = located
+    lifecycle_file = tmp_path / "lifecycle.json"
+    lifecycle_file.write_text(lifecycle)
+    checked = subprocess.run(
+        [str(python), "-c", BUCKET_SETTINGS, str(lifecycle_file)],
+        env={**os.environ, "PYTHONPATH": f"{lib}:{lib / 'third_party'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(checked.stdout)
+    return result
+
+
+@pytest.mark.skipif(gcloud_python() is None, reason="gcloud's bundled Python is not installed")
+def test_gcloud_reads_the_lifecycle_rule_as_written_and_turns_soft_delete_off(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """gcloud's own --lifecycle-file reader keeps every field of the rule (a misspelt one is
+    refused), and --clear-soft-delete sends a retention of 0 seconds: soft delete off."""
+    deployer.run(**INPUTS)
+    update = next(entry for entry in bucket_updates(deployer) if "lifecycle" in entry)
+    misspelt = update["lifecycle"].replace("daysSinceNoncurrentTime", "daysSinceNoncurrent")
+
+    settings = bucket_settings_in_gcloud(update["lifecycle"], tmp_path)
+
+    assert settings["lifecycle"] == LIFECYCLE
+    assert settings["soft_delete"] == {"retentionDurationSeconds": "0"}
+    assert bucket_settings_in_gcloud(misspelt, tmp_path)["lifecycle"] == "refused"
 
 
 @pytest.mark.skipif(real_gcloud() is None, reason="the real gcloud CLI is not installed")

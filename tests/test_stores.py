@@ -266,3 +266,101 @@ def test_many_concurrent_calls_keep_one_connection_each(
     opened = [r for r in caplog.records if r.getMessage().startswith("Starting new HTTP")]
     dropped = [r for r in caplog.records if "pool is full" in r.getMessage()]
     assert 1 <= len(opened) <= 2 * workers and not dropped
+
+
+def test_delete_old_versions_keeps_the_current_document(store: TokenStore) -> None:
+    """A store keeping no older copies (local files; an unversioned bucket) deletes nothing: the
+    document stays as it is."""
+    version = store.write("doc.json", b"one", None)
+    store.write("doc.json", b"two", version)
+
+    assert store.delete_old_versions("doc.json") == 0
+    stored = store.read("doc.json")
+    assert stored is not None and stored.data == b"two"
+    assert store.delete_old_versions("never-stored.json") == 0
+
+
+def test_local_old_versions_are_a_killed_writers_temporary_files(tmp_path: Path) -> None:
+    """A writer killed before its rename leaves .NAME.XXXXXXXX.tmp with the tokens it was writing:
+    deleted; the document, its lock and another document's temporary file stay."""
+    store = FileTokenStore(tmp_path)
+    store.write("kakao_token.json", b'{"refresh_token": "live"}', None)
+    left = tmp_path / ".kakao_token.json.k1ll3d_w.tmp"
+    left.write_bytes(b'{"refresh_token": "half-written"}')
+    others = tmp_path / ".kakao_token.json.x.a1b2c3d4.tmp"  # document kakao_token.json.x's
+    others.write_bytes(b"{}")
+
+    assert store.delete_old_versions("kakao_token.json") == 1
+
+    assert not left.exists() and others.exists()
+    assert (tmp_path / ".kakao_token.json.lock").exists()
+    stored = store.read("kakao_token.json")
+    assert stored is not None and b"live" in stored.data
+    assert store.delete_old_versions("kakao_token.json") == 0
+
+
+class _VersionedBlob:
+    def __init__(self, bucket: _VersionedBucket, name: str, generation: int | None) -> None:
+        self._bucket, self.name, self.generation = bucket, name, generation
+        self.time_deleted = "2026-01-01T00:00:00Z" if generation in bucket.noncurrent else None
+
+    def delete(self, *, timeout: float, retry: object) -> None:
+        from google.api_core.exceptions import NotFound, ServiceUnavailable
+
+        self._bucket.deleted.append((self.name, self.generation, retry))
+        if self.generation in self._bucket.failing:
+            raise ServiceUnavailable("injected")
+        if self.generation in self._bucket.vanished:
+            raise NotFound("deleted by the lifecycle rule meanwhile")
+
+
+class _VersionedBucket:
+    """Generations 5 to 9 of doc.json (9 live) and an old generation 4 of doc.json.bak."""
+
+    def __init__(self) -> None:
+        self.live, self.noncurrent = 9, {4, 5, 6, 7, 8}
+        self.vanished: set[int] = set()
+        self.failing: set[int] = set()
+        self.listed: list[dict[str, object]] = []
+        self.deleted: list[tuple[str, int | None, object]] = []
+
+    def list_blobs(self, **kwargs: object) -> list[_VersionedBlob]:
+        self.listed.append(kwargs)
+        return [
+            _VersionedBlob(self, "doc.json.bak", 4),
+            *(_VersionedBlob(self, "doc.json", g) for g in (5, 6, 7, 8, self.live)),
+        ]
+
+    def blob(self, name: str, generation: int | None = None) -> _VersionedBlob:
+        return _VersionedBlob(self, name, generation)
+
+
+def test_gcs_delete_old_versions_names_each_noncurrent_generation() -> None:
+    """Listed with versions=true, each noncurrent generation of exactly that name is deleted by
+    its number (retried: a repeat finds it gone), never the live one nor doc.json.bak; one the
+    lifecycle rule took meanwhile is not counted."""
+    bucket = _VersionedBucket()
+    bucket.vanished = {6}
+    client = type("Client", (), {"bucket": lambda self, name: bucket})()
+    store = GcsTokenStore("b", client_factory=lambda: client)
+
+    assert store.delete_old_versions("doc.json") == 3
+
+    [listing] = bucket.listed
+    assert listing["prefix"] == "doc.json" and listing["versions"] == "true"
+    assert sorted(g for _, g, _ in bucket.deleted) == [5, 6, 7, 8]
+    assert {name for name, _, _ in bucket.deleted} == {"doc.json"}
+    assert all(retry is not None for _, _, retry in bucket.deleted)
+
+
+def test_gcs_delete_old_versions_tries_every_one_then_reports_a_failure() -> None:
+    """One generation failing: the others are still deleted, then a StorageError says so."""
+    bucket = _VersionedBucket()
+    bucket.failing = {7}
+    client = type("Client", (), {"bucket": lambda self, name: bucket})()
+    store = GcsTokenStore("b", client_factory=lambda: client)
+
+    with pytest.raises(StorageError, match="delete"):
+        store.delete_old_versions("doc.json")
+
+    assert sorted(g for _, g, _ in bucket.deleted) == [5, 6, 7, 8]

@@ -320,6 +320,33 @@ def test_a_storage_failure_is_a_503_for_kakao_to_retry(
     assert unlink(fake_kakao, Sent(client), fake_kakao.state.user_id) == 200
 
 
+def test_old_versions_left_behind_are_a_warning_not_an_error_for_kakao(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The document is deleted but its old versions cannot be: still 200 (the tokens are dead at
+    Kakao, and an error would only pause the webhook), with a warning naming the document."""
+    client = make_client(TOKEN_OBJECT=PER_USER)
+    user_id = fake_kakao.state.user_id
+    log_in(client, fake_kakao, user_id)
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise StorageError("Cloud Storage delete failed (ServiceUnavailable)")
+
+    monkeypatch.setattr("token_logic.file_store.FileTokenStore.delete_old_versions", broken)
+    sent = Sent(client)
+
+    assert unlink(fake_kakao, sent, user_id) == 200
+    assert sent.bodies == [{"status": "ok", "deleted": True}]
+    assert not (tmp_path / f"tokens/{user_id}.json").exists()
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    [warning] = [line for line in logged if line["severity"] == "WARNING"]
+    assert warning["document"] == f"tokens/{user_id}.json" and warning["error"] == "StorageError"
+
+
 def test_a_login_landing_between_read_and_delete_is_kept(
     fake_kakao: FakeKakao, gcs: GcsEmulator, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

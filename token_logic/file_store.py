@@ -14,6 +14,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,6 +24,8 @@ from .errors import StorageError, WriteConflict
 from .index import Listed, facts_of_bytes
 from .store import Stored
 from .text import is_decimal
+
+_TEMP_SUFFIX = ".tmp"  # a writer's temporary file: .{name}.XXXXXXXX.tmp
 
 
 class FileTokenStore:
@@ -87,6 +90,26 @@ class FileTokenStore:
         except OSError as exc:
             raise StorageError(f"cannot delete {path}: {exc.strerror}; check TOKEN_DIR") from exc
         return True
+
+    def delete_old_versions(self, name: str, deadline: Deadline | None = None) -> int:
+        """A file keeps no older versions; what may be left is a writer's temporary copy.
+
+        A writer killed between creating its temporary file and the rename leaves that file,
+        with the tokens it was writing. Every writer of ``name`` holds the lock while its
+        temporary file exists, so under the lock any such file is one of those: deleted.
+        """
+        path = self._path(name)
+        try:
+            if not _temporary_copies(path):  # the usual case: no lock taken, no lock file made
+                return 0
+            with _locked(path):
+                stale = _temporary_copies(path)
+                for entry in stale:
+                    entry.unlink(missing_ok=True)
+            _sync_folder(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot clean up {path}: {exc.strerror}; check TOKEN_DIR") from exc
+        return len(stale)
 
     def names(self, prefix: str) -> list[str]:
         """Every document name starting with ``prefix`` that a TOKEN_OBJECT can produce.
@@ -153,7 +176,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as temp:  # mkstemp already created it with mode 0600
             temp.write(data)
@@ -167,6 +190,16 @@ def _replace_atomically(path: Path, data: bytes) -> None:
     # The rename is a change to the folder, kept only once the folder itself is synced: until
     # then a power cut may bring back the old document (a rotated-away refresh token).
     _sync_folder(path.parent)
+
+
+def _temporary_copies(path: Path) -> list[Path]:
+    """The temporary files writers of ``path`` made (a killed writer's stay behind).
+
+    Exactly mkstemp's names (8 random characters between prefix and suffix): a document named
+    ``{name}.x`` has temporary files that start alike, and they are not this lock's to touch.
+    """
+    own = re.compile(re.escape(f".{path.name}.") + "[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX))
+    return [entry for entry in _all_entries(path.parent) if own.fullmatch(entry.name)]
 
 
 def _make_folders(folder: Path) -> None:
@@ -202,8 +235,12 @@ def _sync_folder(folder: Path) -> None:
 
 def _entries(folder: Path) -> list[Path]:
     """The folder's entries but hidden ones (lock and temporary files); none if it is gone."""
+    return [path for path in _all_entries(folder) if not path.name.startswith(".")]
+
+
+def _all_entries(folder: Path) -> list[Path]:
     try:
-        return [path for path in folder.iterdir() if not path.name.startswith(".")]
+        return list(folder.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
 

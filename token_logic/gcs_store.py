@@ -10,6 +10,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .budget import Deadline
@@ -26,6 +27,9 @@ RETRY_BUDGET = 20.0
 # What a sweep's listing asks for: no more than it needs to decide what is due.
 _LISTING_FIELDS = "items(name,generation,metageneration,metadata),nextPageToken"
 _LISTING_PAGE = 1000  # the most one listing request returns
+# What listing a document's generations asks for, and how many deletes of them run at once.
+_VERSIONS_FIELDS = "items(name,generation,timeDeleted),nextPageToken"
+_DELETE_WORKERS = 8
 
 
 def default_client() -> Client:
@@ -130,6 +134,67 @@ class GcsTokenStore:
             return False
         except PreconditionFailed as exc:
             raise WriteConflict(f"{name} changed since it was read") from exc
+        except _failures() as exc:
+            raise _storage_error("delete", exc) from exc
+        return True
+
+    def delete_old_versions(self, name: str, deadline: Deadline | None = None) -> int:
+        # The bucket is versioned (deploy.sh), so every overwrite and delete left a noncurrent
+        # generation holding that moment's tokens. Only noncurrent ones are listed for deletion:
+        # the live generation (an unlink marker, a login landing meanwhile) is never touched.
+        generations = self._noncurrent_generations(name, deadline)
+        if not generations:
+            return 0
+        # In parallel: a few days of refreshes are dozens of generations, and the unlink webhook
+        # has under 3 seconds for all of them.
+        with ThreadPoolExecutor(max_workers=min(_DELETE_WORKERS, len(generations))) as pool:
+            futures = [pool.submit(self._delete_generation, name, g, deadline) for g in generations]
+        deleted, failures = 0, []
+        for future in futures:
+            try:
+                deleted += future.result()
+            except (StorageError, DeadlineReached) as exc:
+                failures.append(exc)
+        if failures:  # each delete was tried; the first failure says why the rest are left
+            raise failures[0]
+        return deleted
+
+    def _noncurrent_generations(self, name: str, deadline: Deadline | None) -> list[int]:
+        timeout, budget = _limits(deadline)
+        try:
+            with self._bucket() as bucket:
+                blobs = bucket.list_blobs(
+                    prefix=name,
+                    # The JSON API's spelling: a bool goes out as "True", which Cloud Storage
+                    # takes and fake-gcs-server ignores (it would list live objects only).
+                    versions="true",
+                    fields=_VERSIONS_FIELDS,
+                    timeout=timeout,
+                    retry=_retry(budget),
+                )
+                # timeDeleted is there "if and only if this version has been deleted" (made
+                # noncurrent): the JSON API's own test for an old version.
+                return [
+                    int(blob.generation)
+                    for blob in blobs
+                    if blob.name == name and blob.time_deleted is not None
+                ]
+        except _failures() as exc:
+            raise _storage_error("list", exc) from exc
+
+    def _delete_generation(self, name: str, generation: int, deadline: Deadline | None) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        timeout, budget = _limits(deadline)
+        # Naming the generation deletes exactly that one, and for good: retrying it is safe
+        # (a repeat finds it gone).
+        try:
+            with self._bucket() as bucket:
+                bucket.blob(name, generation=generation).delete(
+                    timeout=timeout, retry=_retry(budget)
+                )
+        except NotFound:
+            return False  # gone already: another purge, or the bucket's lifecycle rule
         except _failures() as exc:
             raise _storage_error("delete", exc) from exc
         return True

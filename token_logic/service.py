@@ -113,29 +113,35 @@ class TokenService:
         )
 
     def logout(self, user_id: int | None = None) -> TokenDocument:
-        """Log the stored login out at Kakao (best effort) and delete its document.
+        """Log the stored login out at Kakao (best effort) and delete its document, with every
+        older version the store kept of it (each holds a refresh token).
 
         This is how the owner of a single-document deployment hands it to another account.
         The delete carries the version read, and is tried again if bookkeeping (a lease) moved
-        it; a document that cannot be parsed is deleted all the same.
+        it; a document that cannot be parsed is deleted all the same. With nothing stored, the
+        older versions an interrupted logout left are deleted, and NoTokenStored is raised.
         """
         name = self.document_name(user_id)
+        deadline = self.deadline()
         for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
-            stored = self.store.read(name)
+            stored = self.store.read(name, deadline)
             if stored is None:
+                self.store.delete_old_versions(name, deadline)
                 raise NoTokenStored(f"no token stored at {name}")
             document = from_json_or_none(stored.data)
             if document is not None and document.access_token:
                 self._logout_at_kakao(document)
             try:
-                self.store.delete(name, stored.version)
+                self.store.delete(name, stored.version, deadline)
             except WriteConflict:
                 continue
+            old_versions = self.store.delete_old_versions(name, deadline)
             log_event(
                 logging.INFO,
                 "logged out and deleted",
                 document=name,
                 user_id=document.user_id if document else None,
+                old_versions_deleted=old_versions,
             )
             return document or TokenDocument({})
         raise StorageError(f"gave up deleting {name}: it kept changing")
@@ -159,6 +165,7 @@ class TokenService:
         Returns the deleted document's name, or None when nothing of that user's was stored. A
         single TOKEN_OBJECT is deleted only if it is that user's. Every delete carries the
         version just read, so a document whose tokens changed since (a new login) is kept.
+        The older versions the store kept go too (see _forget_old_versions).
         """
         deadline = Deadline.after(within_seconds, self._clock)  # Kakao waits 3 s for the answer
         name = document_name(self.settings.token_object, user_id)
@@ -175,15 +182,40 @@ class TokenService:
             first_read = tokens
             try:
                 if per_user:
-                    return name if self.store.delete(name, stored.version, deadline) else None
-                # A single document keeps its owner: its tokens go, but only that user may log
-                # in again, so an unlink never leaves the deployment to whoever comes next.
-                marker = to_json(unlinked(user_id, self._clock.now()))
-                self.store.write(name, marker, stored.version, deadline)
-                return name
+                    if not self.store.delete(name, stored.version, deadline):
+                        return None
+                else:
+                    # A single document keeps its owner: its tokens go, but only that user may
+                    # log in again, so an unlink never leaves the deployment to whoever comes next.
+                    marker = to_json(unlinked(user_id, self._clock.now()))
+                    self.store.write(name, marker, stored.version, deadline)
             except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
                 continue
+            self._forget_old_versions(name, user_id, deadline)
+            return name
         raise StorageError(f"gave up deleting {name}: it kept changing")
+
+    def _forget_old_versions(self, name: str, user_id: int, deadline: Deadline) -> None:
+        """The older versions of an unlinked user's document, whose tokens Kakao already ended.
+
+        A failure (the webhook's 3 seconds ran out, storage faults) is logged, not raised: the
+        live document is already done, Kakao would only pause the webhook over an error, and
+        the bucket's lifecycle rule deletes old versions within days anyway (deploy.sh).
+        """
+        try:
+            deleted = self.store.delete_old_versions(name, deadline)
+        except KakaoTokenError as exc:
+            log_event(
+                logging.WARNING,
+                "the unlinked user's tokens were removed, but older versions of the document "
+                "are left until the bucket's lifecycle rule deletes them",
+                document=name,
+                user_id=user_id,
+                error=type(exc).__name__,
+            )
+            return
+        if deleted:
+            log_event(logging.INFO, "older versions deleted", document=name, count=deleted)
 
     def now(self) -> int:
         """The service clock's time (for summaries computed by callers)."""

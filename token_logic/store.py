@@ -4,7 +4,9 @@
 is still the one the caller read (``None``: only if nothing is stored), else WriteConflict.
 That single guarantee is what makes concurrent refreshes safe on any backend. ``overwrite`` is
 the one unconditional write: a login, which supersedes whatever is stored. ``delete``
-removes a document (an unlinked user, a logout), guarded by a version when one is given.
+removes a document (an unlinked user, a logout), guarded by a version when one is given;
+``delete_old_versions`` then removes the older copies a store may keep of it (a versioned
+bucket keeps every overwritten or deleted generation, each with the tokens it held).
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ class TokenStore(Protocol):
 
         With ``expected_version``, only if the document is still at that version, else
         WriteConflict: a login that lands between a read and the delete is not deleted.
+        """
+
+    def delete_old_versions(self, name: str, deadline: Deadline | None = None) -> int:
+        """Delete every older copy the store keeps of ``name``; return how many went.
+
+        The current document, if one is stored, stays: a logout deletes it first, an unlink of
+        a single document leaves its marker there, and a login landing meanwhile is kept.
         """
 
     def names(self, prefix: str) -> list[str]:

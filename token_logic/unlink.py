@@ -3,7 +3,8 @@
 Kakao calls ``<callback URL>/unlink`` (GET or POST, registered in the console) with
 ``Authorization: KakaoAK {primary admin key}`` and ``app_id``, ``user_id``, ``referrer_type``
 (and ``group_user_token`` for group apps) in the query or a form body. That user's tokens are
-already dead at Kakao, so what we store for them goes, and a person is told (``alert``).
+already dead at Kakao, so what we store for them goes, older versions of the document included
+(a single document keeps only its owner's marker), and a person is told (``alert``).
 
 Kakao looks only at the status, wants it within 3 seconds and pauses the webhook after many
 errors (it is not documented to retry). So: 200 whenever the request is Kakao's and was
