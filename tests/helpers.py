@@ -20,7 +20,7 @@ import requests
 from dev.loopback import Relay
 from dev.servers import function_command
 from token_logic.service import TokenService
-from token_logic.store import TokenStore, read_document
+from token_logic.store import USER_ID_PLACEHOLDER, TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
 
 # Not a loopback host: requests (unlike browsers) will not send Secure cookies over http.
@@ -190,9 +190,28 @@ def consent(authorize_url: str, *, approve: bool = True) -> str:
     return str(decision.headers["Location"])
 
 
-def complete_login(service: TokenService) -> TokenDocument:
-    """A whole login through the service, the browser's part walked on the fake consent page."""
-    redirect = service.start_login()
+def needs_claim(service: TokenService) -> bool:
+    """Whether this deployment's next login needs a claim link: one document, no allowlist,
+    not the demo, and nobody stored yet (the first owner's case)."""
+    settings = service.settings
+    single = USER_ID_PLACEHOLDER not in settings.token_object
+    return (
+        single
+        and not settings.allowed_user_ids
+        and not settings.demo
+        and service.store.read(settings.token_object) is None
+    )
+
+
+def owner_claim(service: TokenService) -> str:
+    """What the operator hands the first owner: a claim link's secret, when one is needed."""
+    return service.issue_claim().secret if needs_claim(service) else ""
+
+
+def complete_login(service: TokenService, claim: str | None = None) -> TokenDocument:
+    """A whole login through the service, the browser's part walked on the fake consent page;
+    the first owner's login carries a claim link, as deploy.sh's or claim-url's."""
+    redirect = service.start_login(owner_claim(service) if claim is None else claim)
     callback = query_of(consent(redirect.url))
     return service.finish_login(
         callback["code"],
@@ -225,14 +244,14 @@ class FunctionServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="function-")) / "server.log"
         self._command = function_command(target, source or root / "main.py", self.port)
-        self._env = {**os.environ, **env}
+        self.env = {**os.environ, **env}
         self._root = root
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> FunctionServer:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._command, env=self._env, cwd=self._root, stdout=log, stderr=subprocess.STDOUT
+                self._command, env=self.env, cwd=self._root, stdout=log, stderr=subprocess.STDOUT
             )
         wait_for_port(self.port)
         return self
@@ -296,3 +315,31 @@ class FlakyProxy(Relay):
 def _request_kind(path: str) -> str:
     first_segment = path.split("/")[1]  # paths start with "/"
     return first_segment if first_segment in ("upload", "download") else "api"
+
+
+def claim_for(env: typing.Mapping[str, str]) -> str:
+    """The claim secret the first owner of the deployment ``env`` describes needs ("" when no
+    claim is needed), made as `python -m token_logic claim-url` makes it."""
+    from token_logic.config import Settings
+    from token_logic.wiring import build_service
+
+    return owner_claim(build_service(Settings.from_env(env)))
+
+
+def claim_form(claim: str) -> dict[str, str]:
+    """The claim page's form, as its script posts it."""
+    return {"claim": claim}
+
+
+def begin_login(client: typing.Any, env: typing.Mapping[str, str] | None = None) -> typing.Any:
+    """Open the function to log in as its owner would: through a claim link's form when the
+    deployment has no owner yet, else the plain callback URL. ``client`` is a Flask test
+    client (the app reads ``os.environ``, as function_app sets it) or a requests session
+    (with ``env`` and ``client.base_url``)."""
+    claim = claim_for(env if env is not None else os.environ)
+    base = getattr(client, "base_url", "")
+    if not claim:
+        return client.get(base + "/", **({"allow_redirects": False} if base else {}))
+    if base:
+        return client.post(base + "/claim", data=claim_form(claim), allow_redirects=False)
+    return client.post("/claim", data=claim_form(claim))

@@ -17,7 +17,7 @@ import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, settings_env
-from tests.helpers import FunctionServer, GcsEmulator, consent, free_port
+from tests.helpers import FunctionServer, GcsEmulator, claim_for, consent, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".run" / "screenshots"
@@ -61,7 +61,16 @@ def stack(gcs: GcsEmulator, bucket: str) -> Iterator[dict[str, Any]]:
         fake, KAKAO_REDIRECT_URI=redirect_uri, TOKEN_BUCKET=bucket, STORAGE_EMULATOR_HOST=gcs.url
     )
     with FunctionServer("kakao_callback", env, ROOT, port=port) as server:
-        yield {"url": redirect_uri, "fake": fake, "bucket": bucket, "gcs": gcs, "server": server}
+        claim = claim_for(server.env)  # what deploy.sh prints for the first owner
+        yield {
+            "url": redirect_uri,
+            "claim_link": f"{redirect_uri}claim#{claim}",
+            "claim": claim,
+            "fake": fake,
+            "bucket": bucket,
+            "gcs": gcs,
+            "server": server,
+        }
     fake.stop()
 
 
@@ -77,7 +86,8 @@ def test_login_in_a_real_browser(browser: Any, stack: dict[str, Any]) -> None:
     """Open the URL, approve on the consent page, see success; the document is in the bucket."""
     context, page, console = phone_page(browser)
 
-    page.goto(stack["url"])
+    page.goto(stack["claim_link"])  # the claim page posts the link's secret, then Kakao
+    page.wait_for_url(stack["fake"].url + "/**")
     assert "consent" in page.title().lower() or "카카오" in page.title()
     cookies = [c for c in context.cookies() if c["name"].startswith("kakao_login_")]
     assert len(cookies) == 1
@@ -106,7 +116,8 @@ def test_cancel_at_the_consent_page(browser: Any, stack: dict[str, Any]) -> None
     """Cancelling at Kakao shows a friendly bilingual page and stores nothing."""
     context, page, _ = phone_page(browser)
 
-    page.goto(stack["url"])
+    page.goto(stack["claim_link"])
+    page.wait_for_url(stack["fake"].url + "/**")
     page.click("#cancel")
     page.wait_for_load_state()
 
@@ -121,7 +132,8 @@ def test_callback_in_a_second_profile_is_refused(browser: Any, stack: dict[str, 
     """A callback URL opened in another browser profile (no cookie) is refused; the profile
     that started the login can still finish it."""
     first, first_page, _ = phone_page(browser)
-    first_page.goto(stack["url"])
+    first_page.goto(stack["claim_link"])
+    first_page.wait_for_url(stack["fake"].url + "/**")
     callback = consent(first_page.url)  # approve, but capture where Kakao sends the browser
     second, second_page, _ = phone_page(browser)
 
@@ -143,7 +155,8 @@ def test_success_survives_reload_back_and_a_second_tab(browser: Any, stack: dict
     button never exchanges a code twice or changes the stored login; a second tab of the same
     browser sees the success, another browser only a login button."""
     context, page, _ = phone_page(browser)
-    page.goto(stack["url"])
+    page.goto(stack["claim_link"])
+    page.wait_for_url(stack["fake"].url + "/**")
     page.click("#approve")
     page.wait_for_load_state()
     stored = stack["gcs"].read_object(stack["bucket"], "kakao_token.json")
@@ -180,4 +193,35 @@ def test_success_survives_reload_back_and_a_second_tab(browser: Any, stack: dict
     page.screenshot(path=str(SCREENSHOTS / "done-phone.png"), full_page=True)
     other_page.screenshot(path=str(SCREENSHOTS / "done-elsewhere-phone.png"), full_page=True)
     other.close()
+    context.close()
+
+
+def test_a_claim_link_works_once_and_its_secret_reaches_no_log(
+    browser: Any, stack: dict[str, Any]
+) -> None:
+    """The operator's claim link makes the first login the owner; the same link opened again
+    is refused with how to get a new one; a stranger without a link is refused. The secret
+    travels in the fragment: it is in no request line the function logs, and the address bar
+    no longer shows it."""
+    context, page, console = phone_page(browser)
+    page.goto(stack["claim_link"])
+    page.wait_for_url(stack["fake"].url + "/**")
+    assert "#" not in page.evaluate("document.referrer")
+    page.click("#approve")
+    page.wait_for_load_state()
+    assert "카카오 로그인 완료" in page.content()
+    assert not [m for m in console if "Content Security Policy" in m]
+
+    again, again_page, _ = phone_page(browser)
+    again_page.goto(stack["claim_link"])
+    again_page.wait_for_load_state()
+
+    assert "소유권 링크가 필요합니다" in again_page.content()
+    assert "claim-url" in again_page.content()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    again_page.screenshot(path=str(SCREENSHOTS / "claim-used-phone.png"), full_page=True)
+    assert stack["claim"] not in stack["server"].logs()
+    stored = json.loads(stack["gcs"].read_object(stack["bucket"], "kakao_token.json") or b"{}")
+    assert stack["claim"] not in json.dumps(stored)
+    again.close()
     context.close()

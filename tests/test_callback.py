@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,16 @@ from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import function_app
-from tests.helpers import REDIRECT_URI, GcsEmulator, consent, path_and_query, query_of
+from tests.helpers import (
+    REDIRECT_URI,
+    GcsEmulator,
+    begin_login,
+    claim_for,
+    claim_form,
+    consent,
+    path_and_query,
+    query_of,
+)
 
 ClientFactory = Callable[..., FlaskClient]
 
@@ -26,8 +36,8 @@ def make_client(monkeypatch: pytest.MonkeyPatch, env_for, tmp_path: Path) -> Cli
 
 
 def start_and_consent(client: FlaskClient, *, approve: bool = True) -> str:
-    start = client.get("/")
-    assert start.status_code == 302
+    start = begin_login(client)
+    assert start.status_code in (302, 303)
     return path_and_query(consent(start.headers["Location"], approve=approve))
 
 
@@ -236,7 +246,7 @@ def test_a_fresh_code_with_the_finished_logins_state_is_not_exchanged(
     """Back to Kakao's authorize page, which (for a consented user) sends a new code with the
     old state: the login is already done, so nothing is exchanged or stored."""
     client = make_client()
-    start = client.get("/")
+    start = begin_login(client)
     first = path_and_query(consent(start.headers["Location"]))
     client.get(first)
     before = (tmp_path / "kakao_token.json").read_bytes()
@@ -290,7 +300,13 @@ def test_done_cookie_is_httponly_lax_short_lived_and_scoped(
 def _done_cookies(client: FlaskClient, *, secure: bool) -> str:
     from token_logic.done import DONE_COOKIE
 
-    start = client.get("/", base_url="https://example.run.app" if secure else "http://localhost")
+    base = "https://example.run.app" if secure else "http://localhost"
+    claim = claim_for(os.environ)  # as the app reads its settings (function_app)
+    start = (
+        client.post("/claim", data=claim_form(claim), base_url=base)
+        if claim
+        else client.get("/", base_url=base)
+    )
     callback = consent(start.headers["Location"])
     response = client.get(
         path_and_query(callback),

@@ -16,6 +16,7 @@ from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, function_app, settings_env
 from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, complete_login, run_cli
 from token_logic.config import Settings
+from token_logic.errors import NotTheOwner
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
@@ -44,11 +45,13 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str
     return {"TOKEN_BUCKET": bucket, "STORAGE_EMULATOR_HOST": gcs.url}, GcsTokenStore(bucket)
 
 
-def log_in(fake: FakeKakao, env: dict[str, str], store: TokenStore) -> dict[str, Any]:
+def log_in(
+    fake: FakeKakao, env: dict[str, str], store: TokenStore, claim: str | None = None
+) -> dict[str, Any]:
     service = build_service(
         Settings.from_env(settings_env(fake, **env)), session=new_session(), store=store
     )
-    return dict(complete_login(service).fields)
+    return dict(complete_login(service, claim).fields)
 
 
 def cli(fake: FakeKakao, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -298,11 +301,12 @@ def test_cli_picks_a_user_when_several_are_stored(live_kakao: FakeKakao, tmp_pat
     assert chosen.stdout.strip() == stored["access_token"]
 
 
-def test_logout_hands_the_deployment_to_another_account(
+def test_logout_keeps_the_owner_and_a_claim_link_hands_the_deployment_over(
     live_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """`logout` logs the token out at Kakao and deletes it (exit 0); then another account's login
-    is stored; a second `logout` has nothing to delete (exit 1, a reason on stderr)."""
+    """`logout` logs the token out at Kakao and removes the tokens (exit 0), but the deployment
+    stays its owner's: another account is refused until the operator's `claim-url` link (on
+    stdout alone) hands it over; a logout of a logged-out deployment changes nothing."""
     env = {"TOKEN_DIR": str(tmp_path)}
     store = FileTokenStore(tmp_path)
     owner = log_in(live_kakao, env, store)
@@ -310,19 +314,29 @@ def test_logout_hands_the_deployment_to_another_account(
     result = cli(live_kakao, env, "logout")
 
     assert result.returncode == 0, result.stderr
-    assert str(owner["user_id"]) in result.stdout
-    assert not (tmp_path / "kakao_token.json").exists()
+    assert str(owner["user_id"]) in result.stdout and "claim-url" in result.stdout
+    left = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert left["user_id"] == owner["user_id"] and not left["access_token"]
+    assert left["login_error"]["error_code"] == "logged_out"
     assert owner["access_token"] not in live_kakao.state.access_tokens  # logged out at Kakao
     assert owner["refresh_token"] not in live_kakao.state.refresh_tokens
     live_kakao.state.user_id = 4127000999
-    assert log_in(live_kakao, env, store)["user_id"] == 4127000999
+    with pytest.raises(NotTheOwner):
+        log_in(live_kakao, env, store)
+    link = cli(live_kakao, env, "claim-url")
+    assert link.returncode == 0 and link.stdout.count("\n") == 1
+    secret = link.stdout.strip().split("#", 1)[1]
+    assert link.stdout.startswith(REDIRECT_URI.rstrip("/") + "/claim#")
+    assert secret not in link.stderr
+    assert log_in(live_kakao, env, store, claim=secret)["user_id"] == 4127000999
     assert cli(live_kakao, env, "logout").returncode == 0
-    again = cli(live_kakao, env, "logout")
-    assert again.returncode == 1 and "Log in first" in again.stderr
+    assert cli(live_kakao, env, "logout").returncode == 0
 
 
-def test_logout_deletes_even_when_kakao_is_down(live_kakao: FakeKakao, tmp_path: Path) -> None:
-    """Kakao's logout failing does not keep the document: the owner asked to hand it over."""
+def test_logout_removes_the_tokens_even_when_kakao_is_down(
+    live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Kakao's logout failing does not keep the tokens: the owner asked for them to go."""
     env = {"TOKEN_DIR": str(tmp_path)}
     log_in(live_kakao, env, FileTokenStore(tmp_path))
     live_kakao.state.inject("/v1/user/logout", "500", "500", "500")
@@ -330,14 +344,15 @@ def test_logout_deletes_even_when_kakao_is_down(live_kakao: FakeKakao, tmp_path:
     result = cli(live_kakao, env, "logout")
 
     assert result.returncode == 0, result.stderr
-    assert not (tmp_path / "kakao_token.json").exists()
+    left = json.loads((tmp_path / "kakao_token.json").read_text())
+    assert not left["access_token"] and not left["refresh_token"]
 
 
 def test_logout_on_a_versioned_bucket_leaves_no_generation(
     live_kakao: FakeKakao, gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`logout` on Cloud Storage with versioning: the document and every older generation of
-    it (each with a refresh token) are gone."""
+    """`logout` on Cloud Storage with versioning: every older generation of the document (each
+    with a refresh token) is gone; what stays is the owner's marker, holding no token."""
     from tests.test_storage_hygiene import versioned_bucket
 
     with versioned_bucket(gcs, monkeypatch) as versioned:
@@ -349,7 +364,8 @@ def test_logout_on_a_versioned_bucket_leaves_no_generation(
         result = cli(live_kakao, env, "logout")
 
         assert result.returncode == 0, result.stderr
-        assert versioned.generations() == []
+        (left,) = versioned.generations()  # only the owner's token-less marker
+        assert left.live and not left.document["refresh_token"]
 
 
 def test_get_access_token_itself(live_kakao: FakeKakao, tmp_path: Path) -> None:

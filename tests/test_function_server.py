@@ -11,14 +11,15 @@ import requests
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import ROOT, settings_env
-from tests.helpers import REDIRECT_URI, FunctionServer, GcsEmulator, consent
+from tests.helpers import REDIRECT_URI, FunctionServer, GcsEmulator, begin_login, consent
 
 
 def login_through(server: FunctionServer) -> requests.Response:
     """A browser-like session: open the function, consent at Kakao, follow back."""
     browser = requests.Session()
-    start = browser.get(server.url + "/", allow_redirects=False, timeout=10)
-    assert start.status_code == 302
+    browser.base_url = server.url  # type: ignore[attr-defined]
+    start = begin_login(browser, server.env)
+    assert start.status_code in (302, 303)
     callback = consent(start.headers["Location"])
     assert callback.startswith(REDIRECT_URI)
     return browser.get(server.url + "/" + callback[len(REDIRECT_URI) :], timeout=10)

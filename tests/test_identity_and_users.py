@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import function_app, settings_env
-from tests.helpers import consent, path_and_query
+from tests.helpers import begin_login, consent, path_and_query
 
 OWNER = 4127000001
 STRANGER = 4127000999
@@ -28,7 +28,7 @@ def make_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path
 
 def login_as(client: FlaskClient, fake: FakeKakao, user_id: int):  # type: ignore[no-untyped-def]
     fake.state.user_id = user_id
-    callback = consent(client.get("/").headers["Location"])
+    callback = consent(begin_login(client).headers["Location"])
     return client.get(path_and_query(callback))
 
 
@@ -98,7 +98,8 @@ def test_identity_lookup_failure_without_allowlist_fails_closed(
     response = login_as(client, fake_kakao, OWNER)
 
     assert response.status_code == 503
-    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+    stored = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert [path for path in stored if not path.name.startswith(".")] == []  # a claim is kept
 
 
 def test_the_first_login_owns_a_single_document_deployment(
@@ -106,8 +107,9 @@ def test_the_first_login_owns_a_single_document_deployment(
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
-    """No allowlist: the first user owns it; another account gets 403, nothing of the owner's
-    changes, and the stranger's fresh token is logged out at Kakao. The owner may log in again."""
+    """No allowlist: the first user (through the claim link) owns it; another account gets 403
+    saying how to hand it over, nothing of the owner's changes, and the stranger's fresh token
+    is logged out at Kakao. The owner may log in again."""
     client = make_client()
     assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS
     before = (tmp_path / "kakao_token.json").read_bytes()
@@ -115,7 +117,7 @@ def test_the_first_login_owns_a_single_document_deployment(
     refused = login_as(client, fake_kakao, STRANGER)
 
     assert refused.status_code == 403
-    assert "logout" in refused.get_data(as_text=True)
+    assert "claim-url" in refused.get_data(as_text=True)
     assert (tmp_path / "kakao_token.json").read_bytes() == before
     assert all(info.user_id != STRANGER for info in fake_kakao.state.access_tokens.values())
     assert login_as(client, fake_kakao, OWNER).status_code == SUCCESS

@@ -11,7 +11,7 @@ import requests
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import ROOT, settings_env
-from tests.helpers import REDIRECT_URI, FunctionServer, consent, query_of
+from tests.helpers import REDIRECT_URI, FunctionServer, claim_for, claim_form, consent, query_of
 
 
 def test_a_full_run_logs_no_secret(fake_kakao: FakeKakao, tmp_path: Path) -> None:
@@ -23,7 +23,12 @@ def test_a_full_run_logs_no_secret(fake_kakao: FakeKakao, tmp_path: Path) -> Non
         FunctionServer("kakao_refresh", env, ROOT) as refresh,
     ):
         browser = requests.Session()
-        start = browser.get(callback.url + "/", allow_redirects=False, timeout=10)
+        browser.base_url = callback.url  # type: ignore[attr-defined]
+        claim = claim_for(callback.env)
+        secrets_seen.add(claim)
+        start = browser.post(
+            callback.url + "/claim", data=claim_form(claim), allow_redirects=False, timeout=10
+        )
         login = consent(start.headers["Location"])
         query = query_of(login)
         secrets_seen |= {query["code"], query["state"], *browser.cookies.values()}

@@ -17,6 +17,7 @@ from tests.helpers import (
     REDIRECT_URI,
     FunctionServer,
     GcsEmulator,
+    begin_login,
     complete_login,
     consent,
     path_and_query,
@@ -69,7 +70,7 @@ class Sent:
 def log_in(client: FlaskClient, fake: FakeKakao, user_id: int) -> None:
     """A whole browser login of ``user_id`` through the function."""
     fake.state.user_id = user_id
-    start = client.get("/")
+    start = begin_login(client)
 
     callback = path_and_query(consent(start.headers["Location"]))
     assert client.get(callback).status_code < 400  # 303 to the done page

@@ -1,5 +1,5 @@
 """The command line: ``python -m token_logic COMMAND`` (status, access-token, refresh, login-url,
-send-memo, logout).
+claim-url, send-memo, logout).
 
 Exit codes: 0 ok, 2 bad usage, 1 any other failure (with a one-line reason on stderr).
 """
@@ -18,6 +18,7 @@ from .problems import problem_for
 from .remote import RemoteSettings
 from .remote_cli import add_token_commands, add_url_and_user, memo_fits, run_remote
 from .service import TokenService
+from .store import USER_ID_PLACEHOLDER
 from .summary import summarize
 from .sweep import RefreshOutcome
 from .wiring import service_from_env
@@ -100,7 +101,23 @@ def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
 def _logout(service: TokenService, args: argparse.Namespace) -> int:
     document = service.logout(args.user)
     who = f"user {document.user_id}" if document.user_id is not None else "the stored login"
-    print(f"logged out {who} and deleted the stored token; the next login owns this deployment")
+    print(f"logged out {who} and removed the stored tokens")
+    if USER_ID_PLACEHOLDER not in service.settings.token_object:
+        print(
+            "the deployment stays its owner's: log in again at the callback URL, or hand it "
+            "over with `python -m token_logic claim-url` (the new account opens that link)"
+        )
+    return 0
+
+
+def _claim_url(service: TokenService, args: argparse.Namespace) -> int:
+    claim = service.issue_claim()
+    print(claim.link(service.settings.redirect_uri))  # stdout only: the link is the secret
+    print(
+        f"one login through it owns this deployment; it works once, until "
+        f"{format_time(claim.expires_at)} (a newer link replaces it)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -137,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument("--force", action="store_true", help="refresh even if not due")
     refresh.set_defaults(handler=_refresh)
     commands.add_parser("login-url", help="where to open a browser to log in")
+    claim = commands.add_parser(
+        "claim-url",
+        help="a link whose login owns this deployment (first owner, or hand-over); once, 24 h",
+    )
+    claim.set_defaults(handler=_claim_url)
     logout = commands.add_parser(
         "logout",
         help="log the stored token out at Kakao and delete it (hand the deployment over)",

@@ -9,7 +9,8 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── LoginStateError        callback without a valid state for this browser (CSRF, replay)
     ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
-    │   └── NotTheOwner        another Kakao user already owns this single-document deployment
+    │   ├── NotTheOwner        another Kakao user already owns this single-document deployment
+    │   └── ClaimRequired      nobody owns it yet, and the login carried no valid claim link
     ├── IdentityUnverified     who logged in could not be established (fail closed)
     ├── KakaoError             Kakao answered with an error body (KOE codes, API codes)
     │   └── LoginRequired      the refresh token is dead (KOE322): a person must log in again
@@ -80,6 +81,17 @@ class NotTheOwner(UserNotAllowed):
         KakaoTokenError.__init__(self, f"Kakao user {user_id} does not own this deployment")
         self.user_id = user_id
         self.owner_known = owner_known
+
+
+class ClaimRequired(UserNotAllowed):
+    """Raised when the first login of a single-document deployment (no allowlist) carries no
+    valid claim link, or a claim link was already used or expired (claim.py)."""
+
+    def __init__(self, user_id: int, *, link_given: bool, logged_out: bool = True) -> None:
+        KakaoTokenError.__init__(self, f"Kakao user {user_id} has no valid claim link")
+        self.user_id = user_id
+        self.link_given = link_given
+        self.logged_out = logged_out  # False: refused before any login reached Kakao
 
 
 class IdentityUnverified(KakaoTokenError):

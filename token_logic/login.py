@@ -2,10 +2,11 @@
 
 Who may store a login:
 - With ALLOWED_KAKAO_USER_IDS, exactly those users (the allowlist wins when set).
-- Without it, a single-document deployment (no ``{user_id}`` in TOKEN_OBJECT) belongs to the
-  first Kakao user whose login it stored; anyone else is refused and their fresh token logged
-  out at Kakao. The owner can always log in again; ``python -m token_logic logout`` hands the
-  deployment over.
+- Without it, a single-document deployment (no ``{user_id}`` in TOKEN_OBJECT) has one owner:
+  the first login must carry a claim link (claim.py; the bundled demo needs none), and so does
+  a login of another account, which then takes the deployment over. Anyone else is refused
+  with an alert line and their fresh token logged out at Kakao. The owner can always log in
+  again; ``logout`` keeps the deployment theirs.
 - Per-user documents: every user has their own document.
 A login whose user id could not be established is never stored (fail closed).
 
@@ -17,14 +18,17 @@ unknown, a read settles it first (a login that did land is kept).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .budget import LOGIN_CLEANUP_SECONDS, Deadline
+from .claim import claim_name, spend_claim, valid_claim
 from .clock import Clock
 from .config import Settings
 from .errors import (
+    ClaimRequired,
     IdentityUnverified,
     KakaoTokenError,
     KakaoUnavailable,
@@ -35,7 +39,7 @@ from .errors import (
 )
 from .idtoken import id_token_subject
 from .kakao import KakaoClient
-from .log import log_event
+from .log import ALERT_OWNERSHIP, log_event
 from .state import verify_state
 from .store import USER_ID_PLACEHOLDER, Stored, TokenStore, document_name
 from .tokens import (
@@ -90,7 +94,7 @@ class LoginFinisher:
             if allowed or USER_ID_PLACEHOLDER in self._settings.token_object:
                 self._store_over_anything(name, document, work)
             else:
-                self._store_if_owner(name, document, response, work, deadline)
+                self._store_if_owner(name, document, response, secrets.claim, work, deadline)
         except UserNotAllowed:
             raise  # refused: its tokens were logged out already (or, owner unknown, kept)
         except KakaoTokenError as exc:
@@ -134,32 +138,69 @@ class LoginFinisher:
         name: str,
         document: TokenDocument,
         response: Mapping[str, Any],
+        claim_secret: str,
         work: Deadline,
         deadline: Deadline,
     ) -> None:
-        """Store the login over the owner's own document (or nothing), never over another's.
-
-        The read's version guards the write, so a stranger's login cannot slip in between.
-        """
+        """Store the login over the owner's own document, never over another's, and as the
+        first owner or a new one only with a claim link (claim.py; the bundled demo needs none
+        to begin). The read's version guards the write, so no stranger slips in between; the
+        claim is spent before the write, once however often the write is tried."""
         user_id = document.user_id
+        claimed: list[int | None] = []  # the previous owner, once the claim is spent
+        previous: list[TokenDocument] = []
+
+        def take_claim(owner: int | None) -> bool:
+            if not claimed and claim_secret and self._spend_claim(claim_secret, work):
+                claimed.append(owner)
+            return bool(claimed)
 
         def vet(current: Stored | None) -> None:
+            stored_document = from_json_or_none(current.data) if current else None
             if current is None:
-                return
-            stored_document = from_json_or_none(current.data)
+                if self._settings.demo or take_claim(None):
+                    return
+                self._revoke(response, user_id, "login refused: nobody owns this yet", deadline)
+                raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
             owner = stored_document.user_id if stored_document else None
             if owner is None:
                 owner = self._owner_of_stored_tokens(stored_document, work)
-                if owner is None:
-                    # Whose it is cannot be told: refuse, but revoke nothing, since this
-                    # may be the owner, and a Kakao logout would end the stored login too.
-                    log_event(logging.WARNING, "login refused: stored document names no owner")
-                    raise NotTheOwner(user_id or 0, owner_known=False)
-            if owner != user_id:
-                self._revoke(response, user_id, "login refused: another user owns this", deadline)
-                raise NotTheOwner(user_id or 0, owner_known=True)
+            if owner == user_id and owner is not None:
+                return
+            if take_claim(owner):
+                previous[:] = [stored_document] if stored_document else []
+                return
+            if owner is None:
+                # Whose it is cannot be told: refuse, but revoke nothing, since this may be the
+                # owner, and a Kakao logout would end the stored login too.
+                log_event(logging.WARNING, "login refused: stored document names no owner")
+                raise NotTheOwner(user_id or 0, owner_known=False)
+            self._revoke(response, user_id, "login refused: another user owns this", deadline)
+            raise NotTheOwner(user_id or 0, owner_known=True)
 
         self._write_over_read_version(name, to_json(document), vet, work)
+        if claimed:
+            log_event(
+                logging.WARNING,
+                "deployment claimed with a claim link",
+                alert=ALERT_OWNERSHIP,
+                user_id=user_id,
+                previous_owner=claimed[0],
+            )
+        for old in previous:  # handed over: the previous owner's tokens end here too
+            if old.fields.get("access_token") and old.user_id != user_id:
+                with contextlib.suppress(KakaoTokenError):
+                    self._kakao.logout(old.access_token, deadline)
+
+    def _spend_claim(self, secret: str, deadline: Deadline) -> bool:
+        name = claim_name(self._settings.token_object)
+        stored = valid_claim(self._store, name, secret, self._clock.now(), deadline)
+        if stored is None:
+            return False
+        try:
+            return spend_claim(self._store, name, stored, deadline)
+        except WriteConflict:
+            return False  # spent (or replaced by a newer link) in between
 
     def _owner_of_stored_tokens(
         self, document: TokenDocument | None, deadline: Deadline
@@ -244,7 +285,7 @@ class LoginFinisher:
         self, response: Mapping[str, Any], user_id: int | None, why: str, deadline: Deadline
     ) -> None:
         """Log out a refused login's fresh tokens at Kakao, so nothing usable is left behind."""
-        log_event(logging.WARNING, why, user_id=user_id)
+        log_event(logging.WARNING, why, user_id=user_id, alert=ALERT_OWNERSHIP)
         try:
             self._kakao.logout(str(response.get("access_token", "")), deadline)
         except KakaoTokenError as exc:

@@ -67,6 +67,34 @@ def start_page(*, start_url: str, demo: bool) -> str:
     return _document("카카오 로그인 / Kakao login", body, ok=True, demo=demo)
 
 
+# The claim page's one script: move the link's secret from the fragment (which no request and
+# so no log ever carries) into the form, wipe it from the address bar, and post it.
+_CLAIM_SCRIPT = (
+    'var c=location.hash.slice(1);if(c){history.replaceState(null,"",location.pathname);'
+    'document.getElementById("c").value=c;document.getElementById("f").submit();}'
+)
+CLAIM_SCRIPT_CSP_SOURCE = (
+    "'sha256-" + base64.b64encode(hashlib.sha256(_CLAIM_SCRIPT.encode()).digest()).decode() + "'"
+)
+
+
+def claim_page(*, demo: bool) -> str:
+    """A claim link's page: posts the secret from the fragment, or takes it pasted."""
+    body = (
+        "<h1>이 배포의 소유자 되기</h1><h2>Become this deployment's owner</h2>"
+        "<p>이 링크로 로그인한 카카오 계정이 이 배포의 소유자가 됩니다. 링크는 한 번만 쓸 수 "
+        "있습니다. 잠시 후 카카오 로그인으로 넘어가지 않으면 링크의 # 뒤 코드를 붙여 넣으세요.</p>"
+        "<p class=en>The Kakao account that logs in through this link becomes this "
+        "deployment's owner. The link works once. If Kakao's login does not open by itself, "
+        "paste the code after # in the link.</p>"
+        '<form id=f method=post action=""><input id=c name=claim type=password '
+        'autocomplete=off aria-label="소유권 코드 / claim code"> '
+        "<button class=btn type=submit>카카오로 로그인 / Log in with Kakao</button></form>"
+        f"<script>{_CLAIM_SCRIPT}</script>"
+    )
+    return _document("소유자 되기 / Become the owner", body, ok=True, demo=demo)
+
+
 def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
     """A clear error page: what happened and what to do, in both languages."""
     code = (
@@ -89,8 +117,10 @@ def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
 
 def _document(title: str, body: str, *, ok: bool, demo: bool) -> str:
     banner = (
-        "<p class=demo>데모 모드: 진짜 카카오가 아닌 내장 가짜 카카오 서버를 사용 중입니다.<br>"
-        "Demo mode: this runs against the bundled fake Kakao, not the real one.</p>"
+        "<p class=demo>데모 모드: 진짜 카카오가 아닌 내장 가짜 카카오 서버를 사용 중입니다. "
+        "소유권 링크 없이 처음 로그인한 계정이 소유자가 됩니다.<br>"
+        "Demo mode: this runs against the bundled fake Kakao, not the real one; the first "
+        "login owns it without a claim link.</p>"
         if demo
         else ""
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .errors import (
     AuthorizationDenied,
+    ClaimRequired,
     ConfigError,
     DeadlineReached,
     IdentityUnverified,
@@ -69,6 +70,8 @@ def problem_for(exc: KakaoTokenError) -> Problem:
         )
     if isinstance(exc, AuthorizationDenied):
         return _denied(exc)
+    if isinstance(exc, ClaimRequired):
+        return _claim_required(exc)
     if isinstance(exc, NotTheOwner):
         return _not_the_owner(exc)
     if isinstance(exc, UserNotAllowed):
@@ -161,23 +164,25 @@ def problem_for(exc: KakaoTokenError) -> Problem:
 def _not_the_owner(exc: NotTheOwner) -> Problem:
     if exc.owner_known:
         ko = (
-            f"이 배포는 처음 로그인한 다른 카카오 계정의 것입니다(사용자 {exc.user_id}는 "
-            "소유자가 아님). 아무것도 저장하지 않았고 방금 받은 토큰은 로그아웃 처리했습니다. "
-            "소유자를 바꾸려면 운영자가 `python -m token_logic logout`을 실행하세요."
+            f"이 배포는 다른 카카오 계정의 것입니다(사용자 {exc.user_id}는 소유자가 아님). "
+            "아무것도 저장하지 않았고 방금 받은 토큰은 로그아웃 처리했습니다. 소유자를 바꾸려면 "
+            "운영자가 `python -m token_logic claim-url`로 만든 소유권 링크를 새 계정으로 여세요."
         )
         en = (
-            f"This deployment belongs to the Kakao account that logged in first (user "
-            f"{exc.user_id} is not it). Nothing was stored and the new token was logged out. "
-            "To hand it over, the operator runs `python -m token_logic logout`."
+            f"This deployment belongs to another Kakao account (user {exc.user_id} is not it). "
+            "Nothing was stored and the new token was logged out. To hand it over, the "
+            "operator makes a claim link with `python -m token_logic claim-url` and the new "
+            "account opens it."
         )
     else:
         ko = (
             "저장된 토큰에 소유자(user_id)가 없습니다. 아무것도 저장하지 않았습니다. 운영자가 "
-            "`python -m token_logic logout`으로 지우거나 ALLOWED_KAKAO_USER_IDS를 설정하세요."
+            "`python -m token_logic claim-url`로 소유권 링크를 만들어 열거나 "
+            "ALLOWED_KAKAO_USER_IDS를 설정하세요."
         )
         en = (
             "The stored token names no owner (no user_id), so nothing was stored. The "
-            "operator deletes it with `python -m token_logic logout` or sets "
+            "operator opens a claim link made with `python -m token_logic claim-url`, or sets "
             "ALLOWED_KAKAO_USER_IDS."
         )
     return Problem(
@@ -187,6 +192,38 @@ def _not_the_owner(exc: NotTheOwner) -> Problem:
         ko,
         en,
         start_again=True,
+    )
+
+
+def _claim_required(exc: ClaimRequired) -> Problem:
+    why_ko, why_en = (
+        (
+            "이 소유권 링크는 이미 쓰였거나 만료되었거나 새 링크로 바뀌었습니다.",
+            "This claim link was used already, expired, or was replaced by a newer one.",
+        )
+        if exc.link_given
+        else (
+            "이 배포는 아직 소유자가 없고, 소유권 링크로만 첫 로그인을 할 수 있습니다.",
+            "Nobody owns this deployment yet; only a login through its claim link can.",
+        )
+    )
+    done_ko, done_en = (
+        (
+            "아무것도 저장하지 않았고 방금 받은 토큰은 로그아웃 처리했습니다. ",
+            "Nothing was stored and the new token was logged out. ",
+        )
+        if exc.logged_out
+        else ("", "")
+    )
+    return Problem(
+        403,
+        "소유권 링크가 필요합니다",
+        "A claim link is needed",
+        f"{why_ko} {done_ko}운영자가 `python -m token_logic claim-url`을 실행하거나 "
+        "`./deploy.sh`를 다시 실행하면 새 링크(하루 동안 한 번 유효)가 출력됩니다. 그 링크를 "
+        "여세요.",
+        f"{why_en} {done_en}The operator runs `python -m token_logic claim-url` (or "
+        "./deploy.sh again), which prints a new link, good once within a day: open that link.",
     )
 
 

@@ -209,9 +209,10 @@ class Refresher:
                     return RefreshResult(name, refreshed, refreshed=True)
                 except WriteConflict as conflict:
                     expected, latest = read_document(self._store, name, deadline)
-                    if latest.login_error or not latest.access_token:
+                    if not latest.access_token or not latest.refresh_token:
                         # An unlink or logout replaced the document while we held the lease:
                         # its word is final; never hand out what it left (no token at all).
+                        # (A KOE322 mark keeps the tokens: our rotated one is written over it.)
                         code = latest.login_error or "gone"
                         raise LoginRequired(401, "invalid_grant", code) from conflict
                     if latest.refresh_token != old.refresh_token:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
+from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
 from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from .config import Settings
 from .errors import (
@@ -30,7 +31,7 @@ from .store import (
     template_prefix,
 )
 from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
-from .tokens import TokenDocument, from_json_or_none, public_view, to_json, unlinked
+from .tokens import TokenDocument, from_json_or_none, owner_marker, public_view, to_json
 
 _MAX_LOGIN_WRITE_ATTEMPTS = 5
 
@@ -56,9 +57,10 @@ class TokenService:
         self._refresher = Refresher(kakao, store, self._clock)
         self._login = LoginFinisher(settings, kakao, store, self._clock)
 
-    def start_login(self) -> LoginRedirect:
-        """A new login: fresh state and PKCE, and Kakao's authorize URL."""
-        start = start_login(self.settings.pkce)
+    def start_login(self, claim: str = "") -> LoginRedirect:
+        """A new login: fresh state and PKCE, and Kakao's authorize URL; ``claim`` is a claim
+        link's secret the login carries to its end (claim.py)."""
+        start = start_login(self.settings.pkce, claim)
         url = self.kakao.authorize_url(
             start.state,
             scope=self.settings.scope,
@@ -67,6 +69,17 @@ class TokenService:
             nonce=start.nonce,
         )
         return LoginRedirect(url, start)
+
+    def issue_claim(self) -> IssuedClaim:
+        """A new claim link's secret (the older link stops working); see claim.py."""
+        name = claim_name(self.settings.token_object)
+        return issue_claim(self.store, name, self._clock.now(), self.deadline())
+
+    def claim_is_valid(self, secret: str) -> bool:
+        """Whether ``secret`` is the current claim's, unexpired (it is spent only at the end
+        of the login it starts)."""
+        name = claim_name(self.settings.token_object)
+        return valid_claim(self.store, name, secret, self._clock.now(), self.deadline()) is not None
 
     def finish_login(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
         """Verify the state, exchange the code, check who it is, store the document."""
@@ -113,13 +126,15 @@ class TokenService:
         )
 
     def logout(self, user_id: int | None = None) -> TokenDocument:
-        """Log the stored login out at Kakao (best effort) and delete its document, with every
-        older version the store kept of it (each holds a refresh token).
+        """Log the stored login out at Kakao (best effort) and remove its tokens, with every
+        older version the store kept of the document (each holds a refresh token).
 
-        This is how the owner of a single-document deployment hands it to another account.
-        The delete carries the version read, and is tried again if bookkeeping (a lease) moved
-        it; a document that cannot be parsed is deleted all the same. With nothing stored, the
-        older versions an interrupted logout left are deleted, and NoTokenStored is raised.
+        A single document with a known owner stays the owner's: it becomes a token-less marker
+        (the next login must be the owner's or carry a claim link; handing over is explicit).
+        Per-user documents, and one naming no owner, are deleted. The write or delete carries
+        the version read, and is tried again if bookkeeping (a lease) moved it. With nothing
+        stored, the older versions an interrupted logout left are deleted, and NoTokenStored
+        is raised.
         """
         name = self.document_name(user_id)
         deadline = self.deadline()
@@ -131,8 +146,14 @@ class TokenService:
             document = from_json_or_none(stored.data)
             if document is not None and document.access_token:
                 self._logout_at_kakao(document)
+            owner = document.user_id if document else None
+            keep_owner = owner is not None and USER_ID_PLACEHOLDER not in self.settings.token_object
             try:
-                self.store.delete(name, stored.version, deadline)
+                if keep_owner:
+                    marker = owner_marker(owner or 0, self._clock.now(), "logged_out")
+                    self.store.write(name, to_json(marker), stored.version, deadline)
+                else:
+                    self.store.delete(name, stored.version, deadline)
             except WriteConflict:
                 continue
             old_versions = self.store.delete_old_versions(name, deadline)
@@ -187,7 +208,7 @@ class TokenService:
                 else:
                     # A single document keeps its owner: its tokens go, but only that user may
                     # log in again, so an unlink never leaves the deployment to whoever comes next.
-                    marker = to_json(unlinked(user_id, self._clock.now()))
+                    marker = to_json(owner_marker(user_id, self._clock.now(), "unlinked"))
                     self.store.write(name, marker, stored.version, deadline)
             except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
                 continue

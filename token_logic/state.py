@@ -35,14 +35,17 @@ class LoginStart:
 
 @dataclass(frozen=True)
 class LoginSecrets:
-    """What only the browser that started a login holds: the PKCE verifier and the nonce."""
+    """What only the browser that started a login holds: the PKCE verifier, the nonce, and the
+    claim link's secret when the login began from one (claim.py)."""
 
     verifier: str = field(repr=False)
     nonce: str = field(repr=False)
+    claim: str = field(default="", repr=False)
 
 
-def start_login(pkce: bool) -> LoginStart:
-    """A fresh state (256 random bits), a nonce and, with PKCE, a verifier and its challenge.
+def start_login(pkce: bool, claim: str = "") -> LoginStart:
+    """A fresh state (256 random bits), a nonce and, with PKCE, a verifier and its challenge;
+    ``claim`` (a claim link's secret) rides along in the cookie to the end of the login.
 
     The nonce is a secret of the cookie, not derived from the public state: whoever sees the
     state in an address bar or a log cannot predict the nonce an ID token must carry.
@@ -55,7 +58,7 @@ def start_login(pkce: bool) -> LoginStart:
         code_challenge=_s256(verifier) if verifier else "",
         nonce=nonce,
         cookie_name=cookie_name_for(state),
-        cookie_value=f"{state}.{verifier}.{nonce}",
+        cookie_value=f"{state}.{verifier}.{nonce}.{claim}",
     )
 
 
@@ -65,10 +68,11 @@ def verify_state(state: str, cookies: Mapping[str, str]) -> LoginSecrets:
         raise LoginStateError("missing or malformed state")
     value = cookies.get(cookie_name_for(state), "")
     issued_state, _, rest = value.partition(".")
-    verifier, _, nonce = rest.partition(".")
+    verifier, _, rest = rest.partition(".")
+    nonce, _, claim = rest.partition(".")
     if not hmac.compare_digest(issued_state.encode(), state.encode()):
         raise LoginStateError("this browser did not start this login, or it expired")
-    return LoginSecrets(verifier, nonce)
+    return LoginSecrets(verifier, nonce, claim)
 
 
 def cookie_name_for(state: str) -> str:

@@ -197,9 +197,10 @@ def unusable_lifetimes(response: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def unlinked(user_id: int, now: int) -> TokenDocument:
-    """What stays of a single document after its user unlinked the app at Kakao: no token,
-    the owner, and a dead-login marker saying why (a person must log in again)."""
+def owner_marker(user_id: int, now: int, reason: str) -> TokenDocument:
+    """What stays of a single document whose login ended (``reason``: ``unlinked`` at Kakao,
+    ``logged_out`` by the operator): no token, the owner, and a dead-login marker saying why,
+    so only the owner (or a claim link) may log in next."""
     return TokenDocument(
         {
             "access_token": "",
@@ -208,7 +209,7 @@ def unlinked(user_id: int, now: int) -> TokenDocument:
             "refresh_token_expires_at": 0,
             "updated_at": now,
             "user_id": user_id,
-            "login_error": {"error_code": "unlinked", "at": now},
+            "login_error": {"error_code": reason, "at": now},
         }
     )
 

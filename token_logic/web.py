@@ -25,14 +25,22 @@ from .done import (
 )
 from .errors import (
     AuthorizationDenied,
+    ClaimRequired,
     KakaoError,
     KakaoTokenError,
     LoginRequired,
     LoginStateError,
     NoTokenStored,
 )
-from .log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
-from .pages import STYLE_CSP_SOURCE, problem_page, start_page, success_page
+from .log import ALERT_LOGIN_DEAD, ALERT_OWNERSHIP, ALERT_REFRESH_FAILED, log_event
+from .pages import (
+    CLAIM_SCRIPT_CSP_SOURCE,
+    STYLE_CSP_SOURCE,
+    claim_page,
+    problem_page,
+    start_page,
+    success_page,
+)
 from .problems import Problem, problem_for
 from .service import TokenService
 from .state import COOKIE_LIFETIME_SECONDS, cookie_name_for
@@ -42,6 +50,7 @@ from .unlink import handle_unlink, is_unlink_request
 
 ServiceFactory = Callable[[], TokenService]
 
+CLAIM_PATH_SUFFIX = "/claim"
 _MAX_CODE_LENGTH = 512
 _MAX_ERROR_LENGTH = 64
 SECURITY_HEADERS = {
@@ -58,7 +67,10 @@ SECURITY_HEADERS = {
 
 
 def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
-    """The redirect URI: start a login, or finish one Kakao sent back; and ``/unlink``."""
+    """The redirect URI: start a login, or finish one Kakao sent back; ``/claim`` and
+    ``/unlink``."""
+    if request.path.endswith(CLAIM_PATH_SUFFIX):
+        return _claim(request, get_service)
     if is_unlink_request(request):
         status, body = handle_unlink(request, get_service)
         response = _json_response(status, body)
@@ -170,10 +182,41 @@ def _done_page(request: flask.Request, settings: Settings) -> flask.Response:
     return _finish(flask.Response(page, status=200, mimetype="text/html"), start_url)
 
 
-def _start_login(service: TokenService) -> flask.Response:
-    redirect = service.start_login()
+def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
+    """GET: the claim page; POST (its form): a login that carries the claim, if it is valid."""
+    if request.method not in ("GET", "POST"):
+        return _method_not_allowed("GET, POST")
+    settings: Settings | None = None
+    try:
+        service = get_service()
+        settings = service.settings
+        if request.method == "GET":
+            page = flask.Response(claim_page(demo=settings.demo), mimetype="text/html")
+            page = _finish(page, settings.redirect_uri)
+            auth = urlsplit(settings.auth_base_url)
+            page.headers["Content-Security-Policy"] = (
+                f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; "
+                f"script-src {CLAIM_SCRIPT_CSP_SOURCE}; frame-ancestors 'none'; "
+                # Chrome checks the form's redirect too: the login goes on to Kakao.
+                f"base-uri 'none'; form-action 'self' {auth.scheme}://{auth.netloc}"
+            )
+            return page
+        secret = request.form.get("claim", "").strip()
+        if not service.claim_is_valid(secret):
+            log_event(logging.WARNING, "claim link refused", alert=ALERT_OWNERSHIP)
+            raise ClaimRequired(0, link_given=True, logged_out=False)
+        return _start_login(service, claim=secret, status=303)
+    except KakaoTokenError as exc:
+        return _problem_response(problem_for(exc), exc, settings, request)
+    except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a page
+        log_event(logging.ERROR, "unexpected error in kakao_callback /claim", exc_info=True)
+        return _problem_response(problem_for(KakaoTokenError()), None, settings, request)
+
+
+def _start_login(service: TokenService, claim: str = "", status: int = 302) -> flask.Response:
+    redirect = service.start_login(claim)
     settings = service.settings
-    response = flask.Response(status=302, headers={"Location": redirect.url})
+    response = flask.Response(status=status, headers={"Location": redirect.url})
     response.set_cookie(
         redirect.start.cookie_name,
         redirect.start.cookie_value,

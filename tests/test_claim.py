@@ -1,0 +1,230 @@
+"""Nobody takes over a deployment: the first owner of a single document needs a claim link, a
+link works once and within a day, logout keeps the owner, and handing over is explicit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+from flask.testing import FlaskClient
+
+from dev.fake_kakao import FakeKakao
+from tests.conftest import function_app, settings_env
+from tests.helpers import (
+    REDIRECT_URI,
+    FakeClock,
+    claim_form,
+    complete_login,
+    consent,
+    path_and_query,
+)
+from token_logic.claim import CLAIM_LIFETIME_SECONDS, claim_name
+from token_logic.config import Settings
+from token_logic.errors import ClaimRequired, NotTheOwner
+from token_logic.file_store import FileTokenStore
+from token_logic.kakao import new_session
+from token_logic.service import TokenService
+from token_logic.wiring import build_service
+
+OWNER, STRANGER = 4127000001, 4127000666
+
+
+def service_for(
+    fake: FakeKakao, tmp_path: Path, clock: FakeClock | None = None, **env: str
+) -> TokenService:
+    settings = Settings.from_env(settings_env(fake, TOKEN_DIR=str(tmp_path), **env))
+    return build_service(
+        settings, session=new_session(), store=FileTokenStore(tmp_path), clock=clock
+    )
+
+
+def login_as(service: TokenService, fake: FakeKakao, user_id: int, claim: str = "") -> Any:
+    fake.state.user_id = user_id
+    return complete_login(service, claim)
+
+
+def stored(tmp_path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tmp_path / "kakao_token.json").read_text())
+    return data
+
+
+def live_tokens_of(fake: FakeKakao, user_id: int) -> int:
+    return sum(1 for info in fake.state.refresh_tokens.values() if info.user_id == user_id)
+
+
+def alerts(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    return [line for line in lines if line.get("alert") == "ownership"]
+
+
+def test_a_stranger_before_the_first_login_is_refused_logged_out_and_alerted(
+    fake_kakao: FakeKakao, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever finds the callback URL first does not own the deployment: no claim, no store;
+    their fresh token is logged out at Kakao and an alert line says so."""
+    service = service_for(fake_kakao, tmp_path)
+
+    with pytest.raises(ClaimRequired) as refused:
+        login_as(service, fake_kakao, STRANGER)
+
+    assert not refused.value.link_given
+    assert not (tmp_path / "kakao_token.json").exists()
+    assert live_tokens_of(fake_kakao, STRANGER) == 0
+    assert [a["user_id"] for a in alerts(capsys)] == [STRANGER]
+
+
+def test_a_claim_link_makes_its_login_the_owner_once(
+    fake_kakao: FakeKakao, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator's link: its login owns the deployment (alert line), and the link is spent:
+    a stranger holding the same link afterwards is refused; the owner logs in again freely."""
+    service = service_for(fake_kakao, tmp_path)
+    claim = service.issue_claim()
+
+    owner = login_as(service, fake_kakao, OWNER, claim.secret)
+    with pytest.raises(NotTheOwner):
+        login_as(service, fake_kakao, STRANGER, claim.secret)
+    again = login_as(service, fake_kakao, OWNER)
+
+    assert owner.user_id == again.user_id == OWNER == stored(tmp_path)["user_id"]
+    assert not (tmp_path / claim_name("kakao_token.json")).exists()
+    logged = alerts(capsys)
+    assert "deployment claimed with a claim link" in [a["message"] for a in logged]
+    assert claim.secret not in json.dumps(logged) and claim.secret not in repr(claim)
+    assert claim.secret not in (tmp_path / "kakao_token.json").read_text()
+
+
+def test_a_claim_link_expires_within_a_day_and_only_the_newest_works(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A link older than a day, or replaced by a newer one, is refused."""
+    service = service_for(fake_kakao, tmp_path, clock)
+    old = service.issue_claim()
+    newer = service.issue_claim()
+
+    with pytest.raises(ClaimRequired) as replaced:
+        login_as(service, fake_kakao, OWNER, old.secret)
+    clock.advance(CLAIM_LIFETIME_SECONDS + 1)
+    with pytest.raises(ClaimRequired) as expired:
+        login_as(service, fake_kakao, OWNER, newer.secret)
+
+    assert replaced.value.link_given and expired.value.link_given
+    assert newer.expires_at - old.expires_at >= 0 and not (tmp_path / "kakao_token.json").exists()
+
+
+def test_logout_keeps_the_owner_and_a_claim_hands_the_deployment_over(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """After logout a stranger is still refused (their token logged out); the owner could log in
+    again; a claim link hands it over, and the previous owner's tokens end at Kakao too."""
+    service = service_for(fake_kakao, tmp_path)
+    login_as(service, fake_kakao, OWNER, service.issue_claim().secret)
+    service.logout()
+
+    with pytest.raises(NotTheOwner):
+        login_as(service, fake_kakao, STRANGER)
+    login_as(service, fake_kakao, OWNER)
+    handed = login_as(service, fake_kakao, STRANGER, service.issue_claim().secret)
+
+    assert handed.user_id == STRANGER == stored(tmp_path)["user_id"]
+    assert live_tokens_of(fake_kakao, OWNER) == 0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TOKEN_OBJECT": "tokens/{user_id}.json"},
+        {"ALLOWED_KAKAO_USER_IDS": str(STRANGER)},
+        {"KAKAO_DEMO": "1"},
+    ],
+)
+def test_per_user_allowlisted_and_demo_deployments_need_no_claim(
+    fake_kakao: FakeKakao, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Per-user documents, an allowlist, and the bundled demo: the first login needs no link."""
+    service = service_for(fake_kakao, tmp_path, **env)
+
+    document = login_as(service, fake_kakao, STRANGER, "")
+
+    assert document.user_id == STRANGER
+
+
+def claim_client(monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, tmp_path: Path) -> FlaskClient:
+    env = settings_env(fake, TOKEN_DIR=str(tmp_path))
+    app: flask.Flask = function_app(monkeypatch, "kakao_callback", env)
+    return app.test_client()
+
+
+def test_the_claim_page_keeps_the_secret_out_of_the_url_and_allows_only_its_script(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """GET /claim: a page whose one script (allowed by its hash) posts the fragment; the form
+    may go only to this function and on to Kakao; no-store and the other headers as usual."""
+    client = claim_client(monkeypatch, fake_kakao, tmp_path)
+
+    page = client.get("/claim")
+
+    policy = page.headers["Content-Security-Policy"]
+    assert page.status_code == 200 and "<form" in page.get_data(as_text=True)
+    assert "script-src 'sha256-" in policy and "unsafe-inline" not in policy
+    assert f"form-action 'self' {fake_kakao.url}" in policy
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_a_posted_claim_starts_a_login_that_owns_the_deployment(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """POST /claim with the link's secret: 303 to Kakao, and that login is stored as the
+    owner's; the secret is in no response header but the HttpOnly login cookie."""
+    client = claim_client(monkeypatch, fake_kakao, tmp_path)
+    claim = service_for(fake_kakao, tmp_path).issue_claim().secret
+
+    start = client.post("/claim", data=claim_form(claim))
+    finished = client.get(path_and_query(consent(start.headers["Location"])))
+
+    assert start.status_code == 303 and start.headers["Location"].startswith(fake_kakao.url)
+    assert claim not in start.headers["Location"]
+    assert finished.status_code == 303 and stored(tmp_path)["user_id"] == fake_kakao.state.user_id
+
+
+@pytest.mark.parametrize("claim", ["", "not-the-secret", "x" * 5000])
+def test_a_wrong_claim_is_refused_before_kakao(
+    monkeypatch: pytest.MonkeyPatch,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    claim: str,
+) -> None:
+    """A wrong, empty or huge claim: 403 page saying how to get a link, no login cookie, an
+    alert line, and Kakao never asked."""
+    service_for(fake_kakao, tmp_path).issue_claim()
+    client = claim_client(monkeypatch, fake_kakao, tmp_path)
+
+    refused = client.post("/claim", data=claim_form(claim))
+
+    assert refused.status_code == 403 and "claim-url" in refused.get_data(as_text=True)
+    assert "logged out" not in refused.get_data(as_text=True)
+    assert not [c for c in refused.headers.getlist("Set-Cookie") if "kakao_login_" in c]
+    assert fake_kakao.state.calls["/oauth/authorize"] == 0
+    assert alerts(capsys)
+
+
+def test_the_stranger_sees_how_to_get_a_claim_link(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """The callback URL opened directly before anyone owns the deployment: a 403 page in
+    Korean and English naming claim-url and deploy.sh."""
+    client = claim_client(monkeypatch, fake_kakao, tmp_path)
+    start = client.get("/")
+
+    page = client.get(path_and_query(consent(start.headers["Location"])))
+
+    text = page.get_data(as_text=True)
+    assert page.status_code == 403
+    assert "소유권 링크" in text and "claim-url" in text and "deploy.sh" in text
+    assert REDIRECT_URI in text or "claim" in text
