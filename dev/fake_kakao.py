@@ -554,7 +554,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not (isinstance(text, str) and 0 < len(text) <= 200 and template.get("link")):
             self._json(400, {"msg": "template_object is invalid", "code": -2})
             return
-        self.st.memos.append({"user_id": info.user_id, "text": text, "sent_at": self.st.clock()})
+        self.st.memos.append(
+            {
+                "user_id": info.user_id,
+                "text": text,
+                "link": template["link"],
+                "sent_at": self.st.clock(),
+            }
+        )
         self._json(200, {"result_code": 0})
 
     def _memos_page(self) -> None:

@@ -386,3 +386,22 @@ def test_get_access_token_itself(live_kakao: FakeKakao, tmp_path: Path) -> None:
     on_disk = json.loads((tmp_path / "kakao_token.json").read_text())
     assert on_disk["access_token"] == fresh
     assert on_disk["refresh_token"] in live_kakao.state.valid_refresh_tokens()
+
+
+def test_a_memo_links_somewhere_neutral_never_to_the_login(
+    live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """`send-memo`'s link is KAKAO_MEMO_LINK (default developers.kakao.com), never the callback
+    URL: tapping a memo must not start a Kakao login."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    log_in(live_kakao, env, FileTokenStore(tmp_path))
+
+    default = cli(live_kakao, env, "send-memo", "기본 링크")
+    chosen = cli(
+        live_kakao, {**env, "KAKAO_MEMO_LINK": "https://example.com/bot"}, "send-memo", "x"
+    )
+
+    assert default.returncode == chosen.returncode == 0, default.stderr + chosen.stderr
+    links = [memo["link"]["web_url"] for memo in live_kakao.state.memos]
+    assert links == ["https://developers.kakao.com", "https://example.com/bot"]
+    assert all(REDIRECT_URI not in link for link in links)

@@ -19,6 +19,7 @@ from .text import is_decimal
 
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
 DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
+DEFAULT_MEMO_LINK = "https://developers.kakao.com"
 DEFAULT_TOKEN_OBJECT = "kakao_token.json"
 DEFAULT_REFRESH_MARGIN_SECONDS = 3600
 DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
@@ -61,6 +62,8 @@ class Settings:
     # The unlink webhook (unlink.py): Kakao proves itself with the app's primary admin key.
     admin_key: str = field(default="", repr=False)
     app_id: str = ""
+    # Where a memo's link goes: somewhere neutral, never the login URL (a tap would start one).
+    memo_link: str = DEFAULT_MEMO_LINK
 
     @property
     def secure_cookies(self) -> bool:
@@ -108,6 +111,7 @@ class Settings:
         sweep_workers = _parse_int(env, "SWEEP_WORKERS", DEFAULT_SWEEP_WORKERS, problems)
         if not 1 <= sweep_workers <= MAX_SWEEP_WORKERS:
             problems.append(f"SWEEP_WORKERS must be between 1 and {MAX_SWEEP_WORKERS}")
+        memo_link = memo_link_from(env, problems)
         auth_base_url = (env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/")
         api_base_url = (env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
         if problems:
@@ -132,6 +136,7 @@ class Settings:
             demo=demo,
             admin_key=env.get("KAKAO_ADMIN_KEY", ""),
             app_id=app_id,
+            memo_link=memo_link,
             function_timeout_seconds=function_timeout,
         )
 
@@ -151,6 +156,14 @@ def proxies_for(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]
         if proxy and not _bypasses_proxy(host, no_proxy):
             found[f"{parts.scheme}://{host}"] = proxy
     return found
+
+
+def memo_link_from(env: Mapping[str, str], problems: list[str]) -> str:
+    """KAKAO_MEMO_LINK, an http(s) URL (Kakao opens only domains registered for the app)."""
+    link = env.get("KAKAO_MEMO_LINK", "").strip() or DEFAULT_MEMO_LINK
+    if not _is_http_url(link):
+        problems.append("KAKAO_MEMO_LINK must be an absolute http(s) URL")
+    return link
 
 
 def ca_bundle_from(env: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .clock import format_time
-from .config import ca_bundle_from, proxies_for
+from .config import DEFAULT_MEMO_LINK, ca_bundle_from, memo_link_from, proxies_for
 from .errors import (
     ConfigError,
     DeadlineReached,
@@ -69,6 +69,7 @@ class RemoteSettings:
     api_base_url: str = "https://kapi.kakao.com"
     proxies: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a password
     ca_bundle: str = ""
+    memo_link: str = DEFAULT_MEMO_LINK
 
     @property
     def audience(self) -> str:
@@ -116,6 +117,7 @@ class RemoteSettings:
             api_base_url=api_base_url,
             proxies=proxies_for(environ, (url, api_base_url)),
             ca_bundle=ca_bundle_from(environ),
+            memo_link=_memo_link(environ),
         )
 
 
@@ -298,6 +300,14 @@ def _redirect_message(url: str, response: requests.Response) -> str:
         "never redirects, and the ID token is not sent on: set "
         f"{URL_VARIABLE} to the kakao-token URL that ./deploy.sh printed"
     )
+
+
+def _memo_link(environ: Mapping[str, str]) -> str:
+    problems: list[str] = []
+    link = memo_link_from(environ, problems)
+    if problems:
+        raise ConfigError(problems[0], ("KAKAO_MEMO_LINK",))
+    return link
 
 
 def _check_audience(id_token: str, source: str, audience: str) -> None:

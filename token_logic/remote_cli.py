@@ -26,7 +26,6 @@ from .remote import EMPTY_URL_MESSAGE, URL_VARIABLE, RemoteSettings, RemoteToken
 
 REMOTE_COMMANDS = ("access-token", "send-memo", "status")
 MAX_MEMO_LENGTH = 200  # Kakao's limit for a text template
-_MEMO_LINK = "https://developers.kakao.com"
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -140,4 +139,4 @@ def _send_memo(settings: RemoteSettings, token: RemoteToken, text: str) -> None:
         auth_base_url=DEFAULT_AUTH_BASE_URL,
         api_base_url=settings.api_base_url,
     )
-    kakao.send_memo(token.access_token, text, _MEMO_LINK)
+    kakao.send_memo(token.access_token, text, settings.memo_link)

@@ -273,8 +273,7 @@ class TokenService:
     def send_memo(self, text: str, user_id: int | None = None) -> None:
         """Send a KakaoTalk text to the token's owner: proves the whole chain works."""
         token = self.access_token(user_id)
-        link = self.settings.redirect_uri or "https://developers.kakao.com"
-        self.kakao.send_memo(token, text, link)
+        self.kakao.send_memo(token, text, self.settings.memo_link)
 
     def document_name(self, user_id: int | None, deadline: Deadline | None = None) -> str:
         """The document for a user; with one stored user and no id given, that one (found by a
