@@ -18,7 +18,6 @@ unknown, a read settles it first (a login that did land is kept).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -189,8 +188,7 @@ class LoginFinisher:
             )
         for old in previous:  # handed over: the previous owner's tokens end here too
             if old.fields.get("access_token") and old.user_id != user_id:
-                with contextlib.suppress(KakaoTokenError):
-                    self._kakao.logout(old.access_token, deadline)
+                self._log_out(old.access_token, deadline)
 
     def _spend_claim(self, secret: str, deadline: Deadline) -> bool:
         name = claim_name(self._settings.token_object)
@@ -272,26 +270,24 @@ class LoginFinisher:
             "login not stored; logging its fresh tokens out at Kakao",
             error=type(exc).__name__,
         )
-        try:
-            self._kakao.logout(str(response.get("access_token", "")), deadline)
-        except KakaoTokenError as failure:
-            log_event(
-                logging.ERROR,
-                "could not log out a login that was not stored; it expires on its own",
-                error=type(failure).__name__,
-            )
+        self._log_out(str(response.get("access_token", "")), deadline)
 
     def _revoke(
         self, response: Mapping[str, Any], user_id: int | None, why: str, deadline: Deadline
     ) -> None:
         """Log out a refused login's fresh tokens at Kakao, so nothing usable is left behind."""
         log_event(logging.WARNING, why, user_id=user_id, alert=ALERT_OWNERSHIP)
+        self._log_out(str(response.get("access_token", "")), deadline)
+
+    def _log_out(self, access_token: str, deadline: Deadline) -> None:
+        """End tokens at Kakao; if Kakao cannot be told, they expire on their own (nobody holds
+        the refresh token, so nobody can renew them)."""
         try:
-            self._kakao.logout(str(response.get("access_token", "")), deadline)
+            self._kakao.logout(access_token, deadline)
         except KakaoTokenError as exc:
             log_event(
                 logging.WARNING,
-                "could not revoke the refused login",
+                "could not log tokens out at Kakao; they expire on their own",
                 error=type(exc).__name__,
                 error_code=getattr(exc, "code", ""),
             )
