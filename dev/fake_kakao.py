@@ -6,6 +6,14 @@ refresh-token rotation only in the last month (the old token dying at once), per
 limits, error bodies with KOE codes. Faults can be injected per endpoint. Its clock is
 injectable so tests can jump months ahead without sleeping.
 
+It is also Kakao's webhook sender: the legacy unlink webhook (``send_unlink_webhook``), and the
+account status change webhook: Security Event Tokens signed RS256 with its own key, whose JWKS
+it serves at ``/.well-known/jwks.json``. With ``state.account_status_url`` set, a SET goes there
+(in the background, as Kakao's do) on a first login (user-linked), the service's own logout
+(tokens-revoked) and unlink (user-unlinked, UNLINK_FROM_SERVICE), an unlink outside the service
+(user-unlinked with its referrer type) and ``revoke_tokens``; ``send_account_status_event``
+sends one at once, with options to forge it.
+
 Beyond Kakao's API it serves one page for people, ``GET /memos``: the memos sent to oneself
 through it, newest first, so a demo shows where a message went (real Kakao: KakaoTalk).
 
@@ -41,6 +49,20 @@ ACCESS_LIMIT = (20, 600)  # per user: 20 access tokens per 10 minutes
 REFRESH_LIMIT = (30, 3600)  # per user: 30 refreshes per hour
 DEFAULT_USER_ID = 4127000001
 MEMOS_PATH = "/memos"  # not Kakao's: the page listing memos sent, for a person to look at
+JWKS_PATH = "/.well-known/jwks.json"
+SSE_CONFIGURATION_PATH = "/.well-known/sse-configuration"
+_OAUTH_EVENT = "https://schemas.openid.net/secevent/oauth/event-type/"
+_RISC_EVENT = "https://schemas.openid.net/secevent/risc/event-type/"
+USER_LINKED = _OAUTH_EVENT + "user-linked"
+USER_UNLINKED = _OAUTH_EVENT + "user-unlinked"
+TOKENS_REVOKED = _OAUTH_EVENT + "tokens-revoked"
+TOKEN_REVOKED = _OAUTH_EVENT + "token-revoked"
+ACCOUNT_DISABLED = _RISC_EVENT + "account-disabled"
+ACCOUNT_PURGED = _RISC_EVENT + "account-purged"
+# After these, Kakao honours none of the user's tokens (and the fake ends them before sending).
+TOKEN_ENDING_EVENTS = frozenset(
+    {USER_UNLINKED, TOKENS_REVOKED, TOKEN_REVOKED, ACCOUNT_DISABLED, ACCOUNT_PURGED}
+)
 _KST = timezone(timedelta(hours=9), "KST")
 
 
@@ -91,6 +113,13 @@ class FakeKakaoState:
     edit_refresh_answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     issued_access: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     issued_refresh: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    # The account status change webhook: where SETs go ("" = not registered), the signing keys
+    # (kid, RSA private key; the first signs, all are in the JWKS), who has linked the app, and
+    # every background delivery's result.
+    account_status_url: str = ""
+    signing_keys: list[tuple[str, Any]] = field(default_factory=list)
+    linked_users: set[int] = field(default_factory=set)
+    deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def inject(self, endpoint: str, *faults: str) -> None:
@@ -109,6 +138,16 @@ class FakeKakaoState:
         now = self.clock()
         with self.lock:
             return {t for t, info in self.refresh_tokens.items() if info.refresh_expires > now}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One SET sent to the account status webhook, and the answer (status 0: none in time)."""
+
+    event: str
+    user_id: int
+    status: int
+    body: dict[str, Any] | None = None
 
 
 class FakeKakao:
@@ -159,12 +198,203 @@ class FakeKakao:
             "user_id": str(user_id),
             "referrer_type": referrer_type,
         }
+        self.state.linked_users.discard(user_id)
+        self.emit(user_id, USER_UNLINKED, reason=referrer_type)
         return (transport or _send_webhook)(method, url, headers, params)
+
+    # -- the account status change webhook ------------------------------------------------
+    def end_tokens(self, user_id: int) -> None:
+        """Every token of the user stops working (what an unlink or a revocation does)."""
+        with self.state.lock:
+            for table in (self.state.access_tokens, self.state.refresh_tokens):
+                for token in [t for t, info in table.items() if info.user_id == user_id]:
+                    del table[token]
+
+    def revoke_tokens(self, user_id: int) -> None:
+        """Kakao ends the user's tokens (a password change, a security measure) and tells the
+        registered account status webhook (tokens-revoked)."""
+        self.end_tokens(user_id)
+        self.emit(user_id, TOKENS_REVOKED)
+
+    def signing_key(self) -> tuple[str, Any]:
+        """(kid, private key) that signs SETs now; made on first use (RSA 2048)."""
+        with self.state.lock:
+            if not self.state.signing_keys:
+                self.state.signing_keys.append(_new_signing_key())
+            return self.state.signing_keys[0]
+
+    def rotate_signing_key(self, *, keep_old: bool = True) -> str:
+        """A new key signs from now on (in the JWKS first); the old one stays listed unless
+        ``keep_old`` is False. Returns the new kid."""
+        self.signing_key()
+        with self.state.lock:
+            new = _new_signing_key()
+            kept = self.state.signing_keys if keep_old else []
+            self.state.signing_keys = [new, *kept]
+            return new[0]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public half of every signing key, as served at /.well-known/jwks.json."""
+        import jwt
+
+        self.signing_key()
+        keys = []
+        with self.state.lock:
+            for kid, private in self.state.signing_keys:
+                jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+                keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": keys}
+
+    def make_set(
+        self,
+        user_id: int,
+        event: str,
+        *,
+        reason: str | None = None,
+        forge: str = "",
+        iat: float | None = None,
+        jti: str | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> str:
+        """A Security Event Token as Kakao signs it: RS256 with ``kid`` and ``typ
+        secevent+jwt``; ``iss`` the auth host, ``aud`` the REST API key, ``iat``, ``jti``,
+        ``toe``, ``txn``, ``sub`` (the user id as a string) and ``events`` keyed by the event
+        type URI, with the subject (iss-sub) and, for an unlink, its ``reason``.
+
+        ``forge``: ``wrong-key`` (signed by a key not in the JWKS, under the current kid),
+        ``unknown-kid``, ``alg-none`` (unsigned), ``hs256`` (HMAC keyed with the public JWK,
+        the classic confusion). ``iat``, ``jti`` and ``claims`` (merged; None removes a claim)
+        override the rest.
+        """
+        import jwt
+
+        now = self.state.clock()
+        subject = {"subject_type": "iss-sub", "iss": self.url, "sub": str(user_id)}
+        body: dict[str, Any] = {"subject": subject}
+        if reason:
+            body["reason"] = reason
+        payload: dict[str, Any] = {
+            "iss": self.url,
+            "aud": self.state.client_id,
+            "iat": int(now if iat is None else iat),
+            "jti": jti or secrets.token_hex(16),
+            "toe": int(now),
+            "txn": secrets.token_hex(8),
+            "sub": str(user_id),
+            "events": {event: body},
+        }
+        for name, value in (claims or {}).items():
+            if value is None:
+                payload.pop(name, None)
+            else:
+                payload[name] = value
+        kid, private = self.signing_key()
+        headers = {"kid": kid, "typ": "secevent+jwt"}
+        if forge == "alg-none":
+            return _unsigned_jwt({"alg": "none", **headers}, payload)
+        if forge == "hs256":
+            secret = json.dumps(self.jwks()["keys"][0], sort_keys=True).encode()
+            return _hs256_jwt({"alg": "HS256", **headers}, payload, secret)
+        if forge == "wrong-key":
+            private = _new_signing_key()[1]
+        if forge == "unknown-kid":
+            headers["kid"] = "not-" + kid
+        return jwt.encode(payload, private, algorithm="RS256", headers=headers)
+
+    def send_account_status_event(
+        self,
+        url: str,
+        user_id: int,
+        event: str,
+        *,
+        reason: str | None = None,
+        end_tokens: bool | None = None,
+        token: str | None = None,
+        transport: SetTransport | None = None,
+        **forgery: Any,
+    ) -> Delivery:
+        """Send one SET to ``url`` now, as Kakao does: POST, ``application/secevent+jwt``, no
+        redirect followed, 3 seconds' patience. A token-ending event ends the user's tokens
+        first (``end_tokens`` False: not, for a late event). ``token`` sends that SET as it is
+        (a replay); otherwise make_set's options (``forge``, ``iat``, ``jti``, ``claims``)."""
+        if end_tokens if end_tokens is not None else event in TOKEN_ENDING_EVENTS:
+            self.end_tokens(user_id)
+        signed = token or self.make_set(user_id, event, reason=reason, **forgery)
+        status, answer = (transport or _post_set)(url, _SET_HEADERS, signed.encode())
+        try:
+            body = json.loads(answer) if answer else None
+        except ValueError:
+            body = {"unparsed": answer.decode("utf-8", "replace")[:200]}
+        return Delivery(event, user_id, status, body)
+
+    def emit(self, user_id: int, event: str, reason: str | None = None) -> None:
+        """Send a SET to the registered account status webhook, if any, in the background
+        (Kakao delivers after the action, not within it); the result lands in deliveries."""
+        url = self.state.account_status_url
+        if not url:
+            return
+        signed = self.make_set(user_id, event, reason=reason)
+
+        def deliver() -> None:
+            delivery = self.send_account_status_event(
+                url, user_id, event, end_tokens=False, token=signed
+            )
+            with self.state.lock:
+                self.state.deliveries.append(delivery)
+
+        threading.Thread(target=deliver, name="fake-kakao-set", daemon=True).start()
+
+    def wait_for_deliveries(self, count: int, timeout: float = 5.0) -> list[Delivery]:
+        """The first ``count`` background deliveries, waiting for them up to ``timeout``."""
+        waited_until = time.monotonic() + timeout
+        while time.monotonic() < waited_until:
+            with self.state.lock:
+                if len(self.state.deliveries) >= count:
+                    return list(self.state.deliveries)
+            time.sleep(0.01)
+        raise AssertionError(f"{len(self.state.deliveries)} of {count} SETs delivered in time")
 
 
 # (method, url, headers, parameters) -> HTTP status
 WebhookTransport = Callable[[str, str, dict[str, str], dict[str, str]], int]
+# (url, headers, body) -> (HTTP status, answer body)
+SetTransport = Callable[[str, dict[str, str], bytes], tuple[int, bytes]]
 WEBHOOK_TIMEOUT_SECONDS = 3.0
+_SET_HEADERS = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
+
+
+def _post_set(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    import requests
+
+    try:
+        response = requests.post(
+            url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False
+        )
+    except requests.RequestException:
+        return 0, b""
+    return response.status_code, response.content
+
+
+def _new_signing_key() -> tuple[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return "fake-" + secrets.token_hex(6), rsa.generate_private_key(65537, 2048)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned_jwt(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}."
+
+
+def _hs256_jwt(header: dict[str, Any], payload: dict[str, Any], secret: bytes) -> str:
+    import hmac
+
+    signing_input = _unsigned_jwt(header, payload)[:-1]
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
 
 
 def _send_webhook(method: str, url: str, headers: dict[str, str], params: dict[str, str]) -> int:
@@ -245,9 +475,11 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/v2/user/me"): self._me,
             ("GET", "/v1/user/access_token_info"): self._token_info,
             ("POST", "/v1/user/logout"): self._logout,
-            ("POST", "/v1/user/unlink"): self._logout,
+            ("POST", "/v1/user/unlink"): self._unlink,
             ("POST", "/v2/api/talk/memo/default/send"): self._memo,
             ("GET", MEMOS_PATH): self._memos_page,
+            ("GET", JWKS_PATH): lambda: self._json(200, self.fake.jwks()),
+            ("GET", SSE_CONFIGURATION_PATH): self._sse_configuration,
         }
         handler = routes.get(route)
         if handler is None:
@@ -436,6 +668,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "openid" in grant.scope.split(","):
             body["id_token"] = self._id_token(grant)
         self._json(200, body)
+        if grant.user_id not in self.st.linked_users:  # the first consent links the app
+            self.st.linked_users.add(grant.user_id)
+            self.fake.emit(grant.user_id, USER_LINKED)
 
     def _refresh(self, form: dict[str, str]) -> None:
         refresh_token = form.get("refresh_token", "")
@@ -531,10 +766,31 @@ class _Handler(BaseHTTPRequestHandler):
         info = self._bearer()
         if info is None:
             return
-        for table in (self.st.access_tokens, self.st.refresh_tokens):
-            for token in [t for t, i in table.items() if i.user_id == info.user_id]:
-                del table[token]
+        self.fake.end_tokens(info.user_id)
         self._json(200, {"id": info.user_id})
+        self.fake.emit(info.user_id, TOKENS_REVOKED)
+
+    def _unlink(self) -> None:
+        # Kakao sends no legacy unlink webhook for an unlink the service asks for itself.
+        info = self._bearer()
+        if info is None:
+            return
+        self.fake.end_tokens(info.user_id)
+        self.st.linked_users.discard(info.user_id)
+        self._json(200, {"id": info.user_id})
+        self.fake.emit(info.user_id, USER_UNLINKED, reason="UNLINK_FROM_SERVICE")
+
+    def _sse_configuration(self) -> None:
+        self._json(
+            200,
+            {
+                "issuer": self.fake.url,
+                "jwks_uri": self.fake.url + JWKS_PATH,
+                "delivery_methods_supported": (
+                    "http://schemas.openid.net/secevent/risc/delivery-method/push"
+                ),
+            },
+        )
 
     def _memo(self) -> None:
         info = self._bearer()

@@ -348,6 +348,53 @@ def test_old_versions_left_behind_are_a_warning_not_an_error_for_kakao(
     assert warning["document"] == f"tokens/{user_id}.json" and warning["error"] == "StorageError"
 
 
+def test_a_late_unlink_after_a_new_login_keeps_the_new_login(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The user unlinked and logged in again before Kakao's webhook arrived: Kakao still accepts
+    the stored access token, so the login is newer than the event: 200, kept, no alert."""
+    client = make_client(TOKEN_OBJECT=PER_USER)
+    user_id = fake_kakao.state.user_id
+    log_in(client, fake_kakao, user_id)
+    fake_kakao.end_tokens(user_id)  # the unlink, at Kakao
+    log_in(client, fake_kakao, user_id)  # a new login
+    stored = tmp_path / f"tokens/{user_id}.json"
+    before = stored.read_bytes()
+    capsys.readouterr()
+    params = {"app_id": "1234567", "user_id": str(user_id), "referrer_type": "UNLINK_FROM_APPS"}
+
+    late = client.post("/unlink", data=params, headers={"Authorization": f"KakaoAK {ADMIN_KEY}"})
+
+    assert late.status_code == 200 and late.get_json() == {"status": "ok", "deleted": False}
+    assert stored.read_bytes() == before
+    logged = capsys.readouterr().err
+    assert "login_dead" not in logged and "newer than the event" in logged
+
+
+def test_when_kakao_cannot_be_asked_the_unlinked_tokens_go_anyway(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """access_token_info answers 500: whether a newer login is stored cannot be known, and the
+    webhook is Kakao's (its admin key): privacy first, the document goes, with the alert."""
+    client = make_client(TOKEN_OBJECT=PER_USER)
+    user_id = fake_kakao.state.user_id
+    log_in(client, fake_kakao, user_id)
+    fake_kakao.state.inject("/v1/user/access_token_info", "500")
+    capsys.readouterr()
+
+    assert unlink(fake_kakao, Sent(client), user_id) == 200
+
+    assert not (tmp_path / f"tokens/{user_id}.json").exists()
+    alerts = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "alert" in line]
+    assert [alert["kakao_check"] for alert in alerts] == ["unknown"]
+
+
 def test_a_login_landing_between_read_and_delete_is_kept(
     fake_kakao: FakeKakao, gcs: GcsEmulator, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -187,6 +187,26 @@ class KakaoClient:
             retry_when_sent=False,
         )
 
+    def access_token_info(self, access_token: str, timeout_seconds: float) -> dict[str, Any]:
+        """Kakao's facts about an access token (``id``, ``expires_in``, ``app_id``); KakaoError
+        -401 when it is invalid or ended. One attempt within ``timeout_seconds``: a webhook's
+        3 seconds leave no room for _call's retries."""
+        return self._get_once("/v1/user/access_token_info", access_token, timeout_seconds)
+
+    def signing_keys(self, timeout_seconds: float) -> dict[str, Any]:
+        """Kakao's public keys (JWKS) that sign ID tokens and account status events."""
+        return self._get_once("/.well-known/jwks.json", "", timeout_seconds)
+
+    def _get_once(self, path: str, token: str, timeout_seconds: float) -> dict[str, Any]:
+        base = self._auth_base_url if path.startswith("/.well-known/") else self._api_base_url
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        timeout = (min(self._timeout[0], timeout_seconds), timeout_seconds)
+        try:
+            response = self._http().get(base + path, headers=headers, timeout=timeout)
+        except _request_errors() as exc:
+            raise _classify(exc, retry_when_sent=False)[0] from exc
+        return parse_response(response)
+
     def _signed(self, form: dict[str, str]) -> dict[str, str]:
         # Kakao accepts client authentication only as client_secret_post.
         return {**form, "client_secret": self._client_secret} if self._client_secret else form

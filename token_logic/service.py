@@ -12,6 +12,7 @@ from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
 from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from .config import Settings
 from .errors import (
+    KakaoError,
     KakaoTokenError,
     NoTokenStored,
     StorageError,
@@ -34,6 +35,23 @@ from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
 from .tokens import TokenDocument, from_json_or_none, owner_marker, public_view, to_json
 
 _MAX_LOGIN_WRITE_ATTEMPTS = 5
+# A late webhook event asks Kakao whether the stored access token still lives (end_login): at
+# most this long, only if this much is left of the webhook's budget afterwards for the delete,
+# and not at all with less than the minimum left for the question.
+_TOKEN_CHECK_SECONDS = 1.0
+_FORGET_RESERVE_SECONDS = 0.7
+_MIN_TOKEN_CHECK_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class LoginEnded:
+    """What end_login did: the document deleted (or replaced by its owner's marker), or None;
+    ``kept_newer`` when the stored login was newer than the event; ``kakao_says`` what Kakao
+    answered about the stored access token (live, dead, unknown; "" when not asked)."""
+
+    document: str | None
+    kept_newer: bool = False
+    kakao_says: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,22 +207,48 @@ class TokenService:
         The older versions the store kept go too (see _forget_old_versions).
         """
         deadline = Deadline.after(within_seconds, self._clock)  # Kakao waits 3 s for the answer
+        return self._forget(user_id, deadline, unless_live=False).document
+
+    def webhook_deadline(self) -> Deadline:
+        """The deadline of a Kakao webhook request starting now (Kakao waits 3 s)."""
+        return Deadline.after(UNLINK_WEBHOOK_SECONDS, self._clock)
+
+    def end_login(self, user_id: int, deadline: Deadline) -> LoginEnded:
+        """A Kakao event says this user's tokens ended (an unlink, a revocation): forget them as
+        forget_user does, unless the stored login is newer than the event.
+
+        Events can arrive late, after the person logged in again. Kakao ends every token of a
+        user when it unlinks or revokes, so a stored access token Kakao still accepts for that
+        user is a newer login: it is kept. When Kakao cannot be asked in time (down, slow, a
+        temporary error), the document is forgotten all the same: the event is Kakao's (signed,
+        or carrying the admin key), a late one is rare, and keeping the tokens of a person who
+        left would be the worse mistake; a wrongly ended login costs one login, with an alert.
+        """
+        return self._forget(user_id, deadline, unless_live=True)
+
+    def _forget(self, user_id: int, deadline: Deadline, *, unless_live: bool) -> LoginEnded:
         name = document_name(self.settings.token_object, user_id)
         per_user = USER_ID_PLACEHOLDER in self.settings.token_object
         first_read: bytes | None = None
+        kakao_says = ""
         for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
             stored = self.store.read(name, deadline)
             document = from_json_or_none(stored.data) if stored else None
             if stored is None or not (per_user or (document and document.user_id == user_id)):
-                return None
+                return LoginEnded(None)
             tokens = _token_fingerprint(document, stored.data)
             if first_read is not None and tokens != first_read:
-                return None  # new tokens landed after the first read: not the dead ones
+                # New tokens landed after the first read: not the dead ones.
+                return LoginEnded(None, kept_newer=True, kakao_says=kakao_says)
+            if first_read is None and unless_live and document and document.access_token:
+                kakao_says = self._token_state(document.access_token, user_id, deadline)
+                if kakao_says == "live":
+                    return LoginEnded(None, kept_newer=True, kakao_says=kakao_says)
             first_read = tokens
             try:
                 if per_user:
                     if not self.store.delete(name, stored.version, deadline):
-                        return None
+                        return LoginEnded(None)
                 else:
                     # A single document keeps its owner: its tokens go, but only that user may
                     # log in again, so an unlink never leaves the deployment to whoever comes next.
@@ -213,8 +257,23 @@ class TokenService:
             except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
                 continue
             self._forget_old_versions(name, user_id, deadline)
-            return name
+            return LoginEnded(name, kakao_says=kakao_says)
         raise StorageError(f"gave up deleting {name}: it kept changing")
+
+    def _token_state(self, access_token: str, user_id: int, deadline: Deadline) -> str:
+        """What Kakao says of a stored access token: ``live`` (valid, this user's), ``dead``
+        (-401: ended or expired), or ``unknown`` (no answer in the time the webhook can spare,
+        a temporary error, or a valid token of someone else)."""
+        seconds = min(_TOKEN_CHECK_SECONDS, deadline.remaining() - _FORGET_RESERVE_SECONDS)
+        if seconds < _MIN_TOKEN_CHECK_SECONDS:
+            return "unknown"
+        try:
+            info = self.kakao.access_token_info(access_token, seconds)
+        except KakaoError as exc:
+            return "dead" if exc.status == 401 or exc.code == "-401" else "unknown"
+        except KakaoTokenError:  # unreachable, timed out, 5xx
+            return "unknown"
+        return "live" if info.get("id") == user_id else "unknown"
 
     def _forget_old_versions(self, name: str, user_id: int, deadline: Deadline) -> None:
         """The older versions of an unlinked user's document, whose tokens Kakao already ended.

@@ -8,10 +8,12 @@ already dead at Kakao, so what we store for them goes, older versions of the doc
 
 Kakao looks only at the status, wants it within 3 seconds and pauses the webhook after many
 errors (it is not documented to retry). So: 200 whenever the request is Kakao's and was
-handled, also for a user we never stored; 401/403/400 for requests that are not Kakao's or not
-for this app; 503 when storage failed (the tokens are dead at Kakao anyway: the next refresh
-gets KOE322 and marks the login dead, which alerts). Bodies are small JSON, never a trace or
-the key.
+handled, also for a user we never stored, or whose stored login is newer than the event (a
+late webhook: Kakao still accepts the stored access token; TokenService.end_login); 401/403/400
+for requests that are not Kakao's or not for this app; 503 when storage failed (the tokens are
+dead at Kakao anyway: the next refresh gets KOE322 and marks the login dead, which alerts).
+Bodies are small JSON, never a trace or the key. The account status change webhook
+(account_events.py) carries the same event signed, without the admin key: it is recommended.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import flask
 
+from .budget import Deadline
 from .errors import KakaoTokenError
 from .log import ALERT_LOGIN_DEAD, log_event
 from .service import TokenService
@@ -45,7 +48,7 @@ def handle_unlink(
         return 405, {"status": "error", "message": "use GET or POST"}
     try:
         service = get_service()
-        return _unlink(request, service)
+        return _unlink(request, service, service.webhook_deadline())
     except KakaoTokenError as exc:
         log_event(
             logging.ERROR,
@@ -59,7 +62,9 @@ def handle_unlink(
         return 500, {"status": "error", "message": "unexpected error; see logs"}
 
 
-def _unlink(request: flask.Request, service: TokenService) -> tuple[int, dict[str, Any]]:
+def _unlink(
+    request: flask.Request, service: TokenService, deadline: Deadline
+) -> tuple[int, dict[str, Any]]:
     settings = service.settings
     if not settings.admin_key:
         log_event(logging.WARNING, "unlink webhook called, but KAKAO_ADMIN_KEY is not set")
@@ -87,8 +92,17 @@ def _unlink(request: flask.Request, service: TokenService) -> tuple[int, dict[st
         log_event(logging.WARNING, "unlink webhook refused: user_id is not a Kakao user id")
         return 400, {"status": "refused", "message": "user_id must be a Kakao user id"}
     referrer_type = params.get("referrer_type", "")
-    deleted = service.forget_user(int(user_id))
-    if deleted is None:
+    ended = service.end_login(int(user_id), deadline)
+    if ended.kept_newer:
+        log_event(
+            logging.INFO,
+            "unlink webhook: the stored login is newer than the event (Kakao still accepts its "
+            "token); kept",
+            user_id=int(user_id),
+            referrer_type=referrer_type,
+        )
+        return 200, {"status": "ok", "deleted": False}
+    if ended.document is None:
         log_event(
             logging.INFO,
             "unlink webhook: nothing stored for this user",
@@ -103,8 +117,9 @@ def _unlink(request: flask.Request, service: TokenService) -> tuple[int, dict[st
         alert=ALERT_LOGIN_DEAD,
         user_id=int(user_id),
         referrer_type=referrer_type,
-        document=deleted,
+        document=ended.document,
         login_url=settings.redirect_uri,
+        kakao_check=ended.kakao_says or "not asked",
     )
     return 200, {"status": "ok", "deleted": True}
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import flask
 
+from .account_events import handle_account_status, is_account_status_request
 from .config import Settings
 from .done import (
     DONE_COOKIE,
@@ -67,10 +68,21 @@ SECURITY_HEADERS = {
 
 
 def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
-    """The redirect URI: start a login, or finish one Kakao sent back; ``/claim`` and
-    ``/unlink``."""
+    """The redirect URI: start a login, or finish one Kakao sent back; ``/claim``,
+    ``/unlink`` and ``/account-status``."""
     if request.path.endswith(CLAIM_PATH_SUFFIX):
         return _claim(request, get_service)
+    if is_account_status_request(request):
+        status, event_body = handle_account_status(request, get_service)
+        # RFC 8935: 202 with no body; an error as {"err", "description"}.
+        response = (
+            _json_response(status, event_body)
+            if event_body
+            else _finish(flask.Response(status=status), "")
+        )
+        if status == 405:
+            response.headers["Allow"] = "POST"
+        return response
     if is_unlink_request(request):
         status, body = handle_unlink(request, get_service)
         response = _json_response(status, body)

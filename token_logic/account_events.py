@@ -1,0 +1,305 @@
+"""Kakao's account status change webhook (계정 상태 변경 웹훅): signed events about a user.
+
+Kakao POSTs to ``<callback URL>/account-status`` (registered in the console) a Security Event
+Token (SET, RFC 8417) as the body, ``Content-Type: application/secevent+jwt``, in the format of
+the OpenID Shared Signals Framework (OAuth, RISC, CAEP event types, and Kakao's own). It needs
+no admin key: the SET is signed, and checked here before anything happens:
+
+- RS256 with a key from Kakao's JWKS (jwks.py); never ``none``, never HS*;
+- ``iss`` is the auth base URL (https://kauth.kakao.com), ``aud`` this app's REST API key (an
+  ``app_id`` claim, where one comes, must be KAKAO_APP_ID);
+- ``iat`` is at most MAX_AGE_SECONDS old and at most FUTURE_SKEW_SECONDS ahead;
+- ``jti`` was never seen by any instance: a marker object per jti, created only if absent, in
+  the token store (an instance's memory would let a replay through another instance).
+
+The events that end a user's tokens (ENDING_EVENTS) end the stored login at once, as the legacy
+unlink webhook does (TokenService.end_login: unless the stored login is newer than the event),
+with an alert; every other event, ``user-linked`` included, is acknowledged and logged only.
+Answers (RFC 8935): 202 with no body for a verified SET; 400 with ``{"err", "description"}``
+for one that is not, and nothing changes; 503 when Kakao's keys or the store cannot be reached
+in time (the SET may be good, and a 400 would tell Kakao it is not). All within the webhook's
+2.5 s (budget.py), inside Kakao's 3 s. Neither the SET nor any token reaches a log line.
+
+PyJWT is imported here only on first use: cold starts of the other paths never load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+
+from .budget import Deadline
+from .errors import KakaoTokenError, WriteConflict
+from .jwks import SigningKeys
+from .log import ALERT_LOGIN_DEAD, log_event
+from .service import TokenService
+from .text import is_decimal
+
+ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
+_OAUTH = "https://schemas.openid.net/secevent/oauth/event-type/"
+_RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+USER_LINKED = _OAUTH + "user-linked"
+USER_UNLINKED = _OAUTH + "user-unlinked"
+TOKENS_REVOKED = _OAUTH + "tokens-revoked"
+TOKEN_REVOKED = _OAUTH + "token-revoked"
+ACCOUNT_DISABLED = _RISC + "account-disabled"
+ACCOUNT_PURGED = _RISC + "account-purged"
+# After these Kakao no longer honours the user's tokens (a disabled account may come back, but
+# its tokens do not). token-revoked names one token: end_login asks Kakao about the stored one
+# first, so a revoked token that is not ours leaves the login alone.
+ENDING_EVENTS = frozenset(
+    {USER_UNLINKED, TOKENS_REVOKED, TOKEN_REVOKED, ACCOUNT_DISABLED, ACCOUNT_PURGED}
+)
+
+MAX_SET_BYTES = 16 * 1024
+# Kakao sends at once and answers within 3 s count; 10 minutes allow for a slow delivery and
+# clocks a little apart, and bound how long each jti must be remembered.
+MAX_AGE_SECONDS = 600
+FUTURE_SKEW_SECONDS = 60
+# Fetching Kakao's keys (a new instance, or a new kid) may take this long of the 2.5 s.
+_KEYS_SECONDS = 1.0
+# The jti markers: a dot-folder at the store's root is never a TOKEN_OBJECT (config.py), and the
+# sweep never lists it. Each marker is a few bytes; a bucket lifecycle rule may age them out.
+EVENTS_FOLDER = ".kakao-token-events"
+_MAX_JTI_LENGTH = 256
+
+_keys_by_url: dict[str, SigningKeys] = {}
+_keys_lock = threading.Lock()
+
+
+class SetRejected(KakaoTokenError):
+    """The SET is not a valid one for this app: a 400 with an RFC 8935 error code."""
+
+    def __init__(self, err: str, description: str) -> None:
+        super().__init__(description)
+        self.err = err
+        self.description = description
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    """A verified SET: whose, which events, why (``reason`` of user-unlinked), and its id."""
+
+    user_id: int | None
+    events: tuple[str, ...]
+    reason: str
+    iat: float
+    jti: str = field(repr=False)
+
+
+def is_account_status_request(request: flask.Request) -> bool:
+    """Whether the callback function was called at its ``/account-status`` path."""
+    return request.path.endswith(ACCOUNT_STATUS_PATH_SUFFIX)
+
+
+def handle_account_status(
+    request: flask.Request, get_service: Callable[[], TokenService]
+) -> tuple[int, dict[str, str] | None]:
+    """Verify the SET, remember its jti, act on its events: (status, RFC 8935 body or None)."""
+    if request.method != "POST":
+        return 405, {"err": "invalid_request", "description": "use POST"}
+    try:
+        service = get_service()
+        deadline = service.webhook_deadline()
+        event = verify_set(_body(request), service, deadline)
+        marker = _remember(service, event, deadline)
+        try:
+            _act(service, event, deadline)
+        except KakaoTokenError:
+            _forget_marker(service, marker, deadline)  # Kakao's retry must not be a "replay"
+            raise
+        return 202, None
+    except SetRejected as exc:
+        log_event(
+            logging.WARNING, "account status event refused", err=exc.err, problem=exc.description
+        )
+        return 400, {"err": exc.err, "description": exc.description}
+    except KakaoTokenError as exc:
+        log_event(
+            logging.ERROR,
+            "account status event not handled (Kakao's keys or the store did not answer in "
+            "time); nothing was changed",
+            error=type(exc).__name__,
+            problem=str(exc),
+        )
+        return 503, {"err": "temporarily_unavailable", "description": "try again later"}
+    except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a body
+        log_event(logging.ERROR, "unexpected error in the account status webhook", exc_info=True)
+        return 500, {"err": "server_error", "description": "unexpected error; see logs"}
+
+
+def verify_set(token: bytes, service: TokenService, deadline: Deadline) -> AccountEvent:
+    """The event a SET carries, once its signature and claims are checked; else SetRejected."""
+    import jwt
+
+    settings = service.settings
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise SetRejected("invalid_request", "the body is not a signed JWT") from exc
+    if header.get("alg") != "RS256":
+        # Kakao signs with RS256; "none" or HS* (keyed with the public key) would let anyone.
+        raise SetRejected("invalid_key", "only SETs signed with RS256 are accepted")
+    typ = header.get("typ")
+    if typ is not None and str(typ).lower().removeprefix("application/") != "secevent+jwt":
+        # Kakao signs ID tokens (typ JWT) with the same keys for the same audience.
+        raise SetRejected("invalid_request", "the JWT is not a SET (typ secevent+jwt)")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= 200:
+        raise SetRejected("invalid_key", "the SET names no key (kid)")
+    key = _signing_keys(service).key_for(kid, _keys_timeout(deadline))
+    if key is None:
+        raise SetRejected("invalid_key", "no key of Kakao's has this kid")
+    try:
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=["RS256"],
+            audience=settings.rest_api_key,
+            issuer=settings.auth_base_url,
+            # iat is checked below against the service's clock, not PyJWT's.
+            options={"require": ["iss", "aud", "iat", "jti", "events"], "verify_iat": False},
+        )
+    except jwt.InvalidSignatureError as exc:
+        raise SetRejected("invalid_key", "the signature does not verify") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise SetRejected("invalid_issuer", f"iss is not {settings.auth_base_url}") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise SetRejected("invalid_audience", "aud is not this app's REST API key") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise SetRejected("invalid_request", f"the {exc.claim} claim is missing") from exc
+    except jwt.PyJWTError as exc:
+        raise SetRejected("invalid_request", "the SET is malformed") from exc
+    return _event(claims, service, settings.auth_base_url)
+
+
+def _event(claims: Mapping[str, Any], service: TokenService, issuer: str) -> AccountEvent:
+    iat = claims["iat"]
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        raise SetRejected("invalid_request", "iat is not a time")
+    now = service.now()
+    if now - iat > MAX_AGE_SECONDS:
+        raise SetRejected("invalid_request", "the SET is too old (iat over 10 minutes ago)")
+    if iat - now > FUTURE_SKEW_SECONDS:
+        raise SetRejected("invalid_request", "iat is in the future")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI_LENGTH:
+        raise SetRejected("invalid_request", "jti is not an identifier")
+    app_id = claims.get("app_id")
+    if app_id is not None and service.settings.app_id and str(app_id) != service.settings.app_id:
+        raise SetRejected("invalid_audience", "app_id is not this app's KAKAO_APP_ID")
+    events = claims["events"]
+    if not (
+        isinstance(events, dict)
+        and events
+        and all(isinstance(uri, str) and isinstance(body, dict) for uri, body in events.items())
+    ):
+        raise SetRejected("invalid_request", "events must map event types to objects")
+    user_id = _user_id(claims, events, issuer)
+    if user_id is None and ENDING_EVENTS.intersection(events):
+        raise SetRejected("invalid_request", "the event names no Kakao user")
+    reasons = [body.get("reason") for body in events.values()]
+    reason = next((r for r in reasons if isinstance(r, str) and r.isprintable()), "")
+    return AccountEvent(user_id, tuple(events), reason[:64], float(iat), jti)
+
+
+def _user_id(claims: Mapping[str, Any], events: Mapping[str, Any], issuer: str) -> int | None:
+    """The Kakao user id: ``sub``, and each event's ``subject`` (``iss``+``sub``); they agree."""
+    found = set()
+    if claims.get("sub") is not None:
+        found.add(str(claims["sub"]))
+    for body in events.values():
+        subject = body.get("subject")
+        if not isinstance(subject, dict) or subject.get("sub") is None:
+            continue
+        if subject.get("iss", issuer) != issuer:
+            raise SetRejected("invalid_request", "the subject is another issuer's")
+        found.add(str(subject["sub"]))
+    if len(found) > 1:
+        raise SetRejected("invalid_request", "the SET's subjects disagree")
+    value = found.pop() if found else ""
+    if not value:
+        return None
+    if not (is_decimal(value) and len(value) <= 20):
+        raise SetRejected("invalid_request", "the subject is not a Kakao user id")
+    return int(value)
+
+
+def _remember(service: TokenService, event: AccountEvent, deadline: Deadline) -> str:
+    """Store the jti's marker, only if absent (any instance's earlier one makes this a replay)."""
+    name = f"{EVENTS_FOLDER}/{hashlib.sha256(event.jti.encode()).hexdigest()}.json"
+    record = json.dumps({"iat": int(event.iat), "received_at": service.now()}).encode()
+    try:
+        service.store.write(name, record, None, deadline)
+    except WriteConflict as exc:
+        raise SetRejected("invalid_request", "this SET was received before (jti replayed)") from exc
+    return name
+
+
+def _forget_marker(service: TokenService, name: str, deadline: Deadline) -> None:
+    with contextlib.suppress(KakaoTokenError):
+        service.store.delete(name, None, deadline)
+
+
+def _act(service: TokenService, event: AccountEvent, deadline: Deadline) -> None:
+    names = [uri.rsplit("/", 1)[-1][:64] for uri in event.events]
+    facts: dict[str, Any] = {"user_id": event.user_id, "events": names}
+    if event.reason:
+        facts["reason"] = event.reason
+    if event.user_id is None or not ENDING_EVENTS.intersection(event.events):
+        log_event(logging.INFO, "account status event received; nothing to do", **facts)
+        return
+    ended = service.end_login(event.user_id, deadline)
+    if ended.kept_newer:
+        log_event(
+            logging.INFO,
+            "account status event is older than the stored login (Kakao still accepts its "
+            "token); kept",
+            **facts,
+        )
+    elif ended.document is None:
+        log_event(logging.INFO, "account status event: nothing stored for this user", **facts)
+    else:
+        log_event(
+            logging.ERROR,
+            "Kakao ended this user's tokens: they were deleted; "
+            "they must log in again to be served",
+            alert=ALERT_LOGIN_DEAD,
+            document=ended.document,
+            login_url=service.settings.redirect_uri,
+            kakao_check=ended.kakao_says or "not asked",
+            **facts,
+        )
+
+
+def _body(request: flask.Request) -> bytes:
+    # The Content-Type is not checked: the signature proves the body, whatever a proxy did to
+    # the header's parameters.
+    if (request.content_length or 0) > MAX_SET_BYTES:
+        raise SetRejected("invalid_request", "the body is too large for a SET")
+    data = request.get_data(cache=False)[: MAX_SET_BYTES + 1].strip()
+    if not data or len(data) > MAX_SET_BYTES:
+        raise SetRejected("invalid_request", "the body must be one SET (application/secevent+jwt)")
+    return data
+
+
+def _signing_keys(service: TokenService) -> SigningKeys:
+    """This instance's cache of Kakao's keys (one per auth base URL)."""
+    url = service.settings.auth_base_url
+    with _keys_lock:
+        keys = _keys_by_url.get(url)
+        if keys is None:
+            keys = _keys_by_url[url] = SigningKeys(service.kakao.signing_keys)
+        return keys
+
+
+def _keys_timeout(deadline: Deadline) -> float:
+    return max(0.1, min(_KEYS_SECONDS, deadline.remaining() - 1.0))
