@@ -1,17 +1,28 @@
 """The scheduled sweep at scale: N stored users, storage 25 ms away, Kakao 60 ms away.
 
-The documents are seeded straight into fake-gcs-server in parallel (as earlier logins would have
-written them, with their facts); the due users' refresh tokens are put into the fake Kakao's
-state, each user distinct so Kakao's per-user limits hold. Each sweep runs in a fresh process
-(``python -m bench.sweep child``) so its peak RSS is its own; the proxies count requests.
+The documents are written straight into fake-gcs-server's filesystem backend (in /dev/shm when
+there is one), as earlier logins would have stored them, with their facts: one file per object
+and its attributes in an extended attribute, the backend's whole format (fake-gcs-server
+v1.54.0, internal/backend/fs.go). 100,000 uploads through its HTTP API would each take its
+global lock and rewrite the bucket's own metadata file. The due users' refresh tokens are put
+into the fake Kakao's state, each user distinct so Kakao's per-user limits hold.
 
-The emulator runs on its filesystem backend: its memory backend looks an object up by scanning
-every object of the bucket, so each request there costs more the more users are stored, which
-Cloud Storage does not do. ``python -m bench.sweep emulator`` measures both backends.
+Storage is reached through tests/listing_index.py: it adds the 25 ms to every request, answers
+listings from an index as Cloud Storage does (with ``matchGlob``, which the emulator ignores;
+the emulator itself re-reads every object for every page), and counts requests and the names
+its listings returned. Kakao is behind a 60 ms proxy. Each sweep runs in a fresh process
+(``python -m bench.sweep child``) so its peak RSS is its own, and runs as the function's
+``kakao_refresh`` does: the sweep, its memory of deferrals, the report.
+
+At 100,000 users the bucket is split with ``REFRESH_SHARDS=10``: each shard run is timed with
+10 % of all users due (about a tenth of them in each shard), then again with none due (what
+that run refreshed). ``python -m bench.sweep shards 100000 0 1`` runs only shards 0 and 1.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -23,9 +34,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
+
 from bench.latency_proxy import LatencyProxy
 from dev.fake_kakao import FakeKakao, FakeKakaoState, Tokens
 from tests.helpers import GcsEmulator
+from tests.listing_index import ListingIndex
+from token_logic.index import facts_of_bytes
 from token_logic.tokens import TokenDocument, to_json
 
 STORAGE_DELAY = 0.025
@@ -33,6 +48,8 @@ KAKAO_DELAY = 0.060
 DAY = 86400
 TEMPLATE = "tokens/{user_id}.json"
 FIRST_USER = 5_000_000_000
+SHARDED_USERS = 100_000
+SHARDS = 10
 
 
 def _scratch_dir() -> Path:
@@ -42,18 +59,84 @@ def _scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-gcs-", dir=shm if shm.is_dir() else None))
 
 
-def seed(emulator: GcsEmulator, fake: FakeKakao, users: int, due_every: int) -> str:
-    """A bucket of ``users`` documents, every ``due_every``-th one due (0: none)."""
-    from token_logic.gcs_store import GcsTokenStore
+class Bench:
+    """An emulator on the filesystem backend, the listing index in front of it, a fake Kakao
+    behind a proxy; buckets seeded straight into the backend's files."""
 
-    bucket = emulator.new_bucket()
-    os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
-    store = GcsTokenStore(bucket)
-    now = int(time.time())
+    def __enter__(self) -> Bench:
+        self.root = _scratch_dir()
+        self.emulator = GcsEmulator(backend_root=self.root).start()
+        self.fake = FakeKakao(FakeKakaoState(redirect_uris={"http://function.test/"})).start()
+        self.storage = ListingIndex(self.emulator.url, STORAGE_DELAY).__enter__()
+        self.kakao = LatencyProxy(self.fake.url, KAKAO_DELAY).__enter__()
+        return self
 
-    def put(index: int) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self.kakao.__exit__()
+        self.storage.__exit__()
+        self.fake.stop()
+        self.emulator.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def seed(self, users: int, due_every: int) -> tuple[str, dict[str, float]]:
+        """A bucket of ``users`` documents, one in ``due_every`` due (0: none), and how long
+        writing them and indexing them took."""
+        bucket = self.emulator.new_bucket()
+        began = time.perf_counter()
+        due = write_documents(self.root / bucket, users, due_every, int(time.time()))
+        written = time.perf_counter() - began
+        with self.fake.state.lock:
+            self.fake.state.refresh_tokens.update(due)
+        began = time.perf_counter()
+        indexed = self.storage.load(bucket)
+        assert indexed == users, f"the emulator sees {indexed} of {users} documents"
+        seconds = time.perf_counter() - began
+        return bucket, {"due": len(due), "write_seconds": written, "index_seconds": seconds}
+
+    def run(self, bucket: str, **child_env: str) -> dict[str, Any]:
+        """One sweep in a fresh process; its facts, with the requests and names it cost."""
+        self.storage.reset_counts()
+        kakao_before = self.fake.state.refresh_calls()
+        env = {
+            **os.environ,
+            "STORAGE_EMULATOR_HOST": self.storage.url,
+            "TOKEN_BUCKET": bucket,
+            "TOKEN_OBJECT": TEMPLATE,
+            "KAKAO_REST_API_KEY": self.fake.state.client_id,
+            "KAKAO_CLIENT_SECRET": self.fake.state.client_secret,
+            "KAKAO_AUTH_BASE_URL": self.kakao.url,
+            "KAKAO_API_BASE_URL": self.kakao.url,
+            **child_env,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.sweep", "child"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result.update(
+            storage_requests=self.storage.requests,
+            names_listed=self.storage.names_listed,
+            globs=sorted(set(self.storage.globs)),
+            kakao_calls=self.fake.state.refresh_calls() - kakao_before,
+        )
+        return result
+
+
+def write_documents(folder: Path, users: int, due_every: int, now: int) -> dict[str, Tokens]:
+    """Store ``users`` documents as fake-gcs-server's filesystem backend keeps them, one in
+    ``due_every`` due (0: none); the due users' refresh tokens as the fake Kakao must know them."""
+    (folder / "tokens").mkdir(parents=True, exist_ok=True)
+    first_generation = time.time_ns() // 1000
+
+    def put(index: int) -> tuple[str, Tokens] | None:
         user_id = FIRST_USER + index
-        due = due_every > 0 and index % due_every == 0
+        # Not index % due_every: that picks one last digit, so one shard would hold every due
+        # user. By tens, every last digit (every shard) gets its share.
+        due = due_every > 0 and index // 10 % due_every == 0
         refresh_token = f"bench-refresh-{user_id}"
         document = TokenDocument(
             {
@@ -67,119 +150,194 @@ def seed(emulator: GcsEmulator, fake: FakeKakao, users: int, due_every: int) -> 
                 "user_id": user_id,
             }
         )
-        store.overwrite(TEMPLATE.replace("{user_id}", str(user_id)), to_json(document))
-        if due:
-            with fake.state.lock:
-                fake.state.refresh_tokens[refresh_token] = Tokens(
-                    user_id, "talk_message", now - 60, now + 50 * DAY
-                )
+        data = to_json(document)
+        name = f"tokens/{user_id}.json"
+        _write_object(folder, name, data, facts_of_bytes(data), first_generation + index)
+        if not due:
+            return None
+        return refresh_token, Tokens(user_id, "talk_message", now - 60, now + 50 * DAY)
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        list(pool.map(put, range(users)))
-    return bucket
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(found for found in pool.map(put, range(users), chunksize=500) if found)
 
 
-def measure(users: int, due_every: int) -> dict[str, Any]:
-    """One sweep over freshly seeded users; wall time, requests, Kakao calls, peak RSS."""
-    # The filesystem backend: the memory backend scans every object on each request, a cost
-    # that grows with the bucket and that Cloud Storage does not have (BENCHMARKS.md).
-    emulator_root = _scratch_dir()
-    emulator = GcsEmulator(backend_root=emulator_root).start()
-    fake = FakeKakao(FakeKakaoState(redirect_uris={"http://function.test/"})).start()
-    try:
-        bucket = seed(emulator, fake, users, due_every)
-        with (
-            LatencyProxy(emulator.url, STORAGE_DELAY) as storage,
-            LatencyProxy(fake.url, KAKAO_DELAY) as kakao,
-        ):
-            env = {
-                **os.environ,
-                "STORAGE_EMULATOR_HOST": storage.url,
-                "TOKEN_BUCKET": bucket,
-                "TOKEN_OBJECT": TEMPLATE,
-                "KAKAO_REST_API_KEY": fake.state.client_id,
-                "KAKAO_CLIENT_SECRET": fake.state.client_secret,
-                "KAKAO_AUTH_BASE_URL": kakao.url,
-                "KAKAO_API_BASE_URL": kakao.url,
-            }
-            done = subprocess.run(
-                [sys.executable, "-m", "bench.sweep", "child"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=True,
-            )
-            result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-            result.update(
-                users=users,
-                due=users // due_every if due_every else 0,
-                storage_requests=storage.requests,
-                kakao_calls=fake.state.refresh_calls(),
-            )
-            return result
-    finally:
-        fake.stop()
-        emulator.stop()
-        shutil.rmtree(emulator_root, ignore_errors=True)
+def _write_object(
+    folder: Path, name: str, data: bytes, metadata: dict[str, str], generation: int
+) -> None:
+    """One object: its bytes in a file, its attributes (as the backend's ObjectAttrs JSON, what
+    GcsTokenStore's upload would have left) in the file's ``user.metadata`` attribute."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(generation / 1e6))
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - as GCS does
+    attrs = {
+        "StorageClass": "STANDARD",
+        "ContentType": "application/json",
+        "ContentEncoding": "",
+        "ContentDisposition": "",
+        "ContentLanguage": "",
+        "CacheControl": "no-store",
+        "Crc32c": base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode(),
+        "Md5Hash": md5,
+        "Etag": md5,
+        "ACL": None,
+        "Metadata": metadata,
+        "Created": stamp,
+        "Deleted": "0001-01-01T00:00:00Z",
+        "Updated": stamp,
+        "CustomTime": "0001-01-01T00:00:00Z",
+        "Generation": generation,
+        "RetentionMode": "",
+        "RetentionRetainUntil": "",
+    }
+    path = folder / name
+    path.write_bytes(data)
+    os.chmod(path, 0o600)
+    os.setxattr(path, "user.metadata", json.dumps(attrs).encode())
 
 
 def child() -> None:
-    """Run one sweep as the function would, print its facts as one JSON line."""
+    """Run one sweep as ``kakao_refresh`` runs it; print its facts as one JSON line.
+
+    BENCH_SHARD=I/N sweeps one shard; BENCH_LIST_ONLY=1 only lists, as the whole sweep did
+    before shards listed their own part (every shard listed the whole bucket).
+    """
     import logging
     import resource
 
-    from token_logic.sweep import outcome_kind
+    from token_logic.shards import Shard
+    from token_logic.store import template_matches, template_prefix
+    from token_logic.sweep import list_for_sweep, outcome_kind
+    from token_logic.sweep_memory import remember_run
+    from token_logic.sweep_report import sweep_report
     from token_logic.wiring import service_from_env
 
     logging.disable(logging.INFO)  # the per-refresh INFO lines are not what is measured
     service = service_from_env(os.environ)
+    shard = Shard.parse(os.environ.get("BENCH_SHARD", "0/1"))
+    template = service.settings.token_object
     began = time.perf_counter()
-    outcomes = service.sweep()
+    deadline = service.deadline()
+    if os.environ.get("BENCH_LIST_ONLY"):
+        listed = list_for_sweep(
+            service.store, template_prefix(template), template_matches(template), deadline
+        )
+        counts = {"listed": len(listed)}
+    else:
+        outcomes = service.sweep(shard=shard, deadline=deadline)
+        runs = remember_run(service.store, template, shard, outcomes, service.now(), deadline)
+        status, _ = sweep_report(
+            outcomes, service.now(), template, "", whole=shard.count == 1, deferred_runs=runs
+        )
+        counts = {"http_status": status}
+        for outcome in outcomes:
+            kind = outcome_kind(outcome)
+            counts[kind] = counts.get(kind, 0) + 1
     elapsed = time.perf_counter() - began
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        kind = outcome_kind(outcome)
-        counts[kind] = counts.get(kind, 0) + 1
     usage = resource.getrusage(resource.RUSAGE_SELF)
     facts = {"seconds": elapsed, "counts": counts, "peak_rss_mib": usage.ru_maxrss / 1024}
     print(json.dumps({**facts, "cpu_seconds": usage.ru_utime + usage.ru_stime}))
 
 
-def run_all(sizes: tuple[int, ...] = (1000, 10000)) -> list[dict[str, Any]]:
+def run_whole(sizes: tuple[int, ...] = (1000, 10000)) -> list[dict[str, Any]]:
+    """One unsharded sweep per size, with 10 % due and with none due."""
     results = []
-    for users in sizes:
-        for due_every in (0, 10):
-            result = measure(users, due_every)
-            print(json.dumps(result), file=sys.stderr)
-            results.append(result)
+    with Bench() as bench:
+        for users in sizes:
+            for due_every in (0, 10):
+                bucket, seeding = bench.seed(users, due_every)
+                result = bench.run(bucket)
+                result.update(users=users, **seeding)
+                print(json.dumps(result), file=sys.stderr)
+                results.append(result)
     return results
 
 
-def lines(results: list[dict[str, Any]]) -> list[str]:
+def run_shards(
+    users: int = SHARDED_USERS, shards: tuple[int, ...] = tuple(range(SHARDS))
+) -> dict[str, Any]:
+    """``users`` users, 10 % due, REFRESH_SHARDS=10: each of ``shards`` swept with its due users,
+    then again with none due; and the whole-bucket listing every shard used to make."""
+    with Bench() as bench:
+        bucket, seeding = bench.seed(users, 10)
+        print(json.dumps(seeding), file=sys.stderr)
+        runs = []
+        for index in shards:
+            label = f"{index}/{SHARDS}"
+            due = bench.run(bucket, BENCH_SHARD=label)
+            none = bench.run(bucket, BENCH_SHARD=label)
+            runs.append({"shard": label, "due": due, "none": none})
+            print(json.dumps(runs[-1]), file=sys.stderr)
+        whole = bench.run(bucket, BENCH_LIST_ONLY="1")
+        print(json.dumps(whole), file=sys.stderr)
+    return {"users": users, "seeding": seeding, "runs": runs, "whole_listing": whole}
+
+
+def lines(results: dict[str, Any]) -> list[str]:
+    """Section 6 of BENCHMARKS.md from ``run_all``'s results."""
     out = [
         "## 6. Scheduled sweep: N stored users, storage +25 ms per request, Kakao +60 ms",
         "",
-        "Documents seeded straight into fake-gcs-server; each sweep in a fresh process "
-        "(SWEEP_WORKERS default), through latency proxies.",
+        "Documents written straight into fake-gcs-server's filesystem backend; storage reached "
+        "through tests/listing_index.py (+25 ms per request; listings answered from an index, "
+        "with `matchGlob`, as Cloud Storage does); each sweep in a fresh process, run as "
+        "`kakao_refresh` runs it (SWEEP_WORKERS default).",
         "",
-        "| users | due | wall time | storage requests | Kakao calls | outcomes | peak RSS "
-        "| sweep CPU |",
-        "|---|---|---|---|---|---|---|---|",
+        "| users | due | wall time | storage requests | names listed | Kakao calls | outcomes "
+        "| peak RSS | sweep CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items()))
+    for r in results["whole"]:
         out.append(
             f"| {r['users']:,} | {r['due']:,} | {r['seconds']:.1f} s | {r['storage_requests']:,} "
-            f"| {r['kakao_calls']:,} | {counts} | {r['peak_rss_mib']:.0f} MiB "
-            f"| {r['cpu_seconds']:.1f} s |"
+            f"| {r['names_listed']:,} | {r['kakao_calls']:,} | {_outcomes(r)} "
+            f"| {r['peak_rss_mib']:.0f} MiB | {r['cpu_seconds']:.1f} s |"
         )
     out += [
         "",
         "Targets: 10,000 users with 10 % due under 20 s, none due under 5 s, Kakao calls = due.",
         "",
     ]
+    if results.get("sharded"):
+        out += _shard_lines(results["sharded"])
     return out
+
+
+def _shard_lines(sharded: dict[str, Any]) -> list[str]:
+    users, seeding, whole = sharded["users"], sharded["seeding"], sharded["whole_listing"]
+    out = [
+        f"### {users:,} users, `REFRESH_SHARDS={SHARDS}`, 10 % due",
+        "",
+        f"Seeded in {seeding['write_seconds']:.1f} s (files and extended attributes written "
+        f"straight into the backend, 4 threads), indexed in {seeding['index_seconds']:.1f} s "
+        "(one listing from the emulator). Each shard is swept with its due users, then again "
+        "with none due. Targets: with 10 % due under 20 s, with none due under 5 s, a listing of "
+        f"about {users // SHARDS:,} names.",
+        "",
+        "| shard | glob | due: wall time | names listed | storage requests | Kakao calls "
+        "| outcomes | peak RSS | sweep CPU | none due: wall time | names listed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in sharded["runs"]:
+        due, none = run["due"], run["none"]
+        globs = ", ".join(f"`{glob}`" for glob in due["globs"])
+        out.append(
+            f"| {run['shard']} | {globs} | {due['seconds']:.1f} s | {due['names_listed']:,} "
+            f"| {due['storage_requests']:,} | {due['kakao_calls']:,} | {_outcomes(due)} "
+            f"| {due['peak_rss_mib']:.0f} MiB | {due['cpu_seconds']:.1f} s "
+            f"| {none['seconds']:.1f} s | {none['names_listed']:,} |"
+        )
+    out += [
+        "",
+        f"What every shard listed before each listed its own part (the whole bucket, filtered "
+        f"afterwards): {whole['counts']['listed']:,} names in {whole['seconds']:.1f} s, "
+        f"{whole['storage_requests']:,} requests.",
+        "",
+    ]
+    return out
+
+
+def _outcomes(result: dict[str, Any]) -> str:
+    counts = {k: v for k, v in result["counts"].items() if k != "http_status"}
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
 def emulator_costs(sizes: tuple[int, ...] = (100, 10000)) -> None:
@@ -222,11 +380,21 @@ def emulator_costs(sizes: tuple[int, ...] = (100, 10000)) -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def run_all() -> dict[str, Any]:
+    """Everything section 6 shows (bench/run.py writes it)."""
+    return {"whole": run_whole(), "sharded": run_shards()}
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["child"]:
+    args = sys.argv[1:]
+    if args == ["child"]:
         child()
-    elif sys.argv[1:] == ["emulator"]:
+    elif args == ["emulator"]:
         emulator_costs()
+    elif args[:1] == ["shards"]:
+        users = int(args[1]) if len(args) > 1 else SHARDED_USERS
+        chosen = tuple(int(n) for n in args[2:]) or tuple(range(SHARDS))
+        print("\n".join(_shard_lines(run_shards(users, chosen))))
     else:
-        sizes = tuple(int(n) for n in sys.argv[1:]) or (1000, 10000)
-        print("\n".join(lines(run_all(sizes))))
+        sizes = tuple(int(n) for n in args) or (1000, 10000)
+        print("\n".join(lines({"whole": run_whole(sizes)})))

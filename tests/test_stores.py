@@ -14,7 +14,14 @@ import pytest
 from token_logic.errors import StorageError, WriteConflict
 from token_logic.file_store import FileTokenStore
 from token_logic.gcs_store import GcsTokenStore
-from token_logic.store import TokenStore, document_name, template_matches, template_prefix
+from token_logic.store import (
+    NamePart,
+    PartListingStore,
+    TokenStore,
+    document_name,
+    template_matches,
+    template_prefix,
+)
 
 
 def test_read_of_nothing_is_none(store: TokenStore) -> None:
@@ -104,6 +111,20 @@ def test_names_lists_documents_under_a_prefix(store: TokenStore) -> None:
         store.write(name, b"{}", None)
 
     assert store.names("tokens/") == ["tokens/1.json", "tokens/22.json"]
+
+
+def test_a_part_listing_gives_exactly_the_parts_documents(store: TokenStore) -> None:
+    """listing_part gives the part's documents with their facts, and nothing else, whether the
+    server filters by the glob (Cloud Storage) or not (this emulator, local files)."""
+    for name in ("tokens/13.json", "tokens/3.json", "tokens/14.json", "tokens/x3.json"):
+        store.write(name, b"{}", None)
+    wanted = ("tokens/13.json", "tokens/3.json")
+    part = NamePart("tokens/", lambda name: name in wanted, "tokens/*3.json")
+
+    assert isinstance(store, PartListingStore)
+    listed = store.listing_part(part)
+
+    assert sorted(item.name for item in listed) == ["tokens/13.json", "tokens/3.json"]
 
 
 def test_local_file_is_private_and_leaves_no_temp_files(tmp_path: Path) -> None:

@@ -324,19 +324,6 @@ def test_one_odd_document_costs_only_its_own_user(
         assert kinds["tokens/8.json"] in ("refreshed", "skipped", "failed")
 
 
-def test_shards_split_every_document_exactly_once() -> None:
-    """Each name lands in exactly one of N shards, the same one every time, roughly evenly."""
-    names = [f"tokens/{1_000_000 + i}.json" for i in range(4000)]
-    shards = [Shard.parse(f"{i}/4") for i in range(4)]
-
-    holders = [[s.index for s in shards if s.holds(name)] for name in names]
-
-    assert all(len(h) == 1 for h in holders)
-    sizes = Counter(h[0] for h in holders)
-    assert min(sizes.values()) > 800
-    assert Shard.parse("0/1").holds(names[0])
-
-
 @pytest.mark.parametrize("text", ["", "1", "4/4", "-1/2", "a/b", "1/0"])
 def test_bad_shard_is_refused(text: str) -> None:
     """A shard must be I/N with 0 <= I < N."""
@@ -349,7 +336,7 @@ def test_summary_counts_and_caps_failures(
 ) -> None:
     """Counts by outcome; failure details capped, with user ids; one ERROR line per login found
     dead in this run (alert=login_dead); failed refreshes logged one by one up to the cap, then
-    once; one WARNING for deferred work."""
+    once; deferred work with nothing refreshed, one ERROR line (alert=refresh_deferred)."""
     dead = LoginRequired(401, "invalid_grant", "KOE322")
     outcomes = (
         [RefreshOutcome(f"tokens/{i}.json", None, dead) for i in range(30)]
@@ -381,10 +368,10 @@ def test_summary_counts_and_caps_failures(
         json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
     ]
     alerts = Counter(line.get("alert") for line in lines if line["severity"] == "ERROR")
-    assert alerts == {"login_dead": 30, "refresh_failed": 20 + 1}
+    assert alerts == {"login_dead": 30, "refresh_failed": 20 + 1, "refresh_deferred": 1}
     [rest] = [line for line in lines if line.get("not_logged")]
     assert rest["not_logged"] == 5
-    [deferred] = [line for line in lines if line["severity"] == "WARNING"]
+    [deferred] = [line for line in lines if line.get("alert") == "refresh_deferred"]
     assert deferred["deferred"] == 5
 
 
@@ -494,3 +481,188 @@ def _version_of(store: TokenStore, name: str) -> str:
     stored = store.read(name)
     assert stored is not None
     return stored.version
+
+
+# -- falling behind: deferrals that ask a person to act ------------------------------------
+
+
+def alerts_in(capfd: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    """The log lines that carry an alert (what deploy.sh's policy mails on)."""
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line[:1] == "{"]
+    return [line for line in lines if line.get("alert")]
+
+
+REFRESHED = TokenDocument(
+    {"access_token": "a", "refresh_token": "r", "expires_at": 2, "refresh_token_expires_at": 3}
+)
+
+
+def run_of(refreshed: int, deferred: int, under_way: int = 0) -> list[RefreshOutcome]:
+    """A run's outcomes: some refreshed, some deferred for lack of time, some left to a
+    refresh already under way."""
+    late = DeadlineReached("the sweep's deadline is near", retry_after=60)
+    held = DeadlineReached("another refresh of this login is under way", retry_after=60)
+    return (
+        [
+            RefreshOutcome(f"tokens/{i}.json", RefreshResult("", REFRESHED, True), None)
+            for i in range(refreshed)
+        ]
+        + [RefreshOutcome(f"tokens/{100 + i}.json", None, late) for i in range(deferred)]
+        + [RefreshOutcome(f"tokens/{200 + i}.json", None, held, True) for i in range(under_way)]
+    )
+
+
+def report(outcomes: list[RefreshOutcome], clock: FakeClock, runs: int = 0):  # type: ignore[no-untyped-def]
+    return sweep_report(
+        outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI, deferred_runs=runs
+    )
+
+
+def test_a_run_that_refreshes_nobody_while_some_are_due_alerts(
+    clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Every due login deferred for lack of time: one ERROR line (alert=refresh_deferred), the
+    status failed and a 503, a message naming the way out; even the first time it happens."""
+    status, body = report(run_of(refreshed=0, deferred=40), clock, runs=1)
+
+    assert (status, body["status"]) == (503, "failed")
+    assert "REFRESH_SHARDS" in body["message"] and body["deferred_runs"] == 1
+    [alert] = alerts_in(capfd)
+    assert alert["alert"] == "refresh_deferred" and alert["severity"] == "ERROR"
+    assert (alert["deferred"], alert["refreshed"]) == (40, 0)
+
+
+def test_one_run_that_defers_some_is_only_a_warning(
+    clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Some refreshed, some left for the next run, the first time: a WARNING, 200, no alert."""
+    status, body = report(run_of(refreshed=900, deferred=100), clock, runs=1)
+
+    assert (status, body["status"]) == (200, "ok")
+    assert alerts_in(capfd) == []
+
+
+def test_deferrals_run_after_run_alert(clock: FakeClock, capfd: pytest.CaptureFixture[str]) -> None:
+    """The second run in a row that defers due logins: ERROR alert, failed, 503."""
+    status, body = report(run_of(refreshed=900, deferred=100), clock, runs=2)
+
+    assert (status, body["status"]) == (503, "failed")
+    assert "2 runs in a row" in body["message"]
+    [alert] = alerts_in(capfd)
+    assert (alert["alert"], alert["deferred_runs"]) == ("refresh_deferred", 2)
+
+
+def test_a_normal_run_alerts_nothing(clock: FakeClock, capfd: pytest.CaptureFixture[str]) -> None:
+    """Refreshed and skipped, nothing deferred: 200 ok, no alert, no WARNING."""
+    status, body = report(run_of(refreshed=5, deferred=0), clock)
+
+    assert (status, body["status"]) == (200, "ok") and "deferred_runs" not in body
+    assert '"severity": "WARNING"' not in capfd.readouterr().err
+
+
+def test_a_login_left_to_a_refresh_under_way_is_not_falling_behind(
+    clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Its lease's holder refreshes it: counted deferred, but never the alert, even when the
+    run refreshed nobody else."""
+    status, body = report(run_of(refreshed=0, deferred=0, under_way=2), clock)
+
+    assert (status, body["counts"]["deferred"]) == (200, 2)
+    assert alerts_in(capfd) == []
+
+
+class _CountingStore(FileTokenStore):
+    """Counts writes and deletes: the memory changes the store only when it changes."""
+
+    changes = 0
+
+    def write(self, name: str, data: bytes, expected_version: str | None, deadline=None) -> str:  # type: ignore[no-untyped-def]
+        self.changes += 1
+        return super().write(name, data, expected_version, deadline)
+
+    def delete(self, name: str, expected_version: str | None = None, deadline=None) -> bool:  # type: ignore[no-untyped-def]
+        self.changes += 1
+        return super().delete(name, expected_version, deadline)
+
+
+def test_the_sweeps_memory_counts_runs_in_a_row_and_changes_only_when_it_must(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """Kept per shard in the store, so every instance sees it: runs that defer count up (each a
+    write), the first run that does not resets it (a delete), runs like it write nothing; the
+    same shard of another N, or another shard, keeps its own count."""
+    from token_logic.sweep_memory import memory_name, remember_run
+
+    store = _CountingStore(tmp_path)
+    template = "tokens/{user_id}.json"
+    shard = Shard(3, 10)
+    deadline = Deadline.after(55, clock)
+
+    def run(deferred: int, on: Shard = shard) -> int:
+        return remember_run(store, template, on, run_of(5, deferred), clock.now(), deadline)
+
+    assert [run(0), run(0)] == [0, 0] and store.changes == 0
+    assert [run(7), run(3), run(9)] == [1, 2, 3] and store.changes == 3
+    assert [run(1, Shard(3, 12)), run(1, Shard(4, 10))] == [1, 1]
+    assert [run(0), run(0), run(2)] == [0, 0, 1] and store.changes == 3 + 2 + 1 + 1
+    assert memory_name(template, shard) == "tokens/.kakao-token-sweep-3-of-10.json"
+    assert store.names("tokens/") == []  # a dot-name: never one of the documents
+    assert memory_name("users/{user_id}/token.json", shard).startswith("users/.kakao")
+
+
+def test_a_memory_the_store_cannot_keep_never_costs_the_answer(
+    clock: FakeClock, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Storage failing for the memory: a WARNING, and the run counts as the first."""
+    from token_logic.sweep_memory import remember_run
+
+    class Broken(FileTokenStore):
+        def read(self, name: str, deadline: Deadline | None = None):  # type: ignore[no-untyped-def]
+            raise StorageError("down")
+
+    runs = remember_run(
+        Broken(tmp_path), "tokens/{user_id}.json", Shard(), run_of(0, 3), clock.now(),
+        Deadline.after(55, clock),
+    )  # fmt: skip
+
+    assert runs == 1
+    assert "could not keep the sweep's memory" in capfd.readouterr().err
+
+
+def test_the_scheduled_refresh_alerts_when_it_falls_behind_run_after_run(
+    fake_kakao: FakeKakao, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Through kakao_refresh's handler: a shard whose every due login is deferred answers 503
+    with an alert each run, counting the runs; once it keeps up it answers 200, no alert."""
+    import flask
+
+    from token_logic.web import handle_refresh
+
+    clock = _SlowPages()  # every look at the time finds 30 s gone: no refresh can start
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), TOKEN_OBJECT="tokens/{user_id}.json")
+    service = build_service(Settings.from_env(env), session=new_session(), clock=clock)
+    for user_id in range(10, 20):
+        service.store.overwrite(
+            f"tokens/{user_id}.json", to_json(TokenDocument(dict(due_fields(clock))))
+        )
+    app = flask.Flask(__name__)
+
+    def post(shard: str) -> tuple[int, dict[str, object]]:
+        with app.test_request_context(f"/?shard={shard}", method="POST"):
+            response = handle_refresh(flask.request, lambda: service)
+        return response.status_code, response.get_json()
+
+    first, second = post("3/10"), post("3/10")
+
+    assert [first[0], second[0]] == [503, 503]
+    assert [first[1]["deferred_runs"], second[1]["deferred_runs"]] == [1, 2]
+    assert first[1]["counts"]["deferred"] == 1  # tokens/13.json alone is shard 3's
+    assert [a["alert"] for a in alerts_in(capfd)] == ["refresh_deferred"] * 2
+    status, body = post("4/10")  # another shard: its own memory
+    assert body["deferred_runs"] == 1
+    capfd.readouterr()
+    service.store.overwrite("tokens/13.json", to_json(TokenDocument({**due_fields(clock),
+        "expires_at": clock.now() + 6 * 3600})))  # fmt: skip
+    status, body = post("3/10")
+    assert (status, body["status"], "deferred_runs" in body) == (200, "ok", False)
+    assert alerts_in(capfd) == []

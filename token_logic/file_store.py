@@ -22,7 +22,7 @@ from pathlib import Path
 from .budget import Deadline
 from .errors import StorageError, WriteConflict
 from .index import Listed, facts_of_bytes
-from .store import Stored
+from .store import NamePart, Stored
 from .text import is_decimal
 
 _TEMP_SUFFIX = ".tmp"  # a writer's temporary file: .{name}.XXXXXXXX.tmp
@@ -133,9 +133,17 @@ class FileTokenStore:
         return sorted(path.relative_to(self._root).as_posix() for path in found)
 
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
+        return self._listed(self.names(prefix))
+
+    def listing_part(self, part: NamePart, deadline: Deadline | None = None) -> list[Listed]:
+        # The shard's rule is tested on the name, before the file is read: a shard reads only
+        # its own documents, as a Cloud Storage listing carries only its own.
+        return self._listed([name for name in self.names(part.prefix) if part.holds(name)])
+
+    def _listed(self, names: list[str]) -> list[Listed]:
         # Local files are the index: reading one costs about as little as a metadata entry.
         found = []
-        for name in self.names(prefix):
+        for name in names:
             try:
                 data = self._path(name).read_bytes()
             except FileNotFoundError:  # deleted since the directory was listed

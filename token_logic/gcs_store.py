@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .budget import Deadline
 from .errors import DeadlineReached, StorageError, WriteConflict
 from .index import Listed, facts_of_bytes, has_facts
-from .store import Stored
+from .store import NamePart, Stored
 
 if TYPE_CHECKING:  # pragma: no cover
     from google.cloud.storage import Blob, Bucket, Client
@@ -210,6 +210,20 @@ class GcsTokenStore:
             raise _storage_error("list", exc) from exc
 
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
+        return self._listing(prefix, None, deadline)
+
+    def listing_part(self, part: NamePart, deadline: Deadline | None = None) -> list[Listed]:
+        # Cloud Storage applies the glob on its side: a shard's listing carries only its own
+        # names, however many other shards' documents share the prefix.
+        return [
+            item
+            for item in self._listing(part.prefix, part.glob, deadline)
+            if part.holds(item.name)
+        ]
+
+    def _listing(
+        self, prefix: str, match_glob: str | None, deadline: Deadline | None
+    ) -> list[Listed]:
         # Page by page, each request fitted to what is left of the deadline: 10,000 documents
         # are ten requests, and one slow page must not carry the sweep past the timeout.
         found: list[Listed] = []
@@ -220,6 +234,7 @@ class GcsTokenStore:
                     timeout, budget = _limits(deadline)
                     blobs = bucket.list_blobs(
                         prefix=prefix,
+                        match_glob=match_glob,
                         fields=_LISTING_FIELDS,
                         page_size=_LISTING_PAGE,
                         page_token=page_token,
@@ -227,7 +242,8 @@ class GcsTokenStore:
                         retry=_retry(budget),
                     )
                     # One page per call: the iterator would fetch the next ones with the
-                    # limits worked out for the first.
+                    # limits worked out for the first. (With a glob a page may hold fewer
+                    # names, even none, and still not be the last.)
                     found += [_listed(blob) for blob in next(blobs.pages)]
                     page_token = blobs.next_page_token
                     if not page_token:

@@ -111,18 +111,20 @@ class TokenService:
         """Refresh one user's document if it is due (or always, with ``force``)."""
         return self._ensure_fresh(self.document_name(user_id), force, self.deadline())
 
-    def sweep(self, *, force: bool = False, shard: Shard | None = None) -> list[RefreshOutcome]:
-        """Refresh every stored document that is due (in ``shard``), in parallel; one failure
-        does not stop the others, and what the deadline leaves is deferred (sweep.py)."""
-        deadline = self.deadline()
+    def sweep(
+        self, *, force: bool = False, shard: Shard | None = None, deadline: Deadline | None = None
+    ) -> list[RefreshOutcome]:
+        """Refresh every stored document that is due (in ``shard``, which lists only its own:
+        shards.py), in parallel; one failure does not stop the others, and what the deadline
+        (the request's, or one from now) leaves is deferred (sweep.py)."""
+        deadline = deadline or self.deadline()
         template = self.settings.token_object
-        matches = template_matches(template)
-        part = shard or Shard()
         listed = list_for_sweep(
             self.store,
             template_prefix(template),
-            lambda name: matches(name) and part.holds(name),
+            template_matches(template),
             deadline,
+            (shard or Shard()).part(template),
         )
         return run_sweep(
             self.store,

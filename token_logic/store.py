@@ -7,16 +7,18 @@ the one unconditional write: a login, which supersedes whatever is stored. ``del
 removes a document (an unlinked user, a logout), guarded by a version when one is given;
 ``delete_old_versions`` then removes the older copies a store may keep of it (a versioned
 bucket keeps every overwritten or deleted generation, each with the tokens it held).
+A store may also list just a part of the names (``PartListingStore``, a shard of the sweep).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .budget import Deadline
 from .errors import NoTokenStored
+from .index import Listed
 from .text import is_decimal
 from .tokens import TokenDocument, from_json
 
@@ -71,6 +73,27 @@ class TokenStore(Protocol):
 
     def names(self, prefix: str) -> list[str]:
         """Every stored name starting with ``prefix`` (for refreshing many users)."""
+
+
+@dataclass(frozen=True)
+class NamePart:
+    """Some of the names starting with ``prefix``: those ``holds`` accepts (a shard, shards.py).
+
+    ``glob`` says the same in Cloud Storage's glob syntax, so that a listing there returns only
+    these names; None when it cannot be said that way (the listing is filtered afterwards).
+    """
+
+    prefix: str
+    holds: Callable[[str], bool] = field(compare=False)
+    glob: str | None = None
+
+
+@runtime_checkable
+class PartListingStore(Protocol):
+    """A store that lists only the documents of a part, with their facts (index.py)."""
+
+    def listing_part(self, part: NamePart, deadline: Deadline | None = None) -> list[Listed]:
+        """Every stored document of ``part``, with its facts when it has them."""
 
 
 def read_document(

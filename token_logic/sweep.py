@@ -1,6 +1,7 @@
 """The scheduled sweep over many users: decide from one listing, refresh the due in parallel.
 
 1. One listing (with each document's facts, index.py) tells what is due; nothing else is read.
+   A shard (``?shard=I/N``) lists only its own documents (shards.py).
    A dead login is reported from its facts; a document under another's lease is left to it.
 2. Documents without facts (older than the index, or written by another tool) are read by one
    sweep, which attaches their facts, so later sweeps decide on the listing alone. (One that is
@@ -16,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +27,8 @@ from .errors import DeadlineReached, KakaoTokenError, LoginRequired, NoTokenStor
 from .index import EXPIRES_AT_KEY, Listed, ListingStore, document_of, usable_facts
 from .log import log_event
 from .refresh import RefreshResult
-from .store import TokenStore
-from .text import is_decimal
+from .shards import Shard as Shard  # named from here by web.py and the service
+from .store import NamePart, PartListingStore, TokenStore
 from .tokens import TokenDocument, from_json
 
 RefreshOne = Callable[[str, Deadline], RefreshResult]
@@ -36,33 +36,16 @@ RefreshOne = Callable[[str, Deadline], RefreshResult]
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    """One document's refresh: its result, or the error that stopped it."""
+    """One document's refresh: its result, or the error that stopped it.
+
+    ``under_way``: deferred because another refresh of this login holds its lease (that one
+    refreshes it), not for lack of time.
+    """
 
     name: str
     result: RefreshResult | None
     error: KakaoTokenError | None
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Part ``index`` of ``count``: a stable split of the documents by name."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        """``"I/N"`` with 0 <= I < N; ValueError otherwise."""
-        index, _, count = text.partition("/")
-        if not (is_decimal(index) and is_decimal(count)) or not 0 <= int(index) < int(count):
-            raise ValueError("shard must be I/N with 0 <= I < N, e.g. 0/4")
-        return cls(int(index), int(count))
-
-    def holds(self, name: str) -> bool:
-        if self.count == 1:
-            return True
-        digest = hashlib.sha256(name.encode()).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index
+    under_way: bool = False
 
 
 def run_sweep(
@@ -91,7 +74,7 @@ def run_sweep(
             return RefreshOutcome(item.name, None, dead)
         lease = facts.lease
         if lease is not None and lease[1] > now:
-            return _deferred(item.name, "another refresh of this login is under way")
+            return _deferred(item.name, "another refresh of this login is under way", True)
         if force or facts.needs_refresh(now, margin_seconds):
             return None
         return RefreshOutcome(item.name, RefreshResult(item.name, facts, refreshed=False), None)
@@ -136,14 +119,26 @@ def run_sweep(
 
 
 def list_for_sweep(
-    store: TokenStore, prefix: str, belongs: Callable[[str], bool], deadline: Deadline
+    store: TokenStore,
+    prefix: str,
+    belongs: Callable[[str], bool],
+    deadline: Deadline,
+    part: NamePart | None = None,
 ) -> list[Listed]:
-    """The documents to sweep with their facts: one listing when the store keeps facts."""
-    if isinstance(store, ListingStore):
+    """The documents to sweep with their facts: one listing when the store keeps facts.
+
+    With ``part`` (a shard), only that part's documents; a store that can list a part alone is
+    asked for just that (Cloud Storage by a glob, local files by name before reading them).
+    """
+    if part is not None and isinstance(store, PartListingStore):
+        found = store.listing_part(part, deadline)
+    elif isinstance(store, ListingStore):
         found = store.listing(prefix, deadline)
     else:  # a store without an index: every document is read, as before
         found = [Listed(name, "", "", None) for name in store.names(prefix)]
-    return [item for item in found if belongs(item.name)]
+    if part is None:
+        return [item for item in found if belongs(item.name)]
+    return [item for item in found if belongs(item.name) and part.holds(item.name)]
 
 
 def outcome_kind(outcome: RefreshOutcome) -> str:
@@ -157,6 +152,11 @@ def outcome_kind(outcome: RefreshOutcome) -> str:
     if isinstance(outcome.error, DeadlineReached):
         return "deferred"
     return "failed"
+
+
+def out_of_time(outcome: RefreshOutcome) -> bool:
+    """Deferred because the deadline came first (not left to a refresh already under way)."""
+    return outcome_kind(outcome) == "deferred" and not outcome.under_way
 
 
 def _urgency(item: Listed) -> int:
@@ -190,5 +190,5 @@ def _read_and_backfill(store: TokenStore, item: Listed, deadline: Deadline) -> T
     return document
 
 
-def _deferred(name: str, why: str) -> RefreshOutcome:
-    return RefreshOutcome(name, None, DeadlineReached(why, retry_after=60))
+def _deferred(name: str, why: str, under_way: bool = False) -> RefreshOutcome:
+    return RefreshOutcome(name, None, DeadlineReached(why, retry_after=60), under_way)

@@ -11,7 +11,12 @@ What asks a person to act, and so what the alert policy (deploy.sh) and the HTTP
 A login already marked dead before this run (its alert went out then; the token endpoint alerts
 again when a script asks for it) is counted and detailed, but neither logged nor in the status:
 a deployment of many users always has a few, and must not look broken every run for them.
-Deferred work gets one WARNING line with the count: it is the next run's, not a person's.
+Deferred work gets one WARNING line with the count: it is the next run's, not a person's. But
+two cases ask a person to act (more shards, README "Many users"), so they get an ERROR line
+(``alert=refresh_deferred``), the status ``failed`` and a 503: a run that deferred due logins
+for lack of time and refreshed none (the shard cannot even start), and deferrals run after run
+(``deferred_runs`` from sweep_memory.py: the users at the head of the queue wait again, and
+their access tokens may expire before a run reaches them).
 No stored login at all is ``status: empty``, a 200 with no alert: a deployment nobody has logged
 in to yet is not broken.
 """
@@ -26,11 +31,17 @@ from .errors import LoginRequired
 from .log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
 from .store import template_user_id
 from .summary import summarize
-from .sweep import RefreshOutcome, outcome_kind
+from .sweep import RefreshOutcome, out_of_time, outcome_kind
 
 MAX_FAILURE_DETAILS = 20
 DETAILED_UP_TO = 20
 KINDS = ("refreshed", "skipped", "dead", "gone", "failed", "deferred")
+# Runs in a row deferring due logins before it is a person's matter: work is taken most urgent
+# first, so a second run deferring means the same logins waited twice (with the default 30 min
+# schedule and 1 h margin, their access tokens may then expire before a run reaches them).
+REPEATED_DEFERRALS = 2
+# The alert field's value for a sweep that falls behind (deploy.sh's policy mails on any value).
+ALERT_REFRESH_DEFERRED = "refresh_deferred"
 
 
 def sweep_report(
@@ -40,8 +51,13 @@ def sweep_report(
     login_url: str,
     *,
     whole: bool = True,
+    deferred_runs: int = 0,
 ) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, JSON body) of a sweep; logs as the module docstring says."""
+    """(HTTP status, JSON body) of a sweep; logs as the module docstring says.
+
+    ``deferred_runs``: how many runs in a row, this one included, deferred due logins for lack
+    of time (sweep_memory.py; 0 when unknown or none).
+    """
     counts = Counter({kind: 0 for kind in KINDS})
     news: list[dict[str, Any]] = []  # this run's dead and failed: detailed first
     known: list[dict[str, Any]] = []
@@ -79,7 +95,12 @@ def sweep_report(
                 user_id=outcome.result.document.user_id,
                 expires_at=outcome.result.document.expires_at,
             )
-    _log_totals(counts, failed_logged)
+    late = sum(1 for outcome in outcomes if out_of_time(outcome))
+    behind = _behind(late, counts["refreshed"], deferred_runs)
+    if behind:
+        alerting += 1
+        worst = max(worst, 503)
+    _log_totals(counts, failed_logged, behind, late, deferred_runs)
     failed_total = counts["dead"] + counts["failed"]
     failures = (news + known)[:MAX_FAILURE_DETAILS]
     body: dict[str, Any] = {
@@ -89,6 +110,8 @@ def sweep_report(
         "failures": failures,
         "failures_omitted": failed_total - len(failures),
     }
+    if deferred_runs:
+        body["deferred_runs"] = deferred_runs
     if len(outcomes) <= DETAILED_UP_TO:
         body["documents"] = [summarize(outcome, now) for outcome in outcomes]
     messages = []
@@ -96,6 +119,8 @@ def sweep_report(
         messages.append(f"log in again at {login_url}")
     if counts["failed"]:
         messages.append("some refreshes failed; the next scheduled run tries them again")
+    if behind:
+        messages.append(f"{behind}: split the refresh into more shards (REFRESH_SHARDS)")
     if not outcomes and whole:  # (one shard of many may hold nobody: that is just "ok")
         # Nobody has logged in yet (or every login was logged out): not an outage. The moment
         # a login died or was unlinked had its own alert; every run after it must not.
@@ -112,7 +137,20 @@ def _already_known(outcome: RefreshOutcome) -> bool:
     return isinstance(outcome.error, LoginRequired) and outcome.error.known
 
 
-def _log_totals(counts: Counter[str], failed_logged: int) -> None:
+def _behind(late: int, refreshed: int, deferred_runs: int) -> str:
+    """Why deferred work asks a person to act ("" when it is just the next run's)."""
+    if not late:
+        return ""
+    if not refreshed:
+        return f"{late} due logins were deferred for lack of time and none was refreshed"
+    if deferred_runs >= REPEATED_DEFERRALS:
+        return f"due logins were deferred for lack of time in {deferred_runs} runs in a row"
+    return ""
+
+
+def _log_totals(
+    counts: Counter[str], failed_logged: int, behind: str, late: int, deferred_runs: int
+) -> None:
     log_event(logging.INFO, "sweep done", total=sum(counts.values()), counts=dict(counts))
     if counts["failed"] > failed_logged:
         log_event(
@@ -121,7 +159,16 @@ def _log_totals(counts: Counter[str], failed_logged: int) -> None:
             alert=ALERT_REFRESH_FAILED,
             not_logged=counts["failed"] - failed_logged,
         )
-    if counts["deferred"]:
+    if behind:
+        log_event(
+            logging.ERROR,
+            f"the sweep is falling behind: {behind}",
+            alert=ALERT_REFRESH_DEFERRED,
+            deferred=late,
+            refreshed=counts["refreshed"],
+            deferred_runs=deferred_runs,
+        )
+    elif counts["deferred"]:
         log_event(
             logging.WARNING,
             "the deadline left refreshes for the next run",

@@ -46,6 +46,7 @@ from .problems import Problem, problem_for
 from .service import TokenService
 from .state import COOKIE_LIFETIME_SECONDS, cookie_name_for
 from .sweep import Shard
+from .sweep_memory import remember_run
 from .sweep_report import sweep_report
 from .unlink import handle_unlink, is_unlink_request
 
@@ -116,13 +117,18 @@ def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask
             shard = Shard.parse(request.args.get("shard", "0/1"))
         except ValueError as exc:
             return _json_response(400, {"status": "error", "message": str(exc)})
-        outcomes = service.sweep(force=force, shard=shard)
+        deadline = service.deadline()  # one for the sweep and for its memory after it
+        outcomes = service.sweep(force=force, shard=shard, deadline=deadline)
+        template = service.settings.token_object
         status, body = sweep_report(
             outcomes,
             service.now(),
-            service.settings.token_object,
+            template,
             login_url,
             whole=shard.count == 1,
+            deferred_runs=remember_run(
+                service.store, template, shard, outcomes, service.now(), deadline
+            ),
         )
         return _json_response(status, body)
     except KakaoTokenError as exc:
