@@ -5,9 +5,9 @@ For scripts::
     from token_logic import get_access_token
     token = get_access_token()          # valid for at least 5 more minutes
 
-Importing the package loads only what a script needs (the client, the exception tree); the
-server's names below are loaded on first use, so a script's start stays fast and ``pip install``
-needs no server package.
+Importing the package loads only the exception tree; every other public name is loaded on
+first use: a script's start stays fast and ``pip install`` needs no server package, and a
+deployed function (which imports the server's modules) never loads the script client.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .api import get_access_token
 from .errors import (
     AuthorizationDenied,
     ConfigError,
@@ -34,6 +33,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .api import get_access_token
     from .config import Settings
     from .service import TokenService
     from .tokens import TokenDocument
@@ -42,8 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 # The one place the version lives; pyproject.toml reads it from here.
 __version__ = "0.2.0"
 
-# The server's public names and the module each comes from, imported on first access.
-_SERVER_NAMES = {
+# The public names and the module each comes from, imported on first access.
+_LAZY_NAMES = {
+    "get_access_token": "api",
     "Settings": "config",
     "TokenService": "service",
     "TokenDocument": "tokens",
@@ -53,7 +54,7 @@ _SERVER_NAMES = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _SERVER_NAMES.get(name)
+    module = _LAZY_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'token_logic' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)

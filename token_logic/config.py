@@ -20,6 +20,8 @@ from .text import is_decimal
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
 DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
 DEFAULT_MEMO_LINK = "https://developers.kakao.com"
+DEFAULT_STORAGE_ENDPOINT = "https://storage.googleapis.com"
+DEFAULT_METADATA_HOST = "metadata.google.internal"
 DEFAULT_TOKEN_OBJECT = "kakao_token.json"
 DEFAULT_REFRESH_MARGIN_SECONDS = 3600
 DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
@@ -64,6 +66,12 @@ class Settings:
     app_id: str = ""
     # Where a memo's link goes: somewhere neutral, never the login URL (a tap would start one).
     memo_link: str = DEFAULT_MEMO_LINK
+    # Reads without google-cloud-storage (gcs_reader.py): Cloud Storage's endpoint on Cloud Run
+    # (K_SERVICE set), the emulator's with STORAGE_EMULATOR_HOST, "" elsewhere (the client
+    # reads, with the ambient credentials). The metadata server gives the reader its access
+    # token on Cloud Run; "" with the emulator, which needs none.
+    storage_read_endpoint: str = ""
+    metadata_host: str = ""
 
     @property
     def secure_cookies(self) -> bool:
@@ -114,6 +122,10 @@ class Settings:
         memo_link = memo_link_from(env, problems)
         auth_base_url = (env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/")
         api_base_url = (env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
+        storage_read_endpoint, metadata_host = storage_reads_from(env)
+        proxied = (auth_base_url, api_base_url) + (
+            (storage_read_endpoint,) if storage_read_endpoint else ()
+        )
         if problems:
             raise ConfigError("Configuration error: " + "; ".join(problems), missing)
         return cls(
@@ -130,7 +142,7 @@ class Settings:
             refresh_margin_seconds=margin,
             allowed_user_ids=allowed,
             kakao_timeout_seconds=float(timeout),
-            proxies=proxies_for(env, (auth_base_url, api_base_url)),
+            proxies=proxies_for(env, proxied),
             ca_bundle=ca_bundle_from(env),
             sweep_workers=sweep_workers,
             demo=demo,
@@ -138,7 +150,24 @@ class Settings:
             app_id=app_id,
             memo_link=memo_link,
             function_timeout_seconds=function_timeout,
+            storage_read_endpoint=storage_read_endpoint,
+            metadata_host=metadata_host,
         )
+
+
+def storage_reads_from(env: Mapping[str, str]) -> tuple[str, str]:
+    """(endpoint, metadata host) of reads without the storage client; ("", "") for the client.
+
+    The emulator (STORAGE_EMULATOR_HOST, as google-cloud-storage reads it) needs no token. On
+    Cloud Run (K_SERVICE) the metadata server gives one: GCE_METADATA_HOST, as google-auth reads
+    it, or the default. Elsewhere (a script with a person's credentials) the client reads.
+    """
+    emulator = env.get("STORAGE_EMULATOR_HOST", "")
+    if emulator:
+        return (emulator if "://" in emulator else f"http://{emulator}").rstrip("/"), ""
+    if env.get("K_SERVICE"):
+        return DEFAULT_STORAGE_ENDPOINT, env.get("GCE_METADATA_HOST") or DEFAULT_METADATA_HOST
+    return "", ""
 
 
 def proxies_for(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import StorageError
 from .file_store import FileTokenStore
+from .gcs_reader import GcsReader, MetadataToken
 from .gcs_store import GcsTokenStore, default_client
 from .kakao import KakaoClient, new_session
 from .log import log_event
@@ -24,10 +25,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def build_store(settings: Settings) -> TokenStore:
-    """GCS when TOKEN_BUCKET is set, else files under TOKEN_DIR."""
-    if settings.token_bucket:
-        return GcsTokenStore(settings.token_bucket, default_client)
-    return FileTokenStore(settings.token_dir)
+    """GCS when TOKEN_BUCKET is set, else files under TOKEN_DIR. On Cloud Run and with the
+    emulator, GCS reads go without the storage client (gcs_reader.py)."""
+    if not settings.token_bucket:
+        return FileTokenStore(settings.token_dir)
+    reader = None
+    if settings.storage_read_endpoint:
+        token = MetadataToken(settings.metadata_host) if settings.metadata_host else None
+        session = partial(new_session, settings.proxies, settings.ca_bundle)
+        reader = GcsReader(settings.storage_read_endpoint, token, session)
+    return GcsTokenStore(settings.token_bucket, default_client, reader)
 
 
 def build_service(
@@ -60,7 +67,7 @@ def service_from_env(
 
 
 def warm_up_in_background(service: TokenService) -> None:
-    """Import requests and the storage client in a thread, after the first answer is sent.
+    """Import requests and what the store reads with in a thread, after the first answer.
 
     The first request (the login redirect) needs neither; every later one does.
     """
