@@ -10,6 +10,7 @@ REFRESH_FUNCTION="kakao-refresh"
 TOKEN_FUNCTION="kakao-token"
 SCHEDULER_JOB="kakao-token-refresh"
 RUNTIME_ACCOUNT_NAME="kakao-token-fn"
+CALLBACK_ACCOUNT_NAME="kakao-token-callback"
 SCHEDULER_ACCOUNT_NAME="kakao-token-scheduler"
 KEY_SECRET="kakao-rest-api-key"
 CLIENT_SECRET_SECRET="kakao-client-secret"
@@ -27,9 +28,13 @@ GITHUB_ISSUER="https://token.actions.githubusercontent.com"
 # google.subject is required by every provider; attribute.repository names the principal sets.
 GITHUB_ATTRIBUTE_MAPPING="google.subject=assertion.sub,attribute.repository=assertion.repository"
 ACTION_PLACEHOLDER="OWNER/kakao-token-function@main"
+# token_logic/claim.py's CLAIM_OBJECT and CLAIM_LIFETIME_SECONDS (keep the two alike).
+CLAIM_OBJECT=".kakao-token-claim.json"
+CLAIM_LIFETIME_SECONDS=86400
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
-  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS GITHUB_REPOSITORY KAKAO_TOKEN_ACTION)
+  KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS GITHUB_REPOSITORY KAKAO_TOKEN_ACTION
+  KAKAO_PKCE KAKAO_MEMO_LINK)
 
 usage() {
   cat <<'EOF'
@@ -42,7 +47,8 @@ Safe to run again: it changes only what is not yet right.
 카카오 로그인 토큰 함수를 Google Cloud에 배포합니다. 여러 번 실행해도 안전합니다.
 
 Inputs come from the environment, or from a deploy.env file next to this script (or
---env-file FILE) with KEY=VALUE lines; the environment wins over the file.
+--env-file FILE) with KEY=VALUE lines; the environment wins over the file. GITHUB_REPOSITORY
+alone is read from the file only (GitHub sets it in Actions and Codespaces).
 
 Required:
   GOOGLE_CLOUD_PROJECT    your GCP project id
@@ -54,7 +60,9 @@ Required:
 Optional:
   REGION                  default asia-northeast3 (Seoul)
   KAKAO_SCOPE             extra consent items, comma-separated, e.g. talk_message
-  ALLOWED_KAKAO_USER_IDS  comma-separated Kakao user ids allowed to store a token
+  ALLOWED_KAKAO_USER_IDS  comma-separated Kakao user ids allowed to store a token; without it
+                          (and with one document) the first login needs the claim link
+                          deploy.sh prints at the end
   TOKEN_OBJECT            default kakao_token.json; tokens/{user_id}.json for many users
   REFRESH_SCHEDULE        cron for the refresh job, default "*/30 * * * *" (Asia/Seoul)
   REFRESH_SHARDS          default 1; N splits the refresh of many users across N scheduler
@@ -70,21 +78,31 @@ Optional:
   KAKAO_APP_ID            the app's numeric ID (앱 ID), checked on the unlink webhook
   ALERT_EMAIL             mail address for alerts: a dead login, a refresh failing after its
                           retries, a failed scheduler run (at most one mail an hour)
+  KAKAO_PKCE              1 (default) or 0: 0 turns PKCE off, for Kakao's token error about
+                          code_verifier (README, troubleshooting)
+  KAKAO_MEMO_LINK         http(s) URL a memo's link opens (default https://developers.kakao.com;
+                          Kakao opens only domains registered for the app)
   GITHUB_REPOSITORY       GitHub repositories whose Actions may get an access token, owner/repo
                           spelt as on GitHub, comma-separated (me/bot,me/other): sets up workload
                           identity federation (pool kakao-token-github, no key to store) and a
                           service account that may call kakao-token only, and prints the
                           workflow to paste. 다른 저장소의 GitHub Actions에서 토큰을 받게 합니다.
-                          Taking a repository off the list removes its access on the next run.
-                          Inside GitHub Actions the variable is GitHub's own: set it in the file.
+                          Taking a repository off the list removes its access on the next run;
+                          emptying it removes GitHub's access altogether (the provider is
+                          disabled, the bindings and the invoker removed).
+                          Read from deploy.env only, never from the environment: GitHub sets
+                          GITHUB_REPOSITORY itself in Actions and Codespaces. deploy.env 에만
+                          적으세요 (환경 변수의 값은 GitHub의 것이라 무시합니다).
   KAKAO_TOKEN_ACTION      the action the printed workflow uses, e.g.
                           me/kakao-token-function@v0.2.0; default: this checkout's github.com
                           origin at v + token_logic.__version__ (or @main)
 
 Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources.
-At the end it prints the Redirect URI to register in the Kakao console, the login URL, the
-token endpoint's URL, with KAKAO_ADMIN_KEY the unlink webhook URL to register and, with
-GITHUB_REPOSITORY, the GitHub Actions workflow to paste into those repositories.
+At the end it prints the Redirect URI to register in the Kakao console, the claim link that
+makes the first login the owner (one document, no ALLOWED_KAKAO_USER_IDS, nobody logged in
+yet; it is printed nowhere else), the token endpoint's URL, with KAKAO_ADMIN_KEY the unlink
+webhook URL to register and, with GITHUB_REPOSITORY, the GitHub Actions workflow to paste into
+those repositories.
 EOF
 }
 
@@ -104,10 +122,11 @@ trim() {
 }
 
 ENV_FILE="$HERE/deploy.env"
-# GitHub Actions sets GITHUB_REPOSITORY to the repository running the job, and a workflow cannot
-# override it: there it is never a setting of ours, and deploy.sh run by CI would otherwise let
-# that repository in. Only deploy.env can name repositories there.
-if [[ "${GITHUB_ACTIONS:-}" == true ]]; then unset GITHUB_REPOSITORY; fi
+# GITHUB_REPOSITORY is GitHub's name: Actions sets it for every job and Codespaces for every
+# codespace, to the repository running there. Read from the environment it would silently let
+# that repository in, so only deploy.env names repositories.
+ENVIRONMENT_GITHUB_REPOSITORY="${GITHUB_REPOSITORY:-}"
+unset GITHUB_REPOSITORY
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h | --help)
@@ -149,6 +168,10 @@ load_env_file() {
   done <"$1"
 }
 load_env_file "$ENV_FILE"
+if [[ -n "$ENVIRONMENT_GITHUB_REPOSITORY" && "$ENVIRONMENT_GITHUB_REPOSITORY" != "${GITHUB_REPOSITORY:-}" ]]; then
+  echo "deploy.sh: note: GITHUB_REPOSITORY in the environment is ignored (GitHub's own variable);" \
+    "repositories come from ${ENV_FILE} only / 환경 변수 GITHUB_REPOSITORY는 무시합니다" >&2
+fi
 
 REGION="${REGION:-asia-northeast3}"
 TOKEN_OBJECT="${TOKEN_OBJECT:-kakao_token.json}"
@@ -163,6 +186,8 @@ KAKAO_APP_ID="${KAKAO_APP_ID:-}"
 ALERT_EMAIL="${ALERT_EMAIL:-}"
 GITHUB_REPOSITORY="${GITHUB_REPOSITORY:-}"
 KAKAO_TOKEN_ACTION="${KAKAO_TOKEN_ACTION:-}"
+KAKAO_PKCE="${KAKAO_PKCE:-}"
+KAKAO_MEMO_LINK="${KAKAO_MEMO_LINK:-}"
 
 missing=()
 for name in GOOGLE_CLOUD_PROJECT TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET; do
@@ -225,10 +250,23 @@ GITHUB_CONDITION="assertion.repository in [$quoted_repositories]"
   fail "KAKAO_ADMIN_KEY does not look like a Kakao admin key (letters and digits, no spaces)"
 [[ -z "$KAKAO_APP_ID" || "$KAKAO_APP_ID" =~ ^[0-9]+$ ]] || fail "KAKAO_APP_ID '$KAKAO_APP_ID' must be the app's numeric ID"
 [[ -z "$ALERT_EMAIL" || "$ALERT_EMAIL" =~ $EMAIL_RE ]] || fail "ALERT_EMAIL '$ALERT_EMAIL' is not an email address"
+[[ -z "$KAKAO_PKCE" || "$KAKAO_PKCE" =~ ^[01]$ ]] || fail "KAKAO_PKCE '$KAKAO_PKCE' must be 1 (PKCE on) or 0 (off)"
+# An absolute http(s) URL with a host, as config.py wants; no '|', the --set-env-vars delimiter.
+MEMO_LINK_RE='^https?://[^/?#[:space:]|]+([/?#][^[:space:]|]*)?$'
+[[ -z "$KAKAO_MEMO_LINK" || "$KAKAO_MEMO_LINK" =~ $MEMO_LINK_RE ]] ||
+  fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://developers.kakao.com (no spaces or '|')"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
+# A single document without an allowlist is owned through a claim link (token_logic/claim.py):
+# deploy.sh writes the first one, which needs a SHA-256 tool.
+NEEDS_CLAIM=no
+[[ -z "$ALLOWED_KAKAO_USER_IDS" && "$TOKEN_OBJECT" != *"{user_id}"* ]] && NEEDS_CLAIM=yes
+if [[ "$NEEDS_CLAIM" == yes ]] && ! command -v sha256sum >/dev/null && ! command -v shasum >/dev/null; then
+  fail "sha256sum or shasum is needed to write the claim link (coreutils or perl)"
+fi
 
 PROJECT="$GOOGLE_CLOUD_PROJECT"
 RUNTIME_ACCOUNT="$RUNTIME_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
+CALLBACK_ACCOUNT="$CALLBACK_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
 SCHEDULER_ACCOUNT="$SCHEDULER_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
 GITHUB_ACCOUNT="$GITHUB_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
 
@@ -315,16 +353,52 @@ ensure_service_account() {
   fi
 }
 
+# A remove-*-binding that finds nothing to remove (the binding, or the secret, account or
+# function itself: gcloud says "not found") has nothing left to do: status 1. Any other failure
+# stops the deploy with gcloud's words.
+revoke() {
+  local out
+  if out="$(g "$@" 2>&1 >/dev/null)"; then return 0; fi
+  [[ "$out" == *"not found"* || "$out" == *NOT_FOUND* ]] && return 1
+  printf '%s\n' "$out" >&2
+  fail "gcloud $1 $2 $3 failed (above)"
+}
+
+# Who gets what; every grant is on the one resource, never project-wide:
+#   kakao-token-callback (kakao_callback: login, /claim, /unlink): roles/storage.objectUser on
+#     the bucket; secretAccessor on kakao-rest-api-key, kakao-client-secret and, with
+#     KAKAO_ADMIN_KEY, kakao-admin-key (the unlink webhook's check, its only use)
+#   kakao-token-fn (kakao_refresh, kakao_token): roles/storage.objectUser on the bucket;
+#     secretAccessor on kakao-rest-api-key and kakao-client-secret; never kakao-admin-key
+#     (revoke_shared_admin_key takes back what the shared account of older deploys had)
+#   kakao-token-scheduler: run.invoker on kakao-refresh (main)
+#   TOKEN_READERS and kakao-token-github: run.invoker on kakao-token (grant_token_readers,
+#     grant_github_access); GITHUB_REPOSITORY's repositories: workloadIdentityUser on
+#     kakao-token-github
 grant_least_privilege() {
-  say "Granting the runtime account this bucket and these secrets only / 최소 권한"
-  g storage buckets add-iam-policy-binding "gs://$TOKEN_BUCKET" \
-    --member="serviceAccount:$RUNTIME_ACCOUNT" --role=roles/storage.objectUser >/dev/null
-  local secrets=("$KEY_SECRET" "$CLIENT_SECRET_SECRET")
-  [[ -n "$KAKAO_ADMIN_KEY" ]] && secrets+=("$ADMIN_KEY_SECRET")
-  for secret in "${secrets[@]}"; do
-    g secrets add-iam-policy-binding "$secret" \
-      --member="serviceAccount:$RUNTIME_ACCOUNT" --role=roles/secretmanager.secretAccessor >/dev/null
+  say "Granting each function's account this bucket and its secrets only / 최소 권한"
+  local account secret
+  for account in "$CALLBACK_ACCOUNT" "$RUNTIME_ACCOUNT"; do
+    g storage buckets add-iam-policy-binding "gs://$TOKEN_BUCKET" \
+      --member="serviceAccount:$account" --role=roles/storage.objectUser >/dev/null
+    local secrets=("$KEY_SECRET" "$CLIENT_SECRET_SECRET")
+    [[ "$account" == "$CALLBACK_ACCOUNT" && -n "$KAKAO_ADMIN_KEY" ]] && secrets+=("$ADMIN_KEY_SECRET")
+    for secret in "${secrets[@]}"; do
+      g secrets add-iam-policy-binding "$secret" \
+        --member="serviceAccount:$account" --role=roles/secretmanager.secretAccessor >/dev/null
+    done
   done
+}
+
+# Before the callback had its own account, all three functions ran as the runtime account,
+# which could read the admin key. Run after the callback is deployed on its own account (an
+# instance of the old revision starting in between could not read its secret). With no admin
+# key set, a secret left from an earlier run is checked all the same.
+revoke_shared_admin_key() {
+  if revoke secrets remove-iam-policy-binding "$ADMIN_KEY_SECRET" \
+    --member="serviceAccount:$RUNTIME_ACCOUNT" --role=roles/secretmanager.secretAccessor; then
+    say "$RUNTIME_ACCOUNT may no longer read $ADMIN_KEY_SECRET (the callback's alone) / 권한 삭제"
+  fi
 }
 
 function_url() {
@@ -338,6 +412,8 @@ env_vars() {
   [[ -n "$redirect_uri" ]] && vars+="|KAKAO_REDIRECT_URI=$redirect_uri"
   [[ -n "$KAKAO_SCOPE" ]] && vars+="|KAKAO_SCOPE=$KAKAO_SCOPE"
   [[ -n "$ALLOWED_KAKAO_USER_IDS" ]] && vars+="|ALLOWED_KAKAO_USER_IDS=$ALLOWED_KAKAO_USER_IDS"
+  [[ -n "$KAKAO_PKCE" ]] && vars+="|KAKAO_PKCE=$KAKAO_PKCE"
+  [[ -n "$KAKAO_MEMO_LINK" ]] && vars+="|KAKAO_MEMO_LINK=$KAKAO_MEMO_LINK"
   [[ "$role" == callback && -n "$KAKAO_APP_ID" ]] && vars+="|KAKAO_APP_ID=$KAKAO_APP_ID"
   printf '^|^%s' "$vars"
 }
@@ -349,8 +425,8 @@ secret_vars() {
 }
 
 deploy_function() {
-  local name="$1" entry_point="$2" access="$3" redirect_uri="$4" role=other
-  [[ "$name" == "$CALLBACK_FUNCTION" ]] && role=callback
+  local name="$1" entry_point="$2" access="$3" redirect_uri="$4" role=other account="$RUNTIME_ACCOUNT"
+  [[ "$name" == "$CALLBACK_FUNCTION" ]] && role=callback account="$CALLBACK_ACCOUNT"
   # The sweep is CPU-bound in the storage client (~8 CPU-seconds per 1,000 refreshes,
   # BENCHMARKS.md): 256Mi alone gives 0.167 vCPU, too slow for its deadline. A whole vCPU is
   # billed only while a sweep runs; the other functions answer one short request at a time.
@@ -361,7 +437,7 @@ deploy_function() {
   say "Deploying $name / 배포"
   g functions deploy "$name" --gen2 --runtime="$PYTHON_RUNTIME" --region="$REGION" \
     --source="$HERE" --entry-point="$entry_point" --trigger-http "$access" \
-    --service-account="$RUNTIME_ACCOUNT" "${resources[@]}" --timeout=60s \
+    --service-account="$account" "${resources[@]}" --timeout=60s \
     --set-env-vars="$(env_vars "$redirect_uri" "$role")" --set-secrets="$(secret_vars "$role")"
 }
 
@@ -390,7 +466,8 @@ identity_state() {
 }
 
 # The provider admits tokens of the listed repositories only, and is rewritten on every run:
-# a repository taken off GITHUB_REPOSITORY can no longer get in.
+# a repository taken off GITHUB_REPOSITORY can no longer get in. --no-disabled: a provider
+# disabled by a run with GITHUB_REPOSITORY emptied (revoke_github_access) works again.
 ensure_github_identity() {
   local state provider_flags=(--location=global --workload-identity-pool="$GITHUB_POOL")
   local settings=(--issuer-uri="$GITHUB_ISSUER" --attribute-mapping="$GITHUB_ATTRIBUTE_MAPPING"
@@ -414,7 +491,7 @@ ensure_github_identity() {
       g iam workload-identity-pools providers undelete "$GITHUB_PROVIDER" "${provider_flags[@]}" >/dev/null
     fi
     g iam workload-identity-pools providers update-oidc "$GITHUB_PROVIDER" "${provider_flags[@]}" \
-      "${settings[@]}" >/dev/null
+      "${settings[@]}" --no-disabled >/dev/null
   fi
 }
 
@@ -433,15 +510,22 @@ github_principal_prefix() {
 # Each listed repository may act as the reader account, which may call kakao-token and nothing
 # else: no project role, no invoker on the callback or the refresh.
 grant_github_access() {
-  local number="$1" prefix policy lines line role member repository
+  local number="$1" prefix repository
   prefix="$(github_principal_prefix "$number")"
   say "Letting ${github_repositories[*]} act as $GITHUB_ACCOUNT / GitHub 저장소 권한"
   for repository in "${github_repositories[@]}"; do
     g iam service-accounts add-iam-policy-binding "$GITHUB_ACCOUNT" \
       --role=roles/iam.workloadIdentityUser --member="$prefix$repository" >/dev/null
   done
-  # The provider's condition already shuts out a repository taken off the list; its binding goes
-  # too, so the account's policy says who may use it. Bindings not made by us are left alone.
+  remove_unlisted_repositories "$prefix"
+  g functions add-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
+    --member="serviceAccount:$GITHUB_ACCOUNT" >/dev/null
+}
+
+# The provider's condition already shuts out a repository taken off the list; its binding goes
+# too, so the account's policy says who may use it. Bindings not made by us are left alone.
+remove_unlisted_repositories() {
+  local prefix="$1" policy lines line role member
   policy="$(g iam service-accounts get-iam-policy "$GITHUB_ACCOUNT" \
     --flatten='bindings[].members' --format='value(bindings.role,bindings.members)')"
   readarray -t lines <<<"$policy"
@@ -453,8 +537,34 @@ grant_github_access() {
     g iam service-accounts remove-iam-policy-binding "$GITHUB_ACCOUNT" \
       --role=roles/iam.workloadIdentityUser --member="$member" >/dev/null
   done
-  g functions add-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
-    --member="serviceAccount:$GITHUB_ACCOUNT" >/dev/null
+}
+
+# GITHUB_REPOSITORY emptied: whatever an earlier run let in goes, at the start of the run. The
+# provider is disabled, not deleted: a disabled provider exchanges no token, and the update is
+# the same on every run and undone by the --no-disabled of the next run that lists a
+# repository, where a deleted one would sit in DELETED for 30 days, to be undeleted. The
+# workloadIdentityUser bindings and the account's invoker on kakao-token go too, so a federated
+# token or an ID token got before the provider was disabled (valid up to an hour) is refused.
+# The pool and the account stay, holding nothing. Without a pool or an account, nothing to do.
+revoke_github_access() {
+  local pool_state provider_state account=no
+  pool_state="$(identity_state describe "$GITHUB_POOL")"
+  exists iam service-accounts describe "$GITHUB_ACCOUNT" && account=yes
+  [[ -n "$pool_state" || "$account" == yes ]] || return 0
+  say "GITHUB_REPOSITORY is empty: GitHub Actions gets no access (pool $GITHUB_POOL) / GitHub Actions 접근 권한 없음"
+  if [[ "$pool_state" == ACTIVE ]]; then
+    provider_state="$(identity_state providers describe "$GITHUB_PROVIDER" --workload-identity-pool="$GITHUB_POOL")"
+    if [[ "$provider_state" == ACTIVE ]]; then
+      g iam workload-identity-pools providers update-oidc "$GITHUB_PROVIDER" --location=global \
+        --workload-identity-pool="$GITHUB_POOL" --disabled >/dev/null
+    fi
+  fi
+  [[ "$account" == yes ]] || return 0
+  remove_unlisted_repositories "$(github_principal_prefix "$(project_number)")"
+  if revoke functions remove-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
+    --member="serviceAccount:$GITHUB_ACCOUNT"; then
+    say "$GITHUB_ACCOUNT may no longer call $TOKEN_FUNCTION / 호출 권한 삭제"
+  fi
 }
 
 # KAKAO_TOKEN_ACTION, else this checkout's github.com origin at its version; the remote's
@@ -638,6 +748,40 @@ write_alert_policy() {
 EOF
 }
 
+# Step 2 of the final message. The claim link is the secret: this is the one place it is shown.
+login_step() {
+  local callback_url="$1" owner="$2"
+  if [[ -n "$CLAIM_LINK" ]]; then
+    cat <<EOF
+2. Then become the owner: open this link in a browser and log in. It works once, within a day;
+   \`python -m token_logic claim-url\` makes a new one.
+   그다음 소유자가 되려면 이 링크를 브라우저에서 열어 로그인하세요. 하루 안에 한 번만 쓸 수
+   있습니다. 새 링크는 \`python -m token_logic claim-url\` 로 만듭니다:
+     $CLAIM_LINK
+EOF
+  elif [[ "$owner" == yes ]]; then
+    cat <<EOF
+2. This deployment has an owner, who logs in again here; to hand it over, open a link from
+   \`python -m token_logic claim-url\` with the new account.
+   소유자는 여기서 다시 로그인합니다. 소유자를 바꾸려면 \`python -m token_logic claim-url\` 의
+   링크를 새 계정으로 여세요:
+     $callback_url
+EOF
+  elif [[ "$owner" == unknown ]]; then
+    cat <<EOF
+2. Could not tell whether anyone owns this deployment (above), so no claim link was made: run
+   \`python -m token_logic claim-url\` and open its link to become the owner.
+   소유자 확인에 실패해 소유권 링크를 만들지 않았습니다. \`python -m token_logic claim-url\` 의
+   링크를 여세요. Login / 로그인: $callback_url
+EOF
+  else
+    cat <<EOF
+2. Then open it in a browser to log in / 그다음 브라우저에서 열어 로그인하세요:
+     $callback_url
+EOF
+  fi
+}
+
 first_line() {
   printf '%s' "${1%%$'\n'*}"
 }
@@ -668,6 +812,52 @@ ensure_alerts() {
   fi
 }
 
+# Whether the token document exists: yes, no, or unknown (any failure but "not found").
+token_document_exists() {
+  local out
+  if out="$(g storage objects describe "gs://$TOKEN_BUCKET/$TOKEN_OBJECT" --format='value(name)' 2>&1)"; then
+    echo yes
+  elif [[ "$out" == *"not found"* ]]; then
+    echo no
+  else
+    printf '%s\n' "$out" >&2
+    echo unknown
+  fi
+}
+
+sha256_hex() {
+  local digest
+  if command -v sha256sum >/dev/null; then digest="$(sha256sum)"; else digest="$(shasum -a 256)"; fi
+  printf '%s' "${digest%% *}"
+}
+
+# A claim link for the first owner, as token_logic/claim.py's issue_claim makes one (keep the
+# two alike): 32 random bytes, URL-safe base64 without padding (secrets.token_urlsafe(32)); the
+# bucket keeps only their SHA-256, beside the token document, for a day; a newer claim replaces
+# it. The secret lives in this shell's variable and travels through pipes: never an argument
+# (ps would show it), never a log line; its one way out is the link in the final message. The
+# link is set in CLAIM_LINK.
+issue_claim() {
+  { set +x; } 2>/dev/null # bash -x would print the secret
+  local callback_url="$1" secret digest now record object="$CLAIM_OBJECT" out
+  [[ "$TOKEN_OBJECT" == */* ]] && object="${TOKEN_OBJECT%/*}/$CLAIM_OBJECT"
+  secret="$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  [[ "$secret" =~ ^[A-Za-z0-9_-]{43}$ ]] || fail "could not make a claim secret from /dev/urandom"
+  digest="$(printf '%s' "$secret" | sha256_hex)"
+  [[ "$digest" =~ ^[0-9a-f]{64}$ ]] || fail "could not hash the claim secret"
+  now="$(date +%s)"
+  # json.dumps(..., sort_keys=True), as claim.py writes it.
+  record="$(printf '{"created_at": %d, "expires_at": %d, "sha256": "%s"}' \
+    "$now" "$((now + CLAIM_LIFETIME_SECONDS))" "$digest")"
+  say "Claim for the first owner: gs://$TOKEN_BUCKET/$object / 소유권 링크"
+  if ! out="$(printf '%s' "$record" | g storage cp - "gs://$TOKEN_BUCKET/$object" \
+    --cache-control=no-store --content-type=application/json 2>&1 >/dev/null)"; then
+    printf '%s\n' "$out" >&2
+    fail "could not write the claim to gs://$TOKEN_BUCKET/$object (above)"
+  fi
+  CLAIM_LINK="${callback_url%/}/claim#$secret"
+}
+
 main() {
   # Files handed to gcloud (the lifecycle rule, the alert policy), gone when the script ends.
   WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/kakao-deploy.XXXXXX")"
@@ -678,12 +868,15 @@ main() {
   put_secret "$CLIENT_SECRET_SECRET" "$KAKAO_CLIENT_SECRET"
   if [[ -n "$KAKAO_ADMIN_KEY" ]]; then put_secret "$ADMIN_KEY_SECRET" "$KAKAO_ADMIN_KEY"; fi
   ensure_service_account "$RUNTIME_ACCOUNT_NAME" "$RUNTIME_ACCOUNT" "kakao-token-function runtime"
+  ensure_service_account "$CALLBACK_ACCOUNT_NAME" "$CALLBACK_ACCOUNT" "kakao-token-function callback"
   ensure_service_account "$SCHEDULER_ACCOUNT_NAME" "$SCHEDULER_ACCOUNT" "kakao-token-function scheduler"
   # Made early: a new account takes a while to be usable in IAM bindings, which come after the
   # deploys.
   if [[ ${#github_repositories[@]} -gt 0 ]]; then
     ensure_service_account "$GITHUB_ACCOUNT_NAME" "$GITHUB_ACCOUNT" "kakao-token-function GitHub Actions"
     ensure_github_identity
+  else
+    revoke_github_access
   fi
   grant_least_privilege
 
@@ -698,6 +891,7 @@ main() {
   deploy_function "$CALLBACK_FUNCTION" kakao_callback --allow-unauthenticated "$callback_url"
   deploy_function "$REFRESH_FUNCTION" kakao_refresh --no-allow-unauthenticated "$callback_url"
   deploy_function "$TOKEN_FUNCTION" kakao_token --no-allow-unauthenticated "$callback_url"
+  revoke_shared_admin_key
 
   local refresh_url token_url
   refresh_url="$(deployed_url "$REFRESH_FUNCTION")"
@@ -713,6 +907,15 @@ main() {
   fi
   ensure_scheduler_job "$refresh_url"
   if [[ -n "$ALERT_EMAIL" ]]; then ensure_alerts "$callback_url"; fi
+  # Last, once everything else is in place: the link works for a day from now. Only while
+  # nobody owns the deployment (no token document yet): a claim link also hands an owned one
+  # over, so a re-deploy makes none; `python -m token_logic claim-url` does, when wanted.
+  local owner=n/a
+  CLAIM_LINK=""
+  if [[ "$NEEDS_CLAIM" == yes ]]; then
+    owner="$(token_document_exists)"
+    if [[ "$owner" == no ]]; then issue_claim "$callback_url"; fi
+  fi
 
   cat <<EOF
 
@@ -720,8 +923,7 @@ Done / 완료.
 1. Register this Redirect URI in the Kakao console (내 애플리케이션 > 카카오 로그인 > Redirect URI):
    카카오 콘솔에 아래 Redirect URI를 그대로 등록하세요:
      $callback_url
-2. Then open it in a browser to log in / 그다음 브라우저에서 열어 로그인하세요:
-     $callback_url
+$(login_step "$callback_url" "$owner")
 3. Tokens are kept alive by $SCHEDULER_JOB ($REFRESH_SCHEDULE, Asia/Seoul).
 4. Token endpoint (private; TOKEN_READERS may call it) / 토큰 엔드포인트:
      $token_url

@@ -1,7 +1,8 @@
 """A recording stand-in for `gcloud`, put first on PATH by the deploy tests.
 
-Each call is appended to $FAKE_GCLOUD_LOG as a JSON list of arguments (stdin is recorded only
-as its length, so secrets never land in the log; a --policy-from-file or --lifecycle-file is
+Each call is appended to $FAKE_GCLOUD_LOG as a JSON list of arguments (a secret's stdin is
+recorded only as its length, so secrets never land in the log; what `storage cp -` uploads, a
+claim holding only a hash, is recorded whole; a --policy-from-file or --lifecycle-file is
 recorded with its text, since deploy.sh deletes it). Resources it is asked to create are
 remembered in $FAKE_GCLOUD_STATE, so describe and list calls answer like a real project would.
 """
@@ -20,12 +21,15 @@ PROJECT_NUMBER = "418990000123"
 def main(argv: list[str]) -> int:
     state_path = Path(os.environ["FAKE_GCLOUD_STATE"])
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    stdin = sys.stdin.read() if "--data-file=-" in argv else None
+    upload = argv[:3] == ["storage", "cp", "-"]
+    stdin = sys.stdin.read() if "--data-file=-" in argv or upload else None
     with open(os.environ["FAKE_GCLOUD_LOG"], "a") as log:
         entry: dict[str, object] = {
             "args": argv,
             "stdin_length": None if stdin is None else len(stdin),
         }
+        if upload:
+            entry["stdin"] = stdin
         if policy_file := option(argv, "policy-from-file"):
             entry["policy"] = Path(policy_file).read_text()
         if lifecycle_file := option(argv, "lifecycle-file"):
@@ -57,6 +61,10 @@ def answer(
         return identity_pools(words[2:], argv, state)
     if words[:2] == ["iam", "service-accounts"] and "iam-policy" in words[2]:
         return service_account_policy(words[2:], argv, state)
+    if words[0] == "storage" and words[1] in ("cp", "objects"):
+        return objects(words, state, stdin)
+    if "policy-binding" in words[1] and words[0] in ("secrets", "functions"):
+        return bindings(words, argv, state)
     table = state.setdefault(words[0] + "." + (words[1] if len(words) > 1 else ""), {})
     if words[:2] == ["storage", "buckets"] or words[:2] == ["iam", "service-accounts"]:
         name = words[3] if len(words) > 3 else ""
@@ -100,6 +108,7 @@ def answer(
         return 0
     if words[:2] == ["functions", "deploy"]:
         functions[words[2]] = f"https://{words[2]}-abc123-du.a.run.app"
+        state.setdefault("functions.accounts", {})[words[2]] = option(argv, "service-account")
         return 0
     if kind == "scheduler jobs list":  # --format='value(name.basename())': one id a line
         print("\n".join(state.setdefault("scheduler.jobs", {})))
@@ -141,6 +150,54 @@ def identity_pools(words: list[str], argv: list[str], state: dict[str, dict[str,
         table[name] = "ACTIVE"
     if verb == "update-oidc" and found != "ACTIVE":
         print(f"ERROR: cannot update {name} ({found})", file=sys.stderr)
+        return 1
+    if verb in ("create-oidc", "update-oidc") and {"--disabled", "--no-disabled"} & set(argv):
+        disabled = state.setdefault("iam.workload-identity-pools.providers.disabled", {})
+        disabled[name] = "yes" if "--disabled" in argv else "no"
+    return 0
+
+
+def objects(words: list[str], state: dict[str, dict[str, str]], stdin: str | None) -> int:
+    """`storage cp - gs://B/O` keeps stdin as the object; `storage objects describe gs://B/O`
+    finds it, or says "not found: 404" as gcloud does (a row "forbidden", set by a test, makes
+    it a 403 instead)."""
+    table = state.setdefault("storage.objects", {})
+    if words[1] == "cp" and words[2] == "-" and stdin is not None:
+        table[words[3]] = stdin
+        return 0
+    if words[1:3] == ["objects", "describe"] and "forbidden" in table:
+        print(
+            "ERROR: (gcloud.storage.objects.describe) HTTPError 403: someone@example.com does not "
+            "have storage.objects.get access to the Google Cloud Storage object.",
+            file=sys.stderr,
+        )
+        return 1
+    if words[1:3] == ["objects", "describe"]:
+        if words[3] not in table:
+            print(
+                f"ERROR: (gcloud.storage.objects.describe) {words[3]} not found: 404.",
+                file=sys.stderr,
+            )
+            return 1
+        print(words[3].split("/", 3)[3])
+        return 0
+    return 0
+
+
+def bindings(words: list[str], argv: list[str], state: dict[str, dict[str, str]]) -> int:
+    """secrets add/remove-iam-policy-binding and functions add/remove-invoker-policy-binding keep
+    "resource role member" rows; removing a row that is not there fails as gcloud's does."""
+    table = state.setdefault(f"{words[0]}.policy", {})
+    role = option(argv, "role") or "roles/run.invoker"
+    row = f"{words[2]} {role} {option(argv, 'member')}"
+    if words[1].startswith("add-"):
+        table[row] = "yes"
+    elif words[1].startswith("remove-") and table.pop(row, None) is None:
+        print(
+            f"ERROR: (gcloud.{words[0]}.{words[1]}) Policy binding with the specified principal "
+            "and role not found!",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -3,6 +3,7 @@ against the real gcloud CLI when it is installed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,10 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fake_gcloud import PROJECT_NUMBER
+from tests.helpers import FakeClock
+from token_logic.budget import Deadline
+from token_logic.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
+from token_logic.file_store import FileTokenStore
 
 INPUTS = {
     "GOOGLE_CLOUD_PROJECT": "kakao-demo-123",
@@ -45,6 +51,11 @@ FULL_INPUTS = {
     "ALERT_EMAIL": "me@example.com",
 }
 SCHEDULER_ACCOUNT = "kakao-token-scheduler@kakao-demo-123.iam.gserviceaccount.com"
+RUNTIME_ACCOUNT = "kakao-token-fn@kakao-demo-123.iam.gserviceaccount.com"
+CALLBACK_ACCOUNT = "kakao-token-callback@kakao-demo-123.iam.gserviceaccount.com"
+FUNCTIONS = ("kakao-callback", "kakao-refresh", "kakao-token")
+# One document and no allowlist: the first owner comes through a claim link.
+SINGLE_INPUTS = {k: v for k, v in INPUTS.items() if k != "ALLOWED_KAKAO_USER_IDS"}
 GITHUB_INPUTS = {
     **INPUTS,
     "GITHUB_REPOSITORY": "me/bot, me/other",
@@ -90,6 +101,15 @@ class Deployer:
             check=False,
         )
 
+    def run_with_file(
+        self, inputs: dict[str, str], *args: str, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs deploy.sh with ``inputs`` in a deploy.env file: GITHUB_REPOSITORY is read from
+        nowhere else."""
+        env_file = self.bin.parent / "inputs.env"
+        env_file.write_text("".join(f'{k}="{v}"\n' for k, v in inputs.items()))
+        return self.run("--env-file", str(env_file), *args, **env)
+
     def calls(self) -> list[list[str]]:
         return [json.loads(line)["args"] for line in self.log.read_text().splitlines()]
 
@@ -101,6 +121,11 @@ class Deployer:
         state = json.loads(self.state.read_text())
         state.setdefault(table, {}).update(rows)
         self.state.write_text(json.dumps(state))
+
+    def table(self, name: str) -> dict[str, str]:
+        """One table of the fake project, as the last run left it."""
+        rows: dict[str, str] = json.loads(self.state.read_text()).get(name, {})
+        return rows
 
     def policies(self) -> list[dict[str, Any]]:
         """The alert policy files deploy.sh handed to gcloud, parsed."""
@@ -173,6 +198,13 @@ def test_missing_inputs_fail_before_anything_is_created(deployer: Deployer) -> N
         ("KAKAO_APP_ID", "my-app"),
         ("ALERT_EMAIL", "me at gmail"),
         ("KAKAO_ADMIN_KEY", "not a key"),
+        ("KAKAO_PKCE", "false"),
+        ("KAKAO_PKCE", "2"),
+        ("KAKAO_MEMO_LINK", "developers.kakao.com"),
+        ("KAKAO_MEMO_LINK", "javascript:alert(1)"),
+        ("KAKAO_MEMO_LINK", "https://"),
+        ("KAKAO_MEMO_LINK", "https://example.com/a|KAKAO_PKCE=0"),
+        ("KAKAO_MEMO_LINK", "https://example.com/a b"),
     ],
 )
 def test_malformed_inputs_are_refused_up_front(deployer: Deployer, name: str, value: str) -> None:
@@ -198,10 +230,10 @@ def test_first_run_creates_everything_safely(deployer: Deployer) -> None:
         "kakao-rest-api-key",
         "kakao-client-secret",
     }
-    assert len(find(calls, "iam", "service-accounts", "create")) == 2
+    assert len(find(calls, "iam", "service-accounts", "create")) == 3
     binding = find(calls, "storage", "buckets", "add-iam-policy-binding")[0]
     assert "gs://kakao-demo-123-tokens" in binding and "--role=roles/storage.objectUser" in binding
-    assert len(find(calls, "secrets", "add-iam-policy-binding")) == 2
+    assert len(find(calls, "secrets", "add-iam-policy-binding")) == 4  # two accounts, two each
 
     callback_deploys = find(calls, "functions", "deploy", "kakao-callback")
     assert len(callback_deploys) == 2  # once to learn its URL, once with it
@@ -212,6 +244,7 @@ def test_first_run_creates_everything_safely(deployer: Deployer) -> None:
     assert f"KAKAO_REDIRECT_URI={CALLBACK_URL}" in env_vars
     assert "KAKAO_SCOPE=talk_message,openid" in env_vars
     assert "KAKAO_CLIENT_SECRET" not in env_vars and "KAKAO_REST_API_KEY" not in env_vars
+    assert "KAKAO_PKCE" not in env_vars and "KAKAO_MEMO_LINK" not in env_vars  # unset: defaults
     secrets_flag = next(arg for arg in final if arg.startswith("--set-secrets="))
     assert "KAKAO_CLIENT_SECRET=kakao-client-secret:latest" in secrets_flag
 
@@ -479,8 +512,8 @@ def test_no_token_readers_means_no_grant_on_the_token_endpoint(deployer: Deploye
 def test_admin_key_goes_to_the_callback_only_and_the_webhook_url_is_printed(
     deployer: Deployer,
 ) -> None:
-    """The admin key: a secret on stdin, readable by the runtime account, mounted on the callback
-    alone; the app id is a plain variable there; the unlink webhook URL and its place are shown."""
+    """The admin key: a secret on stdin, readable by the callback's account alone, mounted on the
+    callback alone; the app id is a plain variable there; the unlink webhook URL is shown."""
     result = deployer.run(**FULL_INPUTS)
 
     assert result.returncode == 0, result.stderr
@@ -489,8 +522,8 @@ def test_admin_key_goes_to_the_callback_only_and_the_webhook_url_is_printed(
         e for e in deployer.entries() if e["args"][:3] == ["secrets", "create", "kakao-admin-key"]
     ]
     assert [e["stdin_length"] for e in created] == [len(FULL_INPUTS["KAKAO_ADMIN_KEY"])]
-    granted = [c[2] for c in find(calls, "secrets", "add-iam-policy-binding")]
-    assert "kakao-admin-key" in granted
+    granted = find(calls, "secrets", "add-iam-policy-binding", "kakao-admin-key")
+    assert [flag(c, "member") for c in granted] == [f"serviceAccount:{CALLBACK_ACCOUNT}"]
     for callback in find(calls, "functions", "deploy", "kakao-callback"):
         assert "KAKAO_ADMIN_KEY=kakao-admin-key:latest" in flag(callback, "set-secrets")
         assert "KAKAO_APP_ID=1234567" in flag(callback, "set-env-vars")
@@ -503,11 +536,15 @@ def test_admin_key_goes_to_the_callback_only_and_the_webhook_url_is_printed(
 
 
 def test_without_admin_key_there_is_no_webhook(deployer: Deployer) -> None:
-    """No KAKAO_ADMIN_KEY: no admin secret, no grant on it, no webhook URL printed."""
+    """No KAKAO_ADMIN_KEY: no admin secret, no grant on it, no webhook URL printed; only the
+    runtime account's access to one left by an earlier run is taken back (none here)."""
     result = deployer.run(**INPUTS)
 
     assert result.returncode == 0, result.stderr
-    assert "kakao-admin-key" not in deployer.log.read_text()
+    mentioned = [c for c in deployer.calls() if "kakao-admin-key" in c]
+    assert [c[:3] for c in mentioned] == [
+        ["secrets", "remove-iam-policy-binding", "kakao-admin-key"]
+    ]
     assert "/unlink" not in result.stdout
 
 
@@ -674,6 +711,276 @@ def test_bad_refresh_shards_are_refused(deployer: Deployer, shards: str) -> None
     assert deployer.calls() == []
 
 
+def test_kakao_pkce_and_memo_link_pass_through_to_every_function(deployer: Deployer) -> None:
+    """KAKAO_PKCE=0 (PKCE off) and KAKAO_MEMO_LINK reach all three functions as set, a link with
+    a comma and a query intact."""
+    link = "https://example.com/memo?from=kakao,bot"
+    result = deployer.run(**INPUTS, KAKAO_PKCE="0", KAKAO_MEMO_LINK=link)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    deploys = [find(calls, "functions", "deploy", name)[-1] for name in FUNCTIONS]
+    for deploy in deploys:
+        env_vars = flag(deploy, "set-env-vars")
+        assert env_vars.startswith("^|^"), deploy[2]
+        assert set(env_vars[3:].split("|")) >= {"KAKAO_PKCE=0", f"KAKAO_MEMO_LINK={link}"}
+
+
+def test_kakao_pkce_and_memo_link_come_from_deploy_env(deployer: Deployer) -> None:
+    """Both are deploy.env settings like the others; KAKAO_PKCE=1 is passed as written."""
+    result = deployer.run_with_file(
+        {**INPUTS, "KAKAO_PKCE": "1", "KAKAO_MEMO_LINK": "http://memo.example.com"}
+    )
+
+    assert result.returncode == 0, result.stderr
+    [token] = find(deployer.calls(), "functions", "deploy", "kakao-token")
+    env_vars = flag(token, "set-env-vars")[3:].split("|")
+    assert "KAKAO_PKCE=1" in env_vars and "KAKAO_MEMO_LINK=http://memo.example.com" in env_vars
+
+
+# Each function's account: the callback's own, and the runtime account for the other two.
+
+
+def test_the_callback_runs_as_its_own_account_the_only_one_reading_the_admin_key(
+    deployer: Deployer,
+) -> None:
+    """kakao-callback runs as kakao-token-callback, which reads the REST key, the client secret
+    and the admin key; kakao-refresh and kakao-token run as kakao-token-fn, which reads the first
+    two only. Both get the bucket; every grant is on its resource, none project-wide."""
+    result = deployer.run(**FULL_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    accounts = {
+        name: flag(find(calls, "functions", "deploy", name)[0], "service-account")
+        for name in FUNCTIONS
+    }
+    assert accounts == {
+        "kakao-callback": CALLBACK_ACCOUNT,
+        "kakao-refresh": RUNTIME_ACCOUNT,
+        "kakao-token": RUNTIME_ACCOUNT,
+    }
+    created = [c[3] for c in find(calls, "iam", "service-accounts", "create")]
+    assert "kakao-token-callback" in created
+    bucket = find(calls, "storage", "buckets", "add-iam-policy-binding")
+    assert sorted(flag(c, "member") for c in bucket) == sorted(
+        [f"serviceAccount:{CALLBACK_ACCOUNT}", f"serviceAccount:{RUNTIME_ACCOUNT}"]
+    )
+    assert {flag(c, "role") for c in bucket} == {"roles/storage.objectUser"}
+    readers = {(row.split(" ")[0], row.split(" ")[2]) for row in deployer.table("secrets.policy")}
+    assert readers == {
+        ("kakao-rest-api-key", f"serviceAccount:{CALLBACK_ACCOUNT}"),
+        ("kakao-client-secret", f"serviceAccount:{CALLBACK_ACCOUNT}"),
+        ("kakao-admin-key", f"serviceAccount:{CALLBACK_ACCOUNT}"),
+        ("kakao-rest-api-key", f"serviceAccount:{RUNTIME_ACCOUNT}"),
+        ("kakao-client-secret", f"serviceAccount:{RUNTIME_ACCOUNT}"),
+    }
+    assert find(calls, "projects", "add-iam-policy-binding") == []
+    first_grant = calls.index(find(calls, "secrets", "add-iam-policy-binding")[0])
+    assert (
+        calls.index(find(calls, "iam", "service-accounts", "create", "kakao-token-callback")[0])
+        < first_grant
+    )
+
+
+def test_a_shared_account_deployment_moves_the_callback_and_loses_the_admin_key(
+    deployer: Deployer,
+) -> None:
+    """A deployment made when all three functions shared kakao-token-fn (which could read the
+    admin key): the re-run deploys the callback on its own account, then takes the admin key
+    from kakao-token-fn; a further run finds nothing to take and changes nothing."""
+    deployer.run(**FULL_INPUTS)
+    shared = f"kakao-admin-key roles/secretmanager.secretAccessor serviceAccount:{RUNTIME_ACCOUNT}"
+    deployer.edit_state("secrets.policy", **{shared: "yes"})  # what the shared deploy.sh granted
+    deployer.edit_state("functions.accounts", **dict.fromkeys(FUNCTIONS, RUNTIME_ACCOUNT))
+
+    result = deployer.run(**FULL_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    [callback] = find(calls, "functions", "deploy", "kakao-callback")
+    assert flag(callback, "service-account") == CALLBACK_ACCOUNT
+    [revoked] = find(calls, "secrets", "remove-iam-policy-binding")
+    assert revoked[2] == "kakao-admin-key"
+    assert flag(revoked, "member") == f"serviceAccount:{RUNTIME_ACCOUNT}"
+    assert flag(revoked, "role") == "roles/secretmanager.secretAccessor"
+    assert calls.index(callback) < calls.index(revoked)
+    assert shared not in deployer.table("secrets.policy")
+    assert deployer.table("functions.accounts")["kakao-callback"] == CALLBACK_ACCOUNT
+    assert "may no longer read kakao-admin-key" in result.stdout
+    policy_after_move = deployer.table("secrets.policy")
+
+    again = deployer.run(**FULL_INPUTS)
+
+    assert again.returncode == 0, again.stderr
+    assert len(find(deployer.calls(), "secrets", "remove-iam-policy-binding")) == 1  # not found
+    assert "may no longer read" not in again.stdout
+    assert deployer.table("secrets.policy") == policy_after_move
+
+
+# The first owner's claim link (token_logic/claim.py), written by deploy.sh at the end.
+
+CLAIM_LINK_RE = re.compile(re.escape(CALLBACK_URL) + r"/claim#([A-Za-z0-9_-]+)")
+
+
+def claim_uploads(deployer: Deployer) -> list[dict[str, Any]]:
+    return [e for e in deployer.entries() if e["args"][:3] == ["storage", "cp", "-"]]
+
+
+def printed_secret(stdout: str) -> str:
+    [secret] = CLAIM_LINK_RE.findall(stdout)
+    assert len(secret) == 43  # secrets.token_urlsafe(32)
+    return secret
+
+
+def accepted(record: str, secret: str, token_object: str, now: int, tmp_path: Path) -> bool:
+    """Whether token_logic's own valid_claim takes ``secret`` against the claim deploy.sh wrote,
+    put where the function reads it (a file store standing in for the bucket)."""
+    name = claim_name(token_object)
+    folder = tmp_path / f"store-{now}-{secret[:6]}"
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(record)
+    clock = FakeClock(now)
+    store = FileTokenStore(folder)
+    return valid_claim(store, name, secret, now, Deadline.after(10, clock)) is not None
+
+
+def test_a_single_document_deployment_ends_with_a_claim_link(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """One document, no allowlist: the last step uploads a fresh claim on stdin beside the
+    token, the SHA-256 of the secret that only the printed link holds; token_logic accepts it
+    for a day, and only with that secret."""
+    started = int(time.time())
+
+    result = deployer.run(**SINGLE_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    [upload] = claim_uploads(deployer)
+    assert upload["args"][3] == "gs://kakao-demo-123-tokens/.kakao-token-claim.json"
+    assert "--cache-control=no-store" in upload["args"]
+    assert "--content-type=application/json" in upload["args"]
+    assert upload == deployer.entries()[-1]  # the last step
+    record = json.loads(upload["stdin"])
+    assert upload["stdin"] == json.dumps(record, sort_keys=True)  # as claim.py writes it
+    assert set(record) == {"created_at", "expires_at", "sha256"}
+    secret = printed_secret(result.stdout)
+    assert record["sha256"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert started <= record["created_at"] <= int(time.time())
+    assert record["expires_at"] == record["created_at"] + CLAIM_LIFETIME_SECONDS
+    now = record["created_at"]
+    assert accepted(upload["stdin"], secret, "kakao_token.json", now, tmp_path)
+    assert accepted(upload["stdin"], secret, "kakao_token.json", now + 86399, tmp_path)
+    assert not accepted(upload["stdin"], secret, "kakao_token.json", now + 86400, tmp_path)
+    assert not accepted(upload["stdin"], secret[:-1] + "A", "kakao_token.json", now, tmp_path)
+
+
+def test_the_claim_secret_is_in_the_final_message_and_nowhere_else(deployer: Deployer) -> None:
+    """The link appears once, in step 2 of the message (Korean and English, naming claim-url);
+    the secret is in no gcloud argument, no recorded stdin, no stderr."""
+    result = deployer.run(**SINGLE_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    secret = printed_secret(result.stdout)
+    assert result.stdout.count(secret) == 1
+    assert secret not in result.stderr
+    assert secret not in deployer.log.read_text()
+    assert all(secret not in arg for call in deployer.calls() for arg in call)
+    step = result.stdout.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    assert f"{CALLBACK_URL}/claim#{secret}" in step
+    for words in ("become the owner", "works once, within a day", "소유자", "하루 안에 한 번"):
+        assert words in step, words
+    assert "python -m token_logic claim-url" in step
+
+
+def test_the_claim_lives_beside_a_token_object_in_a_folder(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """TOKEN_OBJECT=tokens/kakao.json: the claim is tokens/.kakao-token-claim.json, where
+    token_logic looks for it, and the owner check looks at tokens/kakao.json."""
+    result = deployer.run(**SINGLE_INPUTS, TOKEN_OBJECT="tokens/kakao.json")
+
+    assert result.returncode == 0, result.stderr
+    [described] = find(deployer.calls(), "storage", "objects", "describe")
+    assert described[3] == "gs://kakao-demo-123-tokens/tokens/kakao.json"
+    [upload] = claim_uploads(deployer)
+    assert upload["args"][3] == "gs://kakao-demo-123-tokens/" + claim_name("tokens/kakao.json")
+    assert upload["args"][3].endswith("/tokens/.kakao-token-claim.json")
+    secret = printed_secret(result.stdout)
+    now = json.loads(upload["stdin"])["created_at"]
+    assert accepted(upload["stdin"], secret, "tokens/kakao.json", now, tmp_path)
+
+
+def test_a_rerun_before_the_first_login_replaces_the_claim_and_an_owner_gets_none(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """Nobody logged in yet: each run writes a new claim (the older link stops working). Once a
+    token document exists the deployment has an owner: no claim is written and no link printed,
+    only how to hand it over."""
+    first = deployer.run(**SINGLE_INPUTS)
+    first_secret = printed_secret(first.stdout)
+
+    second = deployer.run(**SINGLE_INPUTS)
+
+    assert second.returncode == 0, second.stderr
+    [upload] = claim_uploads(deployer)
+    second_secret = printed_secret(second.stdout)
+    assert second_secret != first_secret
+    now = json.loads(upload["stdin"])["created_at"]
+    assert accepted(upload["stdin"], second_secret, "kakao_token.json", now, tmp_path)
+    assert not accepted(upload["stdin"], first_secret, "kakao_token.json", now, tmp_path)
+    deployer.edit_state(
+        "storage.objects", **{"gs://kakao-demo-123-tokens/kakao_token.json": '{"user_id": 1}'}
+    )
+
+    owned = deployer.run(**SINGLE_INPUTS)
+
+    assert owned.returncode == 0, owned.stderr
+    assert claim_uploads(deployer) == []
+    assert "/claim" not in owned.stdout
+    assert "has an owner" in owned.stdout and "python -m token_logic claim-url" in owned.stdout
+    stored = deployer.table("storage.objects")["gs://kakao-demo-123-tokens/.kakao-token-claim.json"]
+    assert stored == upload["stdin"]  # the last claim, untouched
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {**SINGLE_INPUTS, "TOKEN_OBJECT": "users/{user_id}/token.json"},
+        {**SINGLE_INPUTS, "TOKEN_OBJECT": "tokens/{user_id}.json"},
+        INPUTS,  # ALLOWED_KAKAO_USER_IDS
+    ],
+)
+def test_no_claim_for_per_user_documents_or_an_allowlist(
+    deployer: Deployer, inputs: dict[str, str]
+) -> None:
+    """Per-user documents and an allowlist need no claim: nothing read or written, no link."""
+    result = deployer.run(**inputs)
+
+    assert result.returncode == 0, result.stderr
+    assert [
+        c for c in deployer.calls() if c[:2] in (["storage", "cp"], ["storage", "objects"])
+    ] == []
+    assert "/claim" not in result.stdout and "claim-url" not in result.stdout
+    assert (
+        f"log in / 그다음 브라우저에서 열어 로그인하세요:\n     {CALLBACK_URL}\n" in result.stdout
+    )
+
+
+def test_an_unknown_owner_is_a_warning_and_no_claim(deployer: Deployer) -> None:
+    """When the token document cannot be looked at (not a 404), no claim is written; the deploy
+    ends with gcloud's reason on stderr and says to make a link with claim-url."""
+    deployer.run(**SINGLE_INPUTS)
+    deployer.edit_state("storage.objects", **{"forbidden": "yes"})
+
+    result = deployer.run(**SINGLE_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert claim_uploads(deployer) == []
+    assert "403" in result.stderr
+    assert "/claim" not in result.stdout and "python -m token_logic claim-url" in result.stdout
+
+
 def real_gcloud() -> str | None:
     return shutil.which("gcloud", path="/usr/bin:/usr/local/bin:/usr/lib/google-cloud-sdk/bin")
 
@@ -685,8 +992,16 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
     unique: set[tuple[str, ...]] = set()
     sharded = {**FULL_INPUTS, "REFRESH_SHARDS": "3"}
     fewer = {**FULL_INPUTS, "REFRESH_SHARDS": "2"}  # updates two jobs, deletes the third
-    # The second full run updates the policy; the sharded ones create, update and delete jobs.
-    for inputs in (INPUTS, FULL_INPUTS, FULL_INPUTS, sharded, fewer):
+    # One document, no allowlist: the owner check and the claim's upload; PKCE off, a memo link.
+    claimed = {
+        **SINGLE_INPUTS,
+        "TOKEN_OBJECT": "tokens/kakao.json",
+        "KAKAO_PKCE": "0",
+        "KAKAO_MEMO_LINK": "https://example.com/memo?from=kakao,bot",
+    }
+    # The second full run updates the policy; the sharded ones create, update and delete jobs
+    # (the last run's alert policy gives the commands its mail names).
+    for inputs in (INPUTS, claimed, FULL_INPUTS, FULL_INPUTS, sharded, fewer):
         deployer.run(**inputs)
         for entry in deployer.entries():
             args = entry["args"]
@@ -705,6 +1020,25 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
             unique.add(tuple(shlex.split(command)[1:]))
     checked = {args[:4] for args in unique}
     assert ("logging", "read") in {args[:2] for args in unique}
+    assert (
+        "storage",
+        "cp",
+        "-",
+        "gs://kakao-demo-123-tokens/tokens/.kakao-token-claim.json",
+    ) in checked
+    assert (
+        "storage",
+        "objects",
+        "describe",
+        "gs://kakao-demo-123-tokens/tokens/kakao.json",
+    ) in checked
+    assert ("secrets", "remove-iam-policy-binding", "kakao-admin-key") in {a[:3] for a in unique}
+    deploys = [args for args in unique if args[:2] == ("functions", "deploy")]
+    assert {flag(list(args), "service-account") for args in deploys} == {
+        CALLBACK_ACCOUNT,
+        RUNTIME_ACCOUNT,
+    }
+    assert any("KAKAO_PKCE=0" in arg for args in deploys for arg in args)
     assert ("alpha", "monitoring", "policies", "create") in checked
     assert ("alpha", "monitoring", "policies", "update") in checked
     assert ("beta", "monitoring", "channels", "create") in checked
@@ -921,7 +1255,7 @@ def test_github_repositories_get_a_pool_a_provider_and_a_token_only_account(
 ) -> None:
     """A pool and a GitHub provider admitting only the listed repositories, a reader account each
     of them may act as, and that account may call kakao-token and nothing else."""
-    result = deployer.run(**GITHUB_INPUTS)
+    result = deployer.run_with_file(GITHUB_INPUTS)
 
     assert result.returncode == 0, result.stderr
     calls = deployer.calls()
@@ -955,7 +1289,7 @@ def test_github_repositories_get_a_pool_a_provider_and_a_token_only_account(
 
 def test_one_github_repository_is_admitted_by_equality_and_once(deployer: Deployer) -> None:
     """A single repository (named twice) gives an == condition and one binding."""
-    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "Me/Bot.js,Me/Bot.js"})
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": "Me/Bot.js,Me/Bot.js"})
 
     assert result.returncode == 0, result.stderr
     calls = deployer.calls()
@@ -969,9 +1303,9 @@ def test_a_rerun_creates_nothing_and_a_repository_taken_off_loses_its_access(
 ) -> None:
     """Re-running creates nothing and rewrites the provider; with a shorter list the condition
     admits only what is left and the removed repository's binding goes too."""
-    deployer.run(**GITHUB_INPUTS)
+    deployer.run_with_file(GITHUB_INPUTS)
 
-    again = deployer.run(**GITHUB_INPUTS)
+    again = deployer.run_with_file(GITHUB_INPUTS)
 
     assert again.returncode == 0, again.stderr
     calls = deployer.calls()
@@ -981,7 +1315,7 @@ def test_a_rerun_creates_nothing_and_a_repository_taken_off_loses_its_access(
     assert flag(update, "attribute-mapping") == MAPPING
     assert identity_user_members(calls, "remove") == []
 
-    shorter = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
+    shorter = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
 
     assert shorter.returncode == 0, shorter.stderr
     calls = deployer.calls()
@@ -995,7 +1329,7 @@ def test_a_rerun_creates_nothing_and_a_repository_taken_off_loses_its_access(
 
 def test_bindings_deploy_sh_did_not_make_are_left_alone(deployer: Deployer) -> None:
     """Only this pool's repository principal sets are ours to remove from the account."""
-    deployer.run(**GITHUB_INPUTS)
+    deployer.run_with_file(GITHUB_INPUTS)
     other_pool = principal("me/x").replace("/kakao-token-github/", "/someone-elses/")
     deployer.edit_state(
         "iam.service-accounts.policy",
@@ -1005,7 +1339,7 @@ def test_bindings_deploy_sh_did_not_make_are_left_alone(deployer: Deployer) -> N
         },
     )
 
-    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
 
     assert result.returncode == 0, result.stderr
     assert identity_user_members(deployer.calls(), "remove") == [principal("me/other")]
@@ -1013,13 +1347,13 @@ def test_bindings_deploy_sh_did_not_make_are_left_alone(deployer: Deployer) -> N
 
 def test_a_deleted_pool_and_provider_are_undeleted_not_created_again(deployer: Deployer) -> None:
     """A pool or provider deleted less than 30 days ago still holds its id: it is undeleted."""
-    deployer.run(**GITHUB_INPUTS)
+    deployer.run_with_file(GITHUB_INPUTS)
     deployer.edit_state("iam.workload-identity-pools", **{"kakao-token-github": "DELETED"})
     deployer.edit_state(
         "iam.workload-identity-pools.providers", **{"kakao-token-github/github": "DELETED"}
     )
 
-    result = deployer.run(**GITHUB_INPUTS)
+    result = deployer.run_with_file(GITHUB_INPUTS)
 
     assert result.returncode == 0, result.stderr
     calls = deployer.calls()
@@ -1047,7 +1381,7 @@ def test_a_bad_github_repository_is_named_and_nothing_runs(
     deployer: Deployer, repositories: str
 ) -> None:
     """Anything but owner/repo as GitHub allows them fails up front, naming the variable."""
-    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
 
     assert result.returncode == 2 and "GITHUB_REPOSITORY" in result.stderr
     assert deployer.calls() == []
@@ -1055,7 +1389,7 @@ def test_a_bad_github_repository_is_named_and_nothing_runs(
 
 def test_the_bad_github_repository_not_its_neighbour_is_named(deployer: Deployer) -> None:
     """In a list, the malformed entry is the one named."""
-    result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot, me"})
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot, me"})
 
     assert result.returncode == 2
     assert "'me'" in result.stderr and "'me/bot'" not in result.stderr
@@ -1066,7 +1400,7 @@ def test_the_bad_github_repository_not_its_neighbour_is_named(deployer: Deployer
 )
 def test_a_bad_kakao_token_action_is_refused(deployer: Deployer, action: str) -> None:
     """KAKAO_TOKEN_ACTION must be owner/repo@ref; nothing runs otherwise."""
-    result = deployer.run(**{**GITHUB_INPUTS, "KAKAO_TOKEN_ACTION": action})
+    result = deployer.run_with_file({**GITHUB_INPUTS, "KAKAO_TOKEN_ACTION": action})
 
     assert result.returncode == 2 and "KAKAO_TOKEN_ACTION" in result.stderr
     assert deployer.calls() == []
@@ -1075,13 +1409,19 @@ def test_a_bad_kakao_token_action_is_refused(deployer: Deployer, action: str) ->
 def test_without_github_repository_there_is_no_federation_and_no_workflow(
     deployer: Deployer,
 ) -> None:
-    """No GITHUB_REPOSITORY: no pool, no reader account, no extra API, nothing printed."""
+    """No GITHUB_REPOSITORY and no pool ever made: no pool, no reader account, no extra API,
+    nothing printed; deploy.sh only looks whether there is GitHub access to take back."""
     result = deployer.run(**{**INPUTS, "KAKAO_TOKEN_ACTION": "me/kakao-token-function@v1"})
 
     assert result.returncode == 0, result.stderr
-    log = deployer.log.read_text()
-    for word in ("workload-identity-pools", "kakao-token-github", "iamcredentials", "projects"):
-        assert word not in log, word
+    calls = deployer.calls()
+    github = [c for c in calls if any("kakao-token-github" in arg for arg in c)]
+    assert [c[:3] for c in github] == [
+        ["iam", "workload-identity-pools", "describe"],
+        ["iam", "service-accounts", "describe"],
+    ]
+    for word in ("iamcredentials", "projects", "update-oidc", "remove-invoker"):
+        assert word not in deployer.log.read_text(), word
     for word in ("kakao-memo.yml", "id-token", "KAKAO_TOKEN_ACTION", "GitHub"):
         assert word not in result.stdout, word
 
@@ -1095,7 +1435,8 @@ def test_inside_github_actions_the_runners_own_repository_is_not_a_setting(
     result = deployer.run(**runner)
 
     assert result.returncode == 0, result.stderr
-    assert "workload-identity-pools" not in deployer.log.read_text()
+    assert [c for c in changes(deployer.calls()) if "workload-identity-pools" in c] == []
+    assert "someone/ci" not in deployer.log.read_text()
     env_file = tmp_path / "deploy.env"
     env_file.write_text("GITHUB_REPOSITORY=me/bot\n")
 
@@ -1104,6 +1445,132 @@ def test_inside_github_actions_the_runners_own_repository_is_not_a_setting(
     assert result.returncode == 0, result.stderr
     [provider] = find(deployer.calls(), "iam", "workload-identity-pools", "providers")[1:]
     assert flag(provider, "attribute-condition") == "assertion.repository == 'me/bot'"
+
+
+def test_in_a_codespace_github_repository_comes_from_deploy_env_only(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """Codespaces set GITHUB_REPOSITORY to the codespace's repository: deploy.sh reads it from
+    deploy.env alone, whatever the environment says, and notes that it ignored the other."""
+    codespace = {**INPUTS, "CODESPACES": "true", "GITHUB_REPOSITORY": "someone/codespace"}
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text("GITHUB_REPOSITORY=me/bot\nKAKAO_TOKEN_ACTION=me/kakao-token-function@v1\n")
+
+    result = deployer.run("--env-file", str(env_file), **codespace)
+
+    assert result.returncode == 0, result.stderr
+    [provider] = find(
+        deployer.calls(), "iam", "workload-identity-pools", "providers", "create-oidc"
+    )
+    assert flag(provider, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert identity_user_members(deployer.calls(), "add") == [principal("me/bot")]
+    assert "someone/codespace" not in deployer.log.read_text()
+    assert "someone/codespace" not in printed_workflow(result.stdout)
+    assert "GITHUB_REPOSITORY in the environment is ignored" in result.stderr
+
+
+def test_github_repository_in_the_environment_alone_grants_nothing(deployer: Deployer) -> None:
+    """Set only in the environment (a codespace, a shell), GITHUB_REPOSITORY creates no pool,
+    no account and prints no workflow."""
+    result = deployer.run(**INPUTS, CODESPACES="true", GITHUB_REPOSITORY="someone/codespace")
+
+    assert result.returncode == 0, result.stderr
+    assert [c for c in changes(deployer.calls()) if any("github" in a for a in c)] == []
+    assert "someone/codespace" not in deployer.log.read_text()
+    assert "kakao-memo.yml" not in result.stdout
+    assert "GITHUB_REPOSITORY in the environment is ignored" in result.stderr
+
+
+def test_emptying_github_repository_takes_every_access_back(deployer: Deployer) -> None:
+    """GITHUB_REPOSITORY emptied: the provider is disabled, every repository's binding on the
+    reader account goes, and so does the account's invoker on kakao-token; nothing is created
+    and no workflow printed. A binding of another pool stays."""
+    deployer.run_with_file(GITHUB_INPUTS)
+    other_pool = principal("me/x").replace("/kakao-token-github/", "/someone-elses/")
+    deployer.edit_state(
+        "iam.service-accounts.policy",
+        **{f"{GITHUB_ACCOUNT} roles/iam.workloadIdentityUser {other_pool}": "yes"},
+    )
+
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": ""})
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    [disable] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
+    assert "--disabled" in disable
+    assert flag(disable, "workload-identity-pool") == "kakao-token-github"
+    assert flag(disable, "location") == "global"
+    assert identity_user_members(calls, "add") == []
+    assert sorted(identity_user_members(calls, "remove")) == [
+        principal("me/bot"),
+        principal("me/other"),
+    ]
+    [uninvoke] = find(calls, "functions", "remove-invoker-policy-binding", "kakao-token")
+    assert flag(uninvoke, "member") == f"serviceAccount:{GITHUB_ACCOUNT}"
+    assert flag(uninvoke, "region") == "asia-northeast3"
+    assert members(calls, "kakao-token") == []
+    assert [c for c in calls if "create" in c or "create-oidc" in c or "delete" in c] == []
+    assert "sts.googleapis.com" not in find(calls, "services", "enable")[0]
+    # Taken back before any function is deployed.
+    assert calls.index(uninvoke) < calls.index(find(calls, "functions", "deploy")[0])
+    assert deployer.table("iam.workload-identity-pools.providers.disabled") == {
+        "kakao-token-github/github": "yes"
+    }
+    assert [row.split(" ")[2] for row in deployer.table("iam.service-accounts.policy")] == [
+        other_pool
+    ]
+    assert not any("kakao-token-github" in row for row in deployer.table("functions.policy"))
+    assert "kakao-memo.yml" not in result.stdout
+    assert "GITHUB_REPOSITORY is empty" in result.stdout
+
+
+def test_emptied_github_repository_is_idempotent_and_listing_again_restores_access(
+    deployer: Deployer,
+) -> None:
+    """A second run with the list still empty finds nothing left to remove and still succeeds;
+    listing a repository again enables the provider (--no-disabled) and grants it anew."""
+    deployer.run_with_file(GITHUB_INPUTS)
+    deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": ""})
+    emptied = json.loads(deployer.state.read_text())
+
+    again = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": ""})
+
+    assert again.returncode == 0, again.stderr
+    calls = deployer.calls()
+    assert identity_user_members(calls, "remove") == []
+    assert len(find(calls, "functions", "remove-invoker-policy-binding")) == 1  # not found: fine
+    assert "may no longer call" not in again.stdout
+    assert json.loads(deployer.state.read_text()) == emptied
+
+    listed = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": "me/bot"})
+
+    assert listed.returncode == 0, listed.stderr
+    calls = deployer.calls()
+    [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
+    assert "--no-disabled" in update and "--disabled" not in update
+    assert flag(update, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert deployer.table("iam.workload-identity-pools.providers.disabled") == {
+        "kakao-token-github/github": "no"
+    }
+    assert identity_user_members(calls, "add") == [principal("me/bot")]
+    assert members(calls, "kakao-token") == [f"serviceAccount:{GITHUB_ACCOUNT}"]
+    assert find(calls, "functions", "remove-invoker-policy-binding") == []
+    assert "kakao-memo.yml" in listed.stdout
+
+
+def test_emptying_after_the_pool_was_deleted_still_removes_the_grants(deployer: Deployer) -> None:
+    """A pool deleted by hand cannot be updated: the provider is left alone, the account's
+    bindings and invoker still go."""
+    deployer.run_with_file(GITHUB_INPUTS)
+    deployer.edit_state("iam.workload-identity-pools", **{"kakao-token-github": "DELETED"})
+
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": ""})
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    assert find(calls, "iam", "workload-identity-pools", "providers") == []
+    assert len(identity_user_members(calls, "remove")) == 2
+    assert find(calls, "functions", "remove-invoker-policy-binding", "kakao-token")
 
 
 def parse_yaml(text: str) -> Any:
@@ -1130,7 +1597,7 @@ def parse_yaml(text: str) -> Any:
 def test_the_printed_workflow_has_every_value_filled_in(deployer: Deployer) -> None:
     """The workflow to paste: id-token permission, the action with the endpoint's URL, the
     provider's full name (with the project number) and the account, then a memo sent with curl."""
-    result = deployer.run(**GITHUB_INPUTS)
+    result = deployer.run_with_file(GITHUB_INPUTS)
 
     assert result.returncode == 0, result.stderr
     workflow = printed_workflow(result.stdout)
@@ -1204,7 +1671,7 @@ def test_the_action_defaults_to_this_checkouts_origin_at_its_version(
     )
     inputs = {k: v for k, v in GITHUB_INPUTS.items() if k != "KAKAO_TOKEN_ACTION"}
 
-    result = deployer.run(**inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
+    result = deployer.run_with_file(inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
 
     assert result.returncode == 0, result.stderr
     assert "uses: me/kakao-token-function@v0.3.1" in printed_workflow(result.stdout)
@@ -1226,7 +1693,7 @@ def test_without_a_version_or_a_github_origin_the_action_falls_back(
     deployer.script = checkout(tmp_path, origin, '"""No version yet."""\n') / "deploy.sh"
     inputs = {k: v for k, v in GITHUB_INPUTS.items() if k != "KAKAO_TOKEN_ACTION"}
 
-    result = deployer.run(**inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
+    result = deployer.run_with_file(inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
 
     assert result.returncode == 0, result.stderr
     assert f"uses: {uses}" in printed_workflow(result.stdout)
@@ -1239,14 +1706,15 @@ def test_every_github_command_parses_in_the_real_gcloud(deployer: Deployer) -> N
     """Create, update, the binding removed, undelete: each accepted by the real gcloud's parser."""
     config = tempfile.mkdtemp(prefix="gcloud-config-")
     unique: set[tuple[str, ...]] = set()
-    for repositories in ("me/bot,me/other", "me/bot", "deleted"):
+    # ... then emptied (provider disabled, grants removed) and listed again (enabled again).
+    for repositories in ("me/bot,me/other", "me/bot", "deleted", "", "me/bot"):
         if repositories == "deleted":
             deployer.edit_state("iam.workload-identity-pools", **{"kakao-token-github": "DELETED"})
             deployer.edit_state(
                 "iam.workload-identity-pools.providers", **{"kakao-token-github/github": "DELETED"}
             )
             repositories = "me/bot"
-        result = deployer.run(**{**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
+        result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
         assert result.returncode == 0, result.stderr
         unique |= {
             tuple(args)
@@ -1264,8 +1732,12 @@ def test_every_github_command_parses_in_the_real_gcloud(deployer: Deployer) -> N
         "iam service-accounts add-iam-policy-binding " + GITHUB_ACCOUNT,
         "iam service-accounts remove-iam-policy-binding " + GITHUB_ACCOUNT,
         "iam service-accounts get-iam-policy " + GITHUB_ACCOUNT,
+        "functions remove-invoker-policy-binding kakao-token --region=asia-northeast3",
     ):
         assert verb in verbs, verb
+    updates = [args for args in unique if "update-oidc" in args]
+    assert any("--disabled" in args for args in updates)
+    assert any("--no-disabled" in args for args in updates)
 
     assert refused_by_real_gcloud(unique, config) == []
 
