@@ -49,10 +49,6 @@ class Shard:
             raise ValueError("shard must be I/N with 0 <= I < N, e.g. 0/4")
         return cls(int(index), int(count))
 
-    @property
-    def label(self) -> str:
-        return f"{self.index}/{self.count}"
-
     def holds_id(self, digits: str) -> bool:
         """Whether the user id written ``digits`` (as in a document name) is in this shard."""
         if self.count == 1:
