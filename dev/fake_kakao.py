@@ -109,6 +109,9 @@ class FakeKakaoState:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     memos: list[dict[str, Any]] = field(default_factory=list)
     lost_answers: int = 0
+    # "host:port": /oauth/authorize first redirects there, as Kakao's login does to its
+    # accounts host (a browser must follow a redirect chain across hosts).
+    login_host: str = ""
     # Tests make Kakao's refresh answers odd (fields missing, numbers as strings) with this.
     edit_refresh_answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     issued_access: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
@@ -563,6 +566,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- kauth ----------------------------------------------------------------------------
     def _authorize(self) -> None:
+        if self.st.login_host and self.headers.get("Host") != self.st.login_host:
+            # Real Kakao sends a browser that is not logged in on to another host
+            # (accounts.kakao.com) before the consent page.
+            self._redirect(f"http://{self.st.login_host}{self.path}")
+            return
         q = self.query
         if q.get("client_id") != self.st.client_id:
             self._page(400, "KOE101", "잘못된 앱 키 / invalid client_id")

@@ -200,3 +200,16 @@ def test_waiters_on_a_failing_lease_get_its_failure(
 
     assert caught.value.code == "KOE003" and caught.value.retry_after
     assert kakao_token_calls(fake_kakao) == calls
+
+
+def test_no_pause_outlasts_an_hour_whatever_kakao_or_the_document_says() -> None:
+    """An odd Retry-After (a year) or a hand-edited pause is cut to an hour: a refresh token
+    (2 months) must never die unrefreshed behind it."""
+    pause = backoff_after(KakaoError(429, "", "KOE237", retry_after=365 * 86400.0), None, 0)
+    edited = Backoff.of(
+        {"refresh_backoff": {"until": 10**12, "code": "KOE237", "status": 400, "failures": 10**9}},
+        now=1000,
+    )
+
+    assert pause.until == 3600
+    assert edited is not None and edited.until == 1000 + 3600 and edited.failures == 64

@@ -14,7 +14,14 @@ import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, function_app, settings_env
-from tests.helpers import REDIRECT_URI, GcsEmulator, backdate, complete_login, run_cli
+from tests.helpers import (
+    REDIRECT_URI,
+    GcsEmulator,
+    backdate,
+    complete_login,
+    rewrite_stored,
+    run_cli,
+)
 from token_logic.config import Settings
 from token_logic.errors import NotTheOwner
 from token_logic.file_store import FileTokenStore
@@ -405,3 +412,22 @@ def test_a_memo_links_somewhere_neutral_never_to_the_login(
     links = [memo["link"]["web_url"] for memo in live_kakao.state.memos]
     assert links == ["https://developers.kakao.com", "https://example.com/bot"]
     assert all(REDIRECT_URI not in link for link in links)
+
+
+def test_logout_with_an_expired_access_token_still_ends_the_refresh_token(
+    live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Kakao's logout needs a live access token to end the refresh token: an expired one is
+    refreshed first, so a copied refresh token dies with the logout."""
+    env = {"TOKEN_DIR": str(tmp_path)}
+    store = FileTokenStore(tmp_path)
+    owner = log_in(live_kakao, env, store)
+    rewrite_stored(store, lambda d: d.with_fields(expires_at=int(time.time()) - 10))
+    live_kakao.state.access_tokens.pop(owner["access_token"], None)  # expired at Kakao too
+
+    result = cli(live_kakao, env, "logout")
+
+    assert result.returncode == 0, result.stderr
+    assert not [
+        t for t, i in live_kakao.state.refresh_tokens.items() if i.user_id == owner["user_id"]
+    ]

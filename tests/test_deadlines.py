@@ -188,3 +188,20 @@ def test_a_per_user_token_request_has_one_deadline_for_listing_and_refresh(
     assert int(response.headers["Retry-After"]) > 0
     assert fake_kakao.state.refresh_calls() == 0
     assert clock.time() - started <= 60 - ANSWER_RESERVE_SECONDS
+
+
+def test_an_owners_failed_re_login_does_not_end_the_stored_login(
+    fake_kakao: FakeKakao, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The owner logs in again and storage fails: Kakao's logout ends every token of a user, so
+    the new tokens are left to expire (nobody holds them) instead: the stored login still
+    refreshes."""
+    inner = FileTokenStore(tmp_path)
+    first = complete_login(service_over(inner, fake_kakao, clock))
+    failing = service_over(SlowFailingStore(inner, clock, seconds=1), fake_kakao, clock)
+
+    with pytest.raises(StorageError):
+        complete_login(failing)
+
+    assert first.refresh_token in fake_kakao.state.valid_refresh_tokens()
+    assert service_over(inner, fake_kakao, clock).refresh_user(force=True).refreshed

@@ -111,6 +111,22 @@ def _logout(service: TokenService, args: argparse.Namespace) -> int:
 
 
 def _claim_url(service: TokenService, args: argparse.Namespace) -> int:
+    settings = service.settings
+    if USER_ID_PLACEHOLDER in settings.token_object or settings.allowed_user_ids:
+        print(
+            "error: no claim link is needed here: with one document per user "
+            "(TOKEN_OBJECT with {user_id}) or ALLOWED_KAKAO_USER_IDS, those accounts log in at "
+            "the callback URL itself",
+            file=sys.stderr,
+        )
+        return 1
+    if not settings.redirect_uri:
+        print(
+            "error: KAKAO_REDIRECT_URI is not set (the deployed kakao_callback URL): the link "
+            "is built on it",
+            file=sys.stderr,
+        )
+        return 1
     claim = service.issue_claim()
     print(claim.link(service.settings.redirect_uri))  # stdout only: the link is the secret
     print(

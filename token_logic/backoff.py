@@ -12,7 +12,7 @@ How long, by what Kakao said (``failures`` counts the failures in a row):
 - KOE003, -1, -9798, 5xx, no answer: 10 s, tripling to 15 minutes (a refresh tries Kakao up to
   three times, so a whole hour of faults stays under 30 calls);
 - anything else (a wrong key or secret: the operator must act): 5 minutes, doubling to an hour;
-- never shorter than a ``Retry-After`` Kakao sent.
+- never shorter than a ``Retry-After`` Kakao sent, never longer than an hour.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ TEMPORARY_CODES = frozenset({"KOE003", "-1", "-9798"})
 _RATE_LIMITED = (600, 2, 3600)
 _TEMPORARY = (10, 3, 900)
 _REFUSED = (300, 2, 3600)
+LONGEST_PAUSE_SECONDS = 3600
 _UNAVAILABLE_REASONS = frozenset({"timeout", "unreachable", "server_error", "bad_response"})
 
 
@@ -42,7 +43,7 @@ class Backoff:
     failures: int
 
     @classmethod
-    def of(cls, fields: Mapping[str, Any]) -> Backoff | None:
+    def of(cls, fields: Mapping[str, Any], now: int | None = None) -> Backoff | None:
         """The document's pause, or None (also for a malformed one: never block on garbage)."""
         raw = fields.get("refresh_backoff")
         if not isinstance(raw, dict):
@@ -50,7 +51,13 @@ class Backoff:
         until, status, failures = raw.get("until"), raw.get("status"), raw.get("failures")
         if not (_whole(until) and _whole(status) and _whole(failures)):
             return None
-        return cls(until=until, code=str(raw.get("code", "")), status=status, failures=failures)
+        # A hand-edited or stale field never pauses longer than the longest pause from now on.
+        return cls(
+            until=min(until, now + LONGEST_PAUSE_SECONDS) if now is not None else until,
+            code=str(raw.get("code", "")),
+            status=status,
+            failures=min(max(failures, 0), 64),
+        )
 
     def field(self) -> dict[str, Any]:
         return {
@@ -86,9 +93,11 @@ def backoff_after(
         else:
             plan = _REFUSED
     first, growth, longest = plan
-    seconds = min(first * growth ** (failures - 1), longest)
+    seconds = min(first * growth ** min(failures - 1, 16), longest)
     if exc.retry_after:
-        seconds = max(seconds, int(exc.retry_after))
+        # Kakao's word, within reason: a pause past LONGEST_PAUSE_SECONDS would let the
+        # refresh token (2 months) die unrefreshed behind an odd Retry-After.
+        seconds = min(max(seconds, int(exc.retry_after)), LONGEST_PAUSE_SECONDS)
     return Backoff(until=now + seconds, code=code, status=status, failures=failures)
 
 

@@ -50,6 +50,8 @@ from .tokens import (
 )
 
 _MAX_WRITE_ATTEMPTS = 5
+# What a failed login left in the store (LoginFinisher._fate).
+_LANDED, _SAME_USER, _NONE, _UNKNOWN = "landed", "same_user", "none", "unknown"
 # An unconditional overwrite takes no deadline (one attempt, its own timeout): only with this
 # much time left; otherwise the deadline-bounded read and conditional write.
 _UNBOUNDED_WRITE_SECONDS = 15.0
@@ -97,10 +99,11 @@ class LoginFinisher:
         except UserNotAllowed:
             raise  # refused: its tokens were logged out already (or, owner unknown, kept)
         except KakaoTokenError as exc:
-            if document is not None and self._landed(name, document, deadline):
+            fate = self._fate(name, document, deadline)
+            if fate == _LANDED and document is not None:
                 log_event(logging.WARNING, "login stored, though the write seemed to fail")
                 return document
-            self._discard(response, exc, deadline)
+            self._discard(response, exc, fate, deadline)
             raise
         log_event(
             logging.INFO,
@@ -177,7 +180,12 @@ class LoginFinisher:
             self._revoke(response, user_id, "login refused: another user owns this", deadline)
             raise NotTheOwner(user_id or 0, owner_known=True)
 
-        self._write_over_read_version(name, to_json(document), vet, work)
+        try:
+            self._write_over_read_version(name, to_json(document), vet, work)
+        except KakaoTokenError:
+            if not claimed or self._fate(name, document, deadline) != _LANDED:
+                raise
+            # The claim was spent and the login did land: it is the owner now; say so below.
         if claimed:
             log_event(
                 logging.WARNING,
@@ -250,21 +258,42 @@ class LoginFinisher:
                 continue
         raise StorageError(f"gave up storing the login: {name} kept changing")
 
-    def _landed(self, name: str, document: TokenDocument, deadline: Deadline) -> bool:
-        """After a write whose fate is unknown: whether our login is what is stored now."""
-        if not name:
-            return False
+    def _fate(self, name: str, document: TokenDocument | None, deadline: Deadline) -> str:
+        """After a login failed past Kakao: is it stored after all (a write whose answer was
+        lost), is another login of the same user stored, or neither; or can't that be told."""
+        template = self._settings.token_object
+        if document is None:  # who logged in is not known: only an empty single document is safe
+            if USER_ID_PLACEHOLDER in template:
+                return _UNKNOWN
+            name = template
         try:
             stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
         except KakaoTokenError:
-            return False  # unknown still: the tokens are logged out; a new login settles it
+            return _UNKNOWN
         latest = from_json_or_none(stored.data) if stored else None
-        return latest is not None and latest.fields.get("refresh_token") == document.refresh_token
+        if latest is None or not latest.fields.get("refresh_token"):
+            return _NONE
+        if document is None:
+            return _UNKNOWN
+        if latest.fields.get("refresh_token") == document.refresh_token:
+            return _LANDED
+        return _SAME_USER if latest.user_id == document.user_id else _NONE
 
     def _discard(
-        self, response: Mapping[str, Any], exc: KakaoTokenError, deadline: Deadline
+        self, response: Mapping[str, Any], exc: KakaoTokenError, fate: str, deadline: Deadline
     ) -> None:
-        """Log out at Kakao the tokens of a login that could not be stored."""
+        """The tokens of a login that could not be stored: logged out at Kakao, unless that
+        could end a stored login too (Kakao's logout ends every token of that user for this
+        app). Then they are left to expire: nobody holds the refresh token to renew them."""
+        if fate != _NONE:
+            log_event(
+                logging.WARNING,
+                "login not stored; its fresh tokens are left to expire (a Kakao logout could "
+                "end this user's stored login too)",
+                error=type(exc).__name__,
+                stored=fate,
+            )
+            return
         log_event(
             logging.WARNING,
             "login not stored; logging its fresh tokens out at Kakao",

@@ -105,7 +105,7 @@ class Refresher:
                 force or document.needs_refresh(now, margin_seconds)
             ):
                 return RefreshResult(name, document, refreshed=False)
-            backoff = Backoff.of(document.fields)
+            backoff = Backoff.of(document.fields, now)
             if backoff is not None and backoff.until > now:
                 # Kakao failed this login's last refresh: no call before the pause ends, by
                 # anyone (backoff.py); a token that still lives as long as asked is served.

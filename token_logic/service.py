@@ -35,6 +35,7 @@ from .sweep import RefreshOutcome, Shard, list_for_sweep, run_sweep
 from .tokens import TokenDocument, from_json_or_none, owner_marker, public_view, to_json
 
 _MAX_LOGIN_WRITE_ATTEMPTS = 5
+_LOGOUT_MIN_VALID_SECONDS = 60
 # A late webhook event asks Kakao whether the stored access token still lives (end_login): at
 # most this long, only if this much is left of the webhook's budget afterwards for the delete,
 # and not at all with less than the minimum left for the question.
@@ -165,7 +166,7 @@ class TokenService:
                 raise NoTokenStored(f"no token stored at {name}")
             document = from_json_or_none(stored.data)
             if document is not None and document.access_token:
-                self._logout_at_kakao(document)
+                self._logout_at_kakao(self._live_for_logout(name, document, deadline))
             owner = document.user_id if document else None
             keep_owner = owner is not None and USER_ID_PLACEHOLDER not in self.settings.token_object
             try:
@@ -186,6 +187,20 @@ class TokenService:
             )
             return document or TokenDocument({})
         raise StorageError(f"gave up deleting {name}: it kept changing")
+
+    def _live_for_logout(
+        self, name: str, document: TokenDocument, deadline: Deadline
+    ) -> TokenDocument:
+        """A document whose access token Kakao still takes: Kakao's logout needs a live one to
+        end the refresh token too, else a copied refresh token would outlive the logout."""
+        if document.expires_at - self._clock.now() > _LOGOUT_MIN_VALID_SECONDS:
+            return document
+        try:
+            return self._refresher.ensure_fresh(
+                name, margin_seconds=_LOGOUT_MIN_VALID_SECONDS, deadline=deadline
+            ).document
+        except KakaoTokenError:  # dead already, or Kakao down: log out with what we have
+            return document
 
     def _logout_at_kakao(self, document: TokenDocument) -> None:
         try:
