@@ -145,7 +145,10 @@ def main() -> int:
         if wait_until_listening(servers, list(functions.values()), stopped):
             if env_file:
                 write_private(ROOT / env_file, "".join(f"{a}\n" for a in assignments(endpoint)))
-            print(guide(env, ports, fake.url if fake else None, endpoint, env_file), flush=True)
+            login = login_link(env, demo)
+            print(
+                guide(env, ports, fake.url if fake else None, endpoint, env_file, login), flush=True
+            )
         elif not stopped.is_set():
             print("error: a function server did not start (its output is above)", file=sys.stderr)
             code = 1
@@ -165,6 +168,30 @@ def main() -> int:
     return code
 
 
+def login_link(env: Mapping[str, str], demo: bool) -> str:
+    """Where the first login goes: with a real app and nobody stored yet, a claim link (its
+    login owns the deployment, as deploy.sh's does); else the callback URL itself."""
+    redirect_uri = env["KAKAO_REDIRECT_URI"]
+    if demo:
+        return redirect_uri  # the demo needs no claim (and its pages say so)
+    from token_logic.config import Settings
+    from token_logic.errors import KakaoTokenError
+    from token_logic.store import USER_ID_PLACEHOLDER
+    from token_logic.wiring import build_service
+
+    try:
+        settings = Settings.from_env(env)
+        if USER_ID_PLACEHOLDER in settings.token_object or settings.allowed_user_ids:
+            return redirect_uri
+        service = build_service(settings)
+        if service.store.read(settings.token_object) is not None:
+            return redirect_uri  # owned already: the owner logs in at the callback URL
+        return service.issue_claim().link(redirect_uri)
+    except KakaoTokenError as exc:
+        print(f"warning: no claim link ({exc}); the first login will be refused", file=sys.stderr)
+        return redirect_uri
+
+
 def endpoint_environment(env: Mapping[str, str], port: int, bearer: str) -> dict[str, str]:
     """What a client of the local token endpoint needs, as a script elsewhere would set it."""
     endpoint = {"KAKAO_TOKEN_URL": f"http://localhost:{port}/", "KAKAO_TOKEN_ID_TOKEN": bearer}
@@ -179,6 +206,7 @@ def guide(
     fake_url: str | None,
     endpoint: Mapping[str, str],
     env_file: str | None,
+    login: str,
 ) -> str:
     """What to open and what to paste, every command with the environment it needs; with
     ``env_file`` the endpoint's environment is read from that file, never shown."""
@@ -209,7 +237,16 @@ def guide(
     lines = [
         f"{where} Tokens go to {stored}.",
         "",
-        f"  Log in / 로그인:          open {env['KAKAO_REDIRECT_URI']}",
+        f"  Log in / 로그인:          open {login}",
+        *(
+            [
+                "      A claim link: the Kakao account that logs in through it owns this "
+                "deployment (once, within a day). / 소유권 링크: 이 링크로 로그인한 계정이 "
+                "소유자가 됩니다(한 번, 하루 안에)."
+            ]
+            if "#" in login
+            else []
+        ),
         f"  Refresh / 갱신:           curl -X POST http://localhost:{ports.refresh}/",
         f"  Token / 토큰:             {curl}",
         "      Guarded by a stand-in for Cloud Run's check: only the Host localhost, 127.0.0.1 "

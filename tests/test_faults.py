@@ -10,7 +10,7 @@ import pytest
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
-from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login
+from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login, owner_claim
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, KakaoUnavailable, StorageError
 from token_logic.gcs_store import GcsTokenStore
@@ -168,12 +168,15 @@ def test_an_owned_deployment_reads_then_writes_conditionally(
     generation it read, so no other account's login can slip in between."""
     bucket, proxy = flaky_bucket
     service = service_for(fake_kakao, bucket, clock)
-    complete_login(service)  # over nothing
-    complete_login(service)  # the owner again
+    claim = owner_claim(service)  # the operator's claim link, made beforehand
+    proxy.seen.clear()
+    complete_login(service, claim)  # over nothing
+    complete_login(service, "")  # the owner again, with no claim
 
     uploads = [request for request in proxy.seen if request[1] != "api"]
     assert uploads == [
-        ("GET", "download", 404),
+        ("GET", "download", 404),  # the document: nobody owns it yet
+        ("GET", "download", 200),  # the claim, then spent (a guarded delete)
         ("POST", "upload", 200),
         ("GET", "download", 200),
         ("POST", "upload", 200),
