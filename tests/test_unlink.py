@@ -26,6 +26,7 @@ from token_logic.config import Settings
 from token_logic.errors import StorageError
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
+from token_logic.service import TokenService
 from token_logic.wiring import build_service
 
 ADMIN_KEY = "test-admin-key"  # the fake's default
@@ -138,6 +139,55 @@ def test_single_document_of_someone_else_is_kept(
 
     assert status == 200 and sent.bodies == [{"status": "ok", "deleted": False}]
     assert (tmp_path / "kakao_token.json").read_bytes() == before
+
+
+def test_a_second_unlink_of_the_same_user_changes_nothing_and_alerts_no_one(
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same unlink reported twice (both webhooks registered, or Kakao sending again): the
+    second finds the owner's token-less marker, an already ended login: 200, not deleted, the
+    marker byte for byte, and only the first made a login_dead alert."""
+    owner = fake_kakao.state.user_id
+    client = make_client()
+    log_in(client, fake_kakao, owner)
+    sent = Sent(client)
+    assert unlink(fake_kakao, sent, owner) == 200
+    before = (tmp_path / "kakao_token.json").read_bytes()
+
+    assert unlink(fake_kakao, sent, owner) == 200
+
+    assert sent.bodies == [{"status": "ok", "deleted": True}, {"status": "ok", "deleted": False}]
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+    logged = capsys.readouterr().err
+    assert logged.count("login_dead") == 1 and "ended already" in logged
+
+
+def test_an_unlink_after_our_own_logout_keeps_the_logged_out_marker(
+    make_client: ClientFactory,
+    file_service: TokenService,
+    fake_kakao: FakeKakao,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m token_logic logout` left the owner's logged_out marker: an unlink webhook for
+    that user after it is no news (200, nothing deleted, no alert; the marker stays as it was)."""
+    owner = fake_kakao.state.user_id
+    client = make_client()
+    log_in(client, fake_kakao, owner)
+    file_service.logout()
+    before = (tmp_path / "kakao_token.json").read_bytes()
+    capsys.readouterr()
+    sent = Sent(client)
+
+    assert unlink(fake_kakao, sent, owner) == 200
+
+    assert sent.bodies == [{"status": "ok", "deleted": False}]
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+    assert json.loads(before)["login_error"]["error_code"] == "logged_out"
+    assert "login_dead" not in capsys.readouterr().err
 
 
 def test_a_user_never_stored_is_200(make_client: ClientFactory, fake_kakao: FakeKakao) -> None:

@@ -38,8 +38,15 @@ CLOCK_SKEW_SECONDS = 5.0
 # fresh tokens that could not be stored can still be logged out at Kakao (a read to make sure
 # they did not land, then one Kakao call) and the person sees our page, not the platform's 504.
 LOGIN_CLEANUP_SECONDS = 6.0
-# Kakao waits 3 s for the unlink webhook's answer; its storage work stops before that.
+# Kakao waits 3 s for a webhook's answer (unlink, account status); its work stops before that.
 UNLINK_WEBHOOK_SECONDS = 2.5
+# Of those, what a webhook keeps for its storage work after asking Kakao (its keys, whether a
+# stored token lives): a Cloud Storage call starts only with 1 s left (gcs_store), and the
+# delete (or the owner's marker) and then the event's jti marker must both start.
+WEBHOOK_STORE_RESERVE_SECONDS = 1.2
+# A webhook's one call to Kakao takes at most this long, and is not made with less to spare.
+WEBHOOK_KAKAO_CALL_SECONDS = 1.0
+WEBHOOK_MIN_KAKAO_CALL_SECONDS = 0.2
 # How often a waiter re-reads a leased document, growing from the first to the last.
 WAIT_STEPS_SECONDS = (0.1, 0.2, 0.4, 0.8)
 # How long to wait after a storage fault before trying the write of a rotated token again.

@@ -7,13 +7,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
+from .budget import (
+    UNLINK_WEBHOOK_SECONDS,
+    WEBHOOK_KAKAO_CALL_SECONDS,
+    WEBHOOK_MIN_KAKAO_CALL_SECONDS,
+    WEBHOOK_STORE_RESERVE_SECONDS,
+    Deadline,
+    request_deadline,
+)
 from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
 from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from .config import Settings
 from .errors import (
     KakaoError,
     KakaoTokenError,
+    KakaoUnavailable,
     NoTokenStored,
     StorageError,
     WriteConflict,
@@ -36,22 +44,23 @@ from .tokens import TokenDocument, from_json_or_none, owner_marker, public_view,
 
 _MAX_LOGIN_WRITE_ATTEMPTS = 5
 _LOGOUT_MIN_VALID_SECONDS = 60
-# A late webhook event asks Kakao whether the stored access token still lives (end_login): at
-# most this long, only if this much is left of the webhook's budget afterwards for the delete,
-# and not at all with less than the minimum left for the question.
-_TOKEN_CHECK_SECONDS = 1.0
-_FORGET_RESERVE_SECONDS = 0.7
-_MIN_TOKEN_CHECK_SECONDS = 0.2
+# What a single document's marker says when Kakao ended the login by an unlink (forget_user).
+UNLINKED = "unlinked"
 
 
 @dataclass(frozen=True)
 class LoginEnded:
-    """What end_login did: the document deleted (or replaced by its owner's marker), or None;
-    ``kept_newer`` when the stored login was newer than the event; ``kakao_says`` what Kakao
-    answered about the stored access token (live, dead, unknown; "" when not asked)."""
+    """What end_login did: ``document``, the one whose tokens it removed (deleted, or replaced
+    by its owner's marker), or None. With None: ``kept`` when the stored login stays (Kakao
+    still accepts its access token: a login newer than the event or, when the event named one
+    token, another token; or that token expired and the event named one token);
+    ``already_ended`` when the stored document held no tokens. ``kakao_says`` is what Kakao
+    answered about the stored access token: live, dead, unknown, or expired (by the document's
+    own clock: not asked); "" when not asked."""
 
     document: str | None
-    kept_newer: bool = False
+    kept: bool = False
+    already_ended: bool = False
     kakao_says: str = ""
 
 
@@ -218,32 +227,71 @@ class TokenService:
     ) -> str | None:
         """Delete what is stored for a user whose tokens died (unlinked at Kakao, logged out).
 
-        Returns the deleted document's name, or None when nothing of that user's was stored. A
-        single TOKEN_OBJECT is deleted only if it is that user's. Every delete carries the
-        version just read, so a document whose tokens changed since (a new login) is kept.
-        The older versions the store kept go too (see _forget_old_versions).
+        Returns the deleted document's name, or None when nothing of that user's was stored
+        (or only a token-less marker: already ended, left as it is). A single TOKEN_OBJECT is
+        deleted only if it is that user's. Every delete carries the version just read, so a
+        document whose tokens changed since (a new login) is kept. The older versions the
+        store kept go too (see forget_old_versions).
         """
         deadline = Deadline.after(within_seconds, self._clock)  # Kakao waits 3 s for the answer
-        return self._forget(user_id, deadline, unless_live=False).document
+        return self._forget(user_id, deadline, reason=UNLINKED).document
 
     def webhook_deadline(self) -> Deadline:
         """The deadline of a Kakao webhook request starting now (Kakao waits 3 s)."""
         return Deadline.after(UNLINK_WEBHOOK_SECONDS, self._clock)
 
-    def end_login(self, user_id: int, deadline: Deadline) -> LoginEnded:
+    def end_login(
+        self,
+        user_id: int,
+        deadline: Deadline,
+        *,
+        reason: str = UNLINKED,
+        one_token: bool = False,
+        clean_old_versions: bool = True,
+    ) -> LoginEnded:
         """A Kakao event says this user's tokens ended (an unlink, a revocation): forget them as
-        forget_user does, unless the stored login is newer than the event.
+        forget_user does, a single document's marker saying ``reason``, unless the stored login
+        is newer than the event.
 
         Events can arrive late, after the person logged in again. Kakao ends every token of a
-        user when it unlinks or revokes, so a stored access token Kakao still accepts for that
-        user is a newer login: it is kept. When Kakao cannot be asked in time (down, slow, a
-        temporary error), the document is forgotten all the same: the event is Kakao's (signed,
-        or carrying the admin key), a late one is rare, and keeping the tokens of a person who
-        left would be the worse mistake; a wrongly ended login costs one login, with an alert.
-        """
-        return self._forget(user_id, deadline, unless_live=True)
+        user when it unlinks or revokes them all, so a stored access token Kakao still accepts
+        for that user is a newer login: it is kept. When Kakao cannot be asked in time (down,
+        slow, a temporary error), the document is forgotten all the same: the event is Kakao's
+        (signed, or carrying the admin key), a late one is rare, and keeping the tokens of a
+        person who left would be the worse mistake; a wrongly ended login costs one login, with
+        an alert.
 
-    def _forget(self, user_id: int, deadline: Deadline, *, unless_live: bool) -> LoginEnded:
+        ``one_token``: the event ended one token (token-revoked), maybe not the stored one. The
+        login then ends only when Kakao says the stored access token is dead, and KakaoUnavailable
+        says Kakao could not tell in time (the sender should try again): ending a live login
+        over another token would protect no one. A stored access token already expired by the
+        document's own clock proves nothing either way (Kakao calls it dead regardless): the
+        login is kept, and if the revoked token was its refresh token, the next refresh finds
+        it dead and alerts.
+
+        A document that holds no tokens (logged out, or ended by an earlier event: both webhooks
+        report an unlink) is already ended: left as it is, no write. ``clean_old_versions``
+        False leaves the older versions to the caller (forget_old_versions), after its own write.
+        """
+        return self._forget(
+            user_id,
+            deadline,
+            reason=reason,
+            unless_live=True,
+            one_token=one_token,
+            clean_old_versions=clean_old_versions,
+        )
+
+    def _forget(
+        self,
+        user_id: int,
+        deadline: Deadline,
+        *,
+        reason: str,
+        unless_live: bool = False,
+        one_token: bool = False,
+        clean_old_versions: bool = True,
+    ) -> LoginEnded:
         name = document_name(self.settings.token_object, user_id)
         per_user = USER_ID_PLACEHOLDER in self.settings.token_object
         first_read: bytes | None = None
@@ -253,14 +301,21 @@ class TokenService:
             document = from_json_or_none(stored.data) if stored else None
             if stored is None or not (per_user or (document and document.user_id == user_id)):
                 return LoginEnded(None)
+            if document and not (document.access_token or document.refresh_token):
+                # Ended before (our logout, the other webhook): its marker keeps saying why.
+                return LoginEnded(None, already_ended=True, kakao_says=kakao_says)
             tokens = _token_fingerprint(document, stored.data)
             if first_read is not None and tokens != first_read:
                 # New tokens landed after the first read: not the dead ones.
-                return LoginEnded(None, kept_newer=True, kakao_says=kakao_says)
-            if first_read is None and unless_live and document and document.access_token:
-                kakao_says = self._token_state(document.access_token, user_id, deadline)
-                if kakao_says == "live":
-                    return LoginEnded(None, kept_newer=True, kakao_says=kakao_says)
+                return LoginEnded(None, kept=True, kakao_says=kakao_says)
+            if first_read is None and unless_live and document:
+                kakao_says = self._token_state(document, user_id, deadline)
+                if kakao_says == "live" or (one_token and kakao_says == "expired"):
+                    return LoginEnded(None, kept=True, kakao_says=kakao_says)
+                if one_token and kakao_says != "dead":
+                    raise KakaoUnavailable(
+                        "timeout", "Kakao could not say whether the stored token is the revoked one"
+                    )
             first_read = tokens
             try:
                 if per_user:
@@ -269,31 +324,39 @@ class TokenService:
                 else:
                     # A single document keeps its owner: its tokens go, but only that user may
                     # log in again, so an unlink never leaves the deployment to whoever comes next.
-                    marker = to_json(owner_marker(user_id, self._clock.now(), "unlinked"))
+                    marker = to_json(owner_marker(user_id, self._clock.now(), reason))
                     self.store.write(name, marker, stored.version, deadline)
             except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
                 continue
-            self._forget_old_versions(name, user_id, deadline)
+            if clean_old_versions:
+                self.forget_old_versions(name, user_id, deadline)
             return LoginEnded(name, kakao_says=kakao_says)
         raise StorageError(f"gave up deleting {name}: it kept changing")
 
-    def _token_state(self, access_token: str, user_id: int, deadline: Deadline) -> str:
+    def _token_state(self, document: TokenDocument, user_id: int, deadline: Deadline) -> str:
         """What Kakao says of a stored access token: ``live`` (valid, this user's), ``dead``
-        (-401: ended or expired), or ``unknown`` (no answer in the time the webhook can spare,
-        a temporary error, or a valid token of someone else)."""
-        seconds = min(_TOKEN_CHECK_SECONDS, deadline.remaining() - _FORGET_RESERVE_SECONDS)
-        if seconds < _MIN_TOKEN_CHECK_SECONDS:
+        (-401: ended or expired), or ``unknown`` (no answer in the time the webhook can spare
+        before its storage work, a temporary error, a valid token of someone else, no token);
+        ``expired`` without asking when the document says so (Kakao's -401 would tell nothing).
+        """
+        if not document.access_token:
+            return "unknown"
+        if document.expires_at <= self._clock.now():
+            return "expired"
+        left = deadline.remaining() - WEBHOOK_STORE_RESERVE_SECONDS
+        seconds = min(WEBHOOK_KAKAO_CALL_SECONDS, left)
+        if seconds < WEBHOOK_MIN_KAKAO_CALL_SECONDS:
             return "unknown"
         try:
-            info = self.kakao.access_token_info(access_token, seconds)
+            info = self.kakao.access_token_info(document.access_token, seconds)
         except KakaoError as exc:
             return "dead" if exc.status == 401 or exc.code == "-401" else "unknown"
         except KakaoTokenError:  # unreachable, timed out, 5xx
             return "unknown"
         return "live" if info.get("id") == user_id else "unknown"
 
-    def _forget_old_versions(self, name: str, user_id: int, deadline: Deadline) -> None:
-        """The older versions of an unlinked user's document, whose tokens Kakao already ended.
+    def forget_old_versions(self, name: str, user_id: int, deadline: Deadline) -> None:
+        """The older versions of an ended login's document, whose tokens Kakao already ended.
 
         A failure (the webhook's 3 seconds ran out, storage faults) is logged, not raised: the
         live document is already done, Kakao would only pause the webhook over an error, and

@@ -198,9 +198,10 @@ def unusable_lifetimes(response: Mapping[str, Any]) -> list[str]:
 
 
 def owner_marker(user_id: int, now: int, reason: str) -> TokenDocument:
-    """What stays of a single document whose login ended (``reason``: ``unlinked`` at Kakao,
-    ``logged_out`` by the operator): no token, the owner, and a dead-login marker saying why,
-    so only the owner (or a claim link) may log in next."""
+    """What stays of a single document whose login ended (``reason``: ``logged_out`` by the
+    operator, ``unlinked`` at Kakao, or the account status event that ended it, such as
+    ``tokens_revoked``): no token, the owner, and a dead-login marker saying why, so only the
+    owner (or a claim link) may log in next."""
     return TokenDocument(
         {
             "access_token": "",

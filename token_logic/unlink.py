@@ -8,8 +8,9 @@ already dead at Kakao, so what we store for them goes, older versions of the doc
 
 Kakao looks only at the status, wants it within 3 seconds and pauses the webhook after many
 errors (it is not documented to retry). So: 200 whenever the request is Kakao's and was
-handled, also for a user we never stored, or whose stored login is newer than the event (a
-late webhook: Kakao still accepts the stored access token; TokenService.end_login); 401/403/400
+handled, also for a user we never stored, whose stored login is newer than the event (a late
+webhook: Kakao still accepts the stored access token; TokenService.end_login), or whose login
+had ended already (a logout, or the account status webhook first: no write, no alert); 401/403/400
 for requests that are not Kakao's or not for this app; 503 when storage failed (the tokens are
 dead at Kakao anyway: the next refresh gets KOE322 and marks the login dead, which alerts).
 Bodies are small JSON, never a trace or the key. The account status change webhook
@@ -93,11 +94,20 @@ def _unlink(
         return 400, {"status": "refused", "message": "user_id must be a Kakao user id"}
     referrer_type = params.get("referrer_type", "")
     ended = service.end_login(int(user_id), deadline)
-    if ended.kept_newer:
+    if ended.kept:
         log_event(
             logging.INFO,
             "unlink webhook: the stored login is newer than the event (Kakao still accepts its "
             "token); kept",
+            user_id=int(user_id),
+            referrer_type=referrer_type,
+        )
+        return 200, {"status": "ok", "deleted": False}
+    if ended.already_ended:
+        # Our own logout, or the account status webhook, got there first: no second alert.
+        log_event(
+            logging.INFO,
+            "unlink webhook: the stored login had ended already (no tokens stored); left as it is",
             user_id=int(user_id),
             referrer_type=referrer_type,
         )
