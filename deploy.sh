@@ -21,6 +21,9 @@ ALERT_RATE_LIMIT="3600s"
 ALERT_AUTO_CLOSE="1800s"
 # Days a replaced or deleted token document is kept as a noncurrent version (see ensure_bucket).
 NONCURRENT_DAYS=3
+# Requests one instance of the callback or the token endpoint serves at once: Cloud Run's
+# --concurrency and functions-framework's THREADS (its default depends on the CPUs it sees).
+SERVER_THREADS=8
 GITHUB_POOL="kakao-token-github"
 GITHUB_PROVIDER="github"
 GITHUB_ACCOUNT_NAME="kakao-token-github"
@@ -408,7 +411,8 @@ function_url() {
 # Values such as KAKAO_SCOPE may hold commas, so '|' delimits (see `gcloud topic escaping`).
 # The callback alone answers Kakao's unlink webhook, so it alone gets the app id and admin key.
 env_vars() {
-  local redirect_uri="$1" role="$2" vars="TOKEN_BUCKET=$TOKEN_BUCKET|TOKEN_OBJECT=$TOKEN_OBJECT"
+  local redirect_uri="$1" role="$2"
+  local vars="THREADS=$SERVER_THREADS|TOKEN_BUCKET=$TOKEN_BUCKET|TOKEN_OBJECT=$TOKEN_OBJECT"
   [[ -n "$redirect_uri" ]] && vars+="|KAKAO_REDIRECT_URI=$redirect_uri"
   [[ -n "$KAKAO_SCOPE" ]] && vars+="|KAKAO_SCOPE=$KAKAO_SCOPE"
   [[ -n "$ALLOWED_KAKAO_USER_IDS" ]] && vars+="|ALLOWED_KAKAO_USER_IDS=$ALLOWED_KAKAO_USER_IDS"
@@ -427,18 +431,29 @@ secret_vars() {
 deploy_function() {
   local name="$1" entry_point="$2" access="$3" redirect_uri="$4" role=other account="$RUNTIME_ACCOUNT"
   [[ "$name" == "$CALLBACK_FUNCTION" ]] && role=callback account="$CALLBACK_ACCOUNT"
-  # The sweep is CPU-bound in the storage client (~8 CPU-seconds per 1,000 refreshes,
-  # BENCHMARKS.md): 256Mi alone gives 0.167 vCPU, too slow for its deadline. A whole vCPU is
-  # billed only while a sweep runs; the other functions answer one short request at a time.
-  # Every shard's job fires at the same minute, each on an instance of its own.
-  local resources=(--memory=256Mi --max-instances=5)
+  # A whole vCPU each, billed only while a request runs (BENCHMARKS.md, section 1 and the cost
+  # notes): 256Mi alone gives 0.167 vCPU, where a cold start takes 1.6 s before our code runs;
+  # with --cpu=1 the login page comes in 0.4 s and a cold first token in 0.5 s. The callback and
+  # the token endpoint take SERVER_THREADS requests at once (a fractional vCPU would force one),
+  # so a burst of scheduled Actions shares one warm instance instead of waiting on cold ones.
+  # The sweep is CPU-bound in the storage client (~8 CPU-seconds per 1,000 refreshes) and runs
+  # alone; every shard's job fires at the same minute, each on an instance of its own.
+  local resources=(--memory=256Mi --cpu=1 --concurrency="$SERVER_THREADS" --max-instances=5)
   [[ "$name" == "$REFRESH_FUNCTION" ]] &&
-    resources=(--memory=512Mi --cpu=1 --max-instances=$((REFRESH_SHARDS > 5 ? REFRESH_SHARDS : 5)))
+    resources=(--memory=512Mi --cpu=1 --concurrency=1
+      --max-instances=$((REFRESH_SHARDS > 5 ? REFRESH_SHARDS : 5)))
   say "Deploying $name / 배포"
   g functions deploy "$name" --gen2 --runtime="$PYTHON_RUNTIME" --region="$REGION" \
     --source="$HERE" --entry-point="$entry_point" --trigger-http "$access" \
     --service-account="$account" "${resources[@]}" --timeout=60s \
     --set-env-vars="$(env_vars "$redirect_uri" "$role")" --set-secrets="$(secret_vars "$role")"
+  # Startup CPU boost: more CPU while an instance starts, where a person or an Action waits
+  # (the sweep's caller is the scheduler). `gcloud functions deploy` has no flag for it; a
+  # function made by it is also a Cloud Run service of the same name, which the Cloud Run Admin
+  # API may update. Set after every deploy, so a re-run keeps it whatever the deploy did.
+  if [[ "$name" != "$REFRESH_FUNCTION" ]]; then
+    g run services update "$name" --region="$REGION" --cpu-boost >/dev/null
+  fi
 }
 
 deployed_url() {

@@ -46,11 +46,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## 1. Cold start"  # what BENCHMARKS.md's section starts with (replace_section)
 RUNS = 5
 # Cloud Run functions' memory -> vCPU table (cloud.google.com/functions/docs/configuring/memory):
-# 256Mi 0.167, 512Mi 0.333, 1Gi 0.583, 2Gi (or --cpu=1) 1.
-SHARES = {0.167: "256Mi", 0.333: "512Mi", 0.583: "1Gi", 1.0: "2Gi, or --cpu=1"}
-# The share deploy.sh gives each function today: callback and token 256Mi, refresh --cpu=1.
-# Change together with deploy.sh's resources.
-DEPLOYED_SHARES = {"login": 0.167, "token": 0.167, "sweep": 1.0}
+# 256Mi 0.167, 512Mi 0.333, 1Gi 0.583, 2Gi (or --cpu=1) 1. Two vCPU: does more than one help a
+# start that is one Python thread (what startup CPU boost would add)?
+SHARES = {
+    0.167: "256Mi",
+    0.333: "512Mi",
+    0.583: "1Gi",
+    1.0: "--cpu=1, as deploy.sh gives each function; or 2Gi",
+    2.0: "--cpu=2",
+}
+# The share deploy.sh gives each function: --cpu=1 for all three. Change together with
+# deploy.sh's resources.
+DEPLOYED_SHARES = {"login": 1.0, "token": 1.0, "sweep": 1.0}
 PERIOD_US = 100_000
 STORAGE_DELAY = 0.025
 KAKAO_DELAY = 0.060

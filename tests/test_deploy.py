@@ -467,20 +467,107 @@ def test_token_endpoint_is_private_and_configured_like_the_refresh(deployer: Dep
     assert f"KAKAO_TOKEN_URL={TOKEN_URL} kakao-token access-token" in result.stdout
 
 
-def test_the_sweep_gets_a_whole_cpu_and_the_others_stay_small(deployer: Deployer) -> None:
-    """256Mi alone means 0.167 vCPU: too little for a sweep of thousands (BENCHMARKS.md)."""
+def test_every_function_gets_a_whole_cpu_and_the_waited_on_ones_take_8_requests(
+    deployer: Deployer,
+) -> None:
+    """--cpu=1 each (256Mi alone is 0.167 vCPU: a 1.6 s cold start, BENCHMARKS.md section 1);
+    the callback and the token endpoint serve 8 requests at once on 8 server threads, the sweep
+    one; the refresh keeps its 512Mi."""
     result = deployer.run(**FULL_INPUTS)
 
     assert result.returncode == 0, result.stderr
     calls = deployer.calls()
     [refresh] = find(calls, "functions", "deploy", "kakao-refresh")
-    assert (flag(refresh, "cpu"), flag(refresh, "memory")) == ("1", "512Mi")
-    others = find(calls, "functions", "deploy", "kakao-callback")
-    others += find(calls, "functions", "deploy", "kakao-token")
-    assert len(others) >= 2
-    for call in others:
-        assert flag(call, "memory") == "256Mi", call[3]
-        assert not any(arg.startswith("--cpu") for arg in call), call[3]
+    assert (flag(refresh, "cpu"), flag(refresh, "memory"), flag(refresh, "concurrency")) == (
+        "1",
+        "512Mi",
+        "1",
+    )
+    waited_on = find(calls, "functions", "deploy", "kakao-callback")
+    waited_on += find(calls, "functions", "deploy", "kakao-token")
+    assert len(waited_on) >= 2
+    for call in waited_on:
+        sizes = (flag(call, "cpu"), flag(call, "memory"), flag(call, "concurrency"))
+        assert sizes == ("1", "256Mi", "8"), call[2]
+    for call in [refresh, *waited_on]:
+        assert "THREADS=8" in flag(call, "set-env-vars").removeprefix("^|^").split("|"), call[2]
+
+
+def test_the_bench_judges_the_shares_deploy_sh_gives(deployer: Deployer) -> None:
+    """bench/cold_start.py's DEPLOYED_SHARES are the --cpu deploy.sh asks for."""
+    from bench.cold_start import DEPLOYED_SHARES
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    for key, function in (
+        ("login", "kakao-callback"),
+        ("token", "kakao-token"),
+        ("sweep", "kakao-refresh"),
+    ):
+        for call in find(calls, "functions", "deploy", function):
+            assert float(flag(call, "cpu")) == DEPLOYED_SHARES[key], function
+
+
+def test_the_callback_and_the_token_endpoint_get_startup_cpu_boost_after_each_deploy(
+    deployer: Deployer,
+) -> None:
+    """gcloud functions deploy has no --cpu-boost: each deploy of the callback or the token
+    endpoint is followed by gcloud run services update on its service; the sweep gets none."""
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    for function in ("kakao-callback", "kakao-token"):
+        deploys = [i for i, c in enumerate(calls) if c[:3] == ["functions", "deploy", function]]
+        boosts = [
+            i for i, c in enumerate(calls) if c[:4] == ["run", "services", "update", function]
+        ]
+        assert len(boosts) == len(deploys) >= 1, function
+        assert all(deploy < boost for deploy, boost in zip(deploys, boosts, strict=True))
+        for index in boosts:
+            assert "--cpu-boost" in calls[index]
+            assert flag(calls[index], "region") == "asia-northeast3"
+    assert find(calls, "run", "services", "update", "kakao-refresh") == []
+    assert set(deployer.table("run.services.cpu-boost")) == {"kakao-callback", "kakao-token"}
+
+
+def test_a_rerun_on_an_existing_deployment_asks_for_the_same_sizes(deployer: Deployer) -> None:
+    """A second run, the functions already there (perhaps sized by an older deploy.sh), deploys
+    each with the same sizes and sets the boost again: nothing stays as an earlier run left it."""
+    deployer.run(**INPUTS)
+    first = sizes(deployer.calls())
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        sizes(deployer.calls())
+        == first
+        == {
+            "kakao-callback": ("1", "256Mi", "8", True),
+            "kakao-refresh": ("1", "512Mi", "1", False),
+            "kakao-token": ("1", "256Mi", "8", True),
+        }
+    )
+
+
+def sizes(calls: list[list[str]]) -> dict[str, tuple[str, str, str, bool]]:
+    """Each function's last deploy: --cpu, --memory, --concurrency, and whether startup CPU
+    boost was set after it."""
+    found: dict[str, tuple[str, str, str, bool]] = {}
+    for call in calls:
+        if call[:2] == ["functions", "deploy"]:
+            found[call[2]] = (
+                flag(call, "cpu"),
+                flag(call, "memory"),
+                flag(call, "concurrency"),
+                False,
+            )
+        elif call[:3] == ["run", "services", "update"] and "--cpu-boost" in call:
+            found[call[3]] = (*found[call[3]][:3], True)
+    return found
 
 
 def test_token_readers_may_call_the_token_endpoint_only(deployer: Deployer) -> None:
@@ -1020,6 +1107,7 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
             unique.add(tuple(shlex.split(command)[1:]))
     checked = {args[:4] for args in unique}
     assert ("logging", "read") in {args[:2] for args in unique}
+    assert ("run", "services", "update", "kakao-token") in checked
     assert (
         "storage",
         "cp",
