@@ -433,7 +433,7 @@ deploy_function() {
   [[ "$name" == "$CALLBACK_FUNCTION" ]] && role=callback account="$CALLBACK_ACCOUNT"
   # A whole vCPU each, billed only while a request runs (BENCHMARKS.md, section 1 and the cost
   # notes): 256Mi alone gives 0.167 vCPU, where a cold start takes 1.6 s before our code runs;
-  # with --cpu=1 the login page comes in 0.4 s and a cold first token in 0.5 s. The callback and
+  # with --cpu=1 the login page comes in 0.3 s and a cold first token in 0.4 s. The callback and
   # the token endpoint take SERVER_THREADS requests at once (a fractional vCPU would force one),
   # so a burst of scheduled Actions shares one warm instance instead of waiting on cold ones.
   # The sweep is CPU-bound in the storage client (~8 CPU-seconds per 1,000 refreshes) and runs
@@ -447,13 +447,9 @@ deploy_function() {
     --source="$HERE" --entry-point="$entry_point" --trigger-http "$access" \
     --service-account="$account" "${resources[@]}" --timeout=60s \
     --set-env-vars="$(env_vars "$redirect_uri" "$role")" --set-secrets="$(secret_vars "$role")"
-  # Startup CPU boost: more CPU while an instance starts, where a person or an Action waits
-  # (the sweep's caller is the scheduler). `gcloud functions deploy` has no flag for it; a
-  # function made by it is also a Cloud Run service of the same name, which the Cloud Run Admin
-  # API may update. Set after every deploy, so a re-run keeps it whatever the deploy did.
-  if [[ "$name" != "$REFRESH_FUNCTION" ]]; then
-    g run services update "$name" --region="$REGION" --cpu-boost >/dev/null
-  fi
+  # No startup CPU boost: two vCPUs start these functions no faster than one (a start is one
+  # Python thread; BENCHMARKS.md, section 1 and its notes), so the second management call it
+  # needs (gcloud run services update --cpu-boost; deploy has no flag) would buy nothing.
 }
 
 deployed_url() {

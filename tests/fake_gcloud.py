@@ -115,13 +115,6 @@ def answer(
         functions[words[2]] = f"https://{words[2]}-abc123-du.a.run.app"
         state.setdefault("functions.accounts", {})[words[2]] = option(argv, "service-account")
         return 0
-    if kind == "run services update":  # a function's Cloud Run service has its name
-        if words[3] not in functions:
-            print(f"ERROR: NOT_FOUND: service {words[3]}", file=sys.stderr)
-            return 1
-        if "--cpu-boost" in argv:
-            state.setdefault("run.services.cpu-boost", {})[words[3]] = "yes"
-        return 0
     if kind == "scheduler jobs list":  # --format='value(name.basename())': one id a line
         print("\n".join(state.setdefault("scheduler.jobs", {})))
         return 0

@@ -510,32 +510,10 @@ def test_the_bench_judges_the_shares_deploy_sh_gives(deployer: Deployer) -> None
             assert float(flag(call, "cpu")) == DEPLOYED_SHARES[key], function
 
 
-def test_the_callback_and_the_token_endpoint_get_startup_cpu_boost_after_each_deploy(
-    deployer: Deployer,
-) -> None:
-    """gcloud functions deploy has no --cpu-boost: each deploy of the callback or the token
-    endpoint is followed by gcloud run services update on its service; the sweep gets none."""
-    result = deployer.run(**INPUTS)
-
-    assert result.returncode == 0, result.stderr
-    calls = deployer.calls()
-    for function in ("kakao-callback", "kakao-token"):
-        deploys = [i for i, c in enumerate(calls) if c[:3] == ["functions", "deploy", function]]
-        boosts = [
-            i for i, c in enumerate(calls) if c[:4] == ["run", "services", "update", function]
-        ]
-        assert len(boosts) == len(deploys) >= 1, function
-        assert all(deploy < boost for deploy, boost in zip(deploys, boosts, strict=True))
-        for index in boosts:
-            assert "--cpu-boost" in calls[index]
-            assert flag(calls[index], "region") == "asia-northeast3"
-    assert find(calls, "run", "services", "update", "kakao-refresh") == []
-    assert set(deployer.table("run.services.cpu-boost")) == {"kakao-callback", "kakao-token"}
-
-
 def test_a_rerun_on_an_existing_deployment_asks_for_the_same_sizes(deployer: Deployer) -> None:
     """A second run, the functions already there (perhaps sized by an older deploy.sh), deploys
-    each with the same sizes and sets the boost again: nothing stays as an earlier run left it."""
+    each with the same sizes, none left as an earlier run made it; no other command sizes them
+    (no gcloud run services update)."""
     deployer.run(**INPUTS)
     first = sizes(deployer.calls())
 
@@ -546,28 +524,21 @@ def test_a_rerun_on_an_existing_deployment_asks_for_the_same_sizes(deployer: Dep
         sizes(deployer.calls())
         == first
         == {
-            "kakao-callback": ("1", "256Mi", "8", True),
-            "kakao-refresh": ("1", "512Mi", "1", False),
-            "kakao-token": ("1", "256Mi", "8", True),
+            "kakao-callback": ("1", "256Mi", "8"),
+            "kakao-refresh": ("1", "512Mi", "1"),
+            "kakao-token": ("1", "256Mi", "8"),
         }
     )
+    assert find(deployer.calls(), "run", "services") == []
 
 
-def sizes(calls: list[list[str]]) -> dict[str, tuple[str, str, str, bool]]:
-    """Each function's last deploy: --cpu, --memory, --concurrency, and whether startup CPU
-    boost was set after it."""
-    found: dict[str, tuple[str, str, str, bool]] = {}
-    for call in calls:
-        if call[:2] == ["functions", "deploy"]:
-            found[call[2]] = (
-                flag(call, "cpu"),
-                flag(call, "memory"),
-                flag(call, "concurrency"),
-                False,
-            )
-        elif call[:3] == ["run", "services", "update"] and "--cpu-boost" in call:
-            found[call[3]] = (*found[call[3]][:3], True)
-    return found
+def sizes(calls: list[list[str]]) -> dict[str, tuple[str, str, str]]:
+    """Each function's last deploy: --cpu, --memory, --concurrency."""
+    return {
+        call[2]: (flag(call, "cpu"), flag(call, "memory"), flag(call, "concurrency"))
+        for call in calls
+        if call[:2] == ["functions", "deploy"]
+    }
 
 
 def test_token_readers_may_call_the_token_endpoint_only(deployer: Deployer) -> None:
@@ -1107,7 +1078,6 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
             unique.add(tuple(shlex.split(command)[1:]))
     checked = {args[:4] for args in unique}
     assert ("logging", "read") in {args[:2] for args in unique}
-    assert ("run", "services", "update", "kakao-token") in checked
     assert (
         "storage",
         "cp",
