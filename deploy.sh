@@ -297,6 +297,9 @@ enable_apis() {
 # version, with both its tokens. They are what a bad write is rolled back to, so they are kept
 # NONCURRENT_DAYS after being replaced: a bad Friday evening found on Monday morning, the alert
 # mail having gone out within the hour. Longer would keep weeks of refresh tokens for nothing.
+# The account status webhook keeps one small marker per Kakao event it handled (replay
+# protection, token_logic/account_events.py); an event older than 10 minutes is refused anyway,
+# so a day is plenty, and without this rule they would pile up forever.
 lifecycle_rule() {
   cat <<EOF
 {
@@ -304,6 +307,10 @@ lifecycle_rule() {
     {
       "action": {"type": "Delete"},
       "condition": {"isLive": false, "daysSinceNoncurrentTime": $NONCURRENT_DAYS}
+    },
+    {
+      "action": {"type": "Delete"},
+      "condition": {"age": 1, "matchesPrefix": [".kakao-token-events/"]}
     }
   ]
 }
@@ -714,6 +721,15 @@ The \`alert\` label says which / \`alert\` 라벨이 종류를 알려 줍니다.
 브라우저로 다시 로그인하세요 / The Kakao login is dead (KOE322, the user unlinked the app, or the
 token endpoint refused a dead login). Open this and log in again: $callback_url
 
+**ownership** — 소유권: 소유권 링크로 소유자가 정해졌거나 바뀌었습니다, 또는 다른 카카오 계정의
+로그인을 거절했습니다(그 토큰은 로그아웃됨). 본인이 한 일이 아니면 확인하세요 / A claim link made or
+changed the owner, or a stranger's login was refused (their token logged out). If it was not you,
+look at the callback's log.
+
+**refresh_deferred** — 예약 갱신이 밀립니다(마감 안에 아무도 갱신하지 못했거나 두 번 연속으로
+미룸): \`REFRESH_SHARDS\`를 늘려 \`./deploy.sh\`를 다시 실행하세요 / The scheduled refresh is
+falling behind: run \`./deploy.sh\` again with a larger \`REFRESH_SHARDS\`.
+
 **refresh_failed**, or a failed Cloud Scheduler run / 예약 실행 실패 — 재시도 후에도 갱신 실패:
 1. Client Secret: the latest version of secret \`$CLIENT_SECRET_SECRET\` must equal the console's
    보안 > Client Secret (KOE010). Fix it with \`./deploy.sh\`.
@@ -941,9 +957,14 @@ $(login_step "$callback_url" "$owner")
    KAKAO_TOKEN_URL=$token_url kakao-token access-token
    (kakao-token: pip install "git+https://github.com/OWNER/kakao-token-function"; README)
 EOF
+  cat <<EOF
+5. (Recommended) the account status change webhook / (권장) 계정 상태 변경 웹훅:
+   카카오 콘솔 [앱] > [웹훅] > [계정 상태 변경 웹훅] (user-unlinked, tokens-revoked, token-revoked):
+     ${callback_url%/}/account-status
+EOF
   if [[ -n "$KAKAO_ADMIN_KEY" ]]; then
     cat <<EOF
-5. Register the unlink webhook / 연결 해제 웹훅 등록:
+6. Register the unlink webhook / 연결 해제 웹훅 등록:
    카카오 콘솔 [앱] > [웹훅] > [연결 해제 웹훅], 메서드 POST / Kakao console, method POST:
      ${callback_url%/}/unlink
 EOF

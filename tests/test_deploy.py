@@ -294,7 +294,11 @@ LIFECYCLE = {
         {
             "action": {"type": "Delete"},
             "condition": {"isLive": False, "daysSinceNoncurrentTime": 3},
-        }
+        },
+        {
+            "action": {"type": "Delete"},
+            "condition": {"age": 1, "matchesPrefix": [".kakao-token-events/"]},
+        },
     ]
 }
 
