@@ -31,7 +31,16 @@ from bench import client as client_bench
 from bench import cold_start as cold_bench
 from bench import sweep as sweep_bench
 from dev.fake_kakao import FakeKakao, FakeKakaoState
-from tests.helpers import FunctionServer, GcsEmulator, backdate, consent, free_port, query_of
+from tests.helpers import (
+    FunctionServer,
+    GcsEmulator,
+    backdate,
+    claim_for,
+    claim_form,
+    consent,
+    free_port,
+    query_of,
+)
 from token_logic.gcs_store import GcsTokenStore
 from token_logic.kakao import new_session
 
@@ -66,10 +75,17 @@ class BrowserLikeClient:
         headers = {"Cookie": cookie} if cookie else {}
         return self._pool.request("GET", path, headers=headers, redirect=False)
 
+    def post_form(self, path: str, form: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        return self._pool.request("POST", path, fields=form, encode_multipart=False, redirect=False)
 
-def login_once(client: BrowserLikeClient, redirect_uri: str) -> float:
-    """One login through the running function; seconds for the callback request alone."""
-    start = client.get("/")
+
+def login_once(
+    client: BrowserLikeClient, redirect_uri: str, env: dict[str, str] | None = None
+) -> float:
+    """One login through the running function; seconds for the callback request alone. With
+    ``env``, a deployment nobody owns yet is first claimed, as its operator would (claim.py)."""
+    claim = claim_for(env) if env is not None else ""
+    start = client.post_form("/claim", claim_form(claim)) if claim else client.get("/")
     cookie = start.headers["Set-Cookie"].split(";", 1)[0]
     callback = consent(start.headers["Location"])
     path = "/" + callback[len(redirect_uri) :]
@@ -159,7 +175,7 @@ def measure_logins(
     with FunctionServer("kakao_callback", env, ROOT) as server:
         client = BrowserLikeClient(server.port)
         for _ in range(10):  # warm: imports, connections, the storage client
-            login_once(client, redirect_uri)
+            login_once(client, redirect_uri, env)
             floor_once(floor_session, fake, gcs, bucket, redirect_uri)
         for _ in range(LOGINS):
             function.append(login_once(client, redirect_uri))
@@ -179,7 +195,7 @@ def measure_refresh_storm(
     """50 concurrent kakao_refresh calls across 2 processes at the rotation moment."""
     fake.state.refresh_lifetime = 20 * DAY  # every refresh is in the rotation window
     with FunctionServer("kakao_callback", env, ROOT) as callback:
-        login_once(BrowserLikeClient(callback.port), redirect_uri)
+        login_once(BrowserLikeClient(callback.port), redirect_uri, env)
     backdate(GcsTokenStore(env["TOKEN_BUCKET"]), 7200)  # rotation due, 1-hour guard passed
     before = fake.state.refresh_calls()
     with (
@@ -211,7 +227,7 @@ def measure_token_endpoint(
     storage read each), interleaved one for one with the floor (one raw media download of the
     same object, the request the storage client sends) and with a bare function's round trip."""
     with FunctionServer("kakao_callback", env, ROOT) as callback:
-        login_once(BrowserLikeClient(callback.port), redirect_uri)
+        login_once(BrowserLikeClient(callback.port), redirect_uri, env)
     bucket = env["TOKEN_BUCKET"]
     floor_session = new_session()
     floor_url = f"{gcs.url}/download/storage/v1/b/{bucket}/o/kakao_token.json"
