@@ -176,12 +176,11 @@ def login_link(env: Mapping[str, str], demo: bool) -> str:
         return redirect_uri  # the demo needs no claim (and its pages say so)
     from token_logic.config import Settings
     from token_logic.errors import KakaoTokenError
-    from token_logic.store import USER_ID_PLACEHOLDER
     from token_logic.wiring import build_service
 
     try:
         settings = Settings.from_env(env)
-        if USER_ID_PLACEHOLDER in settings.token_object or settings.allowed_user_ids:
+        if not settings.single_owner:
             return redirect_uri
         service = build_service(settings)
         if service.store.read(settings.token_object) is not None:

@@ -20,7 +20,7 @@ import requests
 from dev.loopback import Relay
 from dev.servers import function_command
 from token_logic.service import TokenService
-from token_logic.store import USER_ID_PLACEHOLDER, TokenStore, read_document
+from token_logic.store import TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
 
 # Not a loopback host: requests (unlike browsers) will not send Secure cookies over http.
@@ -194,10 +194,8 @@ def needs_claim(service: TokenService) -> bool:
     """Whether this deployment's next login needs a claim link: one document, no allowlist,
     not the demo, and nobody stored yet (the first owner's case)."""
     settings = service.settings
-    single = USER_ID_PLACEHOLDER not in settings.token_object
     return (
-        single
-        and not settings.allowed_user_ids
+        settings.single_owner
         and not settings.demo
         and service.store.read(settings.token_object) is None
     )

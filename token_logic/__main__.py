@@ -13,12 +13,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from .clock import format_time
+from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
 from .problems import problem_for
 from .remote import RemoteSettings
 from .remote_cli import add_token_commands, add_url_and_user, memo_fits, run_remote
 from .service import TokenService
-from .store import USER_ID_PLACEHOLDER
 from .summary import summarize
 from .sweep import RefreshOutcome
 from .wiring import service_from_env
@@ -112,7 +112,7 @@ def _logout(service: TokenService, args: argparse.Namespace) -> int:
 
 def _claim_url(service: TokenService, args: argparse.Namespace) -> int:
     settings = service.settings
-    if USER_ID_PLACEHOLDER in settings.token_object or settings.allowed_user_ids:
+    if not settings.single_owner:
         print(
             "error: no claim link is needed here: with one document per user "
             "(TOKEN_OBJECT with {user_id}) or ALLOWED_KAKAO_USER_IDS, those accounts log in at "

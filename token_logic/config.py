@@ -20,6 +20,8 @@ from .text import is_decimal
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
 DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
 DEFAULT_MEMO_LINK = "https://developers.kakao.com"
+# Where TOKEN_OBJECT names one document per Kakao user.
+USER_ID_PLACEHOLDER = "{user_id}"
 DEFAULT_STORAGE_ENDPOINT = "https://storage.googleapis.com"
 DEFAULT_METADATA_HOST = "metadata.google.internal"
 DEFAULT_TOKEN_OBJECT = "kakao_token.json"
@@ -34,7 +36,8 @@ MAX_SWEEP_WORKERS = 32
 MIN_FUNCTION_TIMEOUT_SECONDS = int(
     ANSWER_RESERVE_SECONDS + STORE_RESERVE_SECONDS + MIN_KAKAO_ATTEMPT_SECONDS + 1
 )
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# This machine: where plain http is no network, so a token may travel there in the clear.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -74,10 +77,16 @@ class Settings:
     metadata_host: str = ""
 
     @property
+    def single_owner(self) -> bool:
+        """One document and no allowlist: the deployment has one owner, who comes (first, or
+        taking over) through a claim link (claim.py)."""
+        return USER_ID_PLACEHOLDER not in self.token_object and not self.allowed_user_ids
+
+    @property
     def secure_cookies(self) -> bool:
         """``Secure`` cookies for https, and for loopback hosts, which browsers treat as secure."""
         parts = urlsplit(self.redirect_uri)
-        return parts.scheme == "https" or parts.hostname in _LOOPBACK_HOSTS
+        return parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, need_redirect_uri: bool = True) -> Settings:
@@ -187,6 +196,12 @@ def proxies_for(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]
     return found
 
 
+def never_in_clear_text(url: str) -> bool:
+    """https, or http to this machine: a URL a token or an ID token may be sent to."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+
+
 def memo_link_from(env: Mapping[str, str], problems: list[str]) -> str:
     """KAKAO_MEMO_LINK, an http(s) URL (Kakao opens only domains registered for the app)."""
     link = env.get("KAKAO_MEMO_LINK", "").strip() or DEFAULT_MEMO_LINK
@@ -224,9 +239,9 @@ def _token_object_problem(template: str) -> str:
     keeps its lock and temporary files, and it lists none; a second ``{user_id}`` is not matched.
     """
     forms = "e.g. kakao_token.json, tokens/{user_id}.json or users/{user_id}/token.json"
-    if "{" in template.replace("{user_id}", ""):
+    if "{" in template.replace(USER_ID_PLACEHOLDER, ""):
         return f"TOKEN_OBJECT may contain only the placeholder {{user_id}} ({forms})"
-    if template.count("{user_id}") > 1:
+    if template.count(USER_ID_PLACEHOLDER) > 1:
         return f"TOKEN_OBJECT may contain {{user_id}} only once ({forms})"
     if any(not part or part.startswith(".") for part in template.split("/")):
         return (

@@ -25,7 +25,7 @@ from typing import Any
 from .budget import LOGIN_CLEANUP_SECONDS, Deadline
 from .claim import claim_name, spend_claim, valid_claim
 from .clock import Clock
-from .config import Settings
+from .config import USER_ID_PLACEHOLDER, Settings
 from .errors import (
     ClaimRequired,
     IdentityUnverified,
@@ -40,7 +40,7 @@ from .idtoken import id_token_subject
 from .kakao import KakaoClient
 from .log import ALERT_OWNERSHIP, log_event
 from .state import verify_state
-from .store import USER_ID_PLACEHOLDER, Stored, TokenStore, document_name
+from .store import Stored, TokenStore, document_name
 from .tokens import (
     TokenDocument,
     from_json_or_none,
@@ -92,10 +92,10 @@ class LoginFinisher:
                 )
             document = from_token_response(response, self._clock.now(), user_id)
             name = document_name(self._settings.token_object, user_id)
-            if allowed or USER_ID_PLACEHOLDER in self._settings.token_object:
-                self._store_over_anything(name, document, work)
-            else:
+            if self._settings.single_owner:
                 self._store_if_owner(name, document, response, secrets.claim, work, deadline)
+            else:
+                self._store_over_anything(name, document, work)
         except UserNotAllowed:
             raise  # refused: its tokens were logged out already (or, owner unknown, kept)
         except KakaoTokenError as exc:

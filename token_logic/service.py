@@ -17,7 +17,7 @@ from .budget import (
 )
 from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
 from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
-from .config import Settings
+from .config import USER_ID_PLACEHOLDER, Settings
 from .errors import (
     KakaoError,
     KakaoTokenError,
@@ -32,7 +32,6 @@ from .login import LoginFinisher
 from .refresh import Refresher, RefreshResult
 from .state import LoginStart, start_login
 from .store import (
-    USER_ID_PLACEHOLDER,
     TokenStore,
     document_name,
     read_document,

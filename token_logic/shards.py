@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .store import USER_ID_PLACEHOLDER, NamePart, template_prefix
+from .config import USER_ID_PLACEHOLDER
+from .store import NamePart, template_prefix
 from .text import is_decimal
 
 # Characters that mean something in Cloud Storage's glob syntax: a TOKEN_OBJECT holding one is

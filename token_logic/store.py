@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .budget import Deadline
+from .config import USER_ID_PLACEHOLDER
 from .errors import NoTokenStored
 from .index import Listed
 from .text import is_decimal
 from .tokens import TokenDocument, from_json
-
-USER_ID_PLACEHOLDER = "{user_id}"
 
 
 @dataclass(frozen=True)
