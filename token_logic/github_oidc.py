@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config import LOOPBACK_HOSTS
 from .errors import ConfigError, EndpointUnreachable
 
 PROVIDER_VARIABLE = "KAKAO_TOKEN_WORKLOAD_IDENTITY_PROVIDER"
@@ -30,7 +31,6 @@ IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com/v1"
 TIMEOUT = (5.0, 20.0)
 ATTEMPTS = 3  # Google or GitHub answering 429/5xx, or not at all: tried twice more
 RETRY_PAUSE_SECONDS = 2.0
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _PROVIDER = re.compile(
     r"projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+"
 )
@@ -99,7 +99,7 @@ def _google_url(environ: Mapping[str, str], variable: str, default: str) -> str:
     google = parts.scheme == "https" and (
         host == "googleapis.com" or host.endswith(".googleapis.com")
     )
-    if not google and not (parts.scheme in ("http", "https") and host in _LOOPBACK_HOSTS):
+    if not google and not (parts.scheme in ("http", "https") and host in LOOPBACK_HOSTS):
         raise ConfigError(
             f"{variable} must be an https://...googleapis.com URL (or unset)", (variable,)
         )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .config import LOOPBACK_HOSTS
 from .errors import ConfigError
 from .github_oidc import PROVIDER_VARIABLE, GitHubFederation, federated_id_token
 
@@ -38,7 +39,6 @@ _DMI_PRODUCT_NAME = Path("/sys/class/dmi/id/product_name")
 # Where a deployment of this project answers: Cloud Run and Cloud Functions hosts, and this
 # machine itself (compared whole: "mylocalhost" or "x.localhost" is not this machine).
 _FUNCTION_HOST_SUFFIXES = (".run.app", ".cloudfunctions.net")
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class NotHere(Exception):
@@ -182,7 +182,7 @@ def audience_less_token_may_go_to(endpoint: str) -> bool:
     stranger's *.run.app URL from the person's own: that is what KAKAO_TOKEN_URL vouches for.
     """
     host = urlsplit(endpoint).hostname or ""
-    return host in _LOOPBACK_HOSTS or host.endswith(_FUNCTION_HOST_SUFFIXES)
+    return host in LOOPBACK_HOSTS or host.endswith(_FUNCTION_HOST_SUFFIXES)
 
 
 def _one_line(text: str) -> str:

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .clock import format_time
-from .config import DEFAULT_MEMO_LINK, ca_bundle_from, memo_link_from, proxies_for
+from .config import (
+    DEFAULT_MEMO_LINK,
+    ca_bundle_from,
+    memo_link_from,
+    never_in_clear_text,
+    proxies_for,
+)
 from .errors import (
     ConfigError,
     DeadlineReached,
@@ -51,7 +57,6 @@ _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 MAX_LEEWAY_SECONDS = 3600
 
 
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 GITHUB_READER_PREFIX = "kakao-token-github@"  # the account deploy.sh makes for GitHub
 EMPTY_URL_MESSAGE = (
     f"{URL_VARIABLE} is empty: set it to the token endpoint's URL that ./deploy.sh printed "
@@ -92,20 +97,14 @@ class RemoteSettings:
             return None
         parts = urlsplit(url)
         # The ID token travels in the request: never in clear text, but to this machine.
-        secure = parts.scheme == "https" or (
-            parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
-        )
-        if not secure or not parts.netloc or parts.query:
+        if not never_in_clear_text(url) or not parts.netloc or parts.query:
             raise ConfigError(
                 f"{URL_VARIABLE} must be the token function's URL (https://..., no query), as "
                 "./deploy.sh printed it",
                 (URL_VARIABLE,),
             )
         api_base_url = (environ.get("KAKAO_API_BASE_URL") or cls.api_base_url).rstrip("/")
-        api = urlsplit(api_base_url)
-        if not (
-            api.scheme == "https" or (api.scheme == "http" and api.hostname in _LOOPBACK_HOSTS)
-        ):
+        if not never_in_clear_text(api_base_url):
             # send-memo sends the Kakao access token there: never in clear text over a network.
             raise ConfigError(
                 "KAKAO_API_BASE_URL must be https://... (or unset: https://kapi.kakao.com)",
