@@ -31,7 +31,7 @@ GITHUB_ISSUER="https://token.actions.githubusercontent.com"
 # google.subject is required by every provider; attribute.repository names the principal sets.
 GITHUB_ATTRIBUTE_MAPPING="google.subject=assertion.sub,attribute.repository=assertion.repository"
 ACTION_PLACEHOLDER="OWNER/kakao-token-function@main"
-# token_logic/claim.py's CLAIM_OBJECT and CLAIM_LIFETIME_SECONDS (keep the two alike).
+# token_logic/service/claim.py's CLAIM_OBJECT and CLAIM_LIFETIME_SECONDS (keep the two alike).
 CLAIM_OBJECT=".kakao-token-claim.json"
 CLAIM_LIFETIME_SECONDS=86400
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
@@ -254,12 +254,12 @@ GITHUB_CONDITION="assertion.repository in [$quoted_repositories]"
 [[ -z "$KAKAO_APP_ID" || "$KAKAO_APP_ID" =~ ^[0-9]+$ ]] || fail "KAKAO_APP_ID '$KAKAO_APP_ID' must be the app's numeric ID"
 [[ -z "$ALERT_EMAIL" || "$ALERT_EMAIL" =~ $EMAIL_RE ]] || fail "ALERT_EMAIL '$ALERT_EMAIL' is not an email address"
 [[ -z "$KAKAO_PKCE" || "$KAKAO_PKCE" =~ ^[01]$ ]] || fail "KAKAO_PKCE '$KAKAO_PKCE' must be 1 (PKCE on) or 0 (off)"
-# An absolute http(s) URL with a host, as config.py wants; no '|', the --set-env-vars delimiter.
+# An absolute http(s) URL with a host, as token_logic/kakao/api.py's memo_link_from wants; no '|', the --set-env-vars delimiter.
 MEMO_LINK_RE='^https?://[^/?#[:space:]|]+([/?#][^[:space:]|]*)?$'
 [[ -z "$KAKAO_MEMO_LINK" || "$KAKAO_MEMO_LINK" =~ $MEMO_LINK_RE ]] ||
   fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://developers.kakao.com (no spaces or '|')"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
-# A single document without an allowlist is owned through a claim link (token_logic/claim.py):
+# A single document without an allowlist is owned through a claim link (token_logic/service/claim.py):
 # deploy.sh writes the first one, which needs a SHA-256 tool.
 NEEDS_CLAIM=no
 [[ -z "$ALLOWED_KAKAO_USER_IDS" && "$TOKEN_OBJECT" != *"{user_id}"* ]] && NEEDS_CLAIM=yes
@@ -298,7 +298,7 @@ enable_apis() {
 # NONCURRENT_DAYS after being replaced: a bad Friday evening found on Monday morning, the alert
 # mail having gone out within the hour. Longer would keep weeks of refresh tokens for nothing.
 # The account status webhook keeps one small marker per Kakao event it handled (replay
-# protection, token_logic/account_events.py); an event older than 10 minutes is refused anyway,
+# protection, token_logic/web/account_status.py); an event older than 10 minutes is refused anyway,
 # so a day is plenty, and without this rule they would pile up forever.
 lifecycle_rule() {
   cat <<EOF
@@ -858,7 +858,7 @@ sha256_hex() {
   printf '%s' "${digest%% *}"
 }
 
-# A claim link for the first owner, as token_logic/claim.py's issue_claim makes one (keep the
+# A claim link for the first owner, as token_logic/service/claim.py's issue_claim makes one (keep the
 # two alike): 32 random bytes, URL-safe base64 without padding (secrets.token_urlsafe(32)); the
 # bucket keeps only their SHA-256, beside the token document, for a day; a newer claim replaces
 # it. The secret lives in this shell's variable and travels through pipes: never an argument
@@ -873,7 +873,7 @@ issue_claim() {
   digest="$(printf '%s' "$secret" | sha256_hex)"
   [[ "$digest" =~ ^[0-9a-f]{64}$ ]] || fail "could not hash the claim secret"
   now="$(date +%s)"
-  # json.dumps(..., sort_keys=True), as claim.py writes it.
+  # json.dumps(..., sort_keys=True), as token_logic/service/claim.py writes it.
   record="$(printf '{"created_at": %d, "expires_at": %d, "sha256": "%s"}' \
     "$now" "$((now + CLAIM_LIFETIME_SECONDS))" "$digest")"
   say "Claim for the first owner: gs://$TOKEN_BUCKET/$object / 소유권 링크"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The action's one step (see action.yml): a Python with requests, then token_logic.github_action
+# The action's one step (see action.yml): a Python with requests, then token_logic.client.github_action
 # straight from the action's own checkout. Nothing of the server is installed: no pip install
 # of this project, only requests when the runner's Python lacks it (a few seconds, once a job).
 # `python -P` everywhere: the job's working directory is the workflow's checkout, whose own
@@ -35,4 +35,4 @@ if ! "$python" -P -c 'import requests' 2>/dev/null; then
   python="$venv/bin/python"
 fi
 
-PYTHONPATH="$action_path${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -P -m token_logic.github_action
+PYTHONPATH="$action_path${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -P -m token_logic.client.github_action

@@ -21,8 +21,8 @@ from tests.conftest import settings_env
 from tests.helpers import REDIRECT_URI, FakeClock, complete_login, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import KakaoTokenError
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
+from token_logic.network import new_session
+from token_logic.storage.files import FileTokenStore
 from token_logic.wiring import build_service
 
 SECTION = "## 8. A bad day at Kakao: calls per hour for one login"
@@ -116,7 +116,7 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        "Before the refresh pause (backoff.py) a KOE237 storm cost a Kakao call per ask and a "
+        "Before the refresh pause (token_logic/service/backoff.py) a KOE237 storm cost a Kakao call per ask and a "
         "KOE003 storm three; now each failure pauses that login for every instance (KOE237: "
         "10 min doubling to 1 h; KOE003: 10 s tripling to 15 min), and a token refreshed in "
         "the last 150 s is served as it is, which bounds a missing `expires_in` (1 h assumed) "

@@ -20,8 +20,8 @@ from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.fake_google import id_token_for
 from tests.helpers import REDIRECT_URI, FunctionServer, complete_login
 from token_logic.config import Settings
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
+from token_logic.network import new_session
+from token_logic.storage.files import FileTokenStore
 from token_logic.wiring import build_service
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -258,7 +258,7 @@ def compile_sources() -> None:
 
 def seed_login(bucket: str, emulator_url: str) -> str:
     """One stored login that is not due; its access token."""
-    from token_logic.gcs_store import GcsTokenStore
+    from token_logic.storage.gcs import GcsTokenStore
     from token_logic.tokens import TokenDocument, to_json
 
     os.environ["STORAGE_EMULATOR_HOST"] = emulator_url
@@ -512,7 +512,7 @@ _CREDENTIALS_CHILD = r"""
 import os, time
 t0 = time.perf_counter(); c0 = time.process_time()
 import requests
-from token_logic.gcs_reader import MetadataToken
+from token_logic.storage.gcs_reader import MetadataToken
 t1 = time.perf_counter(); c1 = time.process_time()
 MetadataToken(os.environ["GCE_METADATA_HOST"]).authorization(requests.Session(), 5)
 t2 = time.perf_counter(); c2 = time.process_time()

@@ -41,8 +41,8 @@ from tests.helpers import (
     free_port,
     query_of,
 )
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
+from token_logic.network import new_session
+from token_logic.storage.gcs import GcsTokenStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGINS = 250
@@ -83,7 +83,7 @@ def login_once(
     client: BrowserLikeClient, redirect_uri: str, env: dict[str, str] | None = None
 ) -> float:
     """One login through the running function; seconds for the callback request alone. With
-    ``env``, a deployment nobody owns yet is first claimed, as its operator would (claim.py)."""
+    ``env``, a deployment nobody owns yet is first claimed, as its operator would (token_logic/service/claim.py)."""
     claim = claim_for(env) if env is not None else ""
     start = client.post_form("/claim", claim_form(claim)) if claim else client.get("/")
     cookie = start.headers["Set-Cookie"].split(";", 1)[0]

@@ -40,7 +40,7 @@ from bench.latency_proxy import LatencyProxy
 from dev.fake_kakao import FakeKakao, FakeKakaoState, Tokens
 from tests.helpers import GcsEmulator
 from tests.listing_index import ListingIndex
-from token_logic.index import facts_of_bytes
+from token_logic.storage.facts import facts_of_bytes
 from token_logic.tokens import TokenDocument, to_json
 
 STORAGE_DELAY = 0.025
@@ -203,11 +203,11 @@ def child() -> None:
     import logging
     import resource
 
-    from token_logic.shards import Shard
-    from token_logic.store import template_matches, template_prefix
-    from token_logic.sweep import list_for_sweep, outcome_kind
-    from token_logic.sweep_memory import remember_run
-    from token_logic.sweep_report import sweep_report
+    from token_logic.service.shards import Shard
+    from token_logic.service.sweep import list_for_sweep, outcome_kind
+    from token_logic.service.sweep_memory import remember_run
+    from token_logic.storage.protocol import template_matches, template_prefix
+    from token_logic.web.sweep_report import sweep_report
     from token_logic.wiring import service_from_env
 
     logging.disable(logging.INFO)  # the per-refresh INFO lines are not what is measured
@@ -318,7 +318,7 @@ def _shard_lines(sharded: dict[str, Any]) -> list[str]:
         f"### {users:,} users, `REFRESH_SHARDS={SHARDS}`, 10 % due",
         "",
         "Each shard lists only its own part: Cloud Storage filters the listing by a glob on the "
-        "last digits of the user id (token_logic/shards.py; with N = 10, shard 3 is "
+        "last digits of the user id (token_logic/service/shards.py; with N = 10, shard 3 is "
         "`tokens/*3.json`), so a shard's listing carries about 1/N of the names. Until issue 20 "
         "every shard listed the whole bucket and filtered it afterwards (by a hash of the name): "
         "`REFRESH_SHARDS` did not cut listing time, though the note on the ceiling below said "

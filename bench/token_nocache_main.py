@@ -4,7 +4,7 @@ import flask
 import functions_framework
 
 import main
-from token_logic.token_endpoint import FreshTokenCache, handle_token
+from token_logic.web.token_endpoint import FreshTokenCache, handle_token
 
 _no_cache = FreshTokenCache(ttl_seconds=0)
 

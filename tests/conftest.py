@@ -13,11 +13,11 @@ import pytest
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.helpers import REDIRECT_URI, FakeClock, GcsEmulator
 from token_logic.config import Settings
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
-from token_logic.store import TokenStore
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import TokenStore
 from token_logic.wiring import build_service
 
 ROOT = Path(__file__).resolve().parent.parent

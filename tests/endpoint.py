@@ -15,8 +15,8 @@ from tests.conftest import ROOT, settings_env
 from tests.fake_google import FakeGoogleOAuth, InvokerCheck
 from tests.helpers import REDIRECT_URI, FunctionServer, complete_login
 from token_logic.config import Settings
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
+from token_logic.network import new_session
+from token_logic.storage.files import FileTokenStore
 from token_logic.wiring import build_service
 
 PERSON = "me@example.com"

@@ -19,8 +19,8 @@ import requests
 
 from dev.loopback import Relay
 from dev.servers import function_command
-from token_logic.service import TokenService
-from token_logic.store import TokenStore, read_document
+from token_logic.service.token_service import TokenService
+from token_logic.storage.protocol import TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
 
 # Not a loopback host: requests (unlike browsers) will not send Secure cookies over http.

@@ -39,14 +39,14 @@ from tests.helpers import (
     consent,
     path_and_query,
 )
-from token_logic.account_events import EVENTS_FOLDER, handle_account_status
 from token_logic.config import Settings
 from token_logic.errors import KakaoUnavailable, StorageError, WriteConflict
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.jwks import REFETCH_SECONDS, SigningKeys
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
+from token_logic.kakao.jwks import REFETCH_SECONDS, SigningKeys
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.web.account_status import EVENTS_FOLDER, handle_account_status
 from token_logic.wiring import build_service
 
 PER_USER = "tokens/{user_id}.json"
@@ -67,7 +67,7 @@ def real_time(clock: FakeClock) -> None:
 @pytest.fixture(autouse=True)
 def no_cached_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's instance starts without Kakao's keys (a port, and so a URL, may come again)."""
-    monkeypatch.setattr("token_logic.account_events._keys_by_url", {})
+    monkeypatch.setattr("token_logic.web.account_status._keys_by_url", {})
 
 
 class Ticks:
@@ -85,7 +85,7 @@ def ticks(monkeypatch: pytest.MonkeyPatch) -> Ticks:
     """The key cache the function builds reads this clock."""
     ticks = Ticks()
     monkeypatch.setattr(
-        "token_logic.account_events.SigningKeys",
+        "token_logic.web.account_status.SigningKeys",
         lambda fetch: SigningKeys(fetch, monotonic=ticks),
     )
     return ticks
@@ -544,7 +544,7 @@ def test_a_storage_failure_is_503_and_the_same_set_works_afterwards(
             raise StorageError("cannot delete: disk on fire")
         return real_delete(self, name, *args)
 
-    monkeypatch.setattr("token_logic.file_store.FileTokenStore.delete", broken)
+    monkeypatch.setattr("token_logic.storage.files.FileTokenStore.delete", broken)
 
     assert send(fake_kakao, client, user_id, USER_UNLINKED, token=token).status == 503
     monkeypatch.undo()
@@ -569,7 +569,7 @@ def test_when_the_store_refuses_everything_kakaos_next_try_is_still_acted_on(
     def refused(*args: Any, **kwargs: Any) -> bool:
         raise StorageError("no time left for a storage call before the deadline")
 
-    monkeypatch.setattr("token_logic.file_store.FileTokenStore.delete", refused)
+    monkeypatch.setattr("token_logic.storage.files.FileTokenStore.delete", refused)
     first = send(fake_kakao, client, user_id, USER_UNLINKED, token=token)
     monkeypatch.undo()
     again = send(fake_kakao, client, user_id, USER_UNLINKED, token=token)
@@ -601,7 +601,7 @@ def test_a_marker_write_that_landed_before_its_412_is_no_replay(
             raise WriteConflict(f"{name} changed since it was read")
         return version
 
-    monkeypatch.setattr("token_logic.file_store.FileTokenStore.write", landed_then_412)
+    monkeypatch.setattr("token_logic.storage.files.FileTokenStore.write", landed_then_412)
     first = send(fake_kakao, client, user_id, USER_UNLINKED, token=token)
     log_in(client, fake_kakao, user_id)
     stored = tmp_path / f"tokens/{user_id}.json"

@@ -1,4 +1,4 @@
-"""A failed refresh pauses that login's refreshes for every instance (backoff.py): a bad day at
+"""A failed refresh pauses that login's refreshes for every instance (token_logic/service/backoff.py): a bad day at
 Kakao costs Kakao no extra calls, and callers get the failure with Retry-After."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import settings_env
 from tests.helpers import REDIRECT_URI, FakeClock, complete_login, rewrite_stored
-from token_logic.backoff import Backoff, backoff_after
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, KakaoUnavailable
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
-from token_logic.problems import problem_for
-from token_logic.service import TokenService
-from token_logic.store import TokenStore
+from token_logic.network import new_session
+from token_logic.service.backoff import Backoff, backoff_after
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.protocol import TokenStore
+from token_logic.web.problems import problem_for
 from token_logic.wiring import build_service
 
 NAME = "kakao_token.json"

@@ -1,7 +1,7 @@
 """Bad days after Kakao answered: storage down, answers lost or odd, the deadline near.
 
 A refresh token that Kakao has rotated exists nowhere but in our hands; these tests pin what
-happens to it in each case (see the module docstring of token_logic/refresh.py).
+happens to it in each case (see the module docstring of token_logic/service/refresh.py).
 """
 
 from __future__ import annotations
@@ -15,11 +15,7 @@ import pytest
 from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
 from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login, rewrite_stored
-from token_logic.budget import (
-    CLOCK_SKEW_SECONDS,
-    STORE_RESERVE_SECONDS,
-    Deadline,
-)
+from token_logic.budget import CLOCK_SKEW_SECONDS, STORE_RESERVE_SECONDS, Deadline
 from token_logic.config import Settings
 from token_logic.errors import (
     DeadlineReached,
@@ -28,12 +24,12 @@ from token_logic.errors import (
     StorageError,
     WriteConflict,
 )
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.problems import problem_for
-from token_logic.service import TokenService
-from token_logic.store import TokenStore
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import TokenStore
 from token_logic.tokens import MIN_REFRESH_INTERVAL_SECONDS
+from token_logic.web.problems import problem_for
 from token_logic.wiring import build_service
 
 DAY = 86400
@@ -75,7 +71,7 @@ class OutageClock(FakeClock):
 def outage(gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FlakyProxy]]:
     """A bucket behind a proxy that can go down; the storage client gives up on a request fast
     (its own retries wait in real time), so our retries until the deadline are what is tested."""
-    monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 0.3)
+    monkeypatch.setattr("token_logic.storage.gcs.RETRY_BUDGET", 0.3)
     bucket = gcs.new_bucket()
     with FlakyProxy(gcs.url) as proxy:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
@@ -162,7 +158,7 @@ def test_a_lost_answer_outside_the_rotation_window_is_retried_to_success(
 ) -> None:
     """Kakao did the refresh but its answer was lost (reset, 5xx, a real client timeout): the
     refresh token was not rotated, so the retry with it succeeds."""
-    from token_logic.file_store import FileTokenStore
+    from token_logic.storage.files import FileTokenStore
 
     store = FileTokenStore(tmp_path)
     service = make_service(fake_kakao, store, clock)
@@ -183,7 +179,7 @@ def test_a_lost_answer_that_rotated_is_a_dead_login_said_clearly(
     """Kakao rotated and the answer (the only copy of the new refresh token) was lost: the
     retry gets KOE322, the re-read shows the same dead token, and the login is marked dead with
     a clear "log in again": nothing on our side can recover it."""
-    from token_logic.file_store import FileTokenStore
+    from token_logic.storage.files import FileTokenStore
 
     store = FileTokenStore(tmp_path)
     service = make_service(fake_kakao, store, clock)
@@ -223,7 +219,7 @@ def test_a_login_that_dies_now_is_news_even_if_its_mark_seemed_to_fail(
 ) -> None:
     """KOE322 in this run is reported as newly dead (alerting), however the mark came back;
     only a mark older than the call counts as known (its alert went out then)."""
-    from token_logic.file_store import FileTokenStore
+    from token_logic.storage.files import FileTokenStore
 
     store = _MarkLandsThenConflicts(FileTokenStore(tmp_path))
     service = make_service(fake_kakao, store, clock)  # type: ignore[arg-type]
@@ -360,7 +356,7 @@ def test_the_lease_covers_the_whole_request_and_no_more(
 def test_a_storage_call_and_its_retries_fit_in_what_is_left(left: float) -> None:
     """The storage client checks its retry budget only before another attempt, which may then
     take its whole timeout: budget + timeout must end before the deadline."""
-    from token_logic.gcs_store import _limits
+    from token_logic.storage.gcs import _limits
 
     clock = FakeClock()
     timeout, budget = _limits(Deadline.after(left, clock))

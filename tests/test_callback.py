@@ -298,7 +298,7 @@ def test_done_cookie_is_httponly_lax_short_lived_and_scoped(
 
 
 def _done_cookies(client: FlaskClient, *, secure: bool) -> str:
-    from token_logic.done import DONE_COOKIE
+    from token_logic.web.done_cookie import DONE_COOKIE
 
     base = "https://example.run.app" if secure else "http://localhost"
     claim = claim_for(os.environ)  # as the app reads its settings (function_app)
@@ -449,7 +449,7 @@ def test_kakao_faults_at_exchange_give_clear_5xx_pages(
     status: int,
 ) -> None:
     """Kakao timing out, failing or answering garbage is a clean 4xx/5xx page, never a trace."""
-    monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr("token_logic.kakao.api.BACKOFF_SECONDS", (0.0, 0.0))
     client = make_client(KAKAO_TIMEOUT_SECONDS="1")
     callback = start_and_consent(client)
     fake_kakao.state.inject("/oauth/token", *[fault] * 3)

@@ -22,12 +22,12 @@ from tests.helpers import (
     path_and_query,
     run_cli,
 )
-from token_logic.claim import CLAIM_LIFETIME_SECONDS, claim_name
 from token_logic.config import Settings
 from token_logic.errors import ClaimRequired, NotTheOwner
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
+from token_logic.network import new_session
+from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
 from token_logic.wiring import build_service
 
 OWNER, STRANGER = 4127000001, 4127000666

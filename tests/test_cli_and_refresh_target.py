@@ -24,10 +24,10 @@ from tests.helpers import (
 )
 from token_logic.config import Settings
 from token_logic.errors import NotTheOwner
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.store import TokenStore
+from token_logic.network import new_session
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import TokenStore
 from token_logic.wiring import build_service
 
 DAY = 86400

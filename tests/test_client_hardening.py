@@ -19,10 +19,10 @@ from tests.conftest import function_app, settings_env
 from tests.endpoint import running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for
 from tests.helpers import free_port
-from token_logic import remote
+from token_logic.client import remote
+from token_logic.client.github_oidc import GitHubFederation, federated_id_token
+from token_logic.client.remote import MAX_BODY_BYTES, RemoteSettings, remote_token
 from token_logic.errors import ConfigError, EndpointUnreachable, IdentityRejected
-from token_logic.github_oidc import GitHubFederation, federated_id_token
-from token_logic.remote import MAX_BODY_BYTES, RemoteSettings, remote_token
 
 
 @pytest.fixture(autouse=True)

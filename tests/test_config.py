@@ -6,7 +6,7 @@ import pytest
 
 from token_logic.config import Settings
 from token_logic.errors import ConfigError
-from token_logic.kakao import new_session
+from token_logic.network import new_session
 
 BASE = {"KAKAO_REST_API_KEY": "key", "KAKAO_REDIRECT_URI": "https://fn.example/kakao_callback"}
 

@@ -14,14 +14,14 @@ from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
 from tests.helpers import FakeClock, claim_form, complete_login, consent, owner_claim, query_of
 from token_logic.budget import ANSWER_RESERVE_SECONDS
-from token_logic.claim import CLAIM_OBJECT
 from token_logic.config import Settings
 from token_logic.errors import DeadlineReached, IdentityUnverified, StorageError
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
-from token_logic.store import Stored, TokenStore
-from token_logic.web import handle_callback
+from token_logic.network import new_session
+from token_logic.service.claim import CLAIM_OBJECT
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.protocol import Stored, TokenStore
+from token_logic.web.callback import handle_callback
 from token_logic.wiring import build_service
 
 
@@ -166,7 +166,7 @@ def test_a_per_user_token_request_has_one_deadline_for_listing_and_refresh(
     """Per-user documents, no user_id: the listing that finds the one user spends the same
     deadline as the refresh after it, so a slow listing leaves no refresh that would run past
     the platform's timeout: a 503 with Retry-After instead, and Kakao is not called."""
-    from token_logic.token_endpoint import FreshTokenCache, handle_token
+    from token_logic.web.token_endpoint import FreshTokenCache, handle_token
 
     inner = FileTokenStore(tmp_path)
     env = {"TOKEN_OBJECT": "tokens/{user_id}.json"}

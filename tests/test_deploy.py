@@ -23,8 +23,8 @@ from tests.conftest import ROOT
 from tests.fake_gcloud import PROJECT_NUMBER
 from tests.helpers import FakeClock
 from token_logic.budget import Deadline
-from token_logic.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
-from token_logic.file_store import FileTokenStore
+from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
+from token_logic.storage.files import FileTokenStore
 
 INPUTS = {
     "GOOGLE_CLOUD_PROJECT": "kakao-demo-123",
@@ -880,7 +880,7 @@ def test_a_shared_account_deployment_moves_the_callback_and_loses_the_admin_key(
     assert deployer.table("secrets.policy") == policy_after_move
 
 
-# The first owner's claim link (token_logic/claim.py), written by deploy.sh at the end.
+# The first owner's claim link (token_logic/service/claim.py), written by deploy.sh at the end.
 
 CLAIM_LINK_RE = re.compile(re.escape(CALLBACK_URL) + r"/claim#([A-Za-z0-9_-]+)")
 
@@ -924,7 +924,7 @@ def test_a_single_document_deployment_ends_with_a_claim_link(
     assert "--content-type=application/json" in upload["args"]
     assert upload == deployer.entries()[-1]  # the last step
     record = json.loads(upload["stdin"])
-    assert upload["stdin"] == json.dumps(record, sort_keys=True)  # as claim.py writes it
+    assert upload["stdin"] == json.dumps(record, sort_keys=True)  # as token_logic/service/claim.py writes it
     assert set(record) == {"created_at", "expires_at", "sha256"}
     secret = printed_secret(result.stdout)
     assert record["sha256"] == hashlib.sha256(secret.encode()).hexdigest()
@@ -1277,7 +1277,7 @@ def test_gcloudignore_uploads_only_the_function(tmp_path: Path) -> None:
 
     uploaded = {Path(p).relative_to(tree).as_posix() if p.startswith("/") else p for p in listed}
     assert "main.py" in uploaded and "requirements.txt" in uploaded
-    assert "token_logic/web.py" in uploaded
+    assert "token_logic/web/callback.py" in uploaded
     assert all(
         p == "main.py" or p == "requirements.txt" or p.startswith("token_logic/") for p in uploaded
     ), uploaded

@@ -13,10 +13,10 @@ from tests.conftest import settings_env
 from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login, owner_claim
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, KakaoUnavailable, StorageError
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.problems import problem_for
-from token_logic.service import TokenService
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.web.problems import problem_for
 from token_logic.wiring import build_service
 
 KOE_CODES = ["KOE320", "KOE303", "KOE010", "KOE101", "KOE319", "KOE322", "KOE237", "KOE003"]
@@ -191,7 +191,7 @@ def test_a_bucket_that_stays_down_is_a_clear_storage_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Storage down during refresh: StorageError (503) after bounded retries; nothing lost."""
-    monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 2.0)
+    monkeypatch.setattr("token_logic.storage.gcs.RETRY_BUDGET", 2.0)
     bucket, proxy = flaky_bucket
     service = service_for(fake_kakao, bucket, clock)
     complete_login(service)
@@ -211,7 +211,7 @@ def test_emulator_stopped_mid_run_then_restarted(
 ) -> None:
     """The storage server dies after the login: refresh fails clearly; after restart the
     document is exactly as it was and a refresh works."""
-    monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 2.0)
+    monkeypatch.setattr("token_logic.storage.gcs.RETRY_BUDGET", 2.0)
     emulator = GcsEmulator(backend_root=tmp_path / "gcs-data").start()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
     try:

@@ -13,9 +13,9 @@ from dev.fake_kakao import FakeKakao
 from tests.conftest import settings_env
 from tests.helpers import FakeClock, GcsEmulator, complete_login
 from token_logic.config import Settings
-from token_logic.file_store import FileTokenStore
-from token_logic.kakao import new_session
-from token_logic.sweep import outcome_kind
+from token_logic.network import new_session
+from token_logic.service.sweep import outcome_kind
+from token_logic.storage.files import FileTokenStore
 from token_logic.wiring import build_service
 
 FOLDER_TEMPLATE = "users/{user_id}/token.json"

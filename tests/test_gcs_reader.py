@@ -1,4 +1,4 @@
-"""Reads without google-cloud-storage (gcs_reader.py): the same answers as the client's read,
+"""Reads without google-cloud-storage (token_logic/storage/gcs_reader.py): the same answers as the client's read,
 against the real fake-gcs-server; retried like it; authorized on Cloud Run by the metadata
 server; and a cold token endpoint that never imports the storage client."""
 
@@ -21,9 +21,9 @@ from tests.helpers import FakeClock, FlakyProxy, GcsEmulator
 from token_logic.budget import Deadline
 from token_logic.config import Settings
 from token_logic.errors import DeadlineReached, StorageError, WriteConflict
-from token_logic.gcs_reader import GcsReader, MetadataToken
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
+from token_logic.network import new_session
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.gcs_reader import GcsReader, MetadataToken
 from token_logic.wiring import build_store
 
 NAME = "tokens/12345.json"  # a slash: the name is one path segment, quoted
@@ -346,7 +346,7 @@ for thread in threading.enumerate():  # the warm-up after the first answer, too
     if thread is not threading.main_thread():
         thread.join(10)
 loaded = [m for m in ("google.cloud.storage", "google.auth", "google.api_core",
-                      "token_logic.api", "token_logic.remote") if m in sys.modules]
+                      "token_logic.access_token", "token_logic.client.remote") if m in sys.modules]
 print(json.dumps({"status": answer.status_code, "body": answer.get_json(), "loaded": loaded}))
 """
 
@@ -393,9 +393,9 @@ def test_the_script_api_still_imports_from_the_package() -> None:
     """`from token_logic import get_access_token` works, loading the client only then."""
     code = (
         "import sys, token_logic\n"
-        "assert 'token_logic.remote' not in sys.modules\n"
+        "assert 'token_logic.client.remote' not in sys.modules\n"
         "from token_logic import get_access_token\n"
-        "assert callable(get_access_token) and 'token_logic.remote' in sys.modules\n"
+        "assert callable(get_access_token) and 'token_logic.client.remote' in sys.modules\n"
     )
 
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

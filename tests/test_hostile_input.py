@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import function_app, settings_env
-from token_logic.state import COOKIE_PREFIX
+from token_logic.kakao.state import COOKIE_PREFIX
 
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 PARAM_NAMES = st.sampled_from(["code", "state", "error", "error_description", "scope", "x", ""])

@@ -72,7 +72,7 @@ def test_identity_lookup_failure_with_an_allowlist_fails_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """/v2/user/me failing while an allowlist is set: 503 and nothing stored."""
-    monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr("token_logic.kakao.api.BACKOFF_SECONDS", (0.0, 0.0))
     client = make_client(ALLOWED_KAKAO_USER_IDS=str(OWNER))
     fake_kakao.state.inject("/v2/user/me", "500", "500", "500")
 
@@ -91,7 +91,7 @@ def test_identity_lookup_failure_without_allowlist_fails_closed(
     token_object: str,
 ) -> None:
     """No allowlist either: a login whose user id cannot be established is never stored (503)."""
-    monkeypatch.setattr("token_logic.kakao.BACKOFF_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr("token_logic.kakao.api.BACKOFF_SECONDS", (0.0, 0.0))
     client = make_client(TOKEN_OBJECT=token_object)
     fake_kakao.state.inject("/v2/user/me", "500", "500", "500")
 

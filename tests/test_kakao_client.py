@@ -7,7 +7,8 @@ import pytest
 from dev.fake_kakao import FakeKakao
 from tests.helpers import REDIRECT_URI, FakeClock, consent, query_of
 from token_logic.errors import KakaoError, KakaoUnavailable
-from token_logic.kakao import KakaoClient, new_session
+from token_logic.kakao.api import KakaoClient
+from token_logic.network import new_session
 
 
 @pytest.fixture

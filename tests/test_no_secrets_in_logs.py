@@ -94,8 +94,8 @@ def test_a_logged_stack_has_types_and_frames_but_never_exception_messages(
 def test_values_holding_token_bytes_keep_them_out_of_their_repr() -> None:
     """Stored bytes, login secrets, settings and documents: reprs show facts, never secrets."""
     from token_logic.config import Settings
-    from token_logic.state import start_login, verify_state
-    from token_logic.store import Stored
+    from token_logic.kakao.state import start_login, verify_state
+    from token_logic.storage.protocol import Stored
     from token_logic.tokens import from_json
 
     data = json.dumps(

@@ -14,9 +14,9 @@ from tests.conftest import settings_env
 from tests.helpers import FakeClock, FrozenClock, complete_login, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
-from token_logic.store import TokenStore
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.protocol import TokenStore
 from token_logic.wiring import build_service
 
 DAY = 86400

@@ -21,11 +21,12 @@ from dev.loopback import LoopbackServer, send
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import SERVICE_ACCOUNT, id_token_for
 from tests.helpers import REDIRECT_URI, free_port, run_cli
-from token_logic import get_access_token, remote
+from token_logic import get_access_token
+from token_logic.client import remote
+from token_logic.client.google_id_token import IdentitySettings, default_sources, find_id_token
+from token_logic.client.remote import RemoteSettings, remote_token
 from token_logic.errors import ConfigError, EndpointUnreachable, LoginRequired, NoTokenStored
-from token_logic.id_tokens import IdentitySettings, default_sources, find_id_token
-from token_logic.kakao import new_session
-from token_logic.remote import RemoteSettings, remote_token
+from token_logic.network import new_session
 
 FAKE_GCLOUD = """#!{python}
 import json, os, sys

@@ -15,13 +15,13 @@ from tests.conftest import settings_env
 from tests.helpers import FakeClock, GcsEmulator
 from tests.listing_index import ListingIndex, glob_pattern
 from token_logic.config import Settings
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
-from token_logic.shards import Shard, key_digits
-from token_logic.store import TokenStore
-from token_logic.sweep import outcome_kind
+from token_logic.network import new_session
+from token_logic.service.shards import Shard, key_digits
+from token_logic.service.sweep import outcome_kind
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import TokenStore
 from token_logic.tokens import TokenDocument, to_json
 from token_logic.wiring import build_service
 
@@ -293,8 +293,8 @@ def _sweep(fake: FakeKakao, clock: FakeClock, store: TokenStore, index: int, cou
 def test_a_store_without_part_listings_is_filtered_after_listing(tmp_path: Path) -> None:
     """A store that lists only by prefix (no listing_part) still gives each shard its own."""
     from token_logic.budget import Deadline
-    from token_logic.store import template_matches
-    from token_logic.sweep import list_for_sweep
+    from token_logic.service.sweep import list_for_sweep
+    from token_logic.storage.protocol import template_matches
 
     class PrefixOnly:
         def __init__(self) -> None:

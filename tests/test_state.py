@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from token_logic.errors import LoginStateError
-from token_logic.idtoken import id_token_subject
-from token_logic.state import start_login, verify_state
+from token_logic.kakao.id_token import id_token_subject
+from token_logic.kakao.state import start_login, verify_state
 
 
 def test_state_is_long_random_and_unique() -> None:

@@ -35,9 +35,9 @@ from tests.test_unlink import ADMIN_KEY, Sent
 from token_logic.budget import UNLINK_WEBHOOK_SECONDS, Deadline
 from token_logic.config import Settings
 from token_logic.errors import NoTokenStored
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.gcs import GcsTokenStore
 from token_logic.wiring import build_service
 
 DOCUMENT = "kakao_token.json"

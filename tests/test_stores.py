@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from token_logic.errors import StorageError, WriteConflict
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.store import (
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import (
     NamePart,
     PartListingStore,
     TokenStore,
@@ -146,7 +146,7 @@ def test_local_names_outside_token_dir_are_refused(tmp_path: Path) -> None:
 def test_unreachable_bucket_is_a_storage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """A dead storage endpoint becomes StorageError (after the client's bounded retries)."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
-    monkeypatch.setattr("token_logic.gcs_store.RETRY_BUDGET", 1.0)
+    monkeypatch.setattr("token_logic.storage.gcs.RETRY_BUDGET", 1.0)
     store = GcsTokenStore("nowhere")
 
     with pytest.raises(StorageError, match="TOKEN_BUCKET"):

@@ -22,16 +22,17 @@ from token_logic.errors import (
     NoTokenStored,
     StorageError,
 )
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.index import Listed, ListingStore, document_of, facts_of
-from token_logic.kakao import new_session
-from token_logic.refresh import RefreshResult
-from token_logic.service import TokenService
-from token_logic.store import TokenStore, read_document
-from token_logic.sweep import RefreshOutcome, Shard, outcome_kind, run_sweep
-from token_logic.sweep_report import sweep_report
+from token_logic.network import new_session
+from token_logic.service.refresh import RefreshResult
+from token_logic.service.shards import Shard
+from token_logic.service.sweep import RefreshOutcome, outcome_kind, run_sweep
+from token_logic.service.token_service import TokenService
+from token_logic.storage.facts import Listed, ListingStore, document_of, facts_of
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
+from token_logic.web.sweep_report import sweep_report
 from token_logic.wiring import build_service
 
 NAME = "kakao_token.json"
@@ -443,7 +444,7 @@ def test_listing_goes_page_by_page_within_the_deadline(
     gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every page is its own request fitted to what is left; none starts past the deadline."""
-    monkeypatch.setattr("token_logic.gcs_store._LISTING_PAGE", 2)
+    monkeypatch.setattr("token_logic.storage.gcs._LISTING_PAGE", 2)
     store = GcsTokenStore(gcs.new_bucket())
     for i in range(5):
         store.overwrite(f"tokens/{i}.json", b"{}")
@@ -591,7 +592,7 @@ def test_the_sweeps_memory_counts_runs_in_a_row_and_changes_only_when_it_must(
     """Kept per shard in the store, so every instance sees it: runs that defer count up (each a
     write), the first run that does not resets it (a delete), runs like it write nothing; the
     same shard of another N, or another shard, keeps its own count."""
-    from token_logic.sweep_memory import memory_name, remember_run
+    from token_logic.service.sweep_memory import memory_name, remember_run
 
     store = _CountingStore(tmp_path)
     template = "tokens/{user_id}.json"
@@ -614,7 +615,7 @@ def test_a_memory_the_store_cannot_keep_never_costs_the_answer(
     clock: FakeClock, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Storage failing for the memory: a WARNING, and the run counts as the first."""
-    from token_logic.sweep_memory import remember_run
+    from token_logic.service.sweep_memory import remember_run
 
     class Broken(FileTokenStore):
         def read(self, name: str, deadline: Deadline | None = None):  # type: ignore[no-untyped-def]
@@ -636,7 +637,7 @@ def test_the_scheduled_refresh_alerts_when_it_falls_behind_run_after_run(
     with an alert each run, counting the runs; once it keeps up it answers 200, no alert."""
     import flask
 
-    from token_logic.web import handle_refresh
+    from token_logic.web.callback import handle_refresh
 
     clock = _SlowPages()  # every look at the time finds 30 s gone: no refresh can start
     env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), TOKEN_OBJECT="tokens/{user_id}.json")

@@ -19,11 +19,11 @@ from tests.conftest import ROOT, function_app, settings_env
 from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import StorageError
-from token_logic.file_store import FileTokenStore
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.store import Stored, TokenStore
-from token_logic.token_endpoint import FreshTokenCache, handle_token
+from token_logic.network import new_session
+from token_logic.storage.files import FileTokenStore
+from token_logic.storage.gcs import GcsTokenStore
+from token_logic.storage.protocol import Stored, TokenStore
+from token_logic.web.token_endpoint import FreshTokenCache, handle_token
 from token_logic.wiring import build_service
 
 NAME = "kakao_token.json"

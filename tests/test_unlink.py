@@ -24,9 +24,9 @@ from tests.helpers import (
 )
 from token_logic.config import Settings
 from token_logic.errors import StorageError
-from token_logic.gcs_store import GcsTokenStore
-from token_logic.kakao import new_session
-from token_logic.service import TokenService
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.gcs import GcsTokenStore
 from token_logic.wiring import build_service
 
 ADMIN_KEY = "test-admin-key"  # the fake's default
@@ -360,7 +360,7 @@ def test_a_storage_failure_is_a_503_for_kakao_to_retry(
     def broken(*args: object, **kwargs: object) -> bool:
         raise StorageError("cannot delete: disk on fire")
 
-    monkeypatch.setattr("token_logic.file_store.FileTokenStore.delete", broken)
+    monkeypatch.setattr("token_logic.storage.files.FileTokenStore.delete", broken)
     sent = Sent(client)
 
     assert unlink(fake_kakao, sent, fake_kakao.state.user_id) == 503
@@ -387,7 +387,7 @@ def test_old_versions_left_behind_are_a_warning_not_an_error_for_kakao(
     def broken(*args: object, **kwargs: object) -> int:
         raise StorageError("Cloud Storage delete failed (ServiceUnavailable)")
 
-    monkeypatch.setattr("token_logic.file_store.FileTokenStore.delete_old_versions", broken)
+    monkeypatch.setattr("token_logic.storage.files.FileTokenStore.delete_old_versions", broken)
     sent = Sent(client)
 
     assert unlink(fake_kakao, sent, user_id) == 200

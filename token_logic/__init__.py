@@ -33,9 +33,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import get_access_token
+    from .access_token import get_access_token
     from .config import Settings
-    from .service import TokenService
+    from .service.token_service import TokenService
     from .tokens import TokenDocument
     from .wiring import build_service, service_from_env
 
@@ -44,9 +44,9 @@ __version__ = "0.2.0"
 
 # The public names and the module each comes from, imported on first access.
 _LAZY_NAMES = {
-    "get_access_token": "api",
+    "get_access_token": "access_token",
     "Settings": "config",
-    "TokenService": "service",
+    "TokenService": "service.token_service",
     "TokenDocument": "tokens",
     "build_service": "wiring",
     "service_from_env": "wiring",

@@ -12,15 +12,15 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from .client.cli import add_token_commands, add_url_and_user, memo_fits, run_remote
+from .client.remote import RemoteSettings
 from .clock import format_time
 from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
-from .problems import problem_for
-from .remote import RemoteSettings
-from .remote_cli import add_token_commands, add_url_and_user, memo_fits, run_remote
-from .service import TokenService
-from .summary import summarize
-from .sweep import RefreshOutcome
+from .service.sweep import RefreshOutcome
+from .service.token_service import TokenService
+from .web.problems import problem_for
+from .web.sweep_report import summarize
 from .wiring import service_from_env
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -14,12 +12,16 @@ from .budget import (
     MIN_KAKAO_ATTEMPT_SECONDS,
     STORE_RESERVE_SECONDS,
 )
+from .checks import LOOPBACK_HOSTS, is_decimal, is_http_url
 from .errors import ConfigError
-from .text import is_decimal
+from .kakao.api import (
+    DEFAULT_API_BASE_URL,
+    DEFAULT_AUTH_BASE_URL,
+    DEFAULT_MEMO_LINK,
+    memo_link_from,
+)
+from .network import ca_bundle_from, proxies_for
 
-DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
-DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
-DEFAULT_MEMO_LINK = "https://developers.kakao.com"
 # Where TOKEN_OBJECT names one document per Kakao user.
 USER_ID_PLACEHOLDER = "{user_id}"
 DEFAULT_STORAGE_ENDPOINT = "https://storage.googleapis.com"
@@ -36,8 +38,6 @@ MAX_SWEEP_WORKERS = 32
 MIN_FUNCTION_TIMEOUT_SECONDS = int(
     ANSWER_RESERVE_SECONDS + STORE_RESERVE_SECONDS + MIN_KAKAO_ATTEMPT_SECONDS + 1
 )
-# This machine: where plain http is no network, so a token may travel there in the clear.
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -64,12 +64,12 @@ class Settings:
     function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS
     sweep_workers: int = DEFAULT_SWEEP_WORKERS
     demo: bool = False
-    # The unlink webhook (unlink.py): Kakao proves itself with the app's primary admin key.
+    # The unlink webhook (web/unlink.py): Kakao proves itself with the app's primary admin key.
     admin_key: str = field(default="", repr=False)
     app_id: str = ""
     # Where a memo's link goes: somewhere neutral, never the login URL (a tap would start one).
     memo_link: str = DEFAULT_MEMO_LINK
-    # Reads without google-cloud-storage (gcs_reader.py): Cloud Storage's endpoint on Cloud Run
+    # Reads without google-cloud-storage (storage/gcs_reader.py): Cloud Storage's endpoint on Cloud Run
     # (K_SERVICE set), the emulator's with STORAGE_EMULATOR_HOST, "" elsewhere (the client
     # reads, with the ambient credentials). The metadata server gives the reader its access
     # token on Cloud Run; "" with the emulator, which needs none.
@@ -79,7 +79,7 @@ class Settings:
     @property
     def single_owner(self) -> bool:
         """One document and no allowlist: the deployment has one owner, who comes (first, or
-        taking over) through a claim link (claim.py)."""
+        taking over) through a claim link (service/claim.py)."""
         return USER_ID_PLACEHOLDER not in self.token_object and not self.allowed_user_ids
 
     @property
@@ -97,7 +97,7 @@ class Settings:
         problems = [f"missing {name}" for name in missing]
 
         redirect_uri = env.get("KAKAO_REDIRECT_URI", "")
-        if redirect_uri and not _is_http_url(redirect_uri):
+        if redirect_uri and not is_http_url(redirect_uri):
             problems.append("KAKAO_REDIRECT_URI must be an absolute http(s) URL")
         pkce = _parse_bool(env, "KAKAO_PKCE", True, problems)
         demo = _parse_bool(env, "KAKAO_DEMO", False, problems)
@@ -179,58 +179,6 @@ def storage_reads_from(env: Mapping[str, str]) -> tuple[str, str]:
     return "", ""
 
 
-def proxies_for(env: Mapping[str, str], urls: tuple[str, ...]) -> dict[str, str]:
-    """The proxy for each host of ``urls`` (Kakao's, the token endpoint's), as requests would
-    choose it from HTTP(S)_PROXY and NO_PROXY, read once here: the session then skips
-    re-reading the environment on every request (about half a millisecond each; BENCHMARKS.md).
-    Keys are ``scheme://host``, which requests matches per request; a host NO_PROXY exempts
-    gets no key, so no proxy."""
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
-    found = {}
-    for url in urls:
-        parts = urlsplit(url)
-        proxy = env.get(f"{parts.scheme}_proxy") or env.get(f"{parts.scheme.upper()}_PROXY")
-        host = parts.hostname or ""
-        if proxy and not _bypasses_proxy(host, no_proxy):
-            found[f"{parts.scheme}://{host}"] = proxy
-    return found
-
-
-def never_in_clear_text(url: str) -> bool:
-    """https, or http to this machine: a URL a token or an ID token may be sent to."""
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
-
-
-def memo_link_from(env: Mapping[str, str], problems: list[str]) -> str:
-    """KAKAO_MEMO_LINK, an http(s) URL (Kakao opens only domains registered for the app)."""
-    link = env.get("KAKAO_MEMO_LINK", "").strip() or DEFAULT_MEMO_LINK
-    if not _is_http_url(link):
-        problems.append("KAKAO_MEMO_LINK must be an absolute http(s) URL")
-    return link
-
-
-def ca_bundle_from(env: Mapping[str, str]) -> str:
-    """The CA bundle requests would use from the environment ("" for its own)."""
-    return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or ""
-
-
-def _bypasses_proxy(host: str, no_proxy: str) -> bool:
-    """NO_PROXY as requests reads it: ``*``, a domain and its subdomains, or an IP network."""
-    for entry in (item.strip().lower() for item in no_proxy.split(",")):
-        entry = entry.lstrip(".")
-        if entry.count(":") == 1:  # host:port (an IPv6 network has more colons)
-            entry = entry.rsplit(":", 1)[0]
-        if not entry:
-            continue
-        if entry == "*" or host == entry or host.endswith("." + entry):
-            return True
-        with contextlib.suppress(ValueError):
-            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
-                return True
-    return False
-
-
 def _token_object_problem(template: str) -> str:
     """Why a sweep could never find the documents TOKEN_OBJECT names ("" if it can).
 
@@ -249,11 +197,6 @@ def _token_object_problem(template: str) -> str:
             f"no part that is empty or starts with a dot ({forms})"
         )
     return ""
-
-
-def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _normalize_scope(raw: str) -> str:

@@ -85,7 +85,7 @@ class NotTheOwner(UserNotAllowed):
 
 class ClaimRequired(UserNotAllowed):
     """Raised when the first login of a single-document deployment (no allowlist) carries no
-    valid claim link, or a claim link was already used or expired (claim.py)."""
+    valid claim link, or a claim link was already used or expired (service/claim.py)."""
 
     def __init__(self, user_id: int, *, link_given: bool, logged_out: bool = True) -> None:
         KakaoTokenError.__init__(self, f"Kakao user {user_id} has no valid claim link")
@@ -132,7 +132,7 @@ class KakaoUnavailable(KakaoTokenError):
     """Raised when Kakao cannot be reached or answers garbage.
 
     ``reason`` is one of ``timeout``, ``unreachable``, ``server_error``, ``bad_response``;
-    ``retry_after`` (seconds) is set while this login's refreshes are paused (backoff.py).
+    ``retry_after`` (seconds) is set while this login's refreshes are paused (service/backoff.py).
     """
 
     def __init__(self, reason: str, detail: str = "", retry_after: float | None = None) -> None:

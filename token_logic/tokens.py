@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import is_decimal
 from .errors import KakaoUnavailable, StorageError
-from .text import is_decimal
 
 # Kakao rotates the refresh token only when less than one month is left on it.
 ROTATION_WINDOW_SECONDS = 30 * 24 * 3600

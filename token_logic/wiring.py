@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import StorageError
-from .file_store import FileTokenStore
-from .gcs_reader import GcsReader, MetadataToken
-from .gcs_store import GcsTokenStore, default_client
-from .kakao import KakaoClient, new_session
+from .kakao.api import KakaoClient
 from .log import log_event
-from .service import TokenService
-from .store import TokenStore
+from .network import new_session
+from .service.token_service import TokenService
+from .storage.files import FileTokenStore
+from .storage.gcs import GcsTokenStore, default_client
+from .storage.gcs_reader import GcsReader, MetadataToken
+from .storage.protocol import TokenStore
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def build_store(settings: Settings) -> TokenStore:
     """GCS when TOKEN_BUCKET is set, else files under TOKEN_DIR. On Cloud Run and with the
-    emulator, GCS reads go without the storage client (gcs_reader.py)."""
+    emulator, GCS reads go without the storage client (storage/gcs_reader.py)."""
     if not settings.token_bucket:
         return FileTokenStore(settings.token_dir)
     reader = None

@@ -1,0 +1,5 @@
+"""What a script installs: a valid access token from the deployed token endpoint (remote.py),
+the ``kakao-token`` command (cli.py), the caller's Google ID token (google_id_token.py, with
+GitHub's workload identity federation in github_oidc.py) and the GitHub Action's step.
+
+Imports nothing of the server's: only the package's foundation and Kakao's API (for memos)."""

@@ -1,0 +1,322 @@
+"""Finishing a login: who logged in, whether they may store it, and storing it.
+
+Who may store a login:
+- With ALLOWED_KAKAO_USER_IDS, exactly those users (the allowlist wins when set).
+- Without it, a single-document deployment (no ``{user_id}`` in TOKEN_OBJECT) has one owner:
+  the first login must carry a claim link (claim.py; the bundled demo needs none), and so does
+  a login of another account, which then takes the deployment over. Anyone else is refused
+  with an alert line and their fresh token logged out at Kakao. The owner can always log in
+  again; ``logout`` keeps the deployment theirs.
+- Per-user documents: every user has their own document.
+A login whose user id could not be established is never stored (fail closed).
+
+A login has the request's deadline (budget.py) like everything else. Once Kakao has issued
+tokens, a login that cannot be stored in time (who it is unknown, storage down, out of time)
+is logged out at Kakao, so no live token is left in nobody's hands; if the write's fate is
+unknown, a read settles it first (a login that did land is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..budget import LOGIN_CLEANUP_SECONDS, Deadline
+from ..clock import Clock
+from ..config import USER_ID_PLACEHOLDER, Settings
+from ..errors import (
+    ClaimRequired,
+    IdentityUnverified,
+    KakaoTokenError,
+    KakaoUnavailable,
+    NotTheOwner,
+    StorageError,
+    UserNotAllowed,
+    WriteConflict,
+)
+from ..kakao.api import KakaoClient
+from ..kakao.id_token import id_token_subject
+from ..kakao.state import verify_state
+from ..log import ALERT_OWNERSHIP, log_event
+from ..storage.protocol import Stored, TokenStore, document_name
+from ..tokens import (
+    TokenDocument,
+    from_json_or_none,
+    from_token_response,
+    to_json,
+    unusable_lifetimes,
+)
+from .claim import claim_name, spend_claim, valid_claim
+
+_MAX_WRITE_ATTEMPTS = 5
+# What a failed login left in the store (LoginFinisher._fate).
+_LANDED, _SAME_USER, _NONE, _UNKNOWN = "landed", "same_user", "none", "unknown"
+# An unconditional overwrite takes no deadline (one attempt, its own timeout): only with this
+# much time left; otherwise the deadline-bounded read and conditional write.
+_UNBOUNDED_WRITE_SECONDS = 15.0
+
+
+class LoginFinisher:
+    """Turns Kakao's redirect back (code, state, this browser's cookies) into a stored login."""
+
+    def __init__(
+        self, settings: Settings, kakao: KakaoClient, store: TokenStore, clock: Clock
+    ) -> None:
+        self._settings = settings
+        self._kakao = kakao
+        self._store = store
+        self._clock = clock
+
+    def finish(
+        self, code: str, state: str, cookies: Mapping[str, str], deadline: Deadline
+    ) -> TokenDocument:
+        """Verify the state, exchange the code, check who it is, store the document; all by
+        ``deadline``, or the fresh tokens are logged out (see the module docstring)."""
+        secrets = verify_state(state, cookies)  # before anything reaches Kakao
+        work = deadline.earlier_by(LOGIN_CLEANUP_SECONDS)
+        response = self._kakao.exchange_code(code, secrets.verifier, work)
+        document: TokenDocument | None = None
+        name = ""
+        try:
+            user_id = self._identify(response, secrets.nonce, work)
+            allowed = self._settings.allowed_user_ids
+            if allowed and user_id not in allowed:
+                self._revoke(response, user_id, "login refused: user not allowed", deadline)
+                raise UserNotAllowed(user_id)
+            for field_name in unusable_lifetimes(response):
+                log_event(
+                    logging.WARNING,
+                    "Kakao's login answer had no usable value; a conservative one is assumed",
+                    field=field_name,
+                )
+            document = from_token_response(response, self._clock.now(), user_id)
+            name = document_name(self._settings.token_object, user_id)
+            if self._settings.single_owner:
+                self._store_if_owner(name, document, response, secrets.claim, work, deadline)
+            else:
+                self._store_over_anything(name, document, work)
+        except UserNotAllowed:
+            raise  # refused: its tokens were logged out already (or, owner unknown, kept)
+        except KakaoTokenError as exc:
+            fate = self._fate(name, document, deadline)
+            if fate == _LANDED and document is not None:
+                log_event(logging.WARNING, "login stored, though the write seemed to fail")
+                return document
+            self._discard(response, exc, fate, deadline)
+            raise
+        log_event(
+            logging.INFO,
+            "login stored",
+            user_id=user_id,
+            document=name,
+            expires_at=document.expires_at,
+            refresh_token_expires_at=document.refresh_token_expires_at,
+        )
+        return document
+
+    def _identify(self, response: Mapping[str, Any], nonce: str, deadline: Deadline) -> int:
+        """The Kakao user id: from the checked ID token, else from /v2/user/me."""
+        id_token = response.get("id_token")
+        if isinstance(id_token, str) and id_token:
+            try:
+                return id_token_subject(
+                    id_token,
+                    issuer=self._settings.auth_base_url,
+                    audience=self._settings.rest_api_key,
+                    nonce=nonce,
+                    now=self._clock.now(),
+                )
+            except KakaoUnavailable as exc:  # a token for another app or login: never store it
+                raise IdentityUnverified(str(exc)) from exc
+        try:
+            return self._kakao.user_id(str(response.get("access_token", "")), deadline)
+        except KakaoTokenError as exc:
+            # Fail closed: whose login this is decides whether it may be stored at all.
+            raise IdentityUnverified("the Kakao user id could not be checked") from exc
+
+    def _store_if_owner(
+        self,
+        name: str,
+        document: TokenDocument,
+        response: Mapping[str, Any],
+        claim_secret: str,
+        work: Deadline,
+        deadline: Deadline,
+    ) -> None:
+        """Store the login over the owner's own document, never over another's, and as the
+        first owner or a new one only with a claim link (claim.py; the bundled demo needs none
+        to begin). The read's version guards the write, so no stranger slips in between; the
+        claim is spent before the write, once however often the write is tried."""
+        user_id = document.user_id
+        claimed: list[int | None] = []  # the previous owner, once the claim is spent
+        previous: list[TokenDocument] = []
+
+        def take_claim(owner: int | None) -> bool:
+            if not claimed and claim_secret and self._spend_claim(claim_secret, work):
+                claimed.append(owner)
+            return bool(claimed)
+
+        def vet(current: Stored | None) -> None:
+            stored_document = from_json_or_none(current.data) if current else None
+            if current is None:
+                if self._settings.demo or take_claim(None):
+                    return
+                self._revoke(response, user_id, "login refused: nobody owns this yet", deadline)
+                raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
+            owner = stored_document.user_id if stored_document else None
+            if owner is None:
+                owner = self._owner_of_stored_tokens(stored_document, work)
+            if owner == user_id and owner is not None:
+                return
+            if take_claim(owner):
+                previous[:] = [stored_document] if stored_document else []
+                return
+            if owner is None:
+                # Whose it is cannot be told: refuse, but revoke nothing, since this may be the
+                # owner, and a Kakao logout would end the stored login too.
+                log_event(logging.WARNING, "login refused: stored document names no owner")
+                raise NotTheOwner(user_id or 0, owner_known=False)
+            self._revoke(response, user_id, "login refused: another user owns this", deadline)
+            raise NotTheOwner(user_id or 0, owner_known=True)
+
+        try:
+            self._write_over_read_version(name, to_json(document), vet, work)
+        except KakaoTokenError:
+            if not claimed or self._fate(name, document, deadline) != _LANDED:
+                raise
+            # The claim was spent and the login did land: it is the owner now; say so below.
+        if claimed:
+            log_event(
+                logging.WARNING,
+                "deployment claimed with a claim link",
+                alert=ALERT_OWNERSHIP,
+                user_id=user_id,
+                previous_owner=claimed[0],
+            )
+        for old in previous:  # handed over: the previous owner's tokens end here too
+            if old.fields.get("access_token") and old.user_id != user_id:
+                self._log_out(old.access_token, deadline)
+
+    def _spend_claim(self, secret: str, deadline: Deadline) -> bool:
+        name = claim_name(self._settings.token_object)
+        stored = valid_claim(self._store, name, secret, self._clock.now(), deadline)
+        if stored is None:
+            return False
+        try:
+            return spend_claim(self._store, name, stored, deadline)
+        except WriteConflict:
+            return False  # spent (or replaced by a newer link) in between
+
+    def _owner_of_stored_tokens(
+        self, document: TokenDocument | None, deadline: Deadline
+    ) -> int | None:
+        """For a document written without user_id (an older version): ask Kakao whose its
+        access token is. None when that cannot be told (expired, unreadable, Kakao down)."""
+        if document is None:
+            return None
+        try:
+            return self._kakao.user_id(document.access_token, deadline)
+        except KakaoTokenError:
+            return None
+
+    def _store_over_anything(self, name: str, document: TokenDocument, work: Deadline) -> None:
+        """Who may store is settled (allowlist, or the user's own document): one write, no read.
+
+        A refresh racing with it loses its compare-and-swap and finds the newer login (see
+        refresh.py). Only if that one write fails (it may or may not have landed) does the login
+        take the retried path: read the version, write conditionally.
+        """
+        data = to_json(document)
+        if work.remaining() < _UNBOUNDED_WRITE_SECONDS:  # overwrite takes no deadline
+            self._write_over_read_version(name, data, lambda current: None, work)
+            return
+        try:
+            self._store.overwrite(name, data)
+            return
+        except StorageError as exc:
+            log_event(
+                logging.WARNING,
+                "login write failed; retrying with read and conditional write",
+                document=name,
+                error=type(exc.__cause__ or exc).__name__,
+            )
+        self._write_over_read_version(name, data, lambda current: None, work)
+
+    def _write_over_read_version(
+        self, name: str, data: bytes, vet: Callable[[Stored | None], None], work: Deadline
+    ) -> None:
+        """Read the version, let ``vet`` refuse (by raising), write conditionally on that
+        version; again from the read if someone wrote in between."""
+        for _ in range(_MAX_WRITE_ATTEMPTS):
+            current = self._store.read(name, work)
+            vet(current)
+            try:
+                self._store.write(name, data, current.version if current else None, work)
+                return
+            except WriteConflict:
+                continue
+        raise StorageError(f"gave up storing the login: {name} kept changing")
+
+    def _fate(self, name: str, document: TokenDocument | None, deadline: Deadline) -> str:
+        """After a login failed past Kakao: is it stored after all (a write whose answer was
+        lost), is another login of the same user stored, or neither; or can't that be told."""
+        template = self._settings.token_object
+        if document is None:  # who logged in is not known: only an empty single document is safe
+            if USER_ID_PLACEHOLDER in template:
+                return _UNKNOWN
+            name = template
+        try:
+            stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
+        except KakaoTokenError:
+            return _UNKNOWN
+        latest = from_json_or_none(stored.data) if stored else None
+        if latest is None or not latest.fields.get("refresh_token"):
+            return _NONE
+        if document is None:
+            return _UNKNOWN
+        if latest.fields.get("refresh_token") == document.refresh_token:
+            return _LANDED
+        return _SAME_USER if latest.user_id == document.user_id else _NONE
+
+    def _discard(
+        self, response: Mapping[str, Any], exc: KakaoTokenError, fate: str, deadline: Deadline
+    ) -> None:
+        """The tokens of a login that could not be stored: logged out at Kakao, unless that
+        could end a stored login too (Kakao's logout ends every token of that user for this
+        app). Then they are left to expire: nobody holds the refresh token to renew them."""
+        if fate != _NONE:
+            log_event(
+                logging.WARNING,
+                "login not stored; its fresh tokens are left to expire (a Kakao logout could "
+                "end this user's stored login too)",
+                error=type(exc).__name__,
+                stored=fate,
+            )
+            return
+        log_event(
+            logging.WARNING,
+            "login not stored; logging its fresh tokens out at Kakao",
+            error=type(exc).__name__,
+        )
+        self._log_out(str(response.get("access_token", "")), deadline)
+
+    def _revoke(
+        self, response: Mapping[str, Any], user_id: int | None, why: str, deadline: Deadline
+    ) -> None:
+        """Log out a refused login's fresh tokens at Kakao, so nothing usable is left behind."""
+        log_event(logging.WARNING, why, user_id=user_id, alert=ALERT_OWNERSHIP)
+        self._log_out(str(response.get("access_token", "")), deadline)
+
+    def _log_out(self, access_token: str, deadline: Deadline) -> None:
+        """End tokens at Kakao; if Kakao cannot be told, they expire on their own (nobody holds
+        the refresh token, so nobody can renew them)."""
+        try:
+            self._kakao.logout(access_token, deadline)
+        except KakaoTokenError as exc:
+            log_event(
+                logging.WARNING,
+                "could not log tokens out at Kakao; they expire on their own",
+                error=type(exc).__name__,
+                error_code=getattr(exc, "code", ""),
+            )

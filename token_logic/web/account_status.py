@@ -1,0 +1,385 @@
+"""Kakao's account status change webhook (계정 상태 변경 웹훅): signed events about a user.
+
+Kakao POSTs to ``<callback URL>/account-status`` (registered in the console) a Security Event
+Token (SET, RFC 8417) as the body, ``Content-Type: application/secevent+jwt``, in the format of
+the OpenID Shared Signals Framework (OAuth, RISC, CAEP event types, and Kakao's own). It needs
+no admin key: the SET is signed, and checked here before anything happens:
+
+- RS256 with a key from Kakao's JWKS (kakao/jwks.py); never ``none``, never HS*;
+- ``iss`` is the auth base URL (https://kauth.kakao.com), ``aud`` this app's REST API key or,
+  when KAKAO_APP_ID is set, that app ID (both name this app, and Kakao's pages, only partly
+  readable here, do not settle which one it sends); an ``app_id`` claim, where one comes, must
+  be KAKAO_APP_ID;
+- ``iat`` is at most MAX_AGE_SECONDS old and at most FUTURE_SKEW_SECONDS ahead;
+- ``jti`` was not handled before by any instance: a marker object per jti in the token store
+  (an instance's memory would let a replay through another instance), written only once the
+  event was acted on, and created only if absent. A failure before it (Kakao, the store, the
+  time) leaves no marker, so Kakao's next try of the same SET is acted on, not refused as a
+  replay; acting twice is harmless (a login ends once; a token-less document is left alone).
+
+The events that end a user's tokens (ENDING_EVENTS) end the stored login at once, as the legacy
+unlink webhook does (TokenService.end_login: unless the stored login is newer than the event;
+for token-revoked, which names one token, only when Kakao says the stored one is dead), with an
+alert, and a single document's owner marker names the event (``tokens_revoked``...); every other
+event, ``user-linked`` included, is acknowledged and logged only. Answers (RFC 8935): 202 with
+no body for a verified SET; 400 with ``{"err", "description"}`` for one that is not, or that
+was handled before, and nothing changes; 503 when Kakao (its keys, whether a token lives) or the
+store cannot answer in time (the SET may be good, and a 400 would tell Kakao it is not). All
+within the webhook's 2.5 s (budget.py), inside Kakao's 3 s, keeping back what the storage work
+after Kakao's answers needs. Neither the SET nor any token reaches a log line.
+
+PyJWT is imported here only on first use: cold starts of the other paths never load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+
+from ..budget import (
+    WEBHOOK_KAKAO_CALL_SECONDS,
+    WEBHOOK_MIN_KAKAO_CALL_SECONDS,
+    WEBHOOK_STORE_RESERVE_SECONDS,
+    Deadline,
+)
+from ..checks import is_decimal
+from ..errors import KakaoTokenError, WriteConflict
+from ..kakao.jwks import SigningKeys
+from ..log import ALERT_LOGIN_DEAD, log_event
+from ..service.token_service import LoginEnded, TokenService
+
+ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
+_OAUTH = "https://schemas.openid.net/secevent/oauth/event-type/"
+_RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+USER_LINKED = _OAUTH + "user-linked"
+USER_UNLINKED = _OAUTH + "user-unlinked"
+TOKENS_REVOKED = _OAUTH + "tokens-revoked"
+TOKEN_REVOKED = _OAUTH + "token-revoked"
+ACCOUNT_DISABLED = _RISC + "account-disabled"
+ACCOUNT_PURGED = _RISC + "account-purged"
+# After these Kakao no longer honours the user's tokens (a disabled account may come back, but
+# its tokens do not), with what a single document's owner marker then says, the first that
+# applies. token-revoked names one token: the login ends only when Kakao says the stored one is
+# dead (end_login's one_token), so a revoked token that is not ours leaves the login alone.
+_MARKER_REASONS = (
+    (USER_UNLINKED, "unlinked"),
+    (ACCOUNT_PURGED, "account_purged"),
+    (ACCOUNT_DISABLED, "account_disabled"),
+    (TOKENS_REVOKED, "tokens_revoked"),
+    (TOKEN_REVOKED, "token_revoked"),
+)
+ENDING_EVENTS = frozenset(uri for uri, _ in _MARKER_REASONS)
+
+MAX_SET_BYTES = 16 * 1024
+# Kakao sends at once and answers within 3 s count; 10 minutes allow for a slow delivery and
+# clocks a little apart, and bound how long each jti must be remembered.
+MAX_AGE_SECONDS = 600
+FUTURE_SKEW_SECONDS = 60
+# The jti markers: a dot-folder at the store's root is never a TOKEN_OBJECT (config.py), and the
+# sweep never lists it. Each marker is a few bytes; a bucket lifecycle rule may age them out.
+EVENTS_FOLDER = ".kakao-token-events"
+_MAX_JTI_LENGTH = 256
+
+_keys_by_url: dict[str, SigningKeys] = {}
+_keys_lock = threading.Lock()
+
+
+class SetRejected(KakaoTokenError):
+    """The SET is not a valid one for this app: a 400 with an RFC 8935 error code."""
+
+    def __init__(self, err: str, description: str) -> None:
+        super().__init__(description)
+        self.err = err
+        self.description = description
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    """A verified SET: whose, which events, why (``reason`` of user-unlinked), and its id."""
+
+    user_id: int | None
+    events: tuple[str, ...]
+    reason: str
+    iat: float
+    jti: str = field(repr=False)
+
+
+def is_account_status_request(request: flask.Request) -> bool:
+    """Whether the callback function was called at its ``/account-status`` path."""
+    return request.path.endswith(ACCOUNT_STATUS_PATH_SUFFIX)
+
+
+def handle_account_status(
+    request: flask.Request, get_service: Callable[[], TokenService]
+) -> tuple[int, dict[str, str] | None]:
+    """Verify the SET, refuse one handled before, act on its events, then remember its jti:
+    (status, RFC 8935 body or None)."""
+    if request.method != "POST":
+        return 405, {"err": "invalid_request", "description": "use POST"}
+    try:
+        service = get_service()
+        deadline = service.webhook_deadline()
+        event = verify_set(_body(request), service, deadline)
+        marker = _marker_name(event)
+        if _was_handled(service, marker, deadline):
+            raise SetRejected("invalid_request", "this SET was received before (jti replayed)")
+        ended = _act(service, event, deadline)
+        _remember(service, event, marker, deadline)
+        if ended is not None and ended.document is not None and event.user_id is not None:
+            # Last: the clean-up may use whatever time the marker left.
+            service.forget_old_versions(ended.document, event.user_id, deadline)
+        return 202, None
+    except SetRejected as exc:
+        log_event(
+            logging.WARNING, "account status event refused", err=exc.err, problem=exc.description
+        )
+        return 400, {"err": exc.err, "description": exc.description}
+    except KakaoTokenError as exc:
+        log_event(
+            logging.ERROR,
+            "account status event not handled (Kakao or the store did not answer in time); "
+            "nothing was changed, and Kakao will send it again",
+            error=type(exc).__name__,
+            problem=str(exc),
+        )
+        return 503, {"err": "temporarily_unavailable", "description": "try again later"}
+    except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a body
+        log_event(logging.ERROR, "unexpected error in the account status webhook", exc_info=True)
+        return 500, {"err": "server_error", "description": "unexpected error; see logs"}
+
+
+def verify_set(token: bytes, service: TokenService, deadline: Deadline) -> AccountEvent:
+    """The event a SET carries, once its signature and claims are checked; else SetRejected."""
+    import jwt
+
+    settings = service.settings
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise SetRejected("invalid_request", "the body is not a signed JWT") from exc
+    if header.get("alg") != "RS256":
+        # Kakao signs with RS256; "none" or HS* (keyed with the public key) would let anyone.
+        raise SetRejected("invalid_key", "only SETs signed with RS256 are accepted")
+    typ = header.get("typ")
+    if typ is not None and str(typ).lower().removeprefix("application/") != "secevent+jwt":
+        # Kakao signs ID tokens (typ JWT) with the same keys for the same audience.
+        raise SetRejected("invalid_request", "the JWT is not a SET (typ secevent+jwt)")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= 200:
+        raise SetRejected("invalid_key", "the SET names no key (kid)")
+    key = _signing_keys(service).key_for(kid, lambda: _kakao_seconds(deadline))
+    if key is None:  # Kakao's keys, fetched just now, lack it
+        raise SetRejected("invalid_key", "no key of Kakao's has this kid")
+    try:
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=["RS256"],
+            audience=_audiences(settings.rest_api_key, settings.app_id),
+            issuer=settings.auth_base_url,
+            # iat is checked below against the service's clock, not PyJWT's.
+            options={"require": ["iss", "aud", "iat", "jti", "events"], "verify_iat": False},
+        )
+    except jwt.InvalidSignatureError as exc:
+        raise SetRejected("invalid_key", "the signature does not verify") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise SetRejected("invalid_issuer", f"iss is not {settings.auth_base_url}") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise SetRejected("invalid_audience", "aud names another app") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise SetRejected("invalid_request", f"the {exc.claim} claim is missing") from exc
+    except jwt.PyJWTError as exc:
+        raise SetRejected("invalid_request", "the SET is malformed") from exc
+    return _event(claims, service, settings.auth_base_url)
+
+
+def _event(claims: Mapping[str, Any], service: TokenService, issuer: str) -> AccountEvent:
+    iat = claims["iat"]
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        raise SetRejected("invalid_request", "iat is not a time")
+    now = service.now()
+    if now - iat > MAX_AGE_SECONDS:
+        raise SetRejected("invalid_request", "the SET is too old (iat over 10 minutes ago)")
+    if iat - now > FUTURE_SKEW_SECONDS:
+        raise SetRejected("invalid_request", "iat is in the future")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI_LENGTH:
+        raise SetRejected("invalid_request", "jti is not an identifier")
+    app_id = claims.get("app_id")
+    if app_id is not None and service.settings.app_id and str(app_id) != service.settings.app_id:
+        raise SetRejected("invalid_audience", "app_id is not this app's KAKAO_APP_ID")
+    events = claims["events"]
+    if not (
+        isinstance(events, dict)
+        and events
+        and all(isinstance(uri, str) and isinstance(body, dict) for uri, body in events.items())
+    ):
+        raise SetRejected("invalid_request", "events must map event types to objects")
+    user_id = _user_id(claims, events, issuer)
+    if user_id is None and ENDING_EVENTS.intersection(events):
+        raise SetRejected("invalid_request", "the event names no Kakao user")
+    reasons = [body.get("reason") for body in events.values()]
+    reason = next((r for r in reasons if isinstance(r, str) and r.isprintable()), "")
+    return AccountEvent(user_id, tuple(events), reason[:64], float(iat), jti)
+
+
+def _user_id(claims: Mapping[str, Any], events: Mapping[str, Any], issuer: str) -> int | None:
+    """The Kakao user id: ``sub``, and each event's ``subject`` (``iss``+``sub``); they agree."""
+    found = set()
+    if claims.get("sub") is not None:
+        found.add(str(claims["sub"]))
+    for body in events.values():
+        subject = body.get("subject")
+        if not isinstance(subject, dict) or subject.get("sub") is None:
+            continue
+        if subject.get("iss", issuer) != issuer:
+            raise SetRejected("invalid_request", "the subject is another issuer's")
+        found.add(str(subject["sub"]))
+    if len(found) > 1:
+        raise SetRejected("invalid_request", "the SET's subjects disagree")
+    value = found.pop() if found else ""
+    if not value:
+        return None
+    if not (is_decimal(value) and len(value) <= 20):
+        raise SetRejected("invalid_request", "the subject is not a Kakao user id")
+    return int(value)
+
+
+def _marker_name(event: AccountEvent) -> str:
+    return f"{EVENTS_FOLDER}/{hashlib.sha256(event.jti.encode()).hexdigest()}.json"
+
+
+def _was_handled(service: TokenService, name: str, deadline: Deadline) -> bool:
+    """Whether the jti's marker says its event was handled (a marker without ``handled``, as
+    older versions wrote before acting, proves nothing: acting again is harmless)."""
+    stored = service.store.read(name, deadline)
+    if stored is None:
+        return False
+    try:
+        record = json.loads(stored.data)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("handled") is True
+
+
+def _remember(service: TokenService, event: AccountEvent, name: str, deadline: Deadline) -> None:
+    """Mark the jti handled, only if no marker is there yet; never undoes the answer: the event
+    was acted on, and the marker only spares a replay a second, harmless, turn."""
+    handled = {"handled": True, "iat": int(event.iat), "handled_at": service.now()}
+    try:
+        service.store.write(name, json.dumps(handled).encode(), None, deadline)
+    except WriteConflict:
+        # Marked already: a delivery of the same SET at the same time, or this very write
+        # landing on a first try whose answer was lost, then retried by the client (412).
+        return
+    except KakaoTokenError as exc:
+        log_event(
+            logging.WARNING,
+            "account status event handled, but its jti could not be remembered: the same SET "
+            "sent again within 10 minutes would be handled again",
+            user_id=event.user_id,
+            error=type(exc).__name__,
+        )
+
+
+def _act(service: TokenService, event: AccountEvent, deadline: Deadline) -> LoginEnded | None:
+    names = [uri.rsplit("/", 1)[-1][:64] for uri in event.events]
+    facts: dict[str, Any] = {"user_id": event.user_id, "events": names}
+    if event.reason:
+        facts["reason"] = event.reason
+    ending = [uri for uri in event.events if uri in ENDING_EVENTS]
+    if event.user_id is None or not ending:
+        log_event(logging.INFO, "account status event received; nothing to do", **facts)
+        return None
+    one_token = set(ending) == {TOKEN_REVOKED}
+    marker_says = next(reason for uri, reason in _MARKER_REASONS if uri in ending)
+    ended = service.end_login(
+        event.user_id,
+        deadline,
+        reason=marker_says,
+        one_token=one_token,
+        clean_old_versions=False,  # after the jti's marker (handle_account_status)
+    )
+    if ended.kept and ended.kakao_says == "expired":
+        log_event(
+            logging.INFO,
+            "token-revoked names one token, and the stored access token has expired, so Kakao "
+            "cannot say whether it was ours; kept (a revoked refresh token ends the login at "
+            "its next refresh, with an alert)",
+            **facts,
+        )
+    elif ended.kept and one_token:
+        log_event(
+            logging.INFO,
+            "token-revoked named another token than the stored login's (Kakao still accepts "
+            "it, or a newer login landed); kept",
+            **facts,
+        )
+    elif ended.kept:
+        log_event(
+            logging.INFO,
+            "account status event is older than the stored login (Kakao still accepts its "
+            "token); kept",
+            **facts,
+        )
+    elif ended.already_ended:
+        log_event(
+            logging.INFO,
+            "account status event: the stored login had ended already (no tokens stored); "
+            "left as it is",
+            **facts,
+        )
+    elif ended.document is None:
+        log_event(logging.INFO, "account status event: nothing stored for this user", **facts)
+    else:
+        log_event(
+            logging.ERROR,
+            "Kakao ended this user's tokens: they were deleted; "
+            "they must log in again to be served",
+            alert=ALERT_LOGIN_DEAD,
+            document=ended.document,
+            login_url=service.settings.redirect_uri,
+            kakao_check=ended.kakao_says or "not asked",
+            **facts,
+        )
+    return ended
+
+
+def _body(request: flask.Request) -> bytes:
+    # The Content-Type is not checked: the signature proves the body, whatever a proxy did to
+    # the header's parameters.
+    if (request.content_length or 0) > MAX_SET_BYTES:
+        raise SetRejected("invalid_request", "the body is too large for a SET")
+    data = request.stream.read(MAX_SET_BYTES + 1).strip()  # never more, whatever was sent
+    if not data or len(data) > MAX_SET_BYTES:
+        raise SetRejected("invalid_request", "the body must be one SET (application/secevent+jwt)")
+    return data
+
+
+def _signing_keys(service: TokenService) -> SigningKeys:
+    """This instance's cache of Kakao's keys (one per auth base URL)."""
+    url = service.settings.auth_base_url
+    with _keys_lock:
+        keys = _keys_by_url.get(url)
+        if keys is None:
+            keys = _keys_by_url[url] = SigningKeys(service.kakao.signing_keys)
+        return keys
+
+
+def _kakao_seconds(deadline: Deadline) -> float:
+    """How long fetching Kakao's keys may take, asked when the fetch starts: what the storage
+    work after it needs is kept back; 0 when too little is left to be worth a try."""
+    seconds = min(WEBHOOK_KAKAO_CALL_SECONDS, deadline.remaining() - WEBHOOK_STORE_RESERVE_SECONDS)
+    return seconds if seconds >= WEBHOOK_MIN_KAKAO_CALL_SECONDS else 0.0
+
+
+def _audiences(rest_api_key: str, app_id: str) -> list[str]:
+    """The ``aud`` values that name this app: its REST API key, and its app ID when known."""
+    return [rest_api_key, app_id] if app_id else [rest_api_key]

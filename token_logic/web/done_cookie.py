@@ -1,0 +1,92 @@
+"""The finished login's facts, carried to the clean ``?login=done`` address in a cookie.
+
+After a login the browser is sent (303) away from the address holding the code. The success
+page there needs the non-secret facts it shows (user id, expiries, scopes); they travel in a
+short-lived HttpOnly cookie of the browser that logged in, so a reload shows them again and
+any other browser opening the address learns nothing.
+
+The cookie is not signed: it holds no secret and grants nothing, is read only to draw a page
+for the browser that holds it, and every value is type-checked and escaped. Forging it can
+only change what one's own browser shows oneself. Signing would need a server secret that this
+function does not otherwise have.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..tokens import TokenDocument
+
+DONE_COOKIE = "kakao_done"
+DONE_COOKIE_LIFETIME_SECONDS = 600
+DONE_QUERY = "login=done"
+_MAX_COOKIE_LENGTH = 1024
+_MAX_SCOPE_LENGTH = 400
+
+
+@dataclass(frozen=True)
+class LoginFacts:
+    """What the success page shows about a stored login; nothing secret."""
+
+    user_id: int | None
+    expires_at: int
+    refresh_token_expires_at: int
+    scope: str
+
+    @classmethod
+    def of(cls, document: TokenDocument) -> LoginFacts:
+        return cls(
+            document.user_id,
+            document.expires_at,
+            document.refresh_token_expires_at,
+            document.scope[:_MAX_SCOPE_LENGTH],
+        )
+
+
+def encode_facts(facts: LoginFacts) -> str:
+    """The cookie value: base64url of compact JSON (cookie-safe characters only)."""
+    raw = json.dumps(
+        {
+            "u": facts.user_id,
+            "e": facts.expires_at,
+            "r": facts.refresh_token_expires_at,
+            "s": facts.scope,
+        },
+        separators=(",", ":"),
+    )
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def facts_from_cookies(cookies: Mapping[str, str]) -> LoginFacts | None:
+    """This browser's finished login, or None (no cookie, expired, or not ours)."""
+    value = cookies.get(DONE_COOKIE, "")
+    if not value or len(value) > _MAX_COOKIE_LENGTH:
+        return None
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    user_id, scope = fields.get("u"), fields.get("s")
+    expires_at, refresh_expires_at = _int_or_none(fields.get("e")), _int_or_none(fields.get("r"))
+    if (
+        (user_id is not None and _int_or_none(user_id) is None)
+        or expires_at is None
+        or refresh_expires_at is None
+        or not isinstance(scope, str)
+        or len(scope) > _MAX_SCOPE_LENGTH
+    ):
+        return None
+    return LoginFacts(user_id, expires_at, refresh_expires_at, scope)
+
+
+def _int_or_none(value: object) -> int | None:
+    # Bounded so that formatting a date can never fail on a hand-made cookie.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**36:
+        return value
+    return None
