@@ -10,7 +10,8 @@ import functions_framework
 
 from token_logic.config import Settings
 from token_logic.service.token_service import TokenService
-from token_logic.web.callback import handle_callback, handle_refresh
+from token_logic.web.callback import handle_callback
+from token_logic.web.refresh_endpoint import handle_refresh
 from token_logic.web.token_endpoint import FreshTokenCache, handle_token
 from token_logic.wiring import build_service, warm_up_in_background
 

@@ -116,8 +116,8 @@ def lines(results: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        "Before the refresh pause (token_logic/service/backoff.py) a KOE237 storm cost a Kakao call per ask and a "
-        "KOE003 storm three; now each failure pauses that login for every instance (KOE237: "
+        "Before the refresh pause (service/backoff.py) a KOE237 storm cost a Kakao call per ask "
+        "and a KOE003 storm three; now each failure pauses that login for every instance (KOE237: "
         "10 min doubling to 1 h; KOE003: 10 s tripling to 15 min), and a token refreshed in "
         "the last 150 s is served as it is, which bounds a missing `expires_in` (1 h assumed) "
         "to 24 refreshes an hour.",

@@ -83,7 +83,8 @@ def login_once(
     client: BrowserLikeClient, redirect_uri: str, env: dict[str, str] | None = None
 ) -> float:
     """One login through the running function; seconds for the callback request alone. With
-    ``env``, a deployment nobody owns yet is first claimed, as its operator would (token_logic/service/claim.py)."""
+    ``env``, a deployment nobody owns yet is first claimed, as its operator would
+    (token_logic/service/claim.py)."""
     claim = claim_for(env) if env is not None else ""
     start = client.post_form("/claim", claim_form(claim)) if claim else client.get("/")
     cookie = start.headers["Set-Cookie"].split(";", 1)[0]

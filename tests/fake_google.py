@@ -183,7 +183,8 @@ READER = "kakao-token-github@test-project.iam.gserviceaccount.com"
 
 class FakeFederation:
     """GitHub's OIDC token service and Google's STS and IAM Credentials, as workload identity
-    federation uses them (token_logic/client/github_oidc.py); they answer with the real services' error shapes.
+    federation uses them (token_logic/client/github_oidc.py); they answer with the real
+    services' error shapes.
 
     ``repositories`` are those the provider's attribute condition admits; ``impersonators``
     those whose principal set holds roles/iam.workloadIdentityUser on READER. ``issued`` lists

@@ -43,10 +43,11 @@ from token_logic.config import Settings
 from token_logic.errors import KakaoUnavailable, StorageError, WriteConflict
 from token_logic.kakao.jwks import REFETCH_SECONDS, SigningKeys
 from token_logic.network import new_session
+from token_logic.service.account_events import EVENTS_FOLDER
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.gcs import GcsTokenStore
-from token_logic.web.account_status import EVENTS_FOLDER, handle_account_status
+from token_logic.web.account_status import handle_account_status
 from token_logic.wiring import build_service
 
 PER_USER = "tokens/{user_id}.json"

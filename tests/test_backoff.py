@@ -1,5 +1,5 @@
-"""A failed refresh pauses that login's refreshes for every instance (token_logic/service/backoff.py): a bad day at
-Kakao costs Kakao no extra calls, and callers get the failure with Retry-After."""
+"""A failed refresh pauses that login's refreshes for every instance (service/backoff.py): a bad
+day at Kakao costs Kakao no extra calls, and callers get the failure with Retry-After."""
 
 from __future__ import annotations
 

@@ -924,7 +924,9 @@ def test_a_single_document_deployment_ends_with_a_claim_link(
     assert "--content-type=application/json" in upload["args"]
     assert upload == deployer.entries()[-1]  # the last step
     record = json.loads(upload["stdin"])
-    assert upload["stdin"] == json.dumps(record, sort_keys=True)  # as token_logic/service/claim.py writes it
+    assert upload["stdin"] == json.dumps(
+        record, sort_keys=True
+    )  # as token_logic/service/claim.py writes it
     assert set(record) == {"created_at", "expires_at", "sha256"}
     secret = printed_secret(result.stdout)
     assert record["sha256"] == hashlib.sha256(secret.encode()).hexdigest()

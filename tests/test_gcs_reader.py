@@ -1,5 +1,5 @@
-"""Reads without google-cloud-storage (token_logic/storage/gcs_reader.py): the same answers as the client's read,
-against the real fake-gcs-server; retried like it; authorized on Cloud Run by the metadata
+"""Reads without google-cloud-storage (storage/gcs_reader.py): the same answers as the client's
+read, against the real fake-gcs-server; retried like it; authorized on Cloud Run by the metadata
 server; and a cold token endpoint that never imports the storage client."""
 
 from __future__ import annotations

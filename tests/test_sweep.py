@@ -637,7 +637,7 @@ def test_the_scheduled_refresh_alerts_when_it_falls_behind_run_after_run(
     with an alert each run, counting the runs; once it keeps up it answers 200, no alert."""
     import flask
 
-    from token_logic.web.callback import handle_refresh
+    from token_logic.web.refresh_endpoint import handle_refresh
 
     clock = _SlowPages()  # every look at the time finds 30 s gone: no refresh can start
     env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), TOKEN_OBJECT="tokens/{user_id}.json")

@@ -19,9 +19,9 @@ def get_access_token(
 
     With KAKAO_TOKEN_URL set (what ``pip install`` is for), it asks the token endpoint and needs
     no Kakao key, secret or bucket: only a Google identity among the deployment's TOKEN_READERS
-    (see client/google_id_token.py for where its ID token comes from). The token is then kept in this process
-    until it nears expiry. KAKAO_TOKEN_URL present but empty (an unset CI variable) is an error
-    about that variable, never a fall back to the store.
+    (see client/google_id_token.py for where its ID token comes from). The token is then kept
+    in this process until it nears expiry. KAKAO_TOKEN_URL present but empty (an unset CI
+    variable) is an error about that variable, never a fall back to the store.
 
     Without it, in a checkout of the whole project, it reads the same variables as the function
     (KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET, TOKEN_BUCKET or TOKEN_DIR, TOKEN_OBJECT) from

@@ -69,8 +69,8 @@ class Settings:
     app_id: str = ""
     # Where a memo's link goes: somewhere neutral, never the login URL (a tap would start one).
     memo_link: str = DEFAULT_MEMO_LINK
-    # Reads without google-cloud-storage (storage/gcs_reader.py): Cloud Storage's endpoint on Cloud Run
-    # (K_SERVICE set), the emulator's with STORAGE_EMULATOR_HOST, "" elsewhere (the client
+    # Reads without google-cloud-storage (storage/gcs_reader.py): Cloud Storage's endpoint on
+    # Cloud Run (K_SERVICE set), the emulator's with STORAGE_EMULATOR_HOST, "" elsewhere (the client
     # reads, with the ambient credentials). The metadata server gives the reader its access
     # token on Cloud Run; "" with the emulator, which needs none.
     storage_read_endpoint: str = ""

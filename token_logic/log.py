@@ -18,7 +18,8 @@ LOGGER_NAME = "token_logic"
 # person must renew, and a refresh that failed after its retries.
 ALERT_LOGIN_DEAD = "login_dead"
 ALERT_REFRESH_FAILED = "refresh_failed"
-# Who owns a single-document deployment changed, or a stranger's login was refused (service/claim.py).
+# Who owns a single-document deployment changed, or a stranger's login was refused
+# (service/claim.py).
 ALERT_OWNERSHIP = "ownership"
 _SEVERITY = {"WARNING": "WARNING", "ERROR": "ERROR", "CRITICAL": "CRITICAL", "DEBUG": "DEBUG"}
 

@@ -1,7 +1,8 @@
 """The token endpoint's client: a valid access token from ``KAKAO_TOKEN_URL``, no Kakao secret.
 
-The caller proves who it is with a Google ID token (see google_id_token.py). Access tokens are kept in
-this process until they near expiry, so a script asking in a loop calls the endpoint once.
+The caller proves who it is with a Google ID token (see google_id_token.py). Access tokens
+are kept in this process until they near expiry, so a script asking in a loop calls the
+endpoint once.
 The endpoint's JSON errors become the package's exceptions, with the endpoint's message.
 """
 

@@ -1,6 +1,7 @@
 """The scheduled sweep over many users: decide from one listing, refresh the due in parallel.
 
-1. One listing (with each document's facts, storage/facts.py) tells what is due; nothing else is read.
+1. One listing (with each document's facts, storage/facts.py) tells what is due; nothing else
+   is read.
    A shard (``?shard=I/N``) lists only its own documents (shards.py).
    A dead login is reported from its facts; a document under another's lease is left to it.
 2. Documents without facts (older than the index, or written by another tool) are read by one

@@ -76,7 +76,8 @@ class TokenStore(Protocol):
 
 @dataclass(frozen=True)
 class NamePart:
-    """Some of the names starting with ``prefix``: those ``holds`` accepts (a shard, service/shards.py).
+    """Some of the names starting with ``prefix``: those ``holds`` accepts (a shard,
+    service/shards.py).
 
     ``glob`` says the same in Cloud Storage's glob syntax, so that a listing there returns only
     these names; None when it cannot be said that way (the listing is filtered afterwards).

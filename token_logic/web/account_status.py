@@ -11,34 +11,23 @@ no admin key: the SET is signed, and checked here before anything happens:
   readable here, do not settle which one it sends); an ``app_id`` claim, where one comes, must
   be KAKAO_APP_ID;
 - ``iat`` is at most MAX_AGE_SECONDS old and at most FUTURE_SKEW_SECONDS ahead;
-- ``jti`` was not handled before by any instance: a marker object per jti in the token store
-  (an instance's memory would let a replay through another instance), written only once the
-  event was acted on, and created only if absent. A failure before it (Kakao, the store, the
-  time) leaves no marker, so Kakao's next try of the same SET is acted on, not refused as a
-  replay; acting twice is harmless (a login ends once; a token-less document is left alone).
-
-The events that end a user's tokens (ENDING_EVENTS) end the stored login at once, as the legacy
-unlink webhook does (TokenService.end_login: unless the stored login is newer than the event;
-for token-revoked, which names one token, only when Kakao says the stored one is dead), with an
-alert, and a single document's owner marker names the event (``tokens_revoked``...); every other
-event, ``user-linked`` included, is acknowledged and logged only. Answers (RFC 8935): 202 with
-no body for a verified SET; 400 with ``{"err", "description"}`` for one that is not, or that
-was handled before, and nothing changes; 503 when Kakao (its keys, whether a token lives) or the
-store cannot answer in time (the SET may be good, and a 400 would tell Kakao it is not). All
-within the webhook's 2.5 s (budget.py), inside Kakao's 3 s, keeping back what the storage work
-after Kakao's answers needs. Neither the SET nor any token reaches a log line.
+- ``jti`` is an identifier, and the event names a Kakao user when it would end a login.
+What the event then does, and that each jti is acted on once across instances, is the use case's
+(service/account_events.py). Answers (RFC 8935): 202 with no body for a verified SET; 400 with
+``{"err", "description"}`` for one that is not, or that was handled before, and nothing
+changes; 503 when Kakao (its keys, whether a token lives) or the store cannot answer in time (the
+SET may be good, and a 400 would tell Kakao it is not). All within the webhook's 2.5 s
+(budget.py), inside Kakao's 3 s, keeping back what the storage work after Kakao's answers needs.
+Neither the SET nor any token reaches a log line.
 
 PyJWT is imported here only on first use: cold starts of the other paths never load it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import flask
@@ -50,41 +39,18 @@ from ..budget import (
     Deadline,
 )
 from ..checks import is_decimal
-from ..errors import KakaoTokenError, WriteConflict
+from ..errors import KakaoTokenError
 from ..kakao.jwks import SigningKeys
-from ..log import ALERT_LOGIN_DEAD, log_event
-from ..service.token_service import LoginEnded, TokenService
+from ..log import log_event
+from ..service.account_events import ENDING_EVENTS, AccountEvent, handle_event
+from ..service.token_service import TokenService
 
 ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
-_OAUTH = "https://schemas.openid.net/secevent/oauth/event-type/"
-_RISC = "https://schemas.openid.net/secevent/risc/event-type/"
-USER_LINKED = _OAUTH + "user-linked"
-USER_UNLINKED = _OAUTH + "user-unlinked"
-TOKENS_REVOKED = _OAUTH + "tokens-revoked"
-TOKEN_REVOKED = _OAUTH + "token-revoked"
-ACCOUNT_DISABLED = _RISC + "account-disabled"
-ACCOUNT_PURGED = _RISC + "account-purged"
-# After these Kakao no longer honours the user's tokens (a disabled account may come back, but
-# its tokens do not), with what a single document's owner marker then says, the first that
-# applies. token-revoked names one token: the login ends only when Kakao says the stored one is
-# dead (end_login's one_token), so a revoked token that is not ours leaves the login alone.
-_MARKER_REASONS = (
-    (USER_UNLINKED, "unlinked"),
-    (ACCOUNT_PURGED, "account_purged"),
-    (ACCOUNT_DISABLED, "account_disabled"),
-    (TOKENS_REVOKED, "tokens_revoked"),
-    (TOKEN_REVOKED, "token_revoked"),
-)
-ENDING_EVENTS = frozenset(uri for uri, _ in _MARKER_REASONS)
-
 MAX_SET_BYTES = 16 * 1024
 # Kakao sends at once and answers within 3 s count; 10 minutes allow for a slow delivery and
 # clocks a little apart, and bound how long each jti must be remembered.
 MAX_AGE_SECONDS = 600
 FUTURE_SKEW_SECONDS = 60
-# The jti markers: a dot-folder at the store's root is never a TOKEN_OBJECT (config.py), and the
-# sweep never lists it. Each marker is a few bytes; a bucket lifecycle rule may age them out.
-EVENTS_FOLDER = ".kakao-token-events"
 _MAX_JTI_LENGTH = 256
 
 _keys_by_url: dict[str, SigningKeys] = {}
@@ -100,17 +66,6 @@ class SetRejected(KakaoTokenError):
         self.description = description
 
 
-@dataclass(frozen=True)
-class AccountEvent:
-    """A verified SET: whose, which events, why (``reason`` of user-unlinked), and its id."""
-
-    user_id: int | None
-    events: tuple[str, ...]
-    reason: str
-    iat: float
-    jti: str = field(repr=False)
-
-
 def is_account_status_request(request: flask.Request) -> bool:
     """Whether the callback function was called at its ``/account-status`` path."""
     return request.path.endswith(ACCOUNT_STATUS_PATH_SUFFIX)
@@ -119,22 +74,16 @@ def is_account_status_request(request: flask.Request) -> bool:
 def handle_account_status(
     request: flask.Request, get_service: Callable[[], TokenService]
 ) -> tuple[int, dict[str, str] | None]:
-    """Verify the SET, refuse one handled before, act on its events, then remember its jti:
-    (status, RFC 8935 body or None)."""
+    """Verify the SET, then hand its event to the use case (service/account_events.py), which
+    refuses one handled before: (status, RFC 8935 body or None)."""
     if request.method != "POST":
         return 405, {"err": "invalid_request", "description": "use POST"}
     try:
         service = get_service()
         deadline = service.webhook_deadline()
         event = verify_set(_body(request), service, deadline)
-        marker = _marker_name(event)
-        if _was_handled(service, marker, deadline):
+        if not handle_event(service, event, deadline):
             raise SetRejected("invalid_request", "this SET was received before (jti replayed)")
-        ended = _act(service, event, deadline)
-        _remember(service, event, marker, deadline)
-        if ended is not None and ended.document is not None and event.user_id is not None:
-            # Last: the clean-up may use whatever time the marker left.
-            service.forget_old_versions(ended.document, event.user_id, deadline)
         return 202, None
     except SetRejected as exc:
         log_event(
@@ -250,106 +199,6 @@ def _user_id(claims: Mapping[str, Any], events: Mapping[str, Any], issuer: str) 
     if not (is_decimal(value) and len(value) <= 20):
         raise SetRejected("invalid_request", "the subject is not a Kakao user id")
     return int(value)
-
-
-def _marker_name(event: AccountEvent) -> str:
-    return f"{EVENTS_FOLDER}/{hashlib.sha256(event.jti.encode()).hexdigest()}.json"
-
-
-def _was_handled(service: TokenService, name: str, deadline: Deadline) -> bool:
-    """Whether the jti's marker says its event was handled (a marker without ``handled``, as
-    older versions wrote before acting, proves nothing: acting again is harmless)."""
-    stored = service.store.read(name, deadline)
-    if stored is None:
-        return False
-    try:
-        record = json.loads(stored.data)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and record.get("handled") is True
-
-
-def _remember(service: TokenService, event: AccountEvent, name: str, deadline: Deadline) -> None:
-    """Mark the jti handled, only if no marker is there yet; never undoes the answer: the event
-    was acted on, and the marker only spares a replay a second, harmless, turn."""
-    handled = {"handled": True, "iat": int(event.iat), "handled_at": service.now()}
-    try:
-        service.store.write(name, json.dumps(handled).encode(), None, deadline)
-    except WriteConflict:
-        # Marked already: a delivery of the same SET at the same time, or this very write
-        # landing on a first try whose answer was lost, then retried by the client (412).
-        return
-    except KakaoTokenError as exc:
-        log_event(
-            logging.WARNING,
-            "account status event handled, but its jti could not be remembered: the same SET "
-            "sent again within 10 minutes would be handled again",
-            user_id=event.user_id,
-            error=type(exc).__name__,
-        )
-
-
-def _act(service: TokenService, event: AccountEvent, deadline: Deadline) -> LoginEnded | None:
-    names = [uri.rsplit("/", 1)[-1][:64] for uri in event.events]
-    facts: dict[str, Any] = {"user_id": event.user_id, "events": names}
-    if event.reason:
-        facts["reason"] = event.reason
-    ending = [uri for uri in event.events if uri in ENDING_EVENTS]
-    if event.user_id is None or not ending:
-        log_event(logging.INFO, "account status event received; nothing to do", **facts)
-        return None
-    one_token = set(ending) == {TOKEN_REVOKED}
-    marker_says = next(reason for uri, reason in _MARKER_REASONS if uri in ending)
-    ended = service.end_login(
-        event.user_id,
-        deadline,
-        reason=marker_says,
-        one_token=one_token,
-        clean_old_versions=False,  # after the jti's marker (handle_account_status)
-    )
-    if ended.kept and ended.kakao_says == "expired":
-        log_event(
-            logging.INFO,
-            "token-revoked names one token, and the stored access token has expired, so Kakao "
-            "cannot say whether it was ours; kept (a revoked refresh token ends the login at "
-            "its next refresh, with an alert)",
-            **facts,
-        )
-    elif ended.kept and one_token:
-        log_event(
-            logging.INFO,
-            "token-revoked named another token than the stored login's (Kakao still accepts "
-            "it, or a newer login landed); kept",
-            **facts,
-        )
-    elif ended.kept:
-        log_event(
-            logging.INFO,
-            "account status event is older than the stored login (Kakao still accepts its "
-            "token); kept",
-            **facts,
-        )
-    elif ended.already_ended:
-        log_event(
-            logging.INFO,
-            "account status event: the stored login had ended already (no tokens stored); "
-            "left as it is",
-            **facts,
-        )
-    elif ended.document is None:
-        log_event(logging.INFO, "account status event: nothing stored for this user", **facts)
-    else:
-        log_event(
-            logging.ERROR,
-            "Kakao ended this user's tokens: they were deleted; "
-            "they must log in again to be served",
-            alert=ALERT_LOGIN_DEAD,
-            document=ended.document,
-            login_url=service.settings.redirect_uri,
-            kakao_check=ended.kakao_says or "not asked",
-            **facts,
-        )
-    return ended
 
 
 def _body(request: flask.Request) -> bytes:

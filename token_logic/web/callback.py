@@ -1,15 +1,14 @@
-"""HTTP requests to use cases to responses, for both entry points.
+"""The callback function (``kakao_callback``): the redirect URI a person's browser opens.
 
-Every response carries the hardening headers; every package error becomes its Problem's status
-and page; anything else becomes a clean 500 page, logged with its stack but no request data.
+It starts a login, finishes the one Kakao sends back, serves ``/claim``, and passes ``/unlink``
+and ``/account-status`` to their webhooks. Every package error becomes its Problem's status and
+page; anything else becomes a clean 500 page, logged with its stack but no request data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 import flask
@@ -20,14 +19,10 @@ from ..errors import (
     ClaimRequired,
     KakaoError,
     KakaoTokenError,
-    LoginRequired,
     LoginStateError,
-    NoTokenStored,
 )
 from ..kakao.state import COOKIE_LIFETIME_SECONDS, cookie_name_for
-from ..log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
-from ..service.shards import Shard
-from ..service.sweep_memory import remember_run
+from ..log import log_event
 from ..service.token_service import TokenService
 from .account_status import handle_account_status, is_account_status_request
 from .done_cookie import (
@@ -47,7 +42,7 @@ from .pages import (
     success_page,
 )
 from .problems import Problem, problem_for
-from .sweep_report import sweep_report
+from .responses import finish, json_response, method_not_allowed
 from .unlink import handle_unlink, is_unlink_request
 
 ServiceFactory = Callable[[], TokenService]
@@ -55,17 +50,6 @@ ServiceFactory = Callable[[], TokenService]
 CLAIM_PATH_SUFFIX = "/claim"
 _MAX_CODE_LENGTH = 512
 _MAX_ERROR_LENGTH = 64
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'none'"
-    ),
-}
 
 
 def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
@@ -77,21 +61,21 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
         status, event_body = handle_account_status(request, get_service)
         # RFC 8935: 202 with no body; an error as {"err", "description"}.
         response = (
-            _json_response(status, event_body)
+            json_response(status, event_body)
             if event_body
-            else _finish(flask.Response(status=status), "")
+            else finish(flask.Response(status=status), "")
         )
         if status == 405:
             response.headers["Allow"] = "POST"
         return response
     if is_unlink_request(request):
         status, body = handle_unlink(request, get_service)
-        response = _json_response(status, body)
+        response = json_response(status, body)
         if status == 405:
             response.headers["Allow"] = "GET, POST"
         return response
     if request.method not in ("GET", "HEAD"):
-        return _method_not_allowed("GET, HEAD")
+        return method_not_allowed("GET, HEAD")
     settings: Settings | None = None  # unknown when the configuration itself is broken
     try:
         service = get_service()
@@ -102,40 +86,6 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a page
         log_event(logging.ERROR, "unexpected error in kakao_callback", exc_info=True)
         return _problem_response(problem_for(KakaoTokenError()), None, settings, request)
-
-
-def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
-    """The scheduled refresh: refresh every stored document that is due; JSON summary."""
-    if request.method != "POST":
-        return _method_not_allowed("POST")
-    login_url = "the callback URL"  # until the settings are known (they may be broken)
-    try:
-        service = get_service()
-        login_url = service.settings.redirect_uri or login_url
-        force = request.args.get("force", "") in ("1", "true", "yes")
-        try:
-            shard = Shard.parse(request.args.get("shard", "0/1"))
-        except ValueError as exc:
-            return _json_response(400, {"status": "error", "message": str(exc)})
-        deadline = service.deadline()  # one for the sweep and for its memory after it
-        outcomes = service.sweep(force=force, shard=shard, deadline=deadline)
-        template = service.settings.token_object
-        status, body = sweep_report(
-            outcomes,
-            service.now(),
-            template,
-            login_url,
-            whole=shard.count == 1,
-            deferred_runs=remember_run(
-                service.store, template, shard, outcomes, service.now(), deadline
-            ),
-        )
-        return _json_response(status, body)
-    except KakaoTokenError as exc:
-        return _refresh_failure(exc, login_url)
-    except Exception:  # noqa: BLE001 - the outermost edge
-        log_event(logging.ERROR, "unexpected error in kakao_refresh", exc_info=True)
-        return _json_response(500, {"status": "error", "message": "unexpected error; see logs"})
 
 
 def _callback(request: flask.Request, service: TokenService) -> flask.Response:
@@ -152,7 +102,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
         return _start_login(service)
     if request.method == "HEAD":
         # Link previewers and prefetchers must not spend the single-use code.
-        return _finish(flask.Response(status=204), settings.redirect_uri)
+        return finish(flask.Response(status=204), settings.redirect_uri)
     state = args.get("state", "")
     if len(code) > _MAX_CODE_LENGTH or not code.isprintable():
         raise AuthorizationDenied("invalid_request", "malformed code")
@@ -180,7 +130,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
             samesite="Lax",
         )
     _forget_login(response, state, settings.redirect_uri, settings.secure_cookies)
-    return _finish(response, settings.redirect_uri)
+    return finish(response, settings.redirect_uri)
 
 
 def _see_done() -> flask.Response:
@@ -197,20 +147,20 @@ def _done_page(request: flask.Request, settings: Settings) -> flask.Response:
         if facts
         else start_page(start_url=start_url, demo=demo)
     )
-    return _finish(flask.Response(page, status=200, mimetype="text/html"), start_url)
+    return finish(flask.Response(page, status=200, mimetype="text/html"), start_url)
 
 
 def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
     """GET: the claim page; POST (its form): a login that carries the claim, if it is valid."""
     if request.method not in ("GET", "POST"):
-        return _method_not_allowed("GET, POST")
+        return method_not_allowed("GET, POST")
     settings: Settings | None = None
     try:
         service = get_service()
         settings = service.settings
         if request.method == "GET":
             page = flask.Response(claim_page(demo=settings.demo), mimetype="text/html")
-            page = _finish(page, settings.redirect_uri)
+            page = finish(page, settings.redirect_uri)
             # No form-action: Chromium applies it to every redirect after the post, and Kakao's
             # login goes on across its own hosts (kauth, then accounts). The page is static
             # (nothing injected), and its one form posts to itself.
@@ -255,7 +205,7 @@ def _start_login(service: TokenService, claim: str = "", status: int = 302) -> f
         samesite="Lax",
     )
     log_event(logging.INFO, "login started", pkce=settings.pkce)
-    return _finish(response, settings.redirect_uri)
+    return finish(response, settings.redirect_uri)
 
 
 def _problem_response(
@@ -278,55 +228,7 @@ def _problem_response(
     state = request.args.get("state", "")
     if state and settings:
         _forget_login(response, state, settings.redirect_uri, settings.secure_cookies)
-    return _finish(response, start_url)
-
-
-def _refresh_failure(exc: KakaoTokenError, login_url: str) -> flask.Response:
-    problem = problem_for(exc)
-    severity = logging.ERROR if isinstance(exc, (LoginRequired, NoTokenStored)) else logging.WARNING
-    facts: dict[str, Any] = {
-        "status": problem.status,
-        "error_code": problem.code,
-        "error": type(exc).__name__,
-        "login_url": login_url,
-        "alert": _alert_for(problem.status, problem.code),
-    }
-    if isinstance(exc, NoTokenStored):
-        facts["alert"] = ALERT_LOGIN_DEAD  # nothing left to refresh (logged out, unlinked)
-    log_event(severity, "refresh failed", **{k: v for k, v in facts.items() if v})
-    response = _json_response(
-        problem.status,
-        {
-            "status": "failed",
-            "error_code": problem.code,
-            "message": problem.one_line(),
-            "login_url": login_url,
-        },
-    )
-    if problem.retry_after:
-        response.headers["Retry-After"] = str(problem.retry_after)
-    return response
-
-
-def _alert_for(status: int, code: str) -> str:
-    """The ``alert`` field Cloud Monitoring mails on (deploy.sh): a dead login, or a refresh
-    that failed after its retries; none for work the deadline merely deferred to the next run."""
-    if status == 401:
-        return ALERT_LOGIN_DEAD
-    return "" if code == "deadline" else ALERT_REFRESH_FAILED
-
-
-def _json_response(status: int, body: dict[str, Any]) -> flask.Response:
-    response = flask.Response(
-        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
-    )
-    return _finish(response, "")
-
-
-def _method_not_allowed(allow: str) -> flask.Response:
-    response = flask.Response("Method Not Allowed\n", status=405, mimetype="text/plain")
-    response.headers["Allow"] = allow
-    return _finish(response, "")
+    return finish(response, start_url)
 
 
 def _forget_login(response: flask.Response, state: str, redirect_uri: str, secure: bool) -> None:
@@ -341,10 +243,3 @@ def _forget_login(response: flask.Response, state: str, redirect_uri: str, secur
 
 def _cookie_path(redirect_uri: str) -> str:
     return urlsplit(redirect_uri).path or "/"
-
-
-def _finish(response: flask.Response, redirect_uri: str) -> flask.Response:
-    response.headers.update(SECURITY_HEADERS)
-    if redirect_uri.startswith("https://"):
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response

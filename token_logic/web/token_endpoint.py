@@ -36,8 +36,8 @@ from ..errors import (
 from ..log import ALERT_LOGIN_DEAD, log_event
 from ..service.token_service import TokenService
 from ..tokens import TokenDocument
-from .callback import SECURITY_HEADERS
 from .problems import problem_for
+from .responses import SECURITY_HEADERS
 
 ServiceFactory = Callable[[], TokenService]
 

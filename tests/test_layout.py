@@ -1,0 +1,133 @@
+"""The package's layout is its architecture: imports point downward, and the client a script
+installs loads nothing of the server's (README "How it works" draws the same map)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "token_logic"
+FOUNDATION = {"errors", "checks", "clock", "budget", "network", "log"}
+# What each part may import from the package: its own part and the parts below it.
+ALLOWED = {
+    "errors": set(),
+    "foundation": {"errors", "foundation"},
+    "kakao": {"errors", "foundation", "kakao"},
+    "model": {"errors", "foundation", "kakao", "model"},  # config.py, tokens.py
+    "storage": {"errors", "foundation", "model", "storage"},
+    "service": {"errors", "foundation", "kakao", "model", "storage", "service"},
+    "web": {"errors", "foundation", "kakao", "model", "storage", "service", "web"},
+    # Beside the server, not above it: Kakao's API for memos, the version from the package.
+    "client": {"errors", "foundation", "kakao.api", "client", "package"},
+    "wiring": {"errors", "foundation", "kakao", "model", "storage", "service"},
+    "access_token": {"foundation", "client", "wiring"},
+}
+
+
+def part_of(module: str) -> str:
+    """The part a module (dotted, under token_logic) belongs to."""
+    first = module.split(".")[0]
+    if not module:
+        return "package"
+    if first in FOUNDATION:
+        return "foundation"
+    if first in ("config", "tokens"):
+        return "model"
+    return first
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every token_logic module a file imports, lazily inside functions too (dotted, relative
+    to token_logic); names imported from a package count as that package's."""
+    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = list(here[: len(here) - node.level + 1])
+            found.add(".".join(base + ([node.module] if node.module else [])))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("token_logic"):
+            found.add(node.module.removeprefix("token_logic").lstrip("."))  # type: ignore[union-attr]
+    return found
+
+
+def package_modules() -> list[Path]:
+    """Every module but the command line and the package's public names, which stand above
+    every part and may use any."""
+    above = {PACKAGE / "__main__.py", PACKAGE / "__init__.py"}
+    return sorted(
+        p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p not in above
+    )
+
+
+@pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_downward(path: Path) -> None:
+    """Each module imports only its own part and the parts below it."""
+    module = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    part = part_of(module.removesuffix(".__init__"))
+    allowed = ALLOWED[part]
+
+    wrong = {
+        imported
+        for imported in imports_of(path)
+        if part_of(imported) not in allowed and imported not in allowed
+    }
+
+    assert not wrong, f"{module} ({part}) imports {sorted(wrong)}"
+
+
+def test_the_package_root_loads_only_the_exception_tree() -> None:
+    """``import token_logic`` costs a script nothing: every other public name loads on use."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    eager = {
+        node.module
+        for node in tree.body  # module level only: the TYPE_CHECKING block is an `if`
+        if isinstance(node, ast.ImportFrom) and node.level
+    }
+
+    assert eager == {"errors"}
+
+
+@pytest.mark.parametrize(
+    "module", ["token_logic.client.cli", "token_logic.client.github_action", "token_logic"]
+)
+def test_the_client_loads_nothing_of_the_server(module: str) -> None:
+    """What ``pip install`` and the GitHub Action run imports no server module, nor flask or
+    google-cloud-storage, and `get_access_token` is one import away."""
+    script = (
+        f"import sys, json, {module}\n"
+        "from token_logic import get_access_token\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    loaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-P", "-c", script],
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    ours = [
+        m.removeprefix("token_logic").lstrip(".") for m in loaded if m.startswith("token_logic")
+    ]
+
+    assert "client.remote" in ours
+    assert [m for m in ours if not _client_side(m)] == []
+    assert [m for m in loaded if m.split(".")[0] in ("flask", "functions_framework")] == []
+    assert [m for m in loaded if m.startswith(("google.cloud.storage", "google.auth"))] == []
+
+
+def _client_side(module: str) -> bool:
+    """The client, what it stands on (Kakao's API for memos), and the public names."""
+    return module in ("", "access_token", "kakao", "kakao.api") or part_of(module) in (
+        "client",
+        "foundation",
+    )

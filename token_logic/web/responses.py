@@ -1,0 +1,46 @@
+"""What every answer of the functions carries: the hardening headers, and JSON or a 405 in
+one shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import flask
+
+from .pages import STYLE_CSP_SOURCE
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'none'"
+    ),
+}
+
+
+def json_response(status: int, body: dict[str, Any]) -> flask.Response:
+    """A JSON answer (UTF-8, Korean kept as it is) with the hardening headers."""
+    response = flask.Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
+    )
+    return finish(response, "")
+
+
+def method_not_allowed(allow: str) -> flask.Response:
+    """405 naming the methods that work (``Allow``)."""
+    response = flask.Response("Method Not Allowed\n", status=405, mimetype="text/plain")
+    response.headers["Allow"] = allow
+    return finish(response, "")
+
+
+def finish(response: flask.Response, redirect_uri: str) -> flask.Response:
+    """The hardening headers; HSTS when the function is served over https."""
+    response.headers.update(SECURITY_HEADERS)
+    if redirect_uri.startswith("https://"):
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return response
