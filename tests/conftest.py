@@ -77,6 +77,15 @@ def settings_env(fake: FakeKakao, **overrides: str) -> dict[str, str]:
     return env
 
 
+def service_over(
+    store: TokenStore, fake: FakeKakao, clock: FakeClock | None = None, **env: str
+) -> TokenService:
+    """The service as wiring.build_service makes it, over a given store and clock, pointed at
+    the fake Kakao (``env`` adds or overrides settings)."""
+    settings = Settings.from_env(settings_env(fake, **env))
+    return build_service(settings, session=new_session(), store=store, clock=clock)
+
+
 # Set by some tests and by Cloud Run; an app under test sees them only when a test says so.
 _STRAY_SETTINGS = ("TOKEN_BUCKET", "K_SERVICE", "ALLOWED_KAKAO_USER_IDS", "TOKEN_OBJECT")
 
@@ -105,13 +114,9 @@ def env_for(fake_kakao: FakeKakao):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def file_service(fake_kakao: FakeKakao, clock: FakeClock, tmp_path: Path) -> TokenService:
-    settings = Settings.from_env(settings_env(fake_kakao, TOKEN_DIR=str(tmp_path)))
-    return build_service(
-        settings, session=new_session(), store=FileTokenStore(tmp_path), clock=clock
-    )
+    return service_over(FileTokenStore(tmp_path), fake_kakao, clock, TOKEN_DIR=str(tmp_path))
 
 
 @pytest.fixture
 def gcs_service(fake_kakao: FakeKakao, clock: FakeClock, bucket: str) -> TokenService:
-    settings = Settings.from_env(settings_env(fake_kakao, TOKEN_BUCKET=bucket))
-    return build_service(settings, session=new_session(), store=GcsTokenStore(bucket), clock=clock)
+    return service_over(GcsTokenStore(bucket), fake_kakao, clock, TOKEN_BUCKET=bucket)

@@ -20,7 +20,7 @@ against the real service (googleapis/python-storage, tests/system/test_bucket.py
 ``test_bucket_list_blobs_w_match_glob``): ``*`` is any run of characters but ``/``; ``**``
 any run at all (``**/`` any folders, or none); ``?`` one character but ``/``; ``[...]`` and
 ``[!...]`` character classes; ``{a,b}`` alternatives, themselves globs; ``\\`` an escape.
-tests/test_shards.py checks it on that test's table.
+tests/service/test_shards.py checks it on that test's table.
 """
 
 from __future__ import annotations

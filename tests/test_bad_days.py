@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import settings_env
+from tests.conftest import service_over
 from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login, rewrite_stored
 from token_logic.budget import CLOCK_SKEW_SECONDS, STORE_RESERVE_SECONDS, Deadline
-from token_logic.config import Settings
 from token_logic.errors import (
     DeadlineReached,
     KakaoUnavailable,
@@ -24,21 +23,19 @@ from token_logic.errors import (
     StorageError,
     WriteConflict,
 )
-from token_logic.network import new_session
 from token_logic.service.token_service import TokenService
 from token_logic.storage.gcs import GcsTokenStore
 from token_logic.storage.protocol import TokenStore
 from token_logic.tokens import MIN_REFRESH_INTERVAL_SECONDS
 from token_logic.web.problems import problem_for
-from token_logic.wiring import build_service
 
 DAY = 86400
 NAME = "kakao_token.json"
 
 
 def make_service(fake: FakeKakao, store: TokenStore, clock: FakeClock, **env: str) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, KAKAO_TIMEOUT_SECONDS="1", **env))
-    return build_service(settings, session=new_session(), store=store, clock=clock)
+    """A short Kakao timeout: a bad day's waits stay short."""
+    return service_over(store, fake, clock, KAKAO_TIMEOUT_SECONDS="1", **env)
 
 
 def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:

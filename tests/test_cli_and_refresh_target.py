@@ -360,7 +360,7 @@ def test_logout_on_a_versioned_bucket_leaves_no_generation(
 ) -> None:
     """`logout` on Cloud Storage with versioning: every older generation of the document (each
     with a refresh token) is gone; what stays is the owner's marker, holding no token."""
-    from tests.test_storage_hygiene import versioned_bucket
+    from tests.storage.test_storage_hygiene import versioned_bucket
 
     with versioned_bucket(gcs, monkeypatch) as versioned:
         env = {"TOKEN_BUCKET": versioned.name, "STORAGE_EMULATOR_HOST": versioned.relay.url}

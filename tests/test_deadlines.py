@@ -11,18 +11,14 @@ import flask
 import pytest
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import settings_env
+from tests.conftest import service_over
 from tests.helpers import FakeClock, claim_form, complete_login, consent, owner_claim, query_of
 from token_logic.budget import ANSWER_RESERVE_SECONDS
-from token_logic.config import Settings
 from token_logic.errors import DeadlineReached, IdentityUnverified, StorageError
-from token_logic.network import new_session
 from token_logic.service.claim import CLAIM_OBJECT
-from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.protocol import Stored, TokenStore
 from token_logic.web.callback import handle_callback
-from token_logic.wiring import build_service
 
 
 class SlowFailingStore:
@@ -55,11 +51,6 @@ class SlowFailingStore:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.inner, attribute)
-
-
-def service_over(store: Any, fake: FakeKakao, clock: FakeClock, **env: str) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, **env))
-    return build_service(settings, session=new_session(), store=store, clock=clock)
 
 
 def live_tokens(fake: FakeKakao) -> int:

@@ -9,25 +9,21 @@ from pathlib import Path
 import pytest
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import settings_env
+from tests.conftest import service_over
 from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login, owner_claim
-from token_logic.config import Settings
 from token_logic.errors import KakaoError, KakaoUnavailable, StorageError
-from token_logic.network import new_session
 from token_logic.service.token_service import TokenService
 from token_logic.storage.gcs import GcsTokenStore
 from token_logic.web.problems import problem_for
-from token_logic.wiring import build_service
 
 KOE_CODES = ["KOE320", "KOE303", "KOE010", "KOE101", "KOE319", "KOE322", "KOE237", "KOE003"]
 
 
 def service_for(fake: FakeKakao, bucket: str, clock: FakeClock, **env: str) -> TokenService:
     # One-second Kakao timeouts: the fake's "timeout" fault (1.5 s) is then a real client timeout.
-    settings = Settings.from_env(
-        settings_env(fake, TOKEN_BUCKET=bucket, KAKAO_TIMEOUT_SECONDS="1", **env)
+    return service_over(
+        GcsTokenStore(bucket), fake, clock, TOKEN_BUCKET=bucket, KAKAO_TIMEOUT_SECONDS="1", **env
     )
-    return build_service(settings, session=new_session(), store=GcsTokenStore(bucket), clock=clock)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import settings_env
+from tests.conftest import service_over, settings_env
 from tests.helpers import FakeClock, GcsEmulator
 from tests.listing_index import ListingIndex, glob_pattern
 from token_logic.config import Settings
@@ -197,8 +197,7 @@ def fresh(clock: FakeClock, user_id: int) -> bytes:
 def sharded_service(
     fake_kakao: FakeKakao, clock: FakeClock, store: TokenStore, template: str, tmp_path: Path
 ) -> TokenService:
-    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), TOKEN_OBJECT=template)
-    return build_service(Settings.from_env(env), session=new_session(), store=store, clock=clock)
+    return service_over(store, fake_kakao, clock, TOKEN_DIR=str(tmp_path), TOKEN_OBJECT=template)
 
 
 @pytest.mark.parametrize("template", TEMPLATES[:2])

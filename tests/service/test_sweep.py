@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import settings_env
+from tests.conftest import service_over, settings_env
 from tests.helpers import REDIRECT_URI, FakeClock, GcsEmulator, complete_login, rewrite_stored
 from token_logic.budget import Deadline
 from token_logic.config import Settings
@@ -50,8 +50,7 @@ def service(
     else:
         gcs: GcsEmulator = request.getfixturevalue("gcs")
         store = GcsTokenStore(gcs.new_bucket())
-    settings = Settings.from_env(settings_env(fake_kakao, TOKEN_DIR=str(tmp_path)))
-    return build_service(settings, session=new_session(), store=store, clock=clock)
+    return service_over(store, fake_kakao, clock, TOKEN_DIR=str(tmp_path))
 
 
 def listed(store: TokenStore, name: str = NAME) -> Listed | None:

@@ -10,21 +10,13 @@ from typing import Any
 import pytest
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import settings_env
+from tests.conftest import service_over
 from tests.helpers import FakeClock, FrozenClock, complete_login, rewrite_stored
-from token_logic.config import Settings
 from token_logic.errors import KakaoError, LoginRequired, NoTokenStored
-from token_logic.network import new_session
 from token_logic.service.token_service import TokenService
 from token_logic.storage.protocol import TokenStore
-from token_logic.wiring import build_service
 
 DAY = 86400
-
-
-def make_service(fake: FakeKakao, store: TokenStore, clock: FakeClock, **env: str) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, **env))
-    return build_service(settings, session=new_session(), store=store, clock=clock)
 
 
 def stored_document(store: TokenStore) -> dict[str, Any]:
@@ -49,7 +41,7 @@ def test_a_fresh_token_is_not_refreshed(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """Within its lifetime and outside the margin: skipped, Kakao not called."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
 
     result = service.refresh_user()
@@ -62,7 +54,7 @@ def test_refresh_without_rotation_keeps_the_refresh_token(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """Near access-token expiry: new access token, same refresh token, scope kept."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     before = stored_document(store)
     clock.advance(21599 - 1800)
@@ -83,7 +75,7 @@ def test_refresh_in_the_last_month_rotates_and_stores_the_new_token(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """In the rotation window Kakao issues a new refresh token; it is stored, the old is dead."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     old = stored_document(store)["refresh_token"]
     clock.advance(31 * DAY)  # 29 days left on the refresh token
@@ -102,7 +94,7 @@ def test_force_refreshes_a_fresh_token(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """force=True calls Kakao even when nothing is due."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     clock.advance(5)
 
@@ -114,7 +106,7 @@ def test_a_dead_refresh_token_is_reported_and_marked(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """KOE322 after a re-read: LoginRequired, the document kept and marked; no second call."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     fake_kakao.state.refresh_tokens.clear()  # revoked at Kakao (e.g. the user unlinked)
 
@@ -134,7 +126,7 @@ def test_a_new_login_revives_a_dead_document(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """Logging in again replaces the marked document with a live one."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     fake_kakao.state.refresh_tokens.clear()
     with pytest.raises(LoginRequired):
@@ -151,7 +143,7 @@ def test_a_login_during_a_refresh_wins(
 ) -> None:
     """A login that replaces the document while a refresh holds the lease is what stays stored;
     the refresh returns it instead of writing tokens from the old login over it."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     clock.advance(31 * DAY)
     after_kakao_refreshes(service, lambda: complete_login(service))
@@ -169,7 +161,7 @@ def test_nothing_stored_is_no_token_stored(
 ) -> None:
     """Refreshing before any login is NoTokenStored, not a crash."""
     with pytest.raises(NoTokenStored):
-        make_service(fake_kakao, store, clock).refresh_user()
+        service_over(store, fake_kakao, clock).refresh_user()
 
 
 def test_rate_limit_releases_the_lease(
@@ -177,7 +169,7 @@ def test_rate_limit_releases_the_lease(
 ) -> None:
     """KOE237: reported at once, the lease released with a 10-minute pause in it, the tokens
     unchanged; inside the pause the same failure comes with Retry-After and no Kakao call."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     before = stored_document(store)
     fake_kakao.state.inject("/oauth/token", "KOE237", "KOE237")
@@ -205,7 +197,7 @@ def test_concurrent_refreshes_at_rotation_call_kakao_once(
     never on how the threads happened to be scheduled."""
     clock = FrozenClock()
     fake_kakao.state.clock = clock.time
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     clock.advance(31 * DAY)
 
@@ -224,13 +216,13 @@ def test_koe322_after_the_document_changed_uses_the_newer_login(
 ) -> None:
     """KOE322 while a new login replaced the document under our lease: re-read, adopt it, and
     never mark the new login dead."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     clock.advance(31 * DAY)
     real_refresh = service.kakao.redeem_refresh_token
 
     def refresh_after_a_new_login(refresh_token: str, deadline: object = None) -> dict[str, Any]:
-        complete_login(make_service(fake_kakao, store, clock))  # the owner logs in again
+        complete_login(service_over(store, fake_kakao, clock))  # the owner logs in again
         fake_kakao.state.inject("/oauth/token", "KOE322")
         return real_refresh(refresh_token)
 
@@ -249,7 +241,7 @@ def test_a_rotated_token_survives_losing_the_write_race(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """If another instance marks the login dead while ours holds a rotated token, ours wins."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     clock.advance(31 * DAY)
     after_kakao_refreshes(
@@ -270,7 +262,7 @@ def test_a_crashed_lease_holder_does_not_block_forever(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:
     """A lease left by a crashed instance expires; the next caller refreshes."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     leased = rewrite_stored(
         store,
@@ -290,7 +282,7 @@ def test_an_unlink_during_a_refresh_is_never_a_token_less_answer(
     """The unlink webhook replaces a single document by its marker while a refresh holds the
     lease and Kakao has answered: the refresh's write loses, and the caller gets LoginRequired,
     never a document with an empty access token; the marker stays."""
-    service = make_service(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     document = complete_login(service)
     assert document.user_id is not None
     user_id = document.user_id

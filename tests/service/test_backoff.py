@@ -12,24 +12,15 @@ from typing import Any
 import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
-from tests.conftest import settings_env
+from tests.conftest import service_over
 from tests.helpers import REDIRECT_URI, FakeClock, complete_login, rewrite_stored
-from token_logic.config import Settings
 from token_logic.errors import KakaoError, KakaoUnavailable
-from token_logic.network import new_session
 from token_logic.service.backoff import Backoff, backoff_after
-from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.protocol import TokenStore
 from token_logic.web.problems import problem_for
-from token_logic.wiring import build_service
 
 NAME = "kakao_token.json"
-
-
-def service_for(fake: FakeKakao, store: TokenStore, clock: FakeClock | None = None) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, TOKEN_DIR="unused"))
-    return build_service(settings, session=new_session(), store=store, clock=clock)
 
 
 def stored(store: TokenStore) -> dict[str, Any]:
@@ -85,7 +76,7 @@ def test_ten_concurrent_callers_in_a_koe003_storm_cost_one_refresh(tmp_path: Pat
     fake = FakeKakao(FakeKakaoState(redirect_uris={REDIRECT_URI})).start()
     try:
         store = FileTokenStore(tmp_path)
-        service = service_for(fake, store)
+        service = service_over(store, fake)
         complete_login(service)
         before = stored(store)
         due_in(store, 100, int(time.time()))
@@ -123,7 +114,7 @@ def test_inside_the_pause_a_token_that_lives_long_enough_is_served(
     """A rate-limited rotation: the access token still has hours, so callers get it; one who
     asks for more life than it has gets 429 with Retry-After; Kakao is not asked again."""
     store = FileTokenStore(tmp_path)
-    service = service_for(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     fake_kakao.state.inject("/oauth/token", "KOE237", "KOE237")
     with pytest.raises(KakaoError):
@@ -147,7 +138,7 @@ def test_after_the_pause_one_refresh_and_a_success_clears_it(
     """When the pause ends the next caller refreshes once; success removes the pause, so the
     next failure starts from the shortest pause again."""
     store = FileTokenStore(tmp_path)
-    service = service_for(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     due_in(store, 100, clock.now())
     fake_kakao.state.inject("/oauth/token", "KOE003", "KOE003", "KOE003")
@@ -168,7 +159,7 @@ def test_waiters_on_a_failing_lease_get_its_failure(
     """A caller that finds another instance's lease, which then fails, gets that failure from
     the document instead of calling Kakao itself."""
     store = FileTokenStore(tmp_path)
-    service = service_for(fake_kakao, store, clock)
+    service = service_over(store, fake_kakao, clock)
     complete_login(service)
     due_in(store, 100, clock.now())
     rewrite_stored(

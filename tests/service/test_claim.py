@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import function_app, settings_env
+from tests.conftest import function_app, service_over, settings_env
 from tests.helpers import (
     REDIRECT_URI,
     FakeClock,
@@ -36,10 +36,7 @@ OWNER, STRANGER = 4127000001, 4127000666
 def service_for(
     fake: FakeKakao, tmp_path: Path, clock: FakeClock | None = None, **env: str
 ) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, TOKEN_DIR=str(tmp_path), **env))
-    return build_service(
-        settings, session=new_session(), store=FileTokenStore(tmp_path), clock=clock
-    )
+    return service_over(FileTokenStore(tmp_path), fake, clock, TOKEN_DIR=str(tmp_path), **env)
 
 
 def login_as(service: TokenService, fake: FakeKakao, user_id: int, claim: str = "") -> Any:

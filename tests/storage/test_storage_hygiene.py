@@ -29,16 +29,13 @@ import requests
 
 from dev.fake_kakao import FakeKakao
 from dev.loopback import Relay
-from tests.conftest import function_app, settings_env
+from tests.conftest import function_app, service_over, settings_env
 from tests.helpers import REDIRECT_URI, FakeClock, GcsEmulator, complete_login
-from tests.test_unlink import ADMIN_KEY, Sent
+from tests.web.test_unlink import ADMIN_KEY, Sent
 from token_logic.budget import UNLINK_WEBHOOK_SECONDS, Deadline
-from token_logic.config import Settings
 from token_logic.errors import NoTokenStored
-from token_logic.network import new_session
 from token_logic.service.token_service import TokenService
 from token_logic.storage.gcs import GcsTokenStore
-from token_logic.wiring import build_service
 
 DOCUMENT = "kakao_token.json"
 PER_USER = "tokens/{user_id}.json"
@@ -174,9 +171,7 @@ def versioned(gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ver
 def service_on(
     bucket: VersionedBucket, fake: FakeKakao, clock: FakeClock | None, **env: str
 ) -> TokenService:
-    settings = Settings.from_env(settings_env(fake, TOKEN_BUCKET=bucket.name, **env))
-    store = GcsTokenStore(bucket.name)
-    return build_service(settings, session=new_session(), store=store, clock=clock)
+    return service_over(GcsTokenStore(bucket.name), fake, clock, TOKEN_BUCKET=bucket.name, **env)
 
 
 def logged_in_and_refreshed(service: TokenService, clock: FakeClock, times: int = 3) -> int:

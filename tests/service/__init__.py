@@ -1,0 +1,1 @@
+"""Tests of token_logic/service/, one file per module or behaviour."""

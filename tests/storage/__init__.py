@@ -1,0 +1,1 @@
+"""Tests of token_logic/storage/, one file per module or behaviour."""

@@ -1,0 +1,1 @@
+"""Tests of token_logic/web/, one file per module or behaviour."""
