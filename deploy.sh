@@ -298,7 +298,7 @@ enable_apis() {
 # NONCURRENT_DAYS after being replaced: a bad Friday evening found on Monday morning, the alert
 # mail having gone out within the hour. Longer would keep weeks of refresh tokens for nothing.
 # The account status webhook keeps one small marker per Kakao event it handled (replay
-# protection, token_logic/web/account_status.py); an event older than 10 minutes is refused anyway,
+# protection, token_logic/service/account_events.py); an event older than 10 minutes is refused,
 # so a day is plenty, and without this rule they would pile up forever.
 lifecycle_rule() {
   cat <<EOF

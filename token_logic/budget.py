@@ -41,7 +41,7 @@ LOGIN_CLEANUP_SECONDS = 6.0
 # Kakao waits 3 s for a webhook's answer (unlink, account status); its work stops before that.
 UNLINK_WEBHOOK_SECONDS = 2.5
 # Of those, what a webhook keeps for its storage work after asking Kakao (its keys, whether a
-# stored token lives): a Cloud Storage call starts only with 1 s left (gcs_store), and the
+# stored token lives): a Cloud Storage call starts only with 1 s left (storage/gcs.py), and the
 # delete (or the owner's marker) and then the event's jti marker must both start.
 WEBHOOK_STORE_RESERVE_SECONDS = 1.2
 # A webhook's one call to Kakao takes at most this long, and is not made with less to spare.

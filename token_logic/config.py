@@ -30,7 +30,7 @@ DEFAULT_TOKEN_OBJECT = "kakao_token.json"
 DEFAULT_REFRESH_MARGIN_SECONDS = 3600
 DEFAULT_KAKAO_TIMEOUT_SECONDS = 10.0
 # Parallel refreshes in one sweep: enough to hide Kakao's and storage's latency, few enough for
-# one instance's CPU and connection pool (gcs_store.CONNECTION_POOL_SIZE).
+# one instance's CPU and the storage client's connection pool.
 DEFAULT_SWEEP_WORKERS = 16
 MAX_SWEEP_WORKERS = 32
 

@@ -225,7 +225,7 @@ def _ask(
         tried += 1
         try:
             # The ID token goes to KAKAO_TOKEN_URL and nowhere else: a person's may open every
-            # Cloud Run service they can call (id_tokens.audience_less_token_may_go_to), so no
+            # Cloud Run service they can call (google_id_token.audience_less_token_may_go_to), so no
             # answer may send it on, not even to another path (requests would keep it there).
             response = session.get(
                 settings.url,

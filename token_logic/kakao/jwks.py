@@ -7,7 +7,7 @@ to Kakao. So after a fetch an unknown kid caused, and after a fetch that failed,
 made for ``REFETCH_SECONDS``; a request that needs one meanwhile gets KakaoUnavailable (the
 webhook's 503: Kakao sends the SET again later), never "no such key", which RFC 8935 makes
 final for the sender: a key Kakao rotated in just after a made-up kid's fetch would be lost. A
-set is kept ``MAX_AGE_SECONDS``, so a key Kakao withdrew stops being trusted within that time.
+set is kept ``KEYS_KEPT_SECONDS``, so a key Kakao withdrew stops being trusted within that time.
 
 PyJWT (with cryptography) is imported only here and in web/account_status.py, on first use: cold
 starts of the other paths never load it.
@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import KakaoTokenError, KakaoUnavailable
 
-MAX_AGE_SECONDS = 3600.0
+KEYS_KEPT_SECONDS = 3600.0
 REFETCH_SECONDS = 30.0
 
 # timeout in seconds -> the JWKS document (KakaoClient.signing_keys); raises KakaoTokenError
@@ -53,7 +53,7 @@ class SigningKeys:
         """
         with self._lock:
             now = self._monotonic()
-            fresh = self._fetched_at is not None and now - self._fetched_at < MAX_AGE_SECONDS
+            fresh = self._fetched_at is not None and now - self._fetched_at < KEYS_KEPT_SECONDS
             if fresh and kid in self._keys:
                 return self._keys[kid]
             if self._quiet_until is not None and now < self._quiet_until:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -449,3 +449,8 @@ def _token_fingerprint(document: TokenDocument | None, data: bytes) -> bytes:
 
 def _failure_facts(exc: KakaoTokenError) -> dict[str, Any]:
     return {"error": type(exc).__name__, "error_code": getattr(exc, "code", "")}
+
+
+# How an edge gets its instance's one service: built on first use (main.py), so that a broken
+# configuration becomes a clean error page instead of a failed import.
+ServiceFactory = Callable[[], TokenService]

@@ -10,7 +10,7 @@ no admin key: the SET is signed, and checked here before anything happens:
   when KAKAO_APP_ID is set, that app ID (both name this app, and Kakao's pages, only partly
   readable here, do not settle which one it sends); an ``app_id`` claim, where one comes, must
   be KAKAO_APP_ID;
-- ``iat`` is at most MAX_AGE_SECONDS old and at most FUTURE_SKEW_SECONDS ahead;
+- ``iat`` is at most MAX_SET_AGE_SECONDS old and at most FUTURE_SKEW_SECONDS ahead;
 - ``jti`` is an identifier, and the event names a Kakao user when it would end a login.
 What the event then does, and that each jti is acted on once across instances, is the use case's
 (service/account_events.py). Answers (RFC 8935): 202 with no body for a verified SET; 400 with
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import flask
@@ -43,13 +43,13 @@ from ..errors import KakaoTokenError
 from ..kakao.jwks import SigningKeys
 from ..log import log_event
 from ..service.account_events import ENDING_EVENTS, AccountEvent, handle_event
-from ..service.token_service import TokenService
+from ..service.token_service import ServiceFactory, TokenService
 
 ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
 MAX_SET_BYTES = 16 * 1024
 # Kakao sends at once and answers within 3 s count; 10 minutes allow for a slow delivery and
 # clocks a little apart, and bound how long each jti must be remembered.
-MAX_AGE_SECONDS = 600
+MAX_SET_AGE_SECONDS = 600
 FUTURE_SKEW_SECONDS = 60
 _MAX_JTI_LENGTH = 256
 
@@ -72,7 +72,7 @@ def is_account_status_request(request: flask.Request) -> bool:
 
 
 def handle_account_status(
-    request: flask.Request, get_service: Callable[[], TokenService]
+    request: flask.Request, get_service: ServiceFactory
 ) -> tuple[int, dict[str, str] | None]:
     """Verify the SET, then hand its event to the use case (service/account_events.py), which
     refuses one handled before: (status, RFC 8935 body or None)."""
@@ -154,7 +154,7 @@ def _event(claims: Mapping[str, Any], service: TokenService, issuer: str) -> Acc
     if isinstance(iat, bool) or not isinstance(iat, int | float):
         raise SetRejected("invalid_request", "iat is not a time")
     now = service.now()
-    if now - iat > MAX_AGE_SECONDS:
+    if now - iat > MAX_SET_AGE_SECONDS:
         raise SetRejected("invalid_request", "the SET is too old (iat over 10 minutes ago)")
     if iat - now > FUTURE_SKEW_SECONDS:
         raise SetRejected("invalid_request", "iat is in the future")

@@ -8,7 +8,6 @@ page; anything else becomes a clean 500 page, logged with its stack but no reque
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import flask
@@ -23,7 +22,7 @@ from ..errors import (
 )
 from ..kakao.state import COOKIE_LIFETIME_SECONDS, cookie_name_for
 from ..log import log_event
-from ..service.token_service import TokenService
+from ..service.token_service import ServiceFactory, TokenService
 from .account_status import handle_account_status, is_account_status_request
 from .done_cookie import (
     DONE_COOKIE,
@@ -44,8 +43,6 @@ from .pages import (
 from .problems import Problem, problem_for
 from .responses import finish, json_response, method_not_allowed
 from .unlink import handle_unlink, is_unlink_request
-
-ServiceFactory = Callable[[], TokenService]
 
 CLAIM_PATH_SUFFIX = "/claim"
 _MAX_CODE_LENGTH = 512

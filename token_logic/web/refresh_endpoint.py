@@ -4,7 +4,6 @@ this run's shard, and answer with the sweep's report (sweep_report.py)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -13,15 +12,13 @@ from ..errors import KakaoTokenError, LoginRequired, NoTokenStored
 from ..log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
 from ..service.shards import Shard
 from ..service.sweep_memory import remember_run
-from ..service.token_service import TokenService
+from ..service.token_service import ServiceFactory
 from .problems import problem_for
 from .responses import json_response, method_not_allowed
 from .sweep_report import sweep_report
 
 
-def handle_refresh(
-    request: flask.Request, get_service: Callable[[], TokenService]
-) -> flask.Response:
+def handle_refresh(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
     """The scheduled refresh: refresh every stored document that is due; JSON summary."""
     if request.method != "POST":
         return method_not_allowed("POST")

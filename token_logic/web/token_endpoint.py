@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +33,10 @@ from ..errors import (
     StorageError,
 )
 from ..log import ALERT_LOGIN_DEAD, log_event
-from ..service.token_service import TokenService
+from ..service.token_service import ServiceFactory, TokenService
 from ..tokens import TokenDocument
 from .problems import problem_for
 from .responses import SECURITY_HEADERS
-
-ServiceFactory = Callable[[], TokenService]
 
 MAX_MIN_VALID_SECONDS = 3600
 # How long an instance serves a token from memory before reading storage again: a new login

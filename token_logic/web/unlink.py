@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -30,7 +29,7 @@ from ..budget import Deadline
 from ..checks import is_decimal
 from ..errors import KakaoTokenError
 from ..log import ALERT_LOGIN_DEAD, log_event
-from ..service.token_service import TokenService
+from ..service.token_service import ServiceFactory, TokenService
 
 UNLINK_PATH_SUFFIX = "/unlink"
 _MAX_PARAMETER_LENGTH = 64
@@ -42,7 +41,7 @@ def is_unlink_request(request: flask.Request) -> bool:
 
 
 def handle_unlink(
-    request: flask.Request, get_service: Callable[[], TokenService]
+    request: flask.Request, get_service: ServiceFactory
 ) -> tuple[int, dict[str, Any]]:
     """Check that the call is Kakao's, for this app, then forget the user: (status, body)."""
     if request.method not in ("GET", "POST"):
