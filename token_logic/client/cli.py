@@ -22,7 +22,8 @@ from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, format_time
 from ..errors import ConfigError, KakaoTokenError
 from ..kakao.api import DEFAULT_AUTH_BASE_URL, KakaoClient
 from ..network import new_session
-from .remote import EMPTY_URL_MESSAGE, URL_VARIABLE, RemoteSettings, RemoteToken, remote_token
+from .answers import RemoteToken
+from .remote import EMPTY_URL_MESSAGE, URL_VARIABLE, RemoteSettings, remote_token
 
 REMOTE_COMMANDS = ("access-token", "send-memo", "status")
 MAX_MEMO_LENGTH = 200  # Kakao's limit for a text template

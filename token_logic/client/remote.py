@@ -2,14 +2,12 @@
 
 The caller proves who it is with a Google ID token (see google_id_token.py). Access tokens
 are kept in this process until they near expiry, so a script asking in a loop calls the
-endpoint once.
-The endpoint's JSON errors become the package's exceptions, with the endpoint's message.
+endpoint once. Each answer is told apart by who spoke: the function (answers.py reads its token
+or its JSON error), Cloud Run refusing the caller (refusals.py says why), or the network.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,23 +15,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..checks import is_decimal, never_in_clear_text
-from ..clock import format_time
+from ..checks import never_in_clear_text
 from ..errors import (
     ConfigError,
-    DeadlineReached,
     EndpointUnreachable,
     IdentityRejected,
-    KakaoError,
-    KakaoTokenError,
-    KakaoUnavailable,
-    LoginRequired,
-    NoTokenStored,
-    StorageError,
 )
 from ..kakao.api import DEFAULT_MEMO_LINK, memo_link_from
 from ..network import ca_bundle_from, proxies_for
+from .answers import RemoteToken, endpoint_error, json_object, token_from
 from .google_id_token import IdentitySettings, IdTokenSource, default_sources, find_id_token
+from .refusals import check_audience, refusal_message
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -53,7 +45,6 @@ _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 MAX_LEEWAY_SECONDS = 3600
 
 
-GITHUB_READER_PREFIX = "kakao-token-github@"  # the account deploy.sh makes for GitHub
 EMPTY_URL_MESSAGE = (
     f"{URL_VARIABLE} is empty: set it to the token endpoint's URL that ./deploy.sh printed "
     f"(https://kakao-token-...run.app; in GitHub Actions a repository variable, "
@@ -114,17 +105,6 @@ class RemoteSettings:
             ca_bundle=ca_bundle_from(environ),
             memo_link=_memo_link(environ),
         )
-
-
-@dataclass(frozen=True)
-class RemoteToken:
-    """An access token from the endpoint and its facts; the repr shows no token."""
-
-    access_token: str = field(repr=False)
-    expires_at: int
-    scope: str
-    user_id: int | None
-    token_type: str = "bearer"
 
 
 class TokenCache:
@@ -188,7 +168,7 @@ def remote_token(
     def fetch() -> RemoteToken:
         chosen = sources if sources is not None else default_sources(settings.identity)
         id_token, source = find_id_token(settings.audience, chosen)
-        _check_audience(id_token, source, settings.audience)
+        check_audience(id_token, source, settings.audience)
         params: dict[str, Any] = {"min_valid": leeway}
         if user_id is not None:
             params["user_id"] = user_id
@@ -240,16 +220,18 @@ def _ask(
         except requests.RequestException as exc:
             failure = f"{type(exc).__name__}: no answer"
             continue
-        body = _json_object(response, raw)
+        body = json_object(response, raw)
         if response.status_code == 200 and body is not None:
-            return _token_from(body, settings.url)
+            return token_from(body, settings.url)
         if response.is_redirect:
             raise ConfigError(_redirect_message(settings.url, response), (URL_VARIABLE,))
         if body is not None and isinstance(body.get("error"), str):
-            raise _endpoint_error(response.status_code, body, response.headers)
+            raise endpoint_error(response.status_code, body, response.headers)
         if response.status_code in (401, 403):
             raise IdentityRejected(
-                refusal_message(settings, source, response.status_code, id_token),
+                refusal_message(
+                    settings.url, settings.audience, source, response.status_code, id_token
+                ),
                 response.status_code,
             )
         failure = f"HTTP {response.status_code} without the function's JSON"
@@ -303,158 +285,6 @@ def _memo_link(environ: Mapping[str, str]) -> str:
     if problems:
         raise ConfigError(problems[0], ("KAKAO_MEMO_LINK",))
     return link
-
-
-def _check_audience(id_token: str, source: str, audience: str) -> None:
-    """A token given by hand for another URL is not sent at all: it would open that other
-    service to whoever runs this URL."""
-    if source != "KAKAO_TOKEN_ID_TOKEN":
-        return
-    claims = unverified_claims(id_token)
-    issued_for = claims.get("aud") if claims else None
-    if isinstance(issued_for, str) and issued_for.rstrip("/") != audience:
-        raise ConfigError(
-            f"KAKAO_TOKEN_ID_TOKEN was issued for the audience {issued_for}, not for "
-            f"{audience}; it was not sent. Fetch one with the audience {audience}.",
-            ("KAKAO_TOKEN_ID_TOKEN",),
-        )
-
-
-def refusal_message(settings: RemoteSettings, source: str, status: int, id_token: str) -> str:
-    """Why Cloud Run refused the caller, and the fix, from the ID token's own claims (read, not
-    verified: only to explain; Cloud Run has judged it). Never the token itself."""
-    claims = unverified_claims(id_token)
-    where = f"the ID token from {source}"
-    if claims is None:
-        return (
-            f"Cloud Run refused {where} (HTTP {status}): it is not a Google ID token. "
-            + _fresh_token_hint(source, settings.audience)
-        )
-    expires_at = claims.get("exp")
-    if isinstance(expires_at, int) and expires_at <= time.time():
-        return (
-            f"Cloud Run refused {where} (HTTP {status}): it expired at "
-            f"{format_time(expires_at)}. " + _fresh_token_hint(source, settings.audience)
-        )
-    audience = claims.get("aud")
-    if status == 401 and audience != settings.audience:
-        return (
-            f"Cloud Run refused {where} (HTTP 401): it was issued for the audience "
-            f"{audience!s}, and this endpoint needs {settings.audience}. "
-            + _fresh_token_hint(source, settings.audience)
-        )
-    if status == 401:
-        return (
-            f"Cloud Run refused {where} (HTTP 401): not accepted as a Google ID token for "
-            f"{settings.audience}. " + _fresh_token_hint(source, settings.audience)
-        )
-    email = claims.get("email")
-    if not isinstance(email, str) or not email:
-        return (
-            f"Cloud Run refused {where} (HTTP 403): the token names no email, so its identity "
-            "cannot be among the readers; ask for an ID token that includes the email "
-            "(google-github-actions/auth: id_token_include_email: true)."
-        )
-    if email.startswith(GITHUB_READER_PREFIX):
-        return (
-            f"Cloud Run refused {email} (HTTP 403): it may not call {settings.url}. That is the "
-            "GitHub reader account deploy.sh made: run ./deploy.sh again with this repository "
-            "in GITHUB_REPOSITORY (it grants roles/run.invoker on kakao-token), and allow a "
-            "minute for IAM to apply."
-        )
-    kind = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
-    return (
-        f"Cloud Run refused {email} (HTTP 403): it may not call {settings.url}. Add "
-        f"{kind}:{email} to TOKEN_READERS in deploy.env and run ./deploy.sh again (it grants "
-        "roles/run.invoker on kakao-token; allow a minute for IAM to apply)."
-    )
-
-
-def _fresh_token_hint(source: str, audience: str) -> str:
-    if source == "KAKAO_TOKEN_ID_TOKEN":
-        return (
-            f"Fetch a fresh one for each run, with the audience {audience} (an ID token lives "
-            "one hour), and put it in KAKAO_TOKEN_ID_TOKEN."
-        )
-    if source == "gcloud":
-        return "Run `gcloud auth login` again, then retry."
-    return f"Check the identity's set-up ({source}) and that the audience is {audience}."
-
-
-def unverified_claims(id_token: str) -> dict[str, Any] | None:
-    """The payload of a JWT, unverified; None when it is not one."""
-    parts = id_token.split(".")
-    if len(parts) != 3:  # header.payload.signature
-        return None
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (ValueError, TypeError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def _json_object(response: requests.Response, raw: bytes) -> dict[str, Any] | None:
-    if "json" not in response.headers.get("Content-Type", ""):
-        return None
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _token_from(body: Mapping[str, Any], url: str) -> RemoteToken:
-    token, expires_at = body.get("access_token"), body.get("expires_at")
-    if (
-        not isinstance(token, str)
-        or not token
-        or not isinstance(expires_at, int)
-        or isinstance(expires_at, bool)
-    ):
-        raise EndpointUnreachable(f"the token endpoint {url} answered 200 without a token")
-    if expires_at <= time.time():
-        raise EndpointUnreachable(
-            f"the token endpoint {url} answered a token that expired at "
-            f"{format_time(expires_at)}: is KAKAO_TOKEN_URL an old or foreign deployment?"
-        )
-    user_id = body.get("user_id")
-    return RemoteToken(
-        access_token=token,
-        expires_at=expires_at,
-        scope=str(body.get("scope") or ""),
-        user_id=user_id if isinstance(user_id, int) else None,
-        token_type=str(body.get("token_type") or "bearer"),
-    )
-
-
-def _endpoint_error(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> Exception:
-    """The package exception for the function's JSON error (the ``error`` values of the
-    README's table), carrying the function's message."""
-    error, code = str(body.get("error")), str(body.get("code") or "")
-    message = str(body.get("message") or error)
-    raw_retry_after = headers.get("Retry-After", "")
-    retry_after = int(raw_retry_after) if is_decimal(raw_retry_after) else None
-    exc: KakaoTokenError
-    if error == "login_required":
-        exc = LoginRequired(status, "invalid_grant", code)
-    elif error == "kakao_error":
-        exc = KakaoError(status, "", code, retry_after)
-    elif error == "kakao_unavailable":
-        exc = KakaoUnavailable(code or "server_error")
-    elif error == "no_token_stored":
-        exc = NoTokenStored(message)
-    elif error == "deadline_reached":
-        exc = DeadlineReached(message, retry_after or 5)
-    elif error == "storage_unavailable":
-        exc = StorageError(message)
-    elif error in ("not_configured", "bad_request", "method_not_allowed"):
-        exc = ConfigError(message)
-    else:  # "internal", or a value from a newer function
-        exc = KakaoTokenError(message)
-    # The function's words (what to do, the login URL) replace the class's generic text.
-    exc.args = (message,)
-    return exc
 
 
 def _default_session(settings: RemoteSettings) -> requests.Session:
