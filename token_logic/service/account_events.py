@@ -26,7 +26,8 @@ from typing import Any
 from ..budget import Deadline
 from ..errors import KakaoTokenError, WriteConflict
 from ..log import ALERT_LOGIN_DEAD, log_event
-from .token_service import LoginEnded, TokenService
+from .ending import LoginEnded
+from .token_service import TokenService
 
 _OAUTH = "https://schemas.openid.net/secevent/oauth/event-type/"
 _RISC = "https://schemas.openid.net/secevent/risc/event-type/"

@@ -1,33 +1,18 @@
-"""The use cases: start and finish a login, refresh, hand out a valid access token."""
+"""TokenService, the one face of the use cases: start and finish a login (login.py), refresh
+(refresh.py) and sweep (sweep.py), hand out a valid access token, end a login (ending.py)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..budget import (
-    UNLINK_WEBHOOK_SECONDS,
-    WEBHOOK_KAKAO_CALL_SECONDS,
-    WEBHOOK_MIN_KAKAO_CALL_SECONDS,
-    WEBHOOK_STORE_RESERVE_SECONDS,
-    Deadline,
-    request_deadline,
-)
+from ..budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from ..config import USER_ID_PLACEHOLDER, Settings
-from ..errors import (
-    KakaoError,
-    KakaoTokenError,
-    KakaoUnavailable,
-    NoTokenStored,
-    StorageError,
-    WriteConflict,
-)
+from ..errors import NoTokenStored
 from ..kakao.api import KakaoClient
 from ..kakao.state import LoginStart, start_login
-from ..log import log_event
 from ..storage.protocol import (
     TokenStore,
     document_name,
@@ -35,33 +20,13 @@ from ..storage.protocol import (
     template_matches,
     template_prefix,
 )
-from ..tokens import TokenDocument, from_json_or_none, owner_marker, public_view, to_json
+from ..tokens import TokenDocument, public_view
 from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
+from .ending import UNLINKED, LoginEnded, LoginEnder
 from .login import LoginFinisher
 from .refresh import Refresher, RefreshResult
 from .shards import Shard
 from .sweep import RefreshOutcome, list_for_sweep, run_sweep
-
-_MAX_LOGIN_WRITE_ATTEMPTS = 5
-_LOGOUT_MIN_VALID_SECONDS = 60
-# What a single document's marker says when Kakao ended the login by an unlink (forget_user).
-UNLINKED = "unlinked"
-
-
-@dataclass(frozen=True)
-class LoginEnded:
-    """What end_login did: ``document``, the one whose tokens it removed (deleted, or replaced
-    by its owner's marker), or None. With None: ``kept`` when the stored login stays (Kakao
-    still accepts its access token: a login newer than the event or, when the event named one
-    token, another token; or that token expired and the event named one token);
-    ``already_ended`` when the stored document held no tokens. ``kakao_says`` is what Kakao
-    answered about the stored access token: live, dead, unknown, or expired (by the document's
-    own clock: not asked); "" when not asked."""
-
-    document: str | None
-    kept: bool = False
-    already_ended: bool = False
-    kakao_says: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +49,7 @@ class TokenService:
         self._clock = clock or SystemClock()
         self._refresher = Refresher(kakao, store, self._clock)
         self._login = LoginFinisher(settings, kakao, store, self._clock)
+        self._ender = LoginEnder(settings, kakao, store, self._clock, self._refresher)
 
     def start_login(self, claim: str = "") -> LoginRedirect:
         """A new login: fresh state and PKCE, and Kakao's authorize URL; ``claim`` is a claim
@@ -157,70 +123,9 @@ class TokenService:
 
     def logout(self, user_id: int | None = None) -> TokenDocument:
         """Log the stored login out at Kakao (best effort) and remove its tokens, with every
-        older version the store kept of the document (each holds a refresh token).
-
-        A single document with a known owner stays the owner's: it becomes a token-less marker
-        (the next login must be the owner's or carry a claim link; handing over is explicit).
-        Per-user documents, and one naming no owner, are deleted. The write or delete carries
-        the version read, and is tried again if bookkeeping (a lease) moved it. With nothing
-        stored, the older versions an interrupted logout left are deleted, and NoTokenStored
-        is raised.
-        """
-        name = self.document_name(user_id)
-        deadline = self.deadline()
-        for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
-            stored = self.store.read(name, deadline)
-            if stored is None:
-                self.store.delete_old_versions(name, deadline)
-                raise NoTokenStored(f"no token stored at {name}")
-            document = from_json_or_none(stored.data)
-            if document is not None and document.access_token:
-                self._logout_at_kakao(self._live_for_logout(name, document, deadline))
-            owner = document.user_id if document else None
-            keep_owner = owner is not None and USER_ID_PLACEHOLDER not in self.settings.token_object
-            try:
-                if keep_owner:
-                    marker = owner_marker(owner or 0, self._clock.now(), "logged_out")
-                    self.store.write(name, to_json(marker), stored.version, deadline)
-                else:
-                    self.store.delete(name, stored.version, deadline)
-            except WriteConflict:
-                continue
-            old_versions = self.store.delete_old_versions(name, deadline)
-            log_event(
-                logging.INFO,
-                "logged out and deleted",
-                document=name,
-                user_id=document.user_id if document else None,
-                old_versions_deleted=old_versions,
-            )
-            return document or TokenDocument({})
-        raise StorageError(f"gave up deleting {name}: it kept changing")
-
-    def _live_for_logout(
-        self, name: str, document: TokenDocument, deadline: Deadline
-    ) -> TokenDocument:
-        """A document whose access token Kakao still takes: Kakao's logout needs a live one to
-        end the refresh token too, else a copied refresh token would outlive the logout."""
-        if document.expires_at - self._clock.now() > _LOGOUT_MIN_VALID_SECONDS:
-            return document
-        try:
-            return self._refresher.ensure_fresh(
-                name, margin_seconds=_LOGOUT_MIN_VALID_SECONDS, deadline=deadline
-            ).document
-        except KakaoTokenError:  # dead already, or Kakao down: log out with what we have
-            return document
-
-    def _logout_at_kakao(self, document: TokenDocument) -> None:
-        try:
-            self.kakao.logout(document.access_token)
-        except KakaoTokenError as exc:  # an expired access token, Kakao down: delete anyway
-            log_event(
-                logging.WARNING,
-                "Kakao logout failed; deleting the stored document anyway",
-                user_id=document.user_id,
-                **_failure_facts(exc),
-            )
+        older version the store kept; a single document stays its owner's, as a token-less
+        marker (ending.py). With nothing stored, NoTokenStored."""
+        return self._ender.logout(self.document_name(user_id), self.deadline())
 
     def forget_user(
         self, user_id: int, within_seconds: float = UNLINK_WEBHOOK_SECONDS
@@ -234,7 +139,7 @@ class TokenService:
         store kept go too (see forget_old_versions).
         """
         deadline = Deadline.after(within_seconds, self._clock)  # Kakao waits 3 s for the answer
-        return self._forget(user_id, deadline, reason=UNLINKED).document
+        return self._ender.end(user_id, deadline, reason=UNLINKED).document
 
     def webhook_deadline(self) -> Deadline:
         """The deadline of a Kakao webhook request starting now (Kakao waits 3 s)."""
@@ -249,31 +154,9 @@ class TokenService:
         one_token: bool = False,
         clean_old_versions: bool = True,
     ) -> LoginEnded:
-        """A Kakao event says this user's tokens ended (an unlink, a revocation): forget them as
-        forget_user does, a single document's marker saying ``reason``, unless the stored login
-        is newer than the event.
-
-        Events can arrive late, after the person logged in again. Kakao ends every token of a
-        user when it unlinks or revokes them all, so a stored access token Kakao still accepts
-        for that user is a newer login: it is kept. When Kakao cannot be asked in time (down,
-        slow, a temporary error), the document is forgotten all the same: the event is Kakao's
-        (signed, or carrying the admin key), a late one is rare, and keeping the tokens of a
-        person who left would be the worse mistake; a wrongly ended login costs one login, with
-        an alert.
-
-        ``one_token``: the event ended one token (token-revoked), maybe not the stored one. The
-        login then ends only when Kakao says the stored access token is dead, and KakaoUnavailable
-        says Kakao could not tell in time (the sender should try again): ending a live login
-        over another token would protect no one. A stored access token already expired by the
-        document's own clock proves nothing either way (Kakao calls it dead regardless): the
-        login is kept, and if the revoked token was its refresh token, the next refresh finds
-        it dead and alerts.
-
-        A document that holds no tokens (logged out, or ended by an earlier event: both webhooks
-        report an unlink) is already ended: left as it is, no write. ``clean_old_versions``
-        False leaves the older versions to the caller (forget_old_versions), after its own write.
-        """
-        return self._forget(
+        """A Kakao event says this user's tokens ended (an unlink, a revocation): forget them,
+        unless the stored login is newer than the event (LoginEnder.end says how)."""
+        return self._ender.end(
             user_id,
             deadline,
             reason=reason,
@@ -282,100 +165,9 @@ class TokenService:
             clean_old_versions=clean_old_versions,
         )
 
-    def _forget(
-        self,
-        user_id: int,
-        deadline: Deadline,
-        *,
-        reason: str,
-        unless_live: bool = False,
-        one_token: bool = False,
-        clean_old_versions: bool = True,
-    ) -> LoginEnded:
-        name = document_name(self.settings.token_object, user_id)
-        per_user = USER_ID_PLACEHOLDER in self.settings.token_object
-        first_read: bytes | None = None
-        kakao_says = ""
-        for _ in range(_MAX_LOGIN_WRITE_ATTEMPTS):
-            stored = self.store.read(name, deadline)
-            document = from_json_or_none(stored.data) if stored else None
-            if stored is None or not (per_user or (document and document.user_id == user_id)):
-                return LoginEnded(None)
-            if document and not (document.access_token or document.refresh_token):
-                # Ended before (our logout, the other webhook): its marker keeps saying why.
-                return LoginEnded(None, already_ended=True, kakao_says=kakao_says)
-            tokens = _token_fingerprint(document, stored.data)
-            if first_read is not None and tokens != first_read:
-                # New tokens landed after the first read: not the dead ones.
-                return LoginEnded(None, kept=True, kakao_says=kakao_says)
-            if first_read is None and unless_live and document:
-                kakao_says = self._token_state(document, user_id, deadline)
-                if kakao_says == "live" or (one_token and kakao_says == "expired"):
-                    return LoginEnded(None, kept=True, kakao_says=kakao_says)
-                if one_token and kakao_says != "dead":
-                    raise KakaoUnavailable(
-                        "timeout", "Kakao could not say whether the stored token is the revoked one"
-                    )
-            first_read = tokens
-            try:
-                if per_user:
-                    if not self.store.delete(name, stored.version, deadline):
-                        return LoginEnded(None)
-                else:
-                    # A single document keeps its owner: its tokens go, but only that user may
-                    # log in again, so an unlink never leaves the deployment to whoever comes next.
-                    marker = to_json(owner_marker(user_id, self._clock.now(), reason))
-                    self.store.write(name, marker, stored.version, deadline)
-            except WriteConflict:  # bookkeeping (a refresh lease, login_error): read again
-                continue
-            if clean_old_versions:
-                self.forget_old_versions(name, user_id, deadline)
-            return LoginEnded(name, kakao_says=kakao_says)
-        raise StorageError(f"gave up deleting {name}: it kept changing")
-
-    def _token_state(self, document: TokenDocument, user_id: int, deadline: Deadline) -> str:
-        """What Kakao says of a stored access token: ``live`` (valid, this user's), ``dead``
-        (-401: ended or expired), or ``unknown`` (no answer in the time the webhook can spare
-        before its storage work, a temporary error, a valid token of someone else, no token);
-        ``expired`` without asking when the document says so (Kakao's -401 would tell nothing).
-        """
-        if not document.access_token:
-            return "unknown"
-        if document.expires_at <= self._clock.now():
-            return "expired"
-        left = deadline.remaining() - WEBHOOK_STORE_RESERVE_SECONDS
-        seconds = min(WEBHOOK_KAKAO_CALL_SECONDS, left)
-        if seconds < WEBHOOK_MIN_KAKAO_CALL_SECONDS:
-            return "unknown"
-        try:
-            info = self.kakao.access_token_info(document.access_token, seconds)
-        except KakaoError as exc:
-            return "dead" if exc.status == 401 or exc.code == "-401" else "unknown"
-        except KakaoTokenError:  # unreachable, timed out, 5xx
-            return "unknown"
-        return "live" if info.get("id") == user_id else "unknown"
-
     def forget_old_versions(self, name: str, user_id: int, deadline: Deadline) -> None:
-        """The older versions of an ended login's document, whose tokens Kakao already ended.
-
-        A failure (the webhook's 3 seconds ran out, storage faults) is logged, not raised: the
-        live document is already done, Kakao would only pause the webhook over an error, and
-        the bucket's lifecycle rule deletes old versions within days anyway (deploy.sh).
-        """
-        try:
-            deleted = self.store.delete_old_versions(name, deadline)
-        except KakaoTokenError as exc:
-            log_event(
-                logging.WARNING,
-                "the unlinked user's tokens were removed, but older versions of the document "
-                "are left until the bucket's lifecycle rule deletes them",
-                document=name,
-                user_id=user_id,
-                error=type(exc).__name__,
-            )
-            return
-        if deleted:
-            log_event(logging.INFO, "older versions deleted", document=name, count=deleted)
+        """The older versions of an ended login's document (failures logged, not raised)."""
+        self._ender.forget_old_versions(name, user_id, deadline)
 
     def now(self) -> int:
         """The service clock's time (for summaries computed by callers)."""
@@ -437,18 +229,6 @@ class TokenService:
             deadline or self.deadline(),
         )
         return sorted(item.name for item in listed)
-
-
-def _token_fingerprint(document: TokenDocument | None, data: bytes) -> bytes:
-    """The tokens a document holds, compared to tell a new login from bookkeeping writes
-    (the bytes themselves when they are not a document)."""
-    if document is None:
-        return data
-    return f"{document.access_token}\n{document.refresh_token}".encode()
-
-
-def _failure_facts(exc: KakaoTokenError) -> dict[str, Any]:
-    return {"error": type(exc).__name__, "error_code": getattr(exc, "code", "")}
 
 
 # How an edge gets its instance's one service: built on first use (main.py), so that a broken
