@@ -118,10 +118,17 @@ say() {
   echo "==> $*"
 }
 
-trim() {
-  local s="$1"
-  s="${s#"${s%%[![:space:]]*}"}"
-  printf '%s' "${s%"${s##*[![:space:]]}"}"
+# The items of a comma-separated list (TOKEN_READERS, GITHUB_REPOSITORY), trimmed, empty ones
+# dropped; NUL-terminated, so an item is never split further: read with `read -r -d ''`.
+list_items() {
+  local item
+  local -a items
+  IFS=',' read -r -a items <<<"$1"
+  for item in "${items[@]}"; do
+    item="${item#"${item%%[![:space:]]*}"}"
+    item="${item%"${item##*[![:space:]]}"}"
+    [[ -z "$item" ]] || printf '%s\0' "$item"
+  done
 }
 
 ENV_FILE="$HERE/deploy.env"
@@ -210,10 +217,7 @@ read -r -a schedule_fields <<<"$REFRESH_SCHEDULE"
 EMAIL_RE='^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$'
 POOL_RE='^principal(Set)?://iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]+/[^[:space:],]+$'
 token_readers=()
-IFS=',' read -r -a reader_fields <<<"$TOKEN_READERS"
-for reader in "${reader_fields[@]}"; do
-  reader="$(trim "$reader")"
-  [[ -z "$reader" ]] && continue
+while IFS= read -r -d '' reader; do
   if [[ "$reader" =~ ^(user|serviceAccount|group):(.*)$ && "${BASH_REMATCH[2]}" =~ $EMAIL_RE ]] ||
     [[ "$reader" =~ $POOL_RE ]]; then
     token_readers+=("$reader")
@@ -222,20 +226,17 @@ for reader in "${reader_fields[@]}"; do
       "serviceAccount:EMAIL, group:EMAIL or principalSet://iam.googleapis.com/projects/N/..." \
       "(allUsers and allAuthenticatedUsers are refused: the token endpoint stays private)"
   fi
-done
+done < <(list_items "$TOKEN_READERS")
 # GitHub's rules: an owner of letters, digits and inner hyphens (39 at most), a repository of
 # letters, digits, '.', '-' and '_' other than . and ..; no quote, so it is safe inside CEL's ''.
 GITHUB_REPO_RE='^[A-Za-z0-9]([A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]{1,100}$'
 github_repositories=()
-IFS=',' read -r -a repository_fields <<<"$GITHUB_REPOSITORY"
-for repository in "${repository_fields[@]}"; do
-  repository="$(trim "$repository")"
-  [[ -z "$repository" ]] && continue
+while IFS= read -r -d '' repository; do
   [[ "$repository" =~ $GITHUB_REPO_RE && "${repository#*/}" != "." && "${repository#*/}" != ".." ]] ||
     fail "GITHUB_REPOSITORY: '$repository' is not a GitHub repository like me/bot" \
       "(owner/repo as GitHub spells it, comma-separated)"
   [[ " ${github_repositories[*]} " == *" $repository "* ]] || github_repositories+=("$repository")
-done
+done < <(list_items "$GITHUB_REPOSITORY")
 # CEL for the provider: assertion.repository == 'me/bot', or ... in ['me/bot', 'me/other'].
 quoted_repositories=""
 for repository in "${github_repositories[@]}"; do
