@@ -24,6 +24,7 @@ from ..errors import (
     StorageError,
     UserNotAllowed,
 )
+from ..service.backoff import RATE_LIMIT_CODES, TEMPORARY_CODES
 
 CONSOLE = "Kakao Developers console (developers.kakao.com > 내 애플리케이션)"
 
@@ -296,7 +297,7 @@ def _kakao_error(exc: KakaoError) -> Problem:
             f"Operator: set KAKAO_REST_API_KEY to the REST API key of the {CONSOLE}.",
             code=code,
         )
-    if code == "KOE237" or code == "-10":
+    if code in RATE_LIMIT_CODES:
         wait = int(exc.retry_after) if exc.retry_after else 600
         return Problem(
             429,
@@ -319,7 +320,7 @@ def _kakao_error(exc: KakaoError) -> Problem:
             code=code,
             start_again=True,
         )
-    if code in ("KOE003", "-1", "-9798") or exc.status >= 500:
+    if code in TEMPORARY_CODES or exc.status >= 500:
         return Problem(
             503,
             "카카오 일시 오류",
