@@ -80,6 +80,13 @@ class Deadline:
         """Whether a Kakao call started now could finish and still be stored before this."""
         return self.remaining() >= MIN_KAKAO_ATTEMPT_SECONDS + STORE_RESERVE_SECONDS
 
+    def webhook_kakao_seconds(self) -> float:
+        """How long a webhook's call to Kakao (its keys, whether a token lives) may take, asked
+        when the call starts: what the storage work after it needs is kept back; 0 when too
+        little is left to be worth a call."""
+        seconds = min(WEBHOOK_KAKAO_CALL_SECONDS, self.remaining() - WEBHOOK_STORE_RESERVE_SECONDS)
+        return seconds if seconds >= WEBHOOK_MIN_KAKAO_CALL_SECONDS else 0.0
+
     def lease_until(self) -> int:
         """Where a lease taken under this deadline ends, in whole Unix seconds."""
         return int(self.at + CLOCK_SKEW_SECONDS) + 1

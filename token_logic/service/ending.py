@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..budget import (
-    WEBHOOK_KAKAO_CALL_SECONDS,
-    WEBHOOK_MIN_KAKAO_CALL_SECONDS,
-    WEBHOOK_STORE_RESERVE_SECONDS,
     Deadline,
 )
 from ..clock import Clock
@@ -228,9 +225,8 @@ class LoginEnder:
             return "unknown"
         if document.expires_at <= self._clock.now():
             return "expired"
-        left = deadline.remaining() - WEBHOOK_STORE_RESERVE_SECONDS
-        seconds = min(WEBHOOK_KAKAO_CALL_SECONDS, left)
-        if seconds < WEBHOOK_MIN_KAKAO_CALL_SECONDS:
+        seconds = deadline.webhook_kakao_seconds()
+        if not seconds:
             return "unknown"
         try:
             info = self.kakao.access_token_info(document.access_token, seconds)

@@ -33,9 +33,6 @@ from typing import Any
 import flask
 
 from ..budget import (
-    WEBHOOK_KAKAO_CALL_SECONDS,
-    WEBHOOK_MIN_KAKAO_CALL_SECONDS,
-    WEBHOOK_STORE_RESERVE_SECONDS,
     Deadline,
 )
 from ..checks import is_decimal
@@ -123,7 +120,7 @@ def verify_set(token: bytes, service: TokenService, deadline: Deadline) -> Accou
     kid = header.get("kid")
     if not isinstance(kid, str) or not 0 < len(kid) <= 200:
         raise SetRejected("invalid_key", "the SET names no key (kid)")
-    key = _signing_keys(service).key_for(kid, lambda: _kakao_seconds(deadline))
+    key = _signing_keys(service).key_for(kid, deadline.webhook_kakao_seconds)
     if key is None:  # Kakao's keys, fetched just now, lack it
         raise SetRejected("invalid_key", "no key of Kakao's has this kid")
     try:
@@ -220,13 +217,6 @@ def _signing_keys(service: TokenService) -> SigningKeys:
         if keys is None:
             keys = _keys_by_url[url] = SigningKeys(service.kakao.signing_keys)
         return keys
-
-
-def _kakao_seconds(deadline: Deadline) -> float:
-    """How long fetching Kakao's keys may take, asked when the fetch starts: what the storage
-    work after it needs is kept back; 0 when too little is left to be worth a try."""
-    seconds = min(WEBHOOK_KAKAO_CALL_SECONDS, deadline.remaining() - WEBHOOK_STORE_RESERVE_SECONDS)
-    return seconds if seconds >= WEBHOOK_MIN_KAKAO_CALL_SECONDS else 0.0
 
 
 def _audiences(rest_api_key: str, app_id: str) -> list[str]:
