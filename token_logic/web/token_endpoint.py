@@ -12,7 +12,6 @@ the same lease as the scheduled refresh: any number of callers make one Kakao ca
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from ..log import ALERT_LOGIN_DEAD, log_event
 from ..service.token_service import ServiceFactory, TokenService
 from ..tokens import TokenDocument
 from .problems import problem_for
-from .responses import SECURITY_HEADERS
+from .responses import json_response
 
 MAX_MIN_VALID_SECONDS = 3600
 # How long an instance serves a token from memory before reading storage again: a new login
@@ -175,7 +174,7 @@ def _serve(
     if user_id is not None and token.user_id != user_id:
         # One document for everyone: a request for another user must not get the owner's.
         raise NoTokenStored(f"no token stored for user {user_id}")
-    return _json(200, token.body(now))
+    return json_response(200, token.body(now))
 
 
 def _seconds_parameter(request: flask.Request, name: str, default: int) -> int | None:
@@ -253,15 +252,7 @@ def _error(
 ) -> flask.Response:
     """Every refusal has one shape, and every answer worth retrying says when."""
     body = {"error": error, "message": message, "code": code, "login_url": login_url}
-    response = _json(status, body)
+    response = json_response(status, body)
     if status in RETRYABLE_STATUSES:
         response.headers["Retry-After"] = str(retry_after or DEFAULT_RETRY_AFTER_SECONDS)
-    return response
-
-
-def _json(status: int, body: dict[str, Any]) -> flask.Response:
-    response = flask.Response(
-        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
-    )
-    response.headers.update(SECURITY_HEADERS)
     return response
