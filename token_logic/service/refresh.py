@@ -144,20 +144,16 @@ class Refresher:
                 response = self._kakao.redeem_refresh_token(
                     document.refresh_token, deadline.earlier_by(STORE_RESERVE_SECONDS)
                 )
-            except KakaoUnavailable as exc:
+            except (KakaoError, KakaoUnavailable) as exc:
+                if isinstance(exc, KakaoError) and exc.code == DEAD_REFRESH_TOKEN:
+                    dead = self._mark_if_dead(name, document, exc, deadline)
+                    settled = True  # marked (no lease), or replaced by another writer
+                    if dead is not None:
+                        raise dead from exc
+                    return None
                 self._back_off(name, document, leased_version, exc, deadline)
                 settled = True
                 raise
-            except KakaoError as exc:
-                if exc.code != DEAD_REFRESH_TOKEN:
-                    self._back_off(name, document, leased_version, exc, deadline)
-                    settled = True
-                    raise
-                dead = self._mark_if_dead(name, document, exc, deadline)
-                settled = True  # marked (no lease), or replaced by another writer
-                if dead is not None:
-                    raise dead from exc
-                return None
             # Kakao answered: from here the old refresh token may be dead, so releasing the
             # lease (writing the old document back) could bury a rotated one. If storing fails,
             # the lease ends by itself at our deadline plus clock skew.
@@ -253,20 +249,20 @@ class Refresher:
     ) -> None:
         """Give the lease back with a pause in it: callers waiting on this lease, and every
         later one, get this failure without calling Kakao until the pause ends."""
-        backoff = backoff_after(exc, Backoff.of(document.fields), self._clock.now())
+        now = self._clock.now()
+        backoff = backoff_after(exc, Backoff.of(document.fields), now)
         # This caller is told the same "try again in" as everyone waiting on the pause.
-        exc.retry_after = max(1, backoff.until - self._clock.now())
+        exc.retry_after = max(1, backoff.until - now)
         log_event(
             logging.WARNING,
             "refresh failed; this login's refreshes pause",
             document=name,
             code=backoff.code,
             failures=backoff.failures,
-            seconds=backoff.until - self._clock.now(),
+            seconds=backoff.until - now,
         )
-        with contextlib.suppress(KakaoTokenError):  # then the lease ends by itself
-            paused = document.with_fields(refresh_lease=None, refresh_backoff=backoff.field())
-            self._store.write(name, to_json(paused), leased_version, deadline)
+        paused = document.with_fields(refresh_backoff=backoff.field())
+        self._release(name, paused, leased_version, deadline)
 
     def _release(
         self, name: str, document: TokenDocument, leased_version: str, deadline: Deadline
