@@ -3,13 +3,12 @@ package's exception carrying the function's own message (the README's table of `
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..checks import is_decimal
+from ..checks import is_decimal, json_object
 from ..clock import format_time
 from ..errors import (
     ConfigError,
@@ -38,15 +37,11 @@ class RemoteToken:
     token_type: str = "bearer"
 
 
-def json_object(response: requests.Response, raw: bytes) -> dict[str, Any] | None:
+def json_body(response: requests.Response, raw: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, when the answer says it is JSON and it is one; else None."""
     if "json" not in response.headers.get("Content-Type", ""):
         return None
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+    return json_object(raw)
 
 
 def token_from(body: Mapping[str, Any], url: str) -> RemoteToken:

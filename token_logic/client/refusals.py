@@ -9,10 +9,10 @@ given by hand for another URL is not sent at all. Never the token itself in a me
 from __future__ import annotations
 
 import base64
-import json
 import time
 from typing import Any
 
+from ..checks import json_object
 from ..clock import format_time
 from ..errors import ConfigError
 
@@ -102,7 +102,6 @@ def unverified_claims(id_token: str) -> dict[str, Any] | None:
         return None
     try:
         payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
     except (ValueError, TypeError):
         return None
-    return claims if isinstance(claims, dict) else None
+    return json_object(payload)

@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..kakao.api import DEFAULT_MEMO_LINK, memo_link_from
 from ..network import ca_bundle_from, proxies_for
-from .answers import RemoteToken, endpoint_error, json_object, token_from
+from .answers import RemoteToken, endpoint_error, json_body, token_from
 from .google_id_token import IdentitySettings, IdTokenSource, default_sources, find_id_token
 from .refusals import check_audience, refusal_message
 
@@ -220,7 +220,7 @@ def _ask(
         except requests.RequestException as exc:
             failure = f"{type(exc).__name__}: no answer"
             continue
-        body = json_object(response, raw)
+        body = json_body(response, raw)
         if response.status_code == 200 and body is not None:
             return token_from(body, settings.url)
         if response.is_redirect:

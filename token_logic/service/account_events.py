@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..budget import Deadline
+from ..checks import json_object
 from ..errors import KakaoTokenError, WriteConflict
 from ..log import ALERT_LOGIN_DEAD, log_event
 from .ending import LoginEnded
@@ -90,11 +91,8 @@ def _was_handled(service: TokenService, name: str, deadline: Deadline) -> bool:
     stored = service.store.read(name, deadline)
     if stored is None:
         return False
-    try:
-        record = json.loads(stored.data)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and record.get("handled") is True
+    record = json_object(stored.data)
+    return record is not None and record.get("handled") is True
 
 
 def _remember(service: TokenService, event: AccountEvent, name: str, deadline: Deadline) -> None:

@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass
 
 from ..budget import Deadline
+from ..checks import json_object
 from ..storage.protocol import Stored, TokenStore
 
 CLAIM_OBJECT = ".kakao-token-claim.json"  # a dot-name: never a TOKEN_OBJECT (config.py)
@@ -52,7 +53,7 @@ def claim_name(token_object: str) -> str:
     return posixpath.join(folder, CLAIM_OBJECT) if folder else CLAIM_OBJECT
 
 
-def issue_claim(store: TokenStore, name: str, now: int, deadline: Deadline) -> IssuedClaim:
+def issue_claim(store: TokenStore, name: str, now: int) -> IssuedClaim:
     """A fresh claim, replacing any older one (only the newest link works)."""
     secret = secrets.token_urlsafe(32)
     expires_at = now + CLAIM_LIFETIME_SECONDS
@@ -70,10 +71,12 @@ def valid_claim(
     stored = store.read(name, deadline)
     if stored is None:
         return None
+    record = json_object(stored.data)
+    if record is None:
+        return None
     try:
-        record = json.loads(stored.data)
         digest, expires_at = str(record["sha256"]), int(record["expires_at"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # not a claim record
         return None
     if expires_at <= now or not hmac.compare_digest(digest, _digest(secret)):
         return None

@@ -21,6 +21,7 @@ import logging
 import posixpath
 
 from ..budget import Deadline
+from ..checks import json_object
 from ..errors import DeadlineReached, StorageError, WriteConflict
 from ..log import log_event
 from ..storage.protocol import TokenStore, template_prefix
@@ -78,11 +79,8 @@ def _state(runs: int, since: int, now: int, late: int) -> bytes:
 
 def _previous(data: bytes) -> tuple[int, int]:
     """(runs, since) as stored; (0, 0) when it is not a state (edited by hand): start again."""
-    try:
-        state = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return 0, 0
-    if not isinstance(state, dict):
+    state = json_object(data)
+    if state is None:
         return 0, 0
     runs, since = state.get("deferred_runs"), state.get("since")
     if not (isinstance(runs, int) and isinstance(since, int)):

@@ -67,7 +67,7 @@ class TokenService:
     def issue_claim(self) -> IssuedClaim:
         """A new claim link's secret (the older link stops working); see claim.py."""
         name = claim_name(self.settings.token_object)
-        return issue_claim(self.store, name, self._clock.now(), self.deadline())
+        return issue_claim(self.store, name, self._clock.now())
 
     def claim_is_valid(self, secret: str) -> bool:
         """Whether ``secret`` is the current claim's, unexpired (it is spent only at the end

@@ -10,12 +10,12 @@ metadata must be.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..budget import Deadline
+from ..checks import json_object
 from ..tokens import TokenDocument
 
 # The keys, prefixed so they never collide with metadata another tool put on the object.
@@ -72,11 +72,8 @@ def facts_of(document: TokenDocument) -> dict[str, str]:
 
 def facts_of_bytes(data: bytes) -> dict[str, str]:
     """The facts of a serialized document; none when it is not one (it is stored all the same)."""
-    try:
-        fields = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    if not isinstance(fields, dict) or "expires_at" not in fields:
+    fields = json_object(data)
+    if fields is None or "expires_at" not in fields:
         return {}
     return usable_facts(TokenDocument(fields))
 

@@ -14,11 +14,11 @@ function does not otherwise have.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..checks import json_object
 from ..tokens import TokenDocument
 
 DONE_COOKIE = "kakao_done"
@@ -67,10 +67,10 @@ def facts_from_cookies(cookies: Mapping[str, str]) -> LoginFacts | None:
     if not value or len(value) > _MAX_COOKIE_LENGTH:
         return None
     try:
-        fields = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (binascii.Error, ValueError):
+        fields = json_object(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except ValueError:  # not base64 (binascii.Error)
         return None
-    if not isinstance(fields, dict):
+    if fields is None:
         return None
     user_id, scope = fields.get("u"), fields.get("s")
     expires_at, refresh_expires_at = _int_or_none(fields.get("e")), _int_or_none(fields.get("r"))
