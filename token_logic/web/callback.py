@@ -33,15 +33,13 @@ from .done_cookie import (
     facts_from_cookies,
 )
 from .pages import (
-    CLAIM_SCRIPT_CSP_SOURCE,
-    STYLE_CSP_SOURCE,
     claim_page,
     problem_page,
     start_page,
     success_page,
 )
 from .problems import Problem, problem_for
-from .responses import finish, json_response, method_not_allowed
+from .responses import CLAIM_PAGE_POLICY, finish, json_response, method_not_allowed
 from .unlink import handle_unlink, is_unlink_request
 
 CLAIM_PATH_SUFFIX = "/claim"
@@ -158,13 +156,7 @@ def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Respons
         if request.method == "GET":
             page = flask.Response(claim_page(demo=settings.demo), mimetype="text/html")
             page = finish(page, settings.redirect_uri)
-            # No form-action: Chromium applies it to every redirect after the post, and Kakao's
-            # login goes on across its own hosts (kauth, then accounts). The page is static
-            # (nothing injected), and its one form posts to itself.
-            page.headers["Content-Security-Policy"] = (
-                f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; "
-                f"script-src {CLAIM_SCRIPT_CSP_SOURCE}; frame-ancestors 'none'; base-uri 'none'"
-            )
+            page.headers["Content-Security-Policy"] = CLAIM_PAGE_POLICY  # with its script
             return page
         secret = request.form.get("claim", "").strip()
         if not service.claim_is_valid(secret):

@@ -26,9 +26,14 @@ _STYLE = (
     ".demo{background:#ffe8a3;padding:8px 12px;border-radius:8px;margin-bottom:16px}"
 )
 
+
+def _csp_source(inline: str) -> str:
+    """The Content-Security-Policy source that allows exactly this inline style or script."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode() + "'"
+
+
 # The pages' only style is inline; the CSP allows exactly this stylesheet and nothing else.
-_STYLE_DIGEST = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
-STYLE_CSP_SOURCE = f"'sha256-{_STYLE_DIGEST}'"
+STYLE_CSP_SOURCE = _csp_source(_STYLE)
 
 
 def success_page(facts: LoginFacts, *, start_url: str, demo: bool) -> str:
@@ -73,9 +78,7 @@ _CLAIM_SCRIPT = (
     'var c=location.hash.slice(1);if(c){history.replaceState(null,"",location.pathname);'
     'document.getElementById("c").value=c;document.getElementById("f").submit();}'
 )
-CLAIM_SCRIPT_CSP_SOURCE = (
-    "'sha256-" + base64.b64encode(hashlib.sha256(_CLAIM_SCRIPT.encode()).digest()).decode() + "'"
-)
+CLAIM_SCRIPT_CSP_SOURCE = _csp_source(_CLAIM_SCRIPT)
 
 
 def claim_page(*, demo: bool) -> str:

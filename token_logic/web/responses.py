@@ -8,7 +8,16 @@ from typing import Any
 
 import flask
 
-from .pages import STYLE_CSP_SOURCE
+from .pages import CLAIM_SCRIPT_CSP_SOURCE, STYLE_CSP_SOURCE
+
+# Every page: its one inline stylesheet and nothing else; framed by nobody.
+_POLICY = (
+    f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; frame-ancestors 'none'; base-uri 'none'"
+)
+# The claim page also runs its one script, and has no form-action: Chromium applies that to
+# every redirect after the post, and Kakao's login goes on across its own hosts (kauth, then
+# accounts). The page is static (nothing injected), and its one form posts to itself.
+CLAIM_PAGE_POLICY = f"{_POLICY}; script-src {CLAIM_SCRIPT_CSP_SOURCE}"
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -16,10 +25,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src {STYLE_CSP_SOURCE}; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'none'"
-    ),
+    "Content-Security-Policy": f"{_POLICY}; form-action 'none'",
 }
 
 
