@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from dev.loopback import Relay
-from dev.servers import function_command
+from dev.servers import free_port, function_command
 from token_logic.service.token_service import TokenService
 from token_logic.storage.protocol import TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
@@ -54,12 +54,6 @@ class FrozenClock(FakeClock):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(min(seconds, 0.002))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
