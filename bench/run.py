@@ -31,6 +31,7 @@ from bench import client as client_bench
 from bench import cold_start as cold_bench
 from bench import sweep as sweep_bench
 from dev.fake_kakao import FakeKakao, FakeKakaoState
+from dev.servers import free_port
 from tests.helpers import (
     FunctionServer,
     GcsEmulator,
@@ -38,7 +39,6 @@ from tests.helpers import (
     claim_for,
     claim_form,
     consent,
-    free_port,
     query_of,
 )
 from token_logic.network import new_session

@@ -385,7 +385,7 @@ def emulator_costs(sizes: tuple[int, ...] = (100, 10000)) -> None:
                 while token is not None:
                     listing = session.get(
                         f"{emulator.url}/storage/v1/b/{bucket}/o",
-                        params={"maxResults": 1000, "pageToken": token},
+                        params={"maxResults": "1000", "pageToken": token},
                     ).json()
                     pages, token = pages + 1, listing.get("nextPageToken")
                 listed = (time.perf_counter() - began) * 1000

@@ -238,13 +238,13 @@ class FakeKakao:
 
     def jwks(self) -> dict[str, Any]:
         """The public half of every signing key, as served at /.well-known/jwks.json."""
-        import jwt
+        from jwt.algorithms import RSAAlgorithm
 
         self.signing_key()
         keys = []
         with self.state.lock:
             for kid, private in self.state.signing_keys:
-                jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+                jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
                 keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
         return {"keys": keys}
 
@@ -403,15 +403,16 @@ def _hs256_jwt(header: dict[str, Any], payload: dict[str, Any], secret: bytes) -
 def _send_webhook(method: str, url: str, headers: dict[str, str], params: dict[str, str]) -> int:
     import requests
 
-    where = {"data": params} if method == "POST" else {"params": params}
+    post = method == "POST"  # the unlink webhook: a form body for POST, the query for GET
     try:
         response = requests.request(
             method,
             url,
+            params=None if post else params,
+            data=params if post else None,
             headers=headers,
             timeout=WEBHOOK_TIMEOUT_SECONDS,
             allow_redirects=False,
-            **where,  # type: ignore[arg-type]
         )
     except requests.RequestException:
         return 0
@@ -814,7 +815,9 @@ class _Handler(BaseHTTPRequestHandler):
             template = json.loads(self.form.get("template_object", ""))
         except ValueError:
             template = None
-        text = template.get("text") if isinstance(template, dict) else None
+        if not isinstance(template, dict):
+            template = {}  # not a JSON object: no text, so the 400 below
+        text = template.get("text")
         if not (isinstance(text, str) and 0 < len(text) <= 200 and template.get("link")):
             self._json(400, {"msg": "template_object is invalid", "code": -2})
             return

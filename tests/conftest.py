@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Protocol, cast
 
 import flask
 import functions_framework
@@ -101,11 +102,22 @@ def function_app(
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    return functions_framework.create_app(target=target, source=str(ROOT / "main.py"))
+    # create_app is unannotated; for plain HTTP functions like main.py's it builds a Flask app
+    # (a Starlette one only for async functions).
+    app = functions_framework.create_app(  # type: ignore[no-untyped-call]
+        target=target, source=str(ROOT / "main.py")
+    )
+    return cast(flask.Flask, app)
+
+
+class EnvFor(Protocol):
+    """What the env_for fixture gives: settings_env for this test's fake Kakao."""
+
+    def __call__(self, **overrides: str) -> dict[str, str]: ...
 
 
 @pytest.fixture
-def env_for(fake_kakao: FakeKakao):  # type: ignore[no-untyped-def]
+def env_for(fake_kakao: FakeKakao) -> EnvFor:
     def make(**overrides: str) -> dict[str, str]:
         return settings_env(fake_kakao, **overrides)
 

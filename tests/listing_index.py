@@ -55,7 +55,7 @@ def glob_pattern(glob: str) -> re.Pattern[str]:
 
 def _translate(glob: str, *, top: bool) -> tuple[str, str]:
     """(regex, what is left) of ``glob`` up to the end, or to a ``,`` or ``}`` inside braces."""
-    out = []
+    out: list[str] = []
     i = 0
     while i < len(glob):
         char = glob[i]
@@ -209,7 +209,7 @@ class ListingIndex:
                     more = True
                     break
                 generation, metageneration, metadata = entries[name]
-                item = {
+                item: dict[str, Any] = {
                     "kind": "storage#object",
                     "bucket": bucket,
                     "name": name,

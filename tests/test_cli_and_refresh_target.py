@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, function_app, settings_env
@@ -191,7 +192,9 @@ def test_missing_key_is_a_clear_error(live_kakao: FakeKakao, tmp_path: Path) -> 
 # -- the kakao_refresh target ----------------------------------------------------------------
 
 
-def refresh_client(monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, env: dict[str, str]):  # type: ignore[no-untyped-def]
+def refresh_client(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, env: dict[str, str]
+) -> FlaskClient:
     return function_app(monkeypatch, "kakao_refresh", settings_env(fake, **env)).test_client()
 
 

@@ -49,6 +49,8 @@ class SlowFailingStore:
     def read(self, name: str, *args: Any) -> Stored | None:
         return self.inner.read(name, *args)
 
+    # The rest of TokenStore comes through here: mypy counts __getattr__ toward a protocol,
+    # pyright does not, so the calls that pass this as a TokenStore silence pyright alone.
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.inner, attribute)
 
@@ -66,7 +68,7 @@ def test_storage_down_during_a_login_logs_its_tokens_out(
     inner = FileTokenStore(tmp_path)
     store = SlowFailingStore(inner, clock, seconds=20)
     env = {"TOKEN_OBJECT": "tokens/{user_id}.json"} if per_user else {}
-    service = service_over(store, fake_kakao, clock, **env)
+    service = service_over(store, fake_kakao, clock, **env)  # pyright: ignore[reportArgumentType]
     started = clock.time()
 
     with pytest.raises((StorageError, DeadlineReached)):
@@ -83,7 +85,7 @@ def test_a_login_whose_write_landed_though_it_seemed_to_fail_is_kept(
     """The write's answer was lost but the write landed: a read settles it, the login is kept
     and its tokens stay alive at Kakao."""
     inner = FileTokenStore(tmp_path)
-    service = service_over(SlowFailingStore(inner, clock, seconds=1, land=True), fake_kakao, clock)
+    service = service_over(SlowFailingStore(inner, clock, seconds=1, land=True), fake_kakao, clock)  # pyright: ignore[reportArgumentType]
 
     document = complete_login(service)
 
@@ -110,9 +112,8 @@ def test_the_person_sees_our_page_with_a_way_to_start_again(
 ) -> None:
     """Through the callback: storage down after Kakao answered is a 503 page of ours, in Korean
     and English, with the login link; no trace, no token."""
-    service = service_over(
-        SlowFailingStore(FileTokenStore(tmp_path), clock, seconds=1), fake_kakao, clock
-    )
+    store = SlowFailingStore(FileTokenStore(tmp_path), clock, seconds=1)
+    service = service_over(store, fake_kakao, clock)  # pyright: ignore[reportArgumentType]
     app = flask.Flask(__name__)
     app.add_url_rule(
         "/", "callback", lambda: handle_callback(flask.request, lambda: service), methods=["GET"]
@@ -147,6 +148,8 @@ class SlowListingStore:
         self.clock.advance(self.seconds)
         return self.inner.names(prefix)
 
+    # The rest of TokenStore comes through here: mypy counts __getattr__ toward a protocol,
+    # pyright does not, so the calls that pass this as a TokenStore silence pyright alone.
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.inner, attribute)
 
@@ -166,7 +169,7 @@ def test_a_per_user_token_request_has_one_deadline_for_listing_and_refresh(
     document = inner.read(name)
     assert document is not None
     clock.advance(6 * 3600 - 100)  # the access token is due
-    service = service_over(SlowListingStore(inner, clock, 40), fake_kakao, clock, **env)
+    service = service_over(SlowListingStore(inner, clock, 40), fake_kakao, clock, **env)  # pyright: ignore[reportArgumentType]
     app = flask.Flask(__name__)
     app.add_url_rule(
         "/", "token", lambda: handle_token(flask.request, lambda: service, FreshTokenCache())
@@ -189,7 +192,7 @@ def test_an_owners_failed_re_login_does_not_end_the_stored_login(
     refreshes."""
     inner = FileTokenStore(tmp_path)
     first = complete_login(service_over(inner, fake_kakao, clock))
-    failing = service_over(SlowFailingStore(inner, clock, seconds=1), fake_kakao, clock)
+    failing = service_over(SlowFailingStore(inner, clock, seconds=1), fake_kakao, clock)  # pyright: ignore[reportArgumentType]
 
     with pytest.raises(StorageError):
         complete_login(failing)

@@ -4,6 +4,7 @@ safe, and nothing already stored is lost."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ def service_for(fake: FakeKakao, bucket: str, clock: FakeClock, **env: str) -> T
 
 
 @pytest.fixture
-def flaky_bucket(gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def flaky_bucket(
+    gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, FlakyProxy]]:
     """A bucket reached through a proxy that can answer 503."""
     bucket = gcs.new_bucket()
     with FlakyProxy(gcs.url) as proxy:
@@ -90,8 +93,8 @@ def test_a_transient_kakao_fault_is_retried_to_success(
 
 def test_bucket_503s_are_retried(
     fake_kakao: FakeKakao,
-    flaky_bucket,
-    clock: FakeClock,  # type: ignore[no-untyped-def]
+    flaky_bucket: tuple[str, FlakyProxy],
+    clock: FakeClock,
     gcs: GcsEmulator,
 ) -> None:
     """A couple of 503s from storage are retried by the client; the login is stored."""
@@ -107,7 +110,7 @@ def test_bucket_503s_are_retried(
 
 def test_a_login_is_one_storage_request(
     fake_kakao: FakeKakao,
-    flaky_bucket,  # type: ignore[no-untyped-def]
+    flaky_bucket: tuple[str, FlakyProxy],
     clock: FakeClock,
     gcs: GcsEmulator,
 ) -> None:
@@ -130,7 +133,7 @@ def test_a_login_is_one_storage_request(
 
 def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
     fake_kakao: FakeKakao,
-    flaky_bucket,  # type: ignore[no-untyped-def]
+    flaky_bucket: tuple[str, FlakyProxy],
     clock: FakeClock,
     gcs: GcsEmulator,
 ) -> None:
@@ -156,7 +159,7 @@ def test_a_failed_login_upload_falls_back_to_read_and_conditional_write(
 
 def test_an_owned_deployment_reads_then_writes_conditionally(
     fake_kakao: FakeKakao,
-    flaky_bucket,  # type: ignore[no-untyped-def]
+    flaky_bucket: tuple[str, FlakyProxy],
     clock: FakeClock,
     gcs: GcsEmulator,
 ) -> None:
@@ -181,7 +184,7 @@ def test_an_owned_deployment_reads_then_writes_conditionally(
 
 def test_a_bucket_that_stays_down_is_a_clear_storage_error(
     fake_kakao: FakeKakao,
-    flaky_bucket,  # type: ignore[no-untyped-def]
+    flaky_bucket: tuple[str, FlakyProxy],
     clock: FakeClock,
     gcs: GcsEmulator,
     monkeypatch: pytest.MonkeyPatch,

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
@@ -43,8 +44,8 @@ def test_login_through_the_running_function_stores_in_the_bucket(
 
 
 def test_login_through_the_running_function_stores_a_local_file(
-    fake_kakao: FakeKakao, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
     """Without a bucket the running function writes kakao_token.json under TOKEN_DIR."""
     env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path))
     with FunctionServer("kakao_callback", env, ROOT) as server:
@@ -55,7 +56,7 @@ def test_login_through_the_running_function_stores_a_local_file(
     assert document["access_token"] in fake_kakao.state.access_tokens
 
 
-def test_unconfigured_function_answers_a_clean_500(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unconfigured_function_answers_a_clean_500(tmp_path: Path) -> None:
     """Missing variables: the running function answers 500 naming them, and logs them, no trace."""
     env = {"KAKAO_REST_API_KEY": "", "KAKAO_REDIRECT_URI": "", "TOKEN_DIR": str(tmp_path)}
     with FunctionServer("kakao_callback", env, ROOT) as server:

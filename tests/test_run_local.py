@@ -23,9 +23,9 @@ import pytest
 import requests
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
-from dev.servers import port_is_free
+from dev.servers import free_port, port_is_free
 from tests.conftest import ROOT
-from tests.helpers import consent, free_port, run_cli
+from tests.helpers import consent, run_cli
 
 CLI = ("-m", "token_logic")
 GUIDE_END = "Command line through the token endpoint"
@@ -194,7 +194,7 @@ def log_in(callback_url: str) -> None:
     else:
         start = requests.get(callback_url, allow_redirects=False, timeout=10)
     assert start.status_code in (302, 303), start.text
-    cookies = {cookie.name: cookie.value for cookie in start.cookies}
+    cookies = start.cookies.get_dict()
     back = requests.get(
         consent(start.headers["Location"]), cookies=cookies, allow_redirects=False, timeout=10
     )

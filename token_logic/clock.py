@@ -17,12 +17,15 @@ class Clock(Protocol):
 
     def now(self) -> int:
         """Seconds since the epoch."""
+        ...
 
     def time(self) -> float:
         """Seconds since the epoch, with a fraction (deadlines)."""
+        ...
 
     def sleep(self, seconds: float) -> None:
         """Wait (tests advance a fake clock instead)."""
+        ...
 
 
 class SystemClock:

@@ -15,10 +15,10 @@ import pytest
 
 from dev.fake_kakao import FakeKakao
 from dev.loopback import LoopbackServer, send
+from dev.servers import free_port
 from tests.conftest import function_app, settings_env
 from tests.endpoint import running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for
-from tests.helpers import free_port
 from token_logic.client import remote
 from token_logic.client.github_oidc import GitHubFederation, federated_id_token
 from token_logic.client.remote import MAX_BODY_BYTES, RemoteSettings, remote_token

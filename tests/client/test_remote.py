@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from dev.loopback import LoopbackServer, send
+from dev.servers import free_port
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import SERVICE_ACCOUNT, id_token_for
-from tests.helpers import REDIRECT_URI, free_port, run_cli
+from tests.helpers import REDIRECT_URI, run_cli
 from token_logic import get_access_token
 from token_logic.client import remote
 from token_logic.client.google_id_token import IdentitySettings, default_sources, find_id_token

@@ -145,7 +145,8 @@ def test_per_user_allowlisted_and_demo_deployments_need_no_claim(
     fake_kakao: FakeKakao, tmp_path: Path, env: dict[str, str]
 ) -> None:
     """Per-user documents, an allowlist, and the bundled demo: the first login needs no link."""
-    service = service_for(fake_kakao, tmp_path, **env)
+    # clock named: a type checker would otherwise take **env's strings for it
+    service = service_for(fake_kakao, tmp_path, clock=None, **env)
 
     document = login_as(service, fake_kakao, STRANGER, "")
 
@@ -243,7 +244,7 @@ def test_a_hand_over_whose_write_landed_though_it_seemed_to_fail_still_alerts(
     flaky = build_service(
         settings,
         session=new_session(),
-        store=SlowFailingStore(inner, clock, seconds=1, land=True),
+        store=SlowFailingStore(inner, clock, seconds=1, land=True),  # pyright: ignore[reportArgumentType]
         clock=clock,
     )
 

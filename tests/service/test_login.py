@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from dev.fake_kakao import FakeKakao
 from tests.conftest import function_app, settings_env
@@ -16,9 +18,13 @@ OWNER = 4127000001
 STRANGER = 4127000999
 SUCCESS = 303  # a stored login redirects to the clean success address
 
+ClientFactory = Callable[..., FlaskClient]
+
 
 @pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path):  # type: ignore[no-untyped-def]
+def make_client(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> ClientFactory:
     def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
         env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), **overrides)
         return function_app(monkeypatch, target, env).test_client()
@@ -26,15 +32,15 @@ def make_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path
     return make
 
 
-def login_as(client: FlaskClient, fake: FakeKakao, user_id: int):  # type: ignore[no-untyped-def]
+def login_as(client: FlaskClient, fake: FakeKakao, user_id: int) -> TestResponse:
     fake.state.user_id = user_id
     callback = consent(begin_login(client).headers["Location"])
     return client.get(path_and_query(callback))
 
 
 def test_a_stranger_is_refused_and_their_token_revoked(
-    make_client,
-    fake_kakao: FakeKakao,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
     """A user outside ALLOWED_KAKAO_USER_IDS: 403, nothing stored, their new token logged out."""
@@ -51,8 +57,8 @@ def test_a_stranger_is_refused_and_their_token_revoked(
 
 
 def test_a_stranger_cannot_overwrite_the_owners_token(
-    make_client,
-    fake_kakao: FakeKakao,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
     """The owner logs in; a stranger's later login leaves the owner's document byte for byte."""
@@ -66,7 +72,7 @@ def test_a_stranger_cannot_overwrite_the_owners_token(
 
 
 def test_identity_lookup_failure_with_an_allowlist_fails_closed(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -84,7 +90,7 @@ def test_identity_lookup_failure_with_an_allowlist_fails_closed(
 
 @pytest.mark.parametrize("token_object", ["kakao_token.json", "tokens/{user_id}.json"])
 def test_identity_lookup_failure_without_allowlist_fails_closed(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -103,7 +109,7 @@ def test_identity_lookup_failure_without_allowlist_fails_closed(
 
 
 def test_the_first_login_owns_a_single_document_deployment(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
@@ -126,7 +132,7 @@ def test_the_first_login_owns_a_single_document_deployment(
 
 
 def test_a_document_without_user_id_is_adopted_only_by_the_user_of_its_token(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
@@ -147,7 +153,7 @@ def test_a_document_without_user_id_is_adopted_only_by_the_user_of_its_token(
 
 
 def test_a_document_whose_owner_cannot_be_told_is_left_alone(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
@@ -169,7 +175,7 @@ def test_a_document_whose_owner_cannot_be_told_is_left_alone(
 
 
 def test_the_allowlist_wins_over_first_login_ownership(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
@@ -183,7 +189,7 @@ def test_the_allowlist_wins_over_first_login_ownership(
 
 
 def test_openid_login_takes_the_user_from_the_checked_id_token(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
@@ -199,8 +205,8 @@ def test_openid_login_takes_the_user_from_the_checked_id_token(
 
 
 def test_each_user_gets_their_own_document(
-    make_client,
-    fake_kakao: FakeKakao,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
+    fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:
     """TOKEN_OBJECT=tokens/{user_id}.json keeps one document per allowed user."""
@@ -217,7 +223,7 @@ def test_each_user_gets_their_own_document(
 
 
 def test_refresh_target_refreshes_every_user_and_isolates_failures(
-    make_client,  # type: ignore[no-untyped-def]
+    make_client: ClientFactory,
     fake_kakao: FakeKakao,
     tmp_path: Path,
 ) -> None:

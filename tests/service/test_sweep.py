@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,7 +31,7 @@ from token_logic.service.token_service import TokenService
 from token_logic.storage.facts import Listed, ListingStore, document_of, facts_of
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.gcs import GcsTokenStore
-from token_logic.storage.protocol import TokenStore, read_document
+from token_logic.storage.protocol import Stored, TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
 from token_logic.web.sweep_report import sweep_report
 from token_logic.wiring import build_service
@@ -84,7 +85,9 @@ def test_facts_follow_login_refresh_lease_and_dead_login(
         lambda d: d.with_fields(refresh_lease={"owner": "x", "until": clock.now() + 60}),
     )
     leased = assert_in_step(service.store)
-    assert document_of(listed(service.store).facts or {}).lease == ("", clock.now() + 60)
+    item = listed(service.store)
+    assert item is not None
+    assert document_of(item.facts or {}).lease == ("", clock.now() + 60)
     assert leased.lease is not None
 
     rewrite_stored(service.store, lambda d: d.with_fields(refresh_lease=None))
@@ -121,7 +124,7 @@ def test_sweep_decides_from_the_listing_alone(service: TokenService, fake_kakao:
     reads = Counter[str]()
     original = service.store.read
 
-    def counting_read(name: str, deadline: Deadline | None = None):  # type: ignore[no-untyped-def]
+    def counting_read(name: str, deadline: Deadline | None = None) -> Stored | None:
         reads[name] += 1
         return original(name, deadline)
 
@@ -512,7 +515,9 @@ def run_of(refreshed: int, deferred: int, under_way: int = 0) -> list[RefreshOut
     )
 
 
-def report(outcomes: list[RefreshOutcome], clock: FakeClock, runs: int = 0):  # type: ignore[no-untyped-def]
+def report(
+    outcomes: list[RefreshOutcome], clock: FakeClock, runs: int = 0
+) -> tuple[int, dict[str, Any]]:
     return sweep_report(
         outcomes, clock.now(), "tokens/{user_id}.json", REDIRECT_URI, deferred_runs=runs
     )
@@ -576,11 +581,19 @@ class _CountingStore(FileTokenStore):
 
     changes = 0
 
-    def write(self, name: str, data: bytes, expected_version: str | None, deadline=None) -> str:  # type: ignore[no-untyped-def]
+    def write(
+        self,
+        name: str,
+        data: bytes,
+        expected_version: str | None,
+        deadline: Deadline | None = None,
+    ) -> str:
         self.changes += 1
         return super().write(name, data, expected_version, deadline)
 
-    def delete(self, name: str, expected_version: str | None = None, deadline=None) -> bool:  # type: ignore[no-untyped-def]
+    def delete(
+        self, name: str, expected_version: str | None = None, deadline: Deadline | None = None
+    ) -> bool:
         self.changes += 1
         return super().delete(name, expected_version, deadline)
 
@@ -617,7 +630,7 @@ def test_a_memory_the_store_cannot_keep_never_costs_the_answer(
     from token_logic.service.sweep_memory import remember_run
 
     class Broken(FileTokenStore):
-        def read(self, name: str, deadline: Deadline | None = None):  # type: ignore[no-untyped-def]
+        def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
             raise StorageError("down")
 
     runs = remember_run(
@@ -647,7 +660,7 @@ def test_the_scheduled_refresh_alerts_when_it_falls_behind_run_after_run(
         )
     app = flask.Flask(__name__)
 
-    def post(shard: str) -> tuple[int, dict[str, object]]:
+    def post(shard: str) -> tuple[int, dict[str, Any]]:
         with app.test_request_context(f"/?shard={shard}", method="POST"):
             response = handle_refresh(flask.request, lambda: service)
         return response.status_code, response.get_json()

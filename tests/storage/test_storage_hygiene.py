@@ -129,7 +129,7 @@ class VersionedBucket:
             number = int(item["generation"])
             data = requests.get(
                 f"{base}/{quote(name, safe='')}",
-                params={"alt": "media", "generation": number},
+                params={"alt": "media", "generation": str(number)},
                 timeout=5,
             )
             live = "timeDeleted" not in item
@@ -177,6 +177,7 @@ def service_on(
 def logged_in_and_refreshed(service: TokenService, clock: FakeClock, times: int = 3) -> int:
     """A login, then ``times`` refreshes (each two writes: the lease and the result)."""
     user_id = complete_login(service).user_id
+    assert user_id is not None  # a login always stores its user's id
     for _ in range(times):
         clock.advance(600)
         service.refresh_user(user_id, force=True)
@@ -333,6 +334,7 @@ def test_forty_old_generations_go_within_the_webhooks_seconds_at_real_latency(
         relay = versioned.relay
         service = service_on(versioned, fake_kakao, None)  # the system clock: real seconds
         owner = complete_login(service).user_id
+        assert owner is not None
         stored = service.store.read(DOCUMENT)
         assert stored is not None
         version = stored.version

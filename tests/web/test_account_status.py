@@ -28,7 +28,7 @@ from dev.fake_kakao import (
     Delivery,
     FakeKakao,
 )
-from tests.conftest import ROOT, function_app, settings_env
+from tests.conftest import ROOT, EnvFor, function_app, settings_env
 from tests.helpers import (
     REDIRECT_URI,
     FakeClock,
@@ -93,7 +93,7 @@ def ticks(monkeypatch: pytest.MonkeyPatch) -> Ticks:
 
 
 @pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch, env_for, tmp_path: Path) -> ClientFactory:  # type: ignore[no-untyped-def]
+def make_client(monkeypatch: pytest.MonkeyPatch, env_for: EnvFor, tmp_path: Path) -> ClientFactory:
     def make(**overrides: str) -> FlaskClient:
         env = env_for(**{"TOKEN_DIR": str(tmp_path), "KAKAO_APP_ID": APP_ID, **overrides})
         return function_app(monkeypatch, "kakao_callback", env).test_client()
@@ -384,7 +384,7 @@ def test_kakaos_keys_are_fetched_once_and_again_for_a_new_kid(
     more; a made-up kid right after that does not send each request to Kakao: 503 (it might be
     a newer rotation still), not the final 400."""
     client = make_client(TOKEN_OBJECT=PER_USER)
-    jwks_calls = lambda: fake_kakao.state.calls[JWKS_PATH]  # noqa: E731
+    jwks_calls: Callable[[], int] = lambda: fake_kakao.state.calls[JWKS_PATH]  # noqa: E731
 
     assert send(fake_kakao, client, OTHER_USER, USER_LINKED).status == 202
     assert send(fake_kakao, client, OTHER_USER, PROFILE_CHANGED).status == 202
@@ -405,7 +405,7 @@ def test_a_rotation_right_after_a_made_up_kid_is_503_then_accepted(
     it); Kakao rotates its key seconds later: that SET gets 503, not the 400 Kakao would take as
     final, and once the 30 s are over the same SET is fetched for and accepted."""
     client = make_client(TOKEN_OBJECT=PER_USER)
-    jwks_calls = lambda: fake_kakao.state.calls[JWKS_PATH]  # noqa: E731
+    jwks_calls: Callable[[], int] = lambda: fake_kakao.state.calls[JWKS_PATH]  # noqa: E731
     assert send(fake_kakao, client, OTHER_USER, USER_LINKED).status == 202
     junk = send(fake_kakao, client, OTHER_USER, USER_LINKED, forge="unknown-kid")
     assert junk.status == 400 and jwks_calls() == 2
@@ -451,7 +451,7 @@ def test_an_unreachable_jwks_is_asked_once_per_30_s_whatever_is_posted(
     (503); the next ones in the 30 s, good SETs and junk alike, are 503 without a call to Kakao;
     after them, one more try, which works."""
     client = make_client(TOKEN_OBJECT=PER_USER)
-    jwks_calls = lambda: fake_kakao.state.calls[JWKS_PATH]  # noqa: E731
+    jwks_calls: Callable[[], int] = lambda: fake_kakao.state.calls[JWKS_PATH]  # noqa: E731
     assert send(fake_kakao, client, OTHER_USER, USER_LINKED).status == 202
     ticks.now += 3601  # the cached set is stale
     fake_kakao.state.inject(JWKS_PATH, "500", "500", "500", "500")

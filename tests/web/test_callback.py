@@ -6,12 +6,14 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import Cookie
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import function_app
+from tests.conftest import EnvFor, function_app
 from tests.helpers import (
     REDIRECT_URI,
     GcsEmulator,
@@ -27,7 +29,7 @@ ClientFactory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch, env_for, tmp_path: Path) -> ClientFactory:  # type: ignore[no-untyped-def]
+def make_client(monkeypatch: pytest.MonkeyPatch, env_for: EnvFor, tmp_path: Path) -> ClientFactory:
     def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
         env = env_for(**{"TOKEN_DIR": str(tmp_path), **overrides})
         return function_app(monkeypatch, target, env).test_client()
@@ -41,9 +43,16 @@ def start_and_consent(client: FlaskClient, *, approve: bool = True) -> str:
     return path_and_query(consent(start.headers["Location"], approve=approve))
 
 
-def stored(tmp_path: Path, name: str = "kakao_token.json") -> dict[str, object] | None:
+def stored(tmp_path: Path, name: str = "kakao_token.json") -> dict[str, Any] | None:
     path = tmp_path / name
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def cookies_in(client: FlaskClient) -> list[Cookie]:
+    """Every cookie the client keeps (werkzeug lists them only in a private attribute, typed
+    None for a client made with cookies off, which these tests never make)."""
+    assert client._cookies is not None
+    return list(client._cookies.values())
 
 
 def test_opening_the_url_redirects_to_kakao_with_state_and_pkce(
@@ -146,7 +155,7 @@ def test_success_page_names_the_user_and_hides_every_secret(
     assert "KST" in page
     for secret in (document["access_token"], document["refresh_token"], code, "test-client-secret"):
         assert str(secret) not in page
-    assert not [c for c in client._cookies.values() if c.key.startswith("kakao_login_")]
+    assert not [c for c in cookies_in(client) if c.key.startswith("kakao_login_")]
 
 
 def test_code_exchange_sends_secret_redirect_uri_and_verifier(
@@ -424,7 +433,7 @@ def test_operator_mistakes_name_the_fix(
 
 
 def _with_cookies_of(source: FlaskClient, target: FlaskClient) -> FlaskClient:
-    for cookie in source._cookies.values():
+    for cookie in cookies_in(source):
         target.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
     return target
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import flask
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +30,9 @@ COOKIE_NAMES = st.one_of(
 
 
 @pytest.fixture
-def hostile_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path):  # type: ignore[no-untyped-def]
+def hostile_client(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> flask.Flask:
     return function_app(
         monkeypatch, "kakao_callback", settings_env(fake_kakao, TOKEN_DIR=str(tmp_path))
     )
@@ -54,9 +57,9 @@ def hostile_client(monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_p
     body=st.binary(max_size=200),
 )
 def test_no_input_breaks_the_callback(
-    hostile_client,
+    hostile_client: flask.Flask,
     fake_kakao: FakeKakao,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
     method: str,
     params: list[tuple[str, str]],
     headers: dict[str, str],

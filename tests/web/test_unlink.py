@@ -12,7 +12,7 @@ import requests
 from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao, WebhookTransport
-from tests.conftest import ROOT, function_app, settings_env
+from tests.conftest import ROOT, EnvFor, function_app, settings_env
 from tests.helpers import (
     REDIRECT_URI,
     FunctionServer,
@@ -37,7 +37,7 @@ ClientFactory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch, env_for, tmp_path: Path) -> ClientFactory:  # type: ignore[no-untyped-def]
+def make_client(monkeypatch: pytest.MonkeyPatch, env_for: EnvFor, tmp_path: Path) -> ClientFactory:
     def make(target: str = "kakao_callback", **overrides: str) -> FlaskClient:
         env = env_for(
             **{

@@ -64,7 +64,7 @@ def add_url_and_user(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_token_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``status``, ``access-token`` and ``send-memo`` with their flags, for both commands."""
     status = commands.add_parser("status", help="who is logged in and when each token expires")
     status.add_argument("--json", action="store_true", help="machine-readable output")

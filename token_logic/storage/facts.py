@@ -42,12 +42,14 @@ class ListingStore(Protocol):
 
     def listing(self, prefix: str, deadline: Deadline | None = None) -> list[Listed]:
         """Every stored document starting with ``prefix``, with its facts when it has them."""
+        ...
 
     def backfill(
         self, listed: Listed, facts: Mapping[str, str], deadline: Deadline | None = None
     ) -> None:
         """Attach ``facts`` to a document written without them, only if it is still the
         version (and metadata version) listed; a change in between leaves it alone."""
+        ...
 
 
 def facts_of(document: TokenDocument) -> dict[str, str]:

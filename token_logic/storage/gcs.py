@@ -34,6 +34,11 @@ _LISTING_PAGE = 1000  # the most one listing request returns
 # What listing a document's generations asks for, and how many deletes of them run at once.
 _VERSIONS_FIELDS = "items(name,generation,timeDeleted),nextPageToken"
 _DELETE_WORKERS = 8
+# google-cloud-storage leaves its parameters unannotated, and pyright infers each one's type
+# from its default: ``timeout`` as int (the default is 60), though the client documents "float
+# or tuple" and hands it to requests as it is, and ``retry`` as a Retry, though None turns
+# retries off. Rounding a timeout would make a sub-second one 0, so those arguments carry
+# ``pyright: ignore[reportArgumentType]`` instead.
 
 
 def default_client() -> Client:
@@ -84,7 +89,7 @@ class GcsTokenStore:
         with self._bucket() as bucket:
             blob = bucket.blob(name)
             try:
-                data = blob.download_as_bytes(timeout=timeout, retry=_retry(budget))
+                data = blob.download_as_bytes(timeout=timeout, retry=_retry(budget))  # pyright: ignore[reportArgumentType]
             except NotFound:
                 return None
             except _failures() as exc:
@@ -118,7 +123,7 @@ class GcsTokenStore:
                     data,
                     content_type="application/json",
                     if_generation_match=generation,
-                    timeout=timeout,
+                    timeout=timeout,  # pyright: ignore[reportArgumentType]
                     retry=retry,
                 )
             except PreconditionFailed as exc:
@@ -143,7 +148,9 @@ class GcsTokenStore:
         try:
             with self._bucket() as bucket:
                 bucket.blob(name).delete(
-                    if_generation_match=generation, timeout=timeout, retry=retry
+                    if_generation_match=generation,
+                    timeout=timeout,  # pyright: ignore[reportArgumentType]
+                    retry=retry,  # pyright: ignore[reportArgumentType]
                 )
         except NotFound:
             return False
@@ -184,7 +191,7 @@ class GcsTokenStore:
                     # takes and fake-gcs-server ignores (it would list live objects only).
                     versions="true",
                     fields=_VERSIONS_FIELDS,
-                    timeout=timeout,
+                    timeout=timeout,  # pyright: ignore[reportArgumentType]
                     retry=_retry(budget),
                 )
                 # timeDeleted is there "if and only if this version has been deleted" (made
@@ -206,7 +213,8 @@ class GcsTokenStore:
         try:
             with self._bucket() as bucket:
                 bucket.blob(name, generation=generation).delete(
-                    timeout=timeout, retry=_retry(budget)
+                    timeout=timeout,  # pyright: ignore[reportArgumentType]
+                    retry=_retry(budget),
                 )
         except NotFound:
             return False  # gone already: another purge, or the bucket's lifecycle rule
@@ -218,7 +226,9 @@ class GcsTokenStore:
         try:
             with self._bucket() as bucket:
                 blobs = bucket.list_blobs(
-                    prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry(RETRY_BUDGET)
+                    prefix=prefix,
+                    timeout=REQUEST_TIMEOUT,  # pyright: ignore[reportArgumentType]
+                    retry=_retry(RETRY_BUDGET),
                 )
                 return sorted(blob.name for blob in blobs)
         except _failures() as exc:
@@ -253,7 +263,7 @@ class GcsTokenStore:
                         fields=_LISTING_FIELDS,
                         page_size=_LISTING_PAGE,
                         page_token=page_token,
-                        timeout=timeout,
+                        timeout=timeout,  # pyright: ignore[reportArgumentType]
                         retry=_retry(budget),
                     )
                     # One page per call: the iterator would fetch the next ones with the
@@ -281,7 +291,7 @@ class GcsTokenStore:
                 blob.patch(
                     if_generation_match=int(listed.version),
                     if_metageneration_match=int(listed.metageneration),
-                    timeout=timeout,
+                    timeout=timeout,  # pyright: ignore[reportArgumentType]
                     retry=_retry(budget),
                 )
         except (NotFound, PreconditionFailed):
@@ -321,7 +331,9 @@ class GcsTokenStore:
 def _listed(blob: Blob) -> Listed:
     metadata = blob.metadata  # a deep copy on every access: read it once
     facts = metadata if has_facts(metadata) else None
-    return Listed(blob.name, str(blob.generation), str(blob.metageneration), facts)
+    # A listed blob always has its name; str() only says so to a checker, which sees the
+    # client's optional name (a Blob may be built without one).
+    return Listed(str(blob.name), str(blob.generation), str(blob.metageneration), facts)
 
 
 @functools.cache

@@ -41,11 +41,13 @@ class TokenStore(Protocol):
         With a ``deadline``, the call and its retries end by then (DeadlineReached if no time
         is left to start); without one, the store's own per-call limits apply.
         """
+        ...
 
     def write(
         self, name: str, data: bytes, expected_version: str | None, deadline: Deadline | None = None
     ) -> str:
         """Store ``data`` if the version is still ``expected_version``; return the new one."""
+        ...
 
     def overwrite(self, name: str, data: bytes) -> str:
         """Store ``data`` over whatever is stored (a new login); return the new version.
@@ -53,6 +55,7 @@ class TokenStore(Protocol):
         Tried once: without a version to check, a repeated write could undo one made in between,
         so a failure leaves the caller to fall back to read and ``write``.
         """
+        ...
 
     def delete(
         self, name: str, expected_version: str | None = None, deadline: Deadline | None = None
@@ -62,6 +65,7 @@ class TokenStore(Protocol):
         With ``expected_version``, only if the document is still at that version, else
         WriteConflict: a login that lands between a read and the delete is not deleted.
         """
+        ...
 
     def delete_old_versions(self, name: str, deadline: Deadline | None = None) -> int:
         """Delete every older copy the store keeps of ``name``; return how many went.
@@ -69,9 +73,11 @@ class TokenStore(Protocol):
         The current document, if one is stored, stays: a logout deletes it first, an unlink of
         a single document leaves its marker there, and a login landing meanwhile is kept.
         """
+        ...
 
     def names(self, prefix: str) -> list[str]:
         """Every stored name starting with ``prefix`` (for refreshing many users)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class PartListingStore(Protocol):
 
     def listing_part(self, part: NamePart, deadline: Deadline | None = None) -> list[Listed]:
         """Every stored document of ``part``, with its facts when it has them."""
+        ...
 
 
 def read_document(
