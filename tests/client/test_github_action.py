@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dev.servers import free_port
 from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for, jwt_claims
-from tests.helpers import REDIRECT_URI, free_port
+from tests.helpers import REDIRECT_URI
+
+pytestmark = pytest.mark.slow  # runs the Action's step as subprocesses
 
 SCRIPT = ROOT / "action" / "get-token.sh"
 CHECK_JSONSCHEMA = (sys.executable, "-m", "check_jsonschema", "--builtin-schema")

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from dev.servers import free_port
 from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import id_token_for
-from tests.helpers import REDIRECT_URI, free_port
+from tests.helpers import REDIRECT_URI
+
+pytestmark = pytest.mark.slow  # builds and installs the wheel in a fresh venv
 
 # What a client may bring: requests and its own dependencies, and the venv's tools.
 CLIENT_PACKAGES = {

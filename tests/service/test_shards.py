@@ -17,7 +17,7 @@ from tests.listing_index import ListingIndex, glob_pattern
 from token_logic.config import Settings
 from token_logic.network import new_session
 from token_logic.service.shards import Shard, key_digits
-from token_logic.service.sweep import outcome_kind
+from token_logic.service.sweep import RefreshOutcome, outcome_kind
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.gcs import GcsTokenStore
@@ -124,9 +124,8 @@ def test_the_split_is_even_for_kakao_like_ids(count: int) -> None:
     """Ids handed out in sequence (with gaps) spread evenly: no shard holds more than 1.15 times
     an even share. At N = 10 each holds a tenth, +-1 %."""
     user_ids = range(3_456_789_012, 3_456_789_012 + 300_000, 3)  # 100,000 ids, every third
-    sizes = Counter(
-        next(i for i in range(count) if Shard(i, count).holds_id(str(u))) for u in user_ids
-    )
+    shards = [Shard(i, count) for i in range(count)]
+    sizes = Counter(next(s.index for s in shards if s.holds_id(str(u))) for u in user_ids)
 
     even = len(user_ids) / count
     assert len(sizes) == count
@@ -283,7 +282,9 @@ def test_documents_stored_before_shards_are_swept_where_they_are(
     assert store.read(names[3]) is None and store.read(names[2]) is not None
 
 
-def _sweep(fake: FakeKakao, clock: FakeClock, store: TokenStore, index: int, count: int):  # type: ignore[no-untyped-def]
+def _sweep(
+    fake: FakeKakao, clock: FakeClock, store: TokenStore, index: int, count: int
+) -> list[RefreshOutcome]:
     env = settings_env(fake, TOKEN_BUCKET="b", TOKEN_OBJECT="tokens/{user_id}.json")
     service = build_service(Settings.from_env(env), session=new_session(), store=store, clock=clock)
     return service.sweep(shard=Shard(index, count))

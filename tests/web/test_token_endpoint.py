@@ -13,10 +13,11 @@ from typing import Any
 import flask
 import pytest
 import requests
+from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT, function_app, settings_env
-from tests.helpers import REDIRECT_URI, FunctionServer, complete_login, rewrite_stored
+from tests.helpers import REDIRECT_URI, FakeClock, FunctionServer, complete_login, rewrite_stored
 from token_logic.config import Settings
 from token_logic.errors import StorageError
 from token_logic.network import new_session
@@ -53,9 +54,7 @@ def expire_in(store: TokenStore, seconds: int, name: str = NAME) -> None:
     )
 
 
-def token_client(
-    monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, **env: str
-) -> flask.testing.FlaskClient:
+def token_client(monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, **env: str) -> FlaskClient:
     return function_app(monkeypatch, "kakao_token", settings_env(fake, **env)).test_client()
 
 
@@ -300,10 +299,12 @@ class CountingStore:
         return getattr(self.inner, attribute)
 
 
-def endpoint_app(store: Any, fake: FakeKakao, cache: FreshTokenCache) -> flask.Flask:
-    """handle_token on its own, over a store the test hands in."""
+def endpoint_app(
+    store: Any, fake: FakeKakao, cache: FreshTokenCache, clock: FakeClock | None = None
+) -> flask.Flask:
+    """handle_token on its own, over a store the test hands in (and a clock, if given)."""
     settings = Settings.from_env(settings_env(fake))
-    service = build_service(settings, session=new_session(), store=store)
+    service = build_service(settings, session=new_session(), store=store, clock=clock)
     app = flask.Flask(__name__)
     app.add_url_rule(
         "/", "token", lambda: handle_token(flask.request, lambda: service, cache), methods=["GET"]
@@ -359,10 +360,13 @@ def test_cache_entry_expires(live_kakao: FakeKakao, tmp_path: Path) -> None:
     inner = FileTokenStore(tmp_path)
     log_in(live_kakao, inner, TOKEN_DIR=str(tmp_path))
     store = CountingStore(inner)
-    client = endpoint_app(store, live_kakao, FreshTokenCache(ttl_seconds=1)).test_client()
+    clock = FakeClock(time.time())
+    client = endpoint_app(store, live_kakao, FreshTokenCache(ttl_seconds=30), clock).test_client()
 
     client.get("/")
-    time.sleep(1.1)
+    clock.advance(29)
+    client.get("/")
+    clock.advance(1)
     client.get("/")
 
     assert store.reads == 2
