@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ..checks import LOOPBACK_HOSTS
 from ..errors import ConfigError, EndpointUnreachable
+from ..retry import Retry
 
 PROVIDER_VARIABLE = "KAKAO_TOKEN_WORKLOAD_IDENTITY_PROVIDER"
 ACCOUNT_VARIABLE = "KAKAO_TOKEN_SERVICE_ACCOUNT"
@@ -181,9 +182,7 @@ def _call(
     import requests
 
     failure = ""
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            sleep(RETRY_PAUSE_SECONDS * attempt)
+    for _ in Retry.linear(RETRY_PAUSE_SECONDS, ATTEMPTS).attempts(sleep=sleep):
         try:
             response = send()
         except requests.RequestException as exc:

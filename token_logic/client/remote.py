@@ -23,6 +23,7 @@ from ..errors import (
 )
 from ..kakao.api import DEFAULT_MEMO_LINK, memo_link_from
 from ..network import ca_bundle_from, proxies_for
+from ..retry import Retry
 from .answers import RemoteToken, endpoint_error, json_body, token_from
 from .google_id_token import IdentitySettings, IdTokenSource, default_sources, find_id_token
 from .refusals import check_audience, refusal_message
@@ -38,6 +39,8 @@ ATTEMPTS = 3  # a network failure is tried twice more
 TOTAL_SECONDS = 150.0
 MAX_BODY_BYTES = 64 * 1024
 RETRY_PAUSE_SECONDS = 1.0
+# An attempt is given at least this long, and not started with less left of TOTAL_SECONDS.
+MIN_ATTEMPT_SECONDS = 1.0
 # Answers of Google's front end or Cloud Run itself (not JSON from the function): retried.
 _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 # The endpoint serves tokens valid for at most this much longer (its min_valid cap); a fresh
@@ -194,15 +197,11 @@ def _ask(
     headers = {"Authorization": f"Bearer {id_token}", "Accept": "application/json"}
     failure = ""
     give_up_at = time.monotonic() + TOTAL_SECONDS
+    retry = Retry.linear(RETRY_PAUSE_SECONDS, ATTEMPTS, min_attempt_seconds=MIN_ATTEMPT_SECONDS)
     tried = 0
-    for attempt in range(ATTEMPTS):
-        left = give_up_at - time.monotonic()
-        if attempt:
-            if left < RETRY_PAUSE_SECONDS * attempt + 1:
-                break
-            sleep(RETRY_PAUSE_SECONDS * attempt)
-            left = give_up_at - time.monotonic()
+    for _ in retry.attempts(sleep=sleep, time_left=lambda: give_up_at - time.monotonic()):
         tried += 1
+        left = give_up_at - time.monotonic()
         try:
             # The ID token goes to KAKAO_TOKEN_URL and nowhere else: a person's may open every
             # Cloud Run service they can call (google_id_token.audience_less_token_may_go_to), so no
@@ -211,7 +210,7 @@ def _ask(
                 settings.url,
                 params=params,
                 headers=headers,
-                timeout=(TIMEOUT[0], max(1.0, min(TIMEOUT[1], left))),
+                timeout=(TIMEOUT[0], max(MIN_ATTEMPT_SECONDS, min(TIMEOUT[1], left))),
                 allow_redirects=False,
                 stream=True,
             )

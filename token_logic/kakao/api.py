@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from ..budget import MIN_KAKAO_ATTEMPT_SECONDS, Deadline
 from ..checks import is_decimal, is_http_url
 from ..errors import DeadlineReached, KakaoError, KakaoUnavailable
+from ..retry import Retry
 
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
 DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
@@ -210,8 +211,11 @@ class KakaoClient:
         headers = {"Content-Type": _FORM} if form is not None else {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        attempts = len(BACKOFF_SECONDS) + 1
-        for attempt in range(attempts):
+        # Another attempt only if it can still finish by the deadline, after its pause.
+        retry = Retry(BACKOFF_SECONDS, min_attempt_seconds=MIN_KAKAO_ATTEMPT_SECONDS)
+        time_left = deadline.remaining if deadline is not None else None
+        failure: Exception = AssertionError("unreachable: the first attempt is always made")
+        for _ in retry.attempts(sleep=self._sleep, time_left=time_left):
             timeout = self._attempt_timeout(deadline)
             if timeout is None:
                 raise DeadlineReached("no time left for a Kakao call before the deadline")
@@ -222,15 +226,11 @@ class KakaoClient:
                 return parse_response(response)
             except (_request_errors(), KakaoError, KakaoUnavailable) as exc:
                 failure, retriable = _classify(exc, retry_when_sent)
-                last_attempt = attempt == attempts - 1 or not self._can_wait(
-                    deadline, BACKOFF_SECONDS[attempt]
-                )
-                if not retriable or last_attempt:
-                    if failure is exc:
-                        raise
-                    raise failure from exc
-            self._sleep(BACKOFF_SECONDS[attempt])
-        raise AssertionError("unreachable")  # pragma: no cover
+                if failure is not exc:
+                    failure.__cause__ = exc  # as `raise failure from exc` would set it
+                if not retriable:
+                    break
+        raise failure
 
     def _attempt_timeout(self, deadline: Deadline | None) -> tuple[float, float] | None:
         """This attempt's (connect, read) timeout, cut to the deadline; None: do not start."""
@@ -242,10 +242,6 @@ class KakaoClient:
         connect, read = self._timeout
         connect = min(connect, left / 2)
         return connect, min(read, left - connect)
-
-    @staticmethod
-    def _can_wait(deadline: Deadline | None, backoff: float) -> bool:
-        return deadline is None or deadline.remaining() - backoff >= MIN_KAKAO_ATTEMPT_SECONDS
 
 
 def _request_errors() -> type[Exception]:

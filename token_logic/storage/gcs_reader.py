@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..errors import StorageError
+from ..retry import Retry
 from .protocol import Stored
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,9 +142,11 @@ class GcsReader:
         """
         url = f"{self._endpoint}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
         give_up_at = self._now() + budget
-        pause = FIRST_PAUSE_SECONDS
+        retry = Retry.doubling(FIRST_PAUSE_SECONDS, MAX_PAUSE_SECONDS, jitter=0.5)
         refused_token = False
-        while True:
+
+        def attempt() -> Stored | None:
+            nonlocal refused_token
             try:
                 return self._attempt(url, timeout)
             except _Refused as exc:
@@ -153,13 +155,15 @@ class GcsReader:
                 # A token revoked or expired early: fetch a new one, once, at once.
                 self._token.forget()
                 refused_token = True
-                continue
+            return attempt()
+
+        failure: _Retryable | None = None
+        for _ in retry.attempts(sleep=self._sleep, time_left=lambda: give_up_at - self._now()):
+            try:
+                return attempt()
             except _Retryable as exc:
-                wait = pause * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-                if self._now() + wait > give_up_at:
-                    raise storage_error("read", str(exc)) from exc
-            self._sleep(wait)
-            pause = min(pause * 2, MAX_PAUSE_SECONDS)
+                failure = exc
+        raise storage_error("read", str(failure)) from failure
 
     def _attempt(self, url: str, timeout: float) -> Stored | None:
         import requests
