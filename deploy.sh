@@ -31,9 +31,6 @@ GITHUB_ISSUER="https://token.actions.githubusercontent.com"
 # google.subject is required by every provider; attribute.repository names the principal sets.
 GITHUB_ATTRIBUTE_MAPPING="google.subject=assertion.sub,attribute.repository=assertion.repository"
 ACTION_PLACEHOLDER="OWNER/kakao-token-function@main"
-# token_logic/service/claim.py's CLAIM_OBJECT and CLAIM_LIFETIME_SECONDS (keep the two alike).
-CLAIM_OBJECT=".kakao-token-claim.json"
-CLAIM_LIFETIME_SECONDS=86400
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
   KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS GITHUB_REPOSITORY KAKAO_TOKEN_ACTION
@@ -100,7 +97,8 @@ Optional:
                           me/kakao-token-function@v0.2.0; default: this checkout's github.com
                           origin at v + token_logic.__version__ (or @main)
 
-Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources.
+Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources; and
+for the claim link, python3 (Python 3.11 or newer, its standard library alone).
 At the end it prints the Redirect URI to register in the Kakao console, the claim link that
 makes the first login the owner (one document, no ALLOWED_KAKAO_USER_IDS, nobody logged in
 yet; it is printed nowhere else), the token endpoint's URL, with KAKAO_ADMIN_KEY the unlink
@@ -261,11 +259,22 @@ MEMO_LINK_RE='^https?://[^/?#[:space:]|]+([/?#][^[:space:]|]*)?$'
   fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://developers.kakao.com (no spaces or '|')"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
 # A single document without an allowlist is owned through a claim link (token_logic/service/claim.py):
-# deploy.sh writes the first one, which needs a SHA-256 tool.
+# deploy.sh writes the first one, made by that module, which needs Python 3.11 or newer (its
+# standard library alone). python3 first; where it is older (macOS's own), a newer python3.x.
 NEEDS_CLAIM=no
 [[ -z "$ALLOWED_KAKAO_USER_IDS" && "$TOKEN_OBJECT" != *"{user_id}"* ]] && NEEDS_CLAIM=yes
-if [[ "$NEEDS_CLAIM" == yes ]] && ! command -v sha256sum >/dev/null && ! command -v shasum >/dev/null; then
-  fail "sha256sum or shasum is needed to write the claim link (coreutils or perl)"
+CLAIM_PYTHON=""
+if [[ "$NEEDS_CLAIM" == yes ]]; then
+  for candidate in python3 python3.14 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null &&
+      "$candidate" -I -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+      CLAIM_PYTHON="$candidate"
+      break
+    fi
+  done
+  [[ -n "$CLAIM_PYTHON" ]] ||
+    fail "python3 (Python 3.11 or newer) is needed to write the claim link:" \
+      "https://www.python.org/downloads/ / 소유권 링크를 만들려면 Python 3.11 이상(python3)이 필요합니다"
 fi
 
 PROJECT="$GOOGLE_CLOUD_PROJECT"
@@ -853,30 +862,26 @@ token_document_exists() {
   fi
 }
 
-sha256_hex() {
-  local digest
-  if command -v sha256sum >/dev/null; then digest="$(sha256sum)"; else digest="$(shasum -a 256)"; fi
-  printf '%s' "${digest%% *}"
-}
-
-# A claim link for the first owner, as token_logic/service/claim.py's issue_claim makes one (keep the
-# two alike): 32 random bytes, URL-safe base64 without padding (secrets.token_urlsafe(32)); the
-# bucket keeps only their SHA-256, beside the token document, for a day; a newer claim replaces
-# it. The secret lives in this shell's variable and travels through pipes: never an argument
-# (ps would show it), never a log line; its one way out is the link in the final message. The
-# link is set in CLAIM_LINK.
+# A claim link for the first owner, made by token_logic/service/claim.py as `claim-url` makes
+# one: its three lines are where the claim lives beside TOKEN_OBJECT, the secret (43 URL-safe
+# base64 characters), and the record the bucket keeps for a day (only the secret's SHA-256); a
+# newer claim replaces it. The module runs on the standard library alone (-S), from this
+# checkout only (-P, PYTHONPATH), so nothing in the current directory or site-packages is
+# imported. The secret lives in this shell's variable and travels through pipes: never an
+# argument (ps would show it), never a log line; its one way out is the link in the final
+# message. The link is set in CLAIM_LINK.
 issue_claim() {
   { set +x; } 2>/dev/null # bash -x would print the secret
-  local callback_url="$1" secret digest now record object="$CLAIM_OBJECT" out
-  [[ "$TOKEN_OBJECT" == */* ]] && object="${TOKEN_OBJECT%/*}/$CLAIM_OBJECT"
-  secret="$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-  [[ "$secret" =~ ^[A-Za-z0-9_-]{43}$ ]] || fail "could not make a claim secret from /dev/urandom"
-  digest="$(printf '%s' "$secret" | sha256_hex)"
-  [[ "$digest" =~ ^[0-9a-f]{64}$ ]] || fail "could not hash the claim secret"
-  now="$(date +%s)"
-  # json.dumps(..., sort_keys=True), as token_logic/service/claim.py writes it.
-  record="$(printf '{"created_at": %d, "expires_at": %d, "sha256": "%s"}' \
-    "$now" "$((now + CLAIM_LIFETIME_SECONDS))" "$digest")"
+  local callback_url="$1" made rest secret record object out
+  made="$(PYTHONPATH="$HERE" "$CLAIM_PYTHON" -P -S -m token_logic.service.claim "$TOKEN_OBJECT")" ||
+    fail "could not make a claim with $CLAIM_PYTHON -m token_logic.service.claim (above)"
+  object="${made%%$'\n'*}"
+  rest="${made#*$'\n'}"
+  secret="${rest%%$'\n'*}"
+  record="${rest#*$'\n'}"
+  [[ "$secret" =~ ^[A-Za-z0-9_-]{43}$ ]] || fail "token_logic.service.claim made no claim secret"
+  [[ -n "$object" && "$record" == '{"created_at": '*'}' ]] ||
+    fail "token_logic.service.claim made no claim record"
   say "Claim for the first owner: gs://$TOKEN_BUCKET/$object / 소유권 링크"
   if ! out="$(printf '%s' "$record" | g storage cp - "gs://$TOKEN_BUCKET/$object" \
     --cache-control=no-store --content-type=application/json 2>&1 >/dev/null)"; then

@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from dev.loopback import LoopbackServer
+from token_logic.kakao.events import ENDING_EVENTS, TOKENS_REVOKED, USER_LINKED, USER_UNLINKED
 
 CODE_LIFETIME = 600
 ACCESS_LIFETIME = 21599
@@ -51,18 +52,6 @@ DEFAULT_USER_ID = 4127000001
 MEMOS_PATH = "/memos"  # not Kakao's: the page listing memos sent, for a person to look at
 JWKS_PATH = "/.well-known/jwks.json"
 SSE_CONFIGURATION_PATH = "/.well-known/sse-configuration"
-_OAUTH_EVENT = "https://schemas.openid.net/secevent/oauth/event-type/"
-_RISC_EVENT = "https://schemas.openid.net/secevent/risc/event-type/"
-USER_LINKED = _OAUTH_EVENT + "user-linked"
-USER_UNLINKED = _OAUTH_EVENT + "user-unlinked"
-TOKENS_REVOKED = _OAUTH_EVENT + "tokens-revoked"
-TOKEN_REVOKED = _OAUTH_EVENT + "token-revoked"
-ACCOUNT_DISABLED = _RISC_EVENT + "account-disabled"
-ACCOUNT_PURGED = _RISC_EVENT + "account-purged"
-# After these, Kakao honours none of the user's tokens (and the fake ends them before sending).
-TOKEN_ENDING_EVENTS = frozenset(
-    {USER_UNLINKED, TOKENS_REVOKED, TOKEN_REVOKED, ACCOUNT_DISABLED, ACCOUNT_PURGED}
-)
 _KST = timezone(timedelta(hours=9), "KST")
 
 
@@ -320,7 +309,8 @@ class FakeKakao:
         redirect followed, 3 seconds' patience. A token-ending event ends the user's tokens
         first (``end_tokens`` False: not, for a late event). ``token`` sends that SET as it is
         (a replay); otherwise make_set's options (``forge``, ``iat``, ``jti``, ``claims``)."""
-        if end_tokens if end_tokens is not None else event in TOKEN_ENDING_EVENTS:
+        # The fake ends all of the user's tokens, token-revoked's too (Kakao: the one it names).
+        if end_tokens if end_tokens is not None else event in ENDING_EVENTS:
             self.end_tokens(user_id)
         signed = token or self.make_set(user_id, event, reason=reason, **forgery)
         status, answer = (transport or _post_set)(url, _SET_HEADERS, signed.encode())

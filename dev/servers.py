@@ -219,5 +219,18 @@ def port_is_free(port: int) -> bool:
 
 
 def is_listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` now."""
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    """Return once 127.0.0.1:``port`` accepts connections; RuntimeError after ``timeout``
+    seconds (for one server whose process the caller does not watch, unlike
+    wait_until_listening)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_listening(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")

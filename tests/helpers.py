@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from dev.loopback import Relay
-from dev.servers import free_port, function_command
+from dev.servers import free_port, function_command, wait_for_port
 from token_logic.service.token_service import TokenService
 from token_logic.storage.protocol import TokenStore, read_document
 from token_logic.tokens import TokenDocument, to_json
@@ -54,16 +53,6 @@ class FrozenClock(FakeClock):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(min(seconds, 0.002))
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port}")
 
 
 def emulator_binary() -> Path:

@@ -10,7 +10,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
-from dev.servers import free_port, port_is_free
+from dev.servers import free_port, is_listening, port_is_free
 from tests.conftest import ROOT
 from tests.helpers import consent, run_cli
 
@@ -200,11 +199,6 @@ def log_in(callback_url: str) -> None:
     )
     assert back.status_code == 303, back.text
     assert back.headers["Location"] == "?login=done"
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -392,12 +386,12 @@ def test_the_client_with_a_wrong_bearer_is_refused(demo: LocalRun) -> None:
 def test_sigterm_stops_every_server_and_frees_the_ports(tmp_path: Path) -> None:
     """SIGTERM ends run_local with exit 0, and nothing listens on its four ports afterwards."""
     run = start_run_local(tmp_path, TOKEN_DIR=str(tmp_path / "tokens"))
-    assert all(listening(port) for port in run.ports.values())
+    assert all(is_listening(port) for port in run.ports.values())
 
     code = run.stop()
 
     assert code == 0, run.text()
-    assert not [port for port in run.ports.values() if listening(port)]
+    assert not [port for port in run.ports.values() if is_listening(port)]
 
 
 def test_sigkill_leaves_no_server_behind(tmp_path: Path) -> None:
@@ -464,7 +458,7 @@ def test_a_real_app_secret_is_never_printed(tmp_path: Path) -> None:
     )
     env_file = endpoint_file(run.text())
     try:
-        assert not listening(run.ports["FAKE_KAKAO_PORT"])
+        assert not is_listening(run.ports["FAKE_KAKAO_PORT"])
         endpoint = read_env_file(env_file)
     finally:
         assert run.stop() == 0

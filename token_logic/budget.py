@@ -51,6 +51,12 @@ WEBHOOK_MIN_KAKAO_CALL_SECONDS = 0.2
 WAIT_STEPS_SECONDS = (0.1, 0.2, 0.4, 0.8)
 # How long to wait after a storage fault before trying the write of a rotated token again.
 STORE_RETRY_PAUSE_SECONDS = 1.0
+# How many times in all a read-then-conditional-write of one document (a login, a logout, an
+# ending) is tried while other writers land in between (WriteConflict). What races it is
+# bookkeeping that is soon over: a refresh writes its lease, then its result or the release.
+# Losing five times running means the document keeps changing: StorageError (a 503 the caller
+# may try again) then beats spinning until the deadline, which bounds each try anyway.
+MAX_CONFLICT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ link works once and within a day, logout keeps the owner, and handing over is ex
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import function_app, service_over, settings_env
+from tests.conftest import ROOT, function_app, service_over, settings_env
 from tests.helpers import (
     REDIRECT_URI,
     FakeClock,
@@ -22,10 +24,11 @@ from tests.helpers import (
     path_and_query,
     run_cli,
 )
+from token_logic.budget import Deadline
 from token_logic.config import Settings
 from token_logic.errors import ClaimRequired, NotTheOwner
 from token_logic.network import new_session
-from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name
+from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
 from token_logic.wiring import build_service
@@ -275,3 +278,33 @@ def test_claim_url_refuses_where_a_link_would_mislead(
 
     assert result.returncode == 1 and expected in result.stderr and result.stdout == ""
     assert not list(tmp_path.glob(".kakao-token-claim*"))
+
+
+def test_deploy_shs_claim_comes_from_token_logic_on_the_standard_library_alone(
+    tmp_path: Path,
+) -> None:
+    """``python3 -P -S -m token_logic.service.claim TOKEN_OBJECT``, as deploy.sh runs it (no
+    site-packages, nothing from the current directory), prints where the claim lives, a fresh
+    secret and the record: stored there, valid_claim takes that secret for a day, and only it;
+    the secret is nowhere but stdout."""
+    made = subprocess.run(
+        [sys.executable, "-P", "-S", "-m", "token_logic.service.claim", "tokens/kakao.json"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+    name, secret, record = made.stdout.splitlines()
+    assert name == claim_name("tokens/kakao.json") == "tokens/.kakao-token-claim.json"
+    assert len(secret) == 43 and made.stderr == ""
+    store = FileTokenStore(tmp_path / "store")
+    store.overwrite(name, record.encode())
+    now = json.loads(record)["created_at"]
+    deadline = Deadline.after(10, FakeClock(now))
+    assert valid_claim(store, name, secret, now + CLAIM_LIFETIME_SECONDS - 1, deadline)
+    assert not valid_claim(store, name, secret, now + CLAIM_LIFETIME_SECONDS, deadline)
+    other = secret[:-1] + ("B" if secret.endswith("A") else "A")
+    assert not valid_claim(store, name, other, now, deadline)

@@ -17,17 +17,7 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 
-from dev.fake_kakao import (
-    ACCOUNT_DISABLED,
-    ACCOUNT_PURGED,
-    JWKS_PATH,
-    TOKEN_REVOKED,
-    TOKENS_REVOKED,
-    USER_LINKED,
-    USER_UNLINKED,
-    Delivery,
-    FakeKakao,
-)
+from dev.fake_kakao import JWKS_PATH, Delivery, FakeKakao
 from tests.conftest import ROOT, EnvFor, function_app, settings_env
 from tests.helpers import (
     REDIRECT_URI,
@@ -41,6 +31,14 @@ from tests.helpers import (
 )
 from token_logic.config import Settings
 from token_logic.errors import KakaoUnavailable, StorageError, WriteConflict
+from token_logic.kakao.events import (
+    ACCOUNT_DISABLED,
+    ACCOUNT_PURGED,
+    TOKEN_REVOKED,
+    TOKENS_REVOKED,
+    USER_LINKED,
+    USER_UNLINKED,
+)
 from token_logic.kakao.jwks import REFETCH_SECONDS, SigningKeys
 from token_logic.network import new_session
 from token_logic.service.account_events import EVENTS_FOLDER

@@ -26,22 +26,22 @@ from typing import Any
 from ..budget import Deadline
 from ..checks import json_object
 from ..errors import KakaoTokenError, WriteConflict
+from ..kakao.events import (
+    ACCOUNT_DISABLED,
+    ACCOUNT_PURGED,
+    ENDING_EVENTS,
+    TOKEN_REVOKED,
+    TOKENS_REVOKED,
+    USER_UNLINKED,
+)
 from ..log import ALERT_LOGIN_DEAD, log_event
 from .ending import LoginEnded
 from .token_service import TokenService
 
-_OAUTH = "https://schemas.openid.net/secevent/oauth/event-type/"
-_RISC = "https://schemas.openid.net/secevent/risc/event-type/"
-USER_LINKED = _OAUTH + "user-linked"
-USER_UNLINKED = _OAUTH + "user-unlinked"
-TOKENS_REVOKED = _OAUTH + "tokens-revoked"
-TOKEN_REVOKED = _OAUTH + "token-revoked"
-ACCOUNT_DISABLED = _RISC + "account-disabled"
-ACCOUNT_PURGED = _RISC + "account-purged"
-# After these Kakao no longer honours the user's tokens (a disabled account may come back, but
-# its tokens do not), with what a single document's owner marker then says, the first that
-# applies. token-revoked names one token: the login ends only when Kakao says the stored one is
-# dead (end_login's one_token), so a revoked token that is not ours leaves the login alone.
+# What a single document's owner marker says after each of Kakao's ENDING_EVENTS, the first
+# that applies (one for each: tests/service/test_account_events.py). token-revoked names one
+# token: the login ends only when Kakao says the stored one is dead (end_login's one_token), so
+# a revoked token that is not ours leaves the login alone.
 _MARKER_REASONS = (
     (USER_UNLINKED, "unlinked"),
     (ACCOUNT_PURGED, "account_purged"),
@@ -49,7 +49,6 @@ _MARKER_REASONS = (
     (TOKENS_REVOKED, "tokens_revoked"),
     (TOKEN_REVOKED, "token_revoked"),
 )
-ENDING_EVENTS = frozenset(uri for uri, _ in _MARKER_REASONS)
 
 # The jti markers: a dot-folder at the store's root is never a TOKEN_OBJECT (config.py), and the
 # sweep never lists it. Each marker is a few bytes; a bucket lifecycle rule may age them out.

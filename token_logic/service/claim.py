@@ -7,7 +7,9 @@ store keeps only the SHA-256, with an expiry within a day, next to the token doc
 secret travels in the link's fragment (``…/claim#SECRET``), which browsers never send, so it
 reaches no request log; the claim page posts it, and the login carries it in its HttpOnly
 cookie to the end, where the claim is spent (a conditional delete) before the login is stored.
-A link works once. deploy.sh writes the same JSON with bash and gcloud (keep the two alike).
+A link works once. deploy.sh makes its claim here too (``main``, below): it runs this module
+with the standard library alone, so what it loads must stay within it (the storage types are
+for annotations only).
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ import hmac
 import json
 import posixpath
 import secrets
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..budget import Deadline
 from ..checks import json_object
-from ..storage.protocol import Stored, TokenStore
+from ..clock import SystemClock
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..budget import Deadline
+    from ..storage.protocol import Stored, TokenStore
 
 CLAIM_OBJECT = ".kakao-token-claim.json"  # a dot-name: never a TOKEN_OBJECT (config.py)
 CLAIM_LIFETIME_SECONDS = 24 * 3600
@@ -55,11 +62,17 @@ def claim_name(token_object: str) -> str:
 
 def issue_claim(store: TokenStore, name: str, now: int) -> IssuedClaim:
     """A fresh claim, replacing any older one (only the newest link works)."""
+    claim, record = new_claim(now)
+    store.overwrite(name, record)
+    return claim
+
+
+def new_claim(now: int) -> tuple[IssuedClaim, bytes]:
+    """A fresh secret, and the record the store keeps of it: its SHA-256 and when it ends."""
     secret = secrets.token_urlsafe(32)
     expires_at = now + CLAIM_LIFETIME_SECONDS
     record = {"sha256": _digest(secret), "expires_at": expires_at, "created_at": now}
-    store.overwrite(name, json.dumps(record, sort_keys=True).encode())
-    return IssuedClaim(secret, expires_at)
+    return IssuedClaim(secret, expires_at), json.dumps(record, sort_keys=True).encode()
 
 
 def valid_claim(
@@ -90,3 +103,21 @@ def spend_claim(store: TokenStore, name: str, claim: Stored, deadline: Deadline)
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 -P -S -m token_logic.service.claim TOKEN_OBJECT``, as deploy.sh runs it: three
+    lines on stdout, where the claim lives beside TOKEN_OBJECT, a fresh secret, and the record
+    to store there. The caller stores the record and puts the secret in the link; the secret
+    goes nowhere else (no argument, stderr or log line)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python3 -P -S -m token_logic.service.claim TOKEN_OBJECT", file=sys.stderr)
+        return 2
+    claim, record = new_claim(SystemClock().now())
+    sys.stdout.write(f"{claim_name(args[0])}\n{claim.secret}\n{record.decode()}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,9 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..budget import (
-    Deadline,
-)
+from ..budget import MAX_CONFLICT_ATTEMPTS, Deadline
 from ..clock import Clock
 from ..config import USER_ID_PLACEHOLDER, Settings
 from ..errors import (
@@ -33,7 +31,6 @@ from ..storage.protocol import TokenStore, document_name
 from ..tokens import TokenDocument, from_json_or_none, owner_marker, to_json
 from .refresh import Refresher
 
-_MAX_WRITE_ATTEMPTS = 5
 _LOGOUT_MIN_VALID_SECONDS = 60
 # What a single document's marker says when Kakao ended the login by an unlink (forget_user).
 UNLINKED = "unlinked"
@@ -83,7 +80,7 @@ class LoginEnder:
         stored, the older versions an interrupted logout left are deleted, and NoTokenStored
         is raised.
         """
-        for _ in range(_MAX_WRITE_ATTEMPTS):
+        for _ in range(MAX_CONFLICT_ATTEMPTS):
             stored = self.store.read(name, deadline)
             if stored is None:
                 self.store.delete_old_versions(name, deadline)
@@ -178,7 +175,7 @@ class LoginEnder:
         per_user = USER_ID_PLACEHOLDER in self.settings.token_object
         first_read: bytes | None = None
         kakao_says = ""
-        for _ in range(_MAX_WRITE_ATTEMPTS):
+        for _ in range(MAX_CONFLICT_ATTEMPTS):
             stored = self.store.read(name, deadline)
             document = from_json_or_none(stored.data) if stored else None
             if stored is None or not (per_user or (document and document.user_id == user_id)):

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..budget import LOGIN_CLEANUP_SECONDS, Deadline
+from ..budget import LOGIN_CLEANUP_SECONDS, MAX_CONFLICT_ATTEMPTS, Deadline
 from ..clock import Clock
 from ..config import USER_ID_PLACEHOLDER, Settings
 from ..errors import (
@@ -49,7 +49,6 @@ from ..tokens import (
 )
 from .claim import claim_name, spend_claim, valid_claim
 
-_MAX_WRITE_ATTEMPTS = 5
 # What a failed login left in the store (LoginFinisher._fate).
 _LANDED, _SAME_USER, _NONE, _UNKNOWN = "landed", "same_user", "none", "unknown"
 # An unconditional overwrite takes no deadline (one attempt, its own timeout): only with this
@@ -248,7 +247,7 @@ class LoginFinisher:
     ) -> None:
         """Read the version, let ``vet`` refuse (by raising), write conditionally on that
         version; again from the read if someone wrote in between."""
-        for _ in range(_MAX_WRITE_ATTEMPTS):
+        for _ in range(MAX_CONFLICT_ATTEMPTS):
             current = self._store.read(name, work)
             vet(current)
             try:

@@ -37,9 +37,10 @@ from ..budget import (
 )
 from ..checks import is_decimal
 from ..errors import KakaoTokenError
+from ..kakao.events import ENDING_EVENTS
 from ..kakao.jwks import SigningKeys
 from ..log import log_event
-from ..service.account_events import ENDING_EVENTS, AccountEvent, handle_event
+from ..service.account_events import AccountEvent, handle_event
 from ..service.token_service import ServiceFactory, TokenService
 
 ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
