@@ -23,11 +23,11 @@ from token_logic.errors import (
     StorageError,
     WriteConflict,
 )
+from token_logic.problems import problem_for
 from token_logic.service.token_service import TokenService
 from token_logic.storage.gcs import GcsTokenStore
 from token_logic.storage.protocol import TokenStore
 from token_logic.tokens import MIN_REFRESH_INTERVAL_SECONDS
-from token_logic.web.problems import problem_for
 
 DAY = 86400
 NAME = "kakao_token.json"

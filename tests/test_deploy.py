@@ -23,6 +23,7 @@ from tests.conftest import ROOT
 from tests.fake_gcloud import PROJECT_NUMBER, FakeGcloud
 from tests.helpers import FakeClock
 from token_logic.budget import Deadline
+from token_logic.log import ALERTS
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
 from token_logic.storage.files import FileTokenStore
 
@@ -656,6 +657,8 @@ def test_alert_mail_channel_and_log_policy_are_created(deployer: Deployer) -> No
         "다시 로그인",
     ):
         assert part in docs["content"], part
+    for alert in ALERTS:  # the mail explains every alert the functions log, by its name
+        assert f"**{alert}**" in docs["content"], alert
     assert "me@example.com" in result.stdout
 
 
@@ -1035,6 +1038,25 @@ def test_an_unknown_owner_is_a_warning_and_no_claim(deployer: Deployer) -> None:
     assert claim_uploads(deployer) == []
     assert "403" in result.stderr
     assert "/claim" not in result.stdout and "python -m token_logic claim-url" in result.stdout
+
+
+def test_without_python_3_11_a_claim_deployment_stops_before_anything_is_created(
+    deployer: Deployer,
+) -> None:
+    """The claim is made by token_logic (Python 3.11 or newer): when neither python3 nor a
+    python3.x on PATH is that new, deploy.sh says so in English and Korean before any gcloud
+    call; a deployment that needs no claim does not need Python."""
+    for name in ("python3", "python3.11", "python3.12", "python3.13", "python3.14"):
+        old = deployer.bin / name  # answers like Python 3.9, first on PATH
+        old.write_text("#!/bin/sh\nexit 1\n")
+        old.chmod(0o755)
+
+    result = deployer.run(**SINGLE_INPUTS)
+
+    assert result.returncode == 2
+    assert "Python 3.11 or newer" in result.stderr and "Python 3.11 이상" in result.stderr
+    assert deployer.calls() == []
+    assert deployer.run(**INPUTS).returncode == 0
 
 
 def real_gcloud() -> str | None:

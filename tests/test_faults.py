@@ -13,9 +13,9 @@ from dev.fake_kakao import FakeKakao
 from tests.conftest import service_over
 from tests.helpers import FakeClock, FlakyProxy, GcsEmulator, complete_login, owner_claim
 from token_logic.errors import KakaoError, KakaoUnavailable, StorageError
+from token_logic.problems import problem_for
 from token_logic.service.token_service import TokenService
 from token_logic.storage.gcs import GcsTokenStore
-from token_logic.web.problems import problem_for
 
 KOE_CODES = ["KOE320", "KOE303", "KOE010", "KOE101", "KOE319", "KOE322", "KOE237", "KOE003"]
 

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "token_logic"
-FOUNDATION = {"checks", "clock", "budget", "network", "log"}  # and errors.py, below them all
+FOUNDATION = {"checks", "clock", "budget", "network", "log", "retry"}  # and errors.py, below all
 # The server's layers, top to bottom, as README "How it works" draws them: each may import its
 # own layer and any below it, never one above.
 LAYERS = ["web", "service", "storage", "model", "kakao", "foundation", "errors"]
@@ -37,7 +37,7 @@ def part_of(module: str) -> str:
         return "package"
     if first in FOUNDATION:
         return "foundation"
-    if first in ("config", "tokens"):
+    if first in ("config", "tokens", "problems"):
         return "model"
     return first
 
@@ -130,3 +130,23 @@ def _client_side(module: str) -> bool:
         "client",
         "foundation",
     )
+
+
+def test_the_command_line_loads_no_web_module() -> None:
+    """``python -m token_logic`` needs no HTTP edge: its words come from problems.py and its
+    summaries from service/, so neither web/ nor flask loads."""
+    assert not {m for m in imports_of(PACKAGE / "__main__.py") if part_of(m) == "web"}
+    script = "import sys, json, token_logic.__main__\nprint(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-P", "-c", script],
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+    assert [m for m in loaded if m.startswith("token_logic.web")] == []
+    assert [m for m in loaded if m.split(".")[0] in ("flask", "functions_framework")] == []

@@ -12,7 +12,7 @@ from token_logic.errors import (
     NotTheOwner,
     UserNotAllowed,
 )
-from token_logic.web.problems import problem_for
+from token_logic.problems import problem_for
 
 # Every KOE code of ../shared/KAKAO_API.md §3, as Kakao sends it (status, error), and what we
 # answer: the fix lies with the person (4xx), the operator's settings (502) or Kakao (503).

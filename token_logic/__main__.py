@@ -17,10 +17,9 @@ from .client.remote import RemoteSettings
 from .clock import format_time
 from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
-from .service.sweep import RefreshOutcome
+from .problems import problem_for
+from .service.sweep import RefreshOutcome, summarize
 from .service.token_service import TokenService
-from .web.problems import problem_for
-from .web.sweep_report import summarize
 from .wiring import service_from_env
 
 

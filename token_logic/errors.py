@@ -20,17 +20,41 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── EndpointUnreachable    the token endpoint could not be reached (network), after retries
     └── StorageError           the token store failed (after the client's own retries)
         └── WriteConflict      a conditional write lost a race; re-read and decide again
+
+Each class names itself on the wire: ``wire_name`` is the ``error`` field of the token
+endpoint's JSON refusal (docs/token-endpoint.md), written by the endpoint for the class and read
+back into it by the script client (``error_class_for``, then ``from_wire``), as Authlib's error
+classes carry their OAuth ``error``.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+# The endpoint's refusals of a request itself (no exception behind them); the client reads them
+# as ConfigError, the caller's set-up being wrong.
+BAD_REQUEST = "bad_request"
+METHOD_NOT_ALLOWED = "method_not_allowed"
 
 
 class KakaoTokenError(Exception):
     """Base of every error raised by token_logic."""
 
+    # A class without a name of its own reaching the endpoint is a bug.
+    wire_name = "internal"
+
+    @classmethod
+    def from_wire(
+        cls, status: int, code: str, message: str, retry_after: int | None
+    ) -> KakaoTokenError:
+        """The error the client raises for an endpoint refusal naming this class."""
+        return cls(message)
+
 
 class ConfigError(KakaoTokenError):
     """Raised when settings are missing or invalid; ``missing`` names every missing variable."""
+
+    wire_name = "not_configured"
 
     def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
@@ -106,6 +130,8 @@ class KakaoError(KakaoTokenError):
     never kept: Kakao echoes authorization codes in descriptions.
     """
 
+    wire_name = "kakao_error"
+
     def __init__(
         self, status: int, error: str, code: str, retry_after: float | None = None
     ) -> None:
@@ -115,6 +141,12 @@ class KakaoError(KakaoTokenError):
         self.code = code
         self.retry_after = retry_after
 
+    @classmethod
+    def from_wire(
+        cls, status: int, code: str, message: str, retry_after: int | None
+    ) -> KakaoTokenError:
+        return KakaoError(status, "", code, retry_after)
+
 
 class LoginRequired(KakaoError):
     """Raised when the stored refresh token is dead (KOE322 after a re-read).
@@ -123,9 +155,17 @@ class LoginRequired(KakaoError):
     already raised the alert; a sweep counts it without alerting again every run.
     """
 
+    wire_name = "login_required"
+
     def __init__(self, status: int, error: str, code: str, *, known: bool = False) -> None:
         super().__init__(status, error, code)
         self.known = known
+
+    @classmethod
+    def from_wire(
+        cls, status: int, code: str, message: str, retry_after: int | None
+    ) -> KakaoTokenError:
+        return LoginRequired(status, "invalid_grant", code)
 
 
 class KakaoUnavailable(KakaoTokenError):
@@ -135,14 +175,24 @@ class KakaoUnavailable(KakaoTokenError):
     ``retry_after`` (seconds) is set while this login's refreshes are paused (service/backoff.py).
     """
 
+    wire_name = "kakao_unavailable"
+
     def __init__(self, reason: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"Kakao is unavailable ({reason}){': ' + detail if detail else ''}")
         self.reason = reason
         self.retry_after = retry_after
 
+    @classmethod
+    def from_wire(
+        cls, status: int, code: str, message: str, retry_after: int | None
+    ) -> KakaoTokenError:
+        return KakaoUnavailable(code or "server_error")
+
 
 class NoTokenStored(KakaoTokenError):
     """Raised when no token document is stored yet."""
+
+    wire_name = "no_token_stored"
 
 
 class DeadlineReached(KakaoTokenError):
@@ -151,9 +201,17 @@ class DeadlineReached(KakaoTokenError):
     ``retry_after`` is when trying again makes sense, in whole seconds.
     """
 
+    wire_name = "deadline_reached"
+
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+    @classmethod
+    def from_wire(
+        cls, status: int, code: str, message: str, retry_after: int | None
+    ) -> KakaoTokenError:
+        return DeadlineReached(message, retry_after or 5)
 
 
 class EndpointUnreachable(KakaoTokenError):
@@ -164,6 +222,29 @@ class EndpointUnreachable(KakaoTokenError):
 class StorageError(KakaoTokenError):
     """Raised when the token store fails after its own retries."""
 
+    wire_name = "storage_unavailable"
+
 
 class WriteConflict(StorageError):
     """Raised when a conditional write finds the stored version changed since it was read."""
+
+
+# What the endpoint writes, read back; ConfigError's subclass IdentityRejected is the client's
+# own (Cloud Run's refusal), so "not_configured" stays a plain ConfigError.
+_SERVED: tuple[type[KakaoTokenError], ...] = (
+    ConfigError,
+    KakaoError,
+    LoginRequired,
+    KakaoUnavailable,
+    NoTokenStored,
+    DeadlineReached,
+    StorageError,
+)
+_NAMED: dict[str, type[KakaoTokenError]] = {kind.wire_name: kind for kind in _SERVED}
+_NAMED.update({BAD_REQUEST: ConfigError, METHOD_NOT_ALLOWED: ConfigError})
+
+
+def error_class_for(wire_name: Any) -> type[KakaoTokenError]:
+    """The class the client raises for a refusal's ``error``: the base for "internal" or for a
+    name only a newer function knows."""
+    return _NAMED.get(wire_name, KakaoTokenError) if isinstance(wire_name, str) else KakaoTokenError

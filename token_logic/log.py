@@ -14,13 +14,18 @@ import traceback
 from typing import Any
 
 LOGGER_NAME = "token_logic"
-# Values of the ``alert`` field, which deploy.sh's Cloud Monitoring policy mails on: a login a
-# person must renew, and a refresh that failed after its retries.
+# The values of the ``alert`` field: deploy.sh's Cloud Monitoring policy mails on any of them,
+# and its mail explains each by name. A login a person must renew:
 ALERT_LOGIN_DEAD = "login_dead"
+# A refresh that failed after its retries:
 ALERT_REFRESH_FAILED = "refresh_failed"
+# The sweep falls behind: due logins deferred run after run, or none refreshed for lack of time
+# (web/sweep_report.py):
+ALERT_REFRESH_DEFERRED = "refresh_deferred"
 # Who owns a single-document deployment changed, or a stranger's login was refused
-# (service/claim.py).
+# (service/claim.py):
 ALERT_OWNERSHIP = "ownership"
+ALERTS = (ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, ALERT_REFRESH_DEFERRED, ALERT_OWNERSHIP)
 _SEVERITY = {"WARNING": "WARNING", "ERROR": "ERROR", "CRITICAL": "CRITICAL", "DEBUG": "DEBUG"}
 
 

@@ -34,6 +34,33 @@ MIN_REFRESH_INTERVAL_SECONDS = 150
 
 
 @dataclass(frozen=True)
+class TokenFacts:
+    """What may be shown of a stored login, and nothing secret: the one view the success page
+    (through its cookie), the token endpoint's answer, the sweep's report and ``status`` share."""
+
+    user_id: int | None
+    scope: str
+    expires_at: int
+    refresh_token_expires_at: int
+    token_type: str = "bearer"
+    updated_at: int = 0
+    login_error: str | None = None
+
+    def public(self, now: int) -> dict[str, Any]:
+        """The facts as the sweep's report and ``status`` print them, with what is left."""
+        return {
+            "user_id": self.user_id,
+            "scope": self.scope,
+            "expires_at": self.expires_at,
+            "expires_in_seconds": self.expires_at - now,
+            "refresh_token_expires_at": self.refresh_token_expires_at,
+            "refresh_token_days_left": round((self.refresh_token_expires_at - now) / 86400, 1),
+            "updated_at": self.updated_at,
+            "login_error": self.login_error,
+        }
+
+
+@dataclass(frozen=True)
 class TokenDocument:
     """One user's tokens; the repr shows facts, never a token."""
 
@@ -94,6 +121,18 @@ class TokenDocument:
         if not isinstance(lease, dict):
             return None
         return str(lease["owner"]), int(lease["until"])
+
+    def facts(self) -> TokenFacts:
+        """This login's non-secret facts."""
+        return TokenFacts(
+            user_id=self.user_id,
+            scope=self.scope,
+            expires_at=self.expires_at,
+            refresh_token_expires_at=self.refresh_token_expires_at,
+            token_type=str(self.fields.get("token_type") or "bearer"),
+            updated_at=self.updated_at,
+            login_error=self.login_error,
+        )
 
     def with_fields(self, **changes: Any) -> TokenDocument:
         """A copy with some fields set; a value of None removes the field."""
@@ -238,20 +277,6 @@ def from_json_or_none(data: bytes) -> TokenDocument | None:
         return from_json(data)
     except StorageError:
         return None
-
-
-def public_view(document: TokenDocument, now: int) -> dict[str, Any]:
-    """Non-secret facts about a document, for pages, summaries and `status`."""
-    return {
-        "user_id": document.user_id,
-        "scope": document.scope,
-        "expires_at": document.expires_at,
-        "expires_in_seconds": document.expires_at - now,
-        "refresh_token_expires_at": document.refresh_token_expires_at,
-        "refresh_token_days_left": round((document.refresh_token_expires_at - now) / 86400, 1),
-        "updated_at": document.updated_at,
-        "login_error": document.login_error,
-    }
 
 
 def _is_token(value: Any) -> bool:

@@ -15,10 +15,10 @@ from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import service_over
 from tests.helpers import REDIRECT_URI, FakeClock, complete_login, rewrite_stored
 from token_logic.errors import KakaoError, KakaoUnavailable
+from token_logic.problems import problem_for
 from token_logic.service.backoff import Backoff, backoff_after
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.protocol import TokenStore
-from token_logic.web.problems import problem_for
 
 NAME = "kakao_token.json"
 

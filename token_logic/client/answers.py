@@ -10,17 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import is_decimal, json_object
 from ..clock import format_time
-from ..errors import (
-    ConfigError,
-    DeadlineReached,
-    EndpointUnreachable,
-    KakaoError,
-    KakaoTokenError,
-    KakaoUnavailable,
-    LoginRequired,
-    NoTokenStored,
-    StorageError,
-)
+from ..errors import EndpointUnreachable, error_class_for
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -72,27 +62,11 @@ def token_from(body: Mapping[str, Any], url: str) -> RemoteToken:
 def endpoint_error(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> Exception:
     """The package exception for the function's JSON error (the ``error`` values of the
     README's table), carrying the function's message."""
-    error, code = str(body.get("error")), str(body.get("code") or "")
-    message = str(body.get("message") or error)
+    code = str(body.get("code") or "")
+    message = str(body.get("message") or body.get("error"))
     raw_retry_after = headers.get("Retry-After", "")
     retry_after = int(raw_retry_after) if is_decimal(raw_retry_after) else None
-    exc: KakaoTokenError
-    if error == "login_required":
-        exc = LoginRequired(status, "invalid_grant", code)
-    elif error == "kakao_error":
-        exc = KakaoError(status, "", code, retry_after)
-    elif error == "kakao_unavailable":
-        exc = KakaoUnavailable(code or "server_error")
-    elif error == "no_token_stored":
-        exc = NoTokenStored(message)
-    elif error == "deadline_reached":
-        exc = DeadlineReached(message, retry_after or 5)
-    elif error == "storage_unavailable":
-        exc = StorageError(message)
-    elif error in ("not_configured", "bad_request", "method_not_allowed"):
-        exc = ConfigError(message)
-    else:  # "internal", or a value from a newer function
-        exc = KakaoTokenError(message)
+    exc = error_class_for(body.get("error")).from_wire(status, code, message, retry_after)
     # The function's words (what to do, the login URL) replace the class's generic text.
     exc.args = (message,)
     return exc

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from ..errors import KakaoError, KakaoTokenError, KakaoUnavailable
+from ..kakao.codes import RATE_LIMIT_CODES, TEMPORARY_CODES
 
-RATE_LIMIT_CODES = frozenset({"KOE237", "-10"})
-TEMPORARY_CODES = frozenset({"KOE003", "-1", "-9798"})
 # (first pause, growth per failure in a row, longest pause), in seconds
 _RATE_LIMITED = (600, 2, 3600)
 _TEMPORARY = (10, 3, 900)

@@ -22,10 +22,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from ..budget import Deadline
 from ..errors import DeadlineReached, KakaoTokenError, LoginRequired, NoTokenStored, StorageError
 from ..log import log_event
+from ..problems import problem_for
 from ..storage.facts import EXPIRES_AT_KEY, Listed, ListingStore, document_of, usable_facts
 from ..storage.protocol import NamePart, PartListingStore, TokenStore
 from ..tokens import TokenDocument, from_json
@@ -192,3 +194,22 @@ def _read_and_backfill(store: TokenStore, item: Listed, deadline: Deadline) -> T
 
 def _deferred(name: str, why: str, under_way: bool = False) -> RefreshOutcome:
     return RefreshOutcome(name, None, DeadlineReached(why, retry_after=60), under_way)
+
+
+def summarize(outcome: RefreshOutcome, now: int) -> dict[str, Any]:
+    """What happened to one document: refreshed, skipped or failed, with non-secret facts."""
+    if outcome.result is not None:
+        status = "refreshed" if outcome.result.refreshed else "skipped"
+        return {
+            "document": outcome.name,
+            "status": status,
+            **outcome.result.document.facts().public(now),
+        }
+    problem = problem_for(outcome.error or KakaoTokenError())
+    return {
+        "document": outcome.name,
+        "status": "failed",
+        "http_status": problem.status,
+        "error_code": problem.code,
+        "message": problem.one_line(),
+    }

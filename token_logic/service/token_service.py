@@ -20,7 +20,7 @@ from ..storage.protocol import (
     template_matches,
     template_prefix,
 )
-from ..tokens import TokenDocument, public_view
+from ..tokens import TokenDocument
 from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
 from .ending import UNLINKED, LoginEnded, LoginEnder
 from .login import LoginFinisher
@@ -198,7 +198,7 @@ class TokenService:
         views = []
         for name in self.stored_names():
             _, document = read_document(self.store, name)
-            views.append({"document": name, **public_view(document, now)})
+            views.append({"document": name, **document.facts().public(now)})
         return views
 
     def send_memo(self, text: str, user_id: int | None = None) -> None:

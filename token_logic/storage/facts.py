@@ -94,7 +94,7 @@ def has_facts(metadata: Mapping[str, str] | None) -> bool:
 
 def document_of(facts: Mapping[str, str]) -> TokenDocument:
     """A token-free stand-in built from the facts: ``needs_refresh``, ``lease``,
-    ``login_error`` and ``public_view`` answer on it exactly as on the stored document.
+    ``login_error`` and ``facts()`` answer on it exactly as on the stored document.
     ValueError when a fact does not parse (metadata edited by hand, or by another tool)."""
     fields: dict[str, object] = {"access_token": "", "refresh_token": ""}
     for key in _INT_FIELDS:

@@ -22,13 +22,13 @@ from ..errors import (
 )
 from ..kakao.state import COOKIE_LIFETIME_SECONDS, cookie_name_for
 from ..log import log_event
+from ..problems import Problem, problem_for
 from ..service.token_service import ServiceFactory, TokenService
 from .account_status import handle_account_status, is_account_status_request
 from .done_cookie import (
     DONE_COOKIE,
     DONE_COOKIE_LIFETIME_SECONDS,
     DONE_QUERY,
-    LoginFacts,
     encode_facts,
     facts_from_cookies,
 )
@@ -38,7 +38,6 @@ from .pages import (
     start_page,
     success_page,
 )
-from .problems import Problem, problem_for
 from .responses import CLAIM_PAGE_POLICY, finish, json_response, method_not_allowed
 from .unlink import handle_unlink, is_unlink_request
 
@@ -117,7 +116,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
         response = _see_done()
         response.set_cookie(
             DONE_COOKIE,
-            encode_facts(LoginFacts.of(document)),
+            encode_facts(document.facts()),
             max_age=DONE_COOKIE_LIFETIME_SECONDS,
             path=_cookie_path(settings.redirect_uri),
             secure=settings.secure_cookies,

@@ -16,10 +16,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..checks import json_object
-from ..tokens import TokenDocument
+from ..tokens import TokenFacts
 
 DONE_COOKIE = "kakao_done"
 DONE_COOKIE_LIFETIME_SECONDS = 600
@@ -28,40 +27,22 @@ _MAX_COOKIE_LENGTH = 1024
 _MAX_SCOPE_LENGTH = 400
 
 
-@dataclass(frozen=True)
-class LoginFacts:
-    """What the success page shows about a stored login; nothing secret."""
-
-    user_id: int | None
-    expires_at: int
-    refresh_token_expires_at: int
-    scope: str
-
-    @classmethod
-    def of(cls, document: TokenDocument) -> LoginFacts:
-        return cls(
-            document.user_id,
-            document.expires_at,
-            document.refresh_token_expires_at,
-            document.scope[:_MAX_SCOPE_LENGTH],
-        )
-
-
-def encode_facts(facts: LoginFacts) -> str:
-    """The cookie value: base64url of compact JSON (cookie-safe characters only)."""
+def encode_facts(facts: TokenFacts) -> str:
+    """The cookie value: base64url of compact JSON (cookie-safe characters only), with what the
+    success page shows (user id, expiries, scopes, the scopes cut to a cookie's size)."""
     raw = json.dumps(
         {
             "u": facts.user_id,
             "e": facts.expires_at,
             "r": facts.refresh_token_expires_at,
-            "s": facts.scope,
+            "s": facts.scope[:_MAX_SCOPE_LENGTH],
         },
         separators=(",", ":"),
     )
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 
 
-def facts_from_cookies(cookies: Mapping[str, str]) -> LoginFacts | None:
+def facts_from_cookies(cookies: Mapping[str, str]) -> TokenFacts | None:
     """This browser's finished login, or None (no cookie, expired, or not ours)."""
     value = cookies.get(DONE_COOKIE, "")
     if not value or len(value) > _MAX_COOKIE_LENGTH:
@@ -82,7 +63,7 @@ def facts_from_cookies(cookies: Mapping[str, str]) -> LoginFacts | None:
         or len(scope) > _MAX_SCOPE_LENGTH
     ):
         return None
-    return LoginFacts(user_id, expires_at, refresh_expires_at, scope)
+    return TokenFacts(user_id, scope, expires_at, refresh_expires_at)
 
 
 def _int_or_none(value: object) -> int | None:

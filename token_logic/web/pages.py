@@ -7,8 +7,8 @@ import hashlib
 from html import escape
 
 from ..clock import format_time
-from .done_cookie import LoginFacts
-from .problems import Problem
+from ..problems import Problem
+from ..tokens import TokenFacts
 
 _STYLE = (
     "body{font-family:-apple-system,'Apple SD Gothic Neo','Noto Sans KR',sans-serif;"
@@ -36,7 +36,7 @@ def _csp_source(inline: str) -> str:
 STYLE_CSP_SOURCE = _csp_source(_STYLE)
 
 
-def success_page(facts: LoginFacts, *, start_url: str, demo: bool) -> str:
+def success_page(facts: TokenFacts, *, start_url: str, demo: bool) -> str:
     """Who is connected and until when; never a token."""
     user = str(facts.user_id) if facts.user_id is not None else "?"
     rows = [

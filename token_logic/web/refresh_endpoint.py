@@ -10,10 +10,10 @@ import flask
 
 from ..errors import KakaoTokenError, LoginRequired, NoTokenStored
 from ..log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
+from ..problems import problem_for
 from ..service.shards import Shard
 from ..service.sweep_memory import remember_run
 from ..service.token_service import ServiceFactory
-from .problems import problem_for
 from .responses import json_response, method_not_allowed
 from .sweep_report import sweep_report
 

@@ -1,6 +1,7 @@
 """A sweep's answer and log lines, small however many users it covered.
 
-Each outcome becomes a plain, token-free dictionary (``summarize``, also for the command line).
+Each outcome becomes a plain, token-free dictionary (service/sweep.py's ``summarize``, which the
+command line shares).
 The answer counts outcomes (refreshed, skipped, dead, gone, failed, deferred) and details only
 the dead and failed, capped, with their user ids; small deployments (at most ``DETAILED_UP_TO``
 documents) also get every document's facts, as before.
@@ -28,12 +29,10 @@ import logging
 from collections import Counter
 from typing import Any
 
-from ..errors import KakaoTokenError, LoginRequired
-from ..log import ALERT_LOGIN_DEAD, ALERT_REFRESH_FAILED, log_event
-from ..service.sweep import RefreshOutcome, out_of_time, outcome_kind
+from ..errors import LoginRequired
+from ..log import ALERT_LOGIN_DEAD, ALERT_REFRESH_DEFERRED, ALERT_REFRESH_FAILED, log_event
+from ..service.sweep import RefreshOutcome, out_of_time, outcome_kind, summarize
 from ..storage.protocol import template_user_id
-from ..tokens import public_view
-from .problems import problem_for
 
 MAX_FAILURE_DETAILS = 20
 DETAILED_UP_TO = 20
@@ -42,8 +41,6 @@ KINDS = ("refreshed", "skipped", "dead", "gone", "failed", "deferred")
 # first, so a second run deferring means the same logins waited twice (with the default 30 min
 # schedule and 1 h margin, their access tokens may then expire before a run reaches them).
 REPEATED_DEFERRALS = 2
-# The alert field's value for a sweep that falls behind (deploy.sh's policy mails on any value).
-ALERT_REFRESH_DEFERRED = "refresh_deferred"
 
 
 def sweep_report(
@@ -187,22 +184,3 @@ def _log_failure(detail: dict[str, Any], login_url: str) -> None:
         login_url=login_url,
         **{key: value for key, value in detail.items() if value and key != "message"},
     )
-
-
-def summarize(outcome: RefreshOutcome, now: int) -> dict[str, Any]:
-    """What happened to one document: refreshed, skipped or failed, with non-secret facts."""
-    if outcome.result is not None:
-        status = "refreshed" if outcome.result.refreshed else "skipped"
-        return {
-            "document": outcome.name,
-            "status": status,
-            **public_view(outcome.result.document, now),
-        }
-    problem = problem_for(outcome.error or KakaoTokenError())
-    return {
-        "document": outcome.name,
-        "status": "failed",
-        "http_status": problem.status,
-        "error_code": problem.code,
-        "message": problem.one_line(),
-    }

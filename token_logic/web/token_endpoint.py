@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import flask
@@ -22,19 +22,16 @@ import flask
 from ..checks import is_decimal
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY
 from ..errors import (
-    ConfigError,
-    DeadlineReached,
-    KakaoError,
+    BAD_REQUEST,
+    METHOD_NOT_ALLOWED,
     KakaoTokenError,
-    KakaoUnavailable,
     LoginRequired,
     NoTokenStored,
-    StorageError,
 )
 from ..log import ALERT_LOGIN_DEAD, log_event
+from ..problems import problem_for
 from ..service.token_service import ServiceFactory, TokenService
-from ..tokens import TokenDocument
-from .problems import problem_for
+from ..tokens import TokenDocument, TokenFacts
 from .responses import json_response
 
 MAX_MIN_VALID_SECONDS = 3600
@@ -46,49 +43,26 @@ _MAX_PARAMETER_LENGTH = 20
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
-# The ``error`` field's vocabulary, most specific class first (the client maps it back).
-_ERROR_NAMES: tuple[tuple[type[KakaoTokenError], str], ...] = (
-    (LoginRequired, "login_required"),
-    (KakaoError, "kakao_error"),
-    (KakaoUnavailable, "kakao_unavailable"),
-    (NoTokenStored, "no_token_stored"),
-    (DeadlineReached, "deadline_reached"),
-    (StorageError, "storage_unavailable"),
-    (ConfigError, "not_configured"),
-)
-
 
 @dataclass(frozen=True)
 class ServedToken:
-    """What the endpoint hands out: the access token and facts, no refresh token."""
+    """What the endpoint hands out: the access token and the login's facts, no refresh token."""
 
-    access_token: str
-    token_type: str
-    expires_at: int
-    scope: str
-    user_id: int | None
-
-    def __repr__(self) -> str:
-        return f"ServedToken(user_id={self.user_id}, expires_at={self.expires_at})"
+    access_token: str = field(repr=False)
+    facts: TokenFacts
 
     @classmethod
     def of(cls, document: TokenDocument) -> ServedToken:
-        return cls(
-            access_token=document.access_token,
-            token_type=str(document.fields.get("token_type") or "bearer"),
-            expires_at=document.expires_at,
-            scope=document.scope,
-            user_id=document.user_id,
-        )
+        return cls(document.access_token, document.facts())
 
     def body(self, now: int) -> dict[str, Any]:
         return {
             "access_token": self.access_token,
-            "token_type": self.token_type,
-            "expires_at": self.expires_at,
-            "expires_in": self.expires_at - now,
-            "scope": self.scope,
-            "user_id": self.user_id,
+            "token_type": self.facts.token_type,
+            "expires_at": self.facts.expires_at,
+            "expires_in": self.facts.expires_at - now,
+            "scope": self.facts.scope,
+            "user_id": self.facts.user_id,
         }
 
 
@@ -110,14 +84,14 @@ class FreshTokenCache:
         if entry is None:
             return None
         token, stored_at = entry
-        if now - stored_at >= self._ttl or token.expires_at - now < min_valid:
+        if now - stored_at >= self._ttl or token.facts.expires_at - now < min_valid:
             return None
         return token
 
     def put(self, name: str, token: ServedToken, now: int) -> None:
         """Remember a token only when it outlives the cache entry by a wide margin."""
         with self._lock:
-            if token.expires_at - now > MAX_MIN_VALID_SECONDS + self._ttl:
+            if token.facts.expires_at - now > MAX_MIN_VALID_SECONDS + self._ttl:
                 self._entries[name] = (token, now)
             else:
                 self._entries.pop(name, None)
@@ -144,7 +118,7 @@ def handle_token(
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a caller
         log_event(logging.ERROR, "unexpected error in kakao_token", exc_info=True)
         message = "unexpected error; see the function's logs (gcloud functions logs read)"
-        return _error(500, "internal", message, login_url)
+        return _error(500, KakaoTokenError.wire_name, message, login_url)
 
 
 def _method_not_allowed(get_service: ServiceFactory) -> flask.Response:
@@ -153,7 +127,7 @@ def _method_not_allowed(get_service: ServiceFactory) -> flask.Response:
         login_url = get_service().settings.redirect_uri
     except Exception:  # noqa: BLE001 - broken settings must not turn a 405 into a 500
         login_url = ""
-    response = _error(405, "method_not_allowed", "use GET", login_url)
+    response = _error(405, METHOD_NOT_ALLOWED, "use GET", login_url)
     response.headers["Allow"] = "GET"
     return response
 
@@ -171,7 +145,7 @@ def _serve(
         cache.put(name, token, now)
     if not token.access_token:  # never a 200 without a token, whatever the store holds
         raise LoginRequired(401, "invalid_grant", "no_token")
-    if user_id is not None and token.user_id != user_id:
+    if user_id is not None and token.facts.user_id != user_id:
         # One document for everyone: a request for another user must not get the owner's.
         raise NoTokenStored(f"no token stored for user {user_id}")
     return json_response(200, token.body(now))
@@ -199,7 +173,7 @@ def _bad_request(login_url: str) -> flask.Response:
         f"min_valid must be whole seconds from 0 to {MAX_MIN_VALID_SECONDS}, and user_id a "
         "Kakao user id (digits)"
     )
-    return _error(400, "bad_request", message, login_url)
+    return _error(400, BAD_REQUEST, message, login_url)
 
 
 def _refusal(exc: KakaoTokenError, login_url: str, user_id: int | None) -> flask.Response:
@@ -226,19 +200,12 @@ def _refusal(exc: KakaoTokenError, login_url: str, user_id: int | None) -> flask
         log_event(severity, "token refused", **facts)
     return _error(
         problem.status,
-        _error_name(exc, problem.status),
+        exc.wire_name,
         message,
         login_url,
         code=problem.code,
         retry_after=problem.retry_after,
     )
-
-
-def _error_name(exc: KakaoTokenError, status: int) -> str:
-    for kind, name in _ERROR_NAMES:
-        if isinstance(exc, kind):
-            return name
-    return "unavailable" if status in (502, 503, 504) else "error"
 
 
 def _error(
