@@ -42,12 +42,19 @@ def part_of(module: str) -> str:
     return first
 
 
+def parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed when this file is collected: Python 3.11's parser can
+    fail (SystemError: AST constructor recursion depth mismatch, CPython gh-106905) while other
+    threads run, and the servers of earlier tests in the same worker may still have some."""
+    return _TREES[path]
+
+
 def imports_of(path: Path) -> set[str]:
     """Every token_logic module a file imports, lazily inside functions too (dotted, relative
     to token_logic); names imported from a package count as that package's."""
     here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = list(here[: len(here) - node.level + 1])
             found.add(".".join(base + ([node.module] if node.module else [])))
@@ -63,6 +70,13 @@ def package_modules() -> list[Path]:
     return sorted(
         p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and p not in above
     )
+
+
+_TREES = {
+    path: ast.parse(path.read_text())
+    for path in PACKAGE.rglob("*.py")
+    if "__pycache__" not in path.parts
+}
 
 
 @pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -83,7 +97,7 @@ def test_imports_point_downward(path: Path) -> None:
 
 def test_the_package_root_loads_only_the_exception_tree() -> None:
     """``import token_logic`` costs a script nothing: every other public name loads on use."""
-    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    tree = parsed(PACKAGE / "__init__.py")
     eager = {
         node.module
         for node in tree.body  # module level only: the TYPE_CHECKING block is an `if`
