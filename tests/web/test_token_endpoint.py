@@ -32,8 +32,10 @@ PUBLIC_FIELDS = {"access_token", "token_type", "expires_at", "expires_in", "scop
 
 
 @pytest.fixture
-def live_kakao() -> Iterator[FakeKakao]:
-    """A fake Kakao on the real clock (the function under test reads the real clock)."""
+def live_kakao(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKakao]:
+    """A fake Kakao on the real clock (the function under test reads the real clock, and
+    sleeps for real: its pauses between Kakao attempts are cut to a moment)."""
+    monkeypatch.setattr("token_logic.kakao.api.BACKOFF_SECONDS", (0.01, 0.02))
     fake = FakeKakao(FakeKakaoState(redirect_uris={REDIRECT_URI})).start()
     yield fake
     fake.stop()
