@@ -236,6 +236,11 @@ def unusable_lifetimes(response: Mapping[str, Any]) -> list[str]:
     ]
 
 
+# The owner marker's reason when Kakao says the user unlinked the app (the unlink webhook, the
+# user-unlinked event).
+UNLINKED = "unlinked"
+
+
 def owner_marker(user_id: int, now: int, reason: str) -> TokenDocument:
     """What stays of a single document whose login ended (``reason``: ``logged_out`` by the
     operator, ``unlinked`` at Kakao, or the account status event that ended it, such as

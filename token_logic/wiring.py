@@ -74,6 +74,7 @@ def warm_up_in_background(service: TokenService) -> None:
     """
 
     def warm() -> None:
+        service.warm_up()
         service.kakao.warm_up()
         if isinstance(service.store, GcsTokenStore):
             with contextlib.suppress(StorageError):

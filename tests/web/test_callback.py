@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import Cookie
 
 from dev.fake_kakao import FakeKakao
-from tests.conftest import EnvFor, function_app
+from tests.conftest import ROOT, EnvFor, function_app
 from tests.helpers import (
     REDIRECT_URI,
     GcsEmulator,
@@ -530,3 +532,70 @@ def test_every_page_carries_the_hardening_headers(make_client: ClientFactory) ->
         assert response.headers["Referrer-Policy"] == "no-referrer"
         csp = response.headers["Content-Security-Policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+
+
+_COLD_LOGIN_START = r"""
+import json, sys, threading
+import functions_framework
+import token_logic.wiring as wiring
+
+seen = {}
+warm_up = wiring.warm_up_in_background
+def noted_warm_up(service):  # what the answer itself loaded, before the warm-up's thread
+    seen["answer"] = sorted(m for m in sys.modules if m.startswith("token_logic"))
+    warm_up(service)
+wiring.warm_up_in_background = noted_warm_up
+
+app = functions_framework.create_app("kakao_callback", "main.py")
+answer = app.test_client().get("/")
+answer.close()  # as the server closes it once sent: then the warm-up starts
+for thread in threading.enumerate():
+    if thread is not threading.main_thread():
+        thread.join(10)
+print(json.dumps({"status": answer.status_code, "location": answer.headers.get("Location", ""),
+                  "answer": seen["answer"], "warm": sorted(sys.modules)}))
+"""
+# What a login start, the first request of most callback instances, never needs: the other
+# entry points, the use cases behind a finished login, the webhooks, the pages, the error words.
+_NOT_FOR_A_LOGIN_START = {
+    "token_logic.web.token_endpoint",
+    "token_logic.web.refresh_endpoint",
+    "token_logic.web.unlink",
+    "token_logic.web.account_status",
+    "token_logic.problems",
+    "token_logic.service.login",
+    "token_logic.service.refresh",
+    "token_logic.service.ending",
+    "token_logic.service.sweep",
+    "token_logic.service.claim",
+    "token_logic.service.account_events",
+}
+
+
+def test_a_cold_login_start_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """`import main` and one login start (a 302 to Kakao) load none of the other parts of the
+    package: each instance pays at its cold start only for its own requests, and loads the
+    login's use cases after the first answer has gone out."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAKAO_REST_API_KEY": "key",
+        "KAKAO_REDIRECT_URI": REDIRECT_URI,
+        "TOKEN_DIR": str(tmp_path),
+    }
+
+    done = subprocess.run(
+        [sys.executable, "-c", _COLD_LOGIN_START],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == 302 and "/oauth/authorize?" in result["location"]
+    assert "token_logic.web.callback" in result["answer"]
+    assert _NOT_FOR_A_LOGIN_START.isdisjoint(result["answer"])
+    # After the answer, the warm-up loads what finishing the login will need.
+    assert {"token_logic.service.login", "token_logic.service.refresh"} <= set(result["warm"])

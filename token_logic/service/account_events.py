@@ -35,6 +35,7 @@ from ..kakao.events import (
     USER_UNLINKED,
 )
 from ..log import ALERT_LOGIN_DEAD, log_event
+from ..tokens import UNLINKED
 from .ending import LoginEnded
 from .token_service import TokenService
 
@@ -43,7 +44,7 @@ from .token_service import TokenService
 # token: the login ends only when Kakao says the stored one is dead (end_login's one_token), so
 # a revoked token that is not ours leaves the login alone.
 _MARKER_REASONS = (
-    (USER_UNLINKED, "unlinked"),
+    (USER_UNLINKED, UNLINKED),
     (ACCOUNT_PURGED, "account_purged"),
     (ACCOUNT_DISABLED, "account_disabled"),
     (TOKENS_REVOKED, "tokens_revoked"),

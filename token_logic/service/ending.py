@@ -33,7 +33,6 @@ from .refresh import Refresher
 
 _LOGOUT_MIN_VALID_SECONDS = 60
 # What a single document's marker says when Kakao ended the login by an unlink (forget_user).
-UNLINKED = "unlinked"
 
 
 @dataclass(frozen=True)

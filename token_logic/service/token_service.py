@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
@@ -20,13 +21,15 @@ from ..storage.protocol import (
     template_matches,
     template_prefix,
 )
-from ..tokens import TokenDocument
-from .claim import IssuedClaim, claim_name, issue_claim, valid_claim
-from .ending import UNLINKED, LoginEnded, LoginEnder
-from .login import LoginFinisher
-from .refresh import Refresher, RefreshResult
-from .shards import Shard
-from .sweep import RefreshOutcome, list_for_sweep, run_sweep
+from ..tokens import UNLINKED, TokenDocument
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .claim import IssuedClaim
+    from .ending import LoginEnded, LoginEnder
+    from .login import LoginFinisher
+    from .refresh import Refresher, RefreshResult
+    from .shards import Shard
+    from .sweep import RefreshOutcome
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,42 @@ class TokenService:
         self.kakao = kakao
         self.store = store
         self._clock = clock or SystemClock()
-        self._refresher = Refresher(kakao, store, self._clock)
-        self._login = LoginFinisher(settings, kakao, store, self._clock)
-        self._ender = LoginEnder(settings, kakao, store, self._clock, self._refresher)
+        self._parts_lock = threading.Lock()
+        self._parts: tuple[Refresher, LoginFinisher, LoginEnder] | None = None
+
+    def warm_up(self) -> None:
+        """Load and build the use cases now (after the first answer: a login start, the first
+        request of most instances, needs none of them)."""
+        self._use_cases()
+
+    def _use_cases(self) -> tuple[Refresher, LoginFinisher, LoginEnder]:
+        """The refresher, the login finisher and the ender, built on first use: importing them
+        costs a cold start more than the whole login start does (BENCHMARKS.md section 1)."""
+        with self._parts_lock:
+            if self._parts is None:
+                from .ending import LoginEnder
+                from .login import LoginFinisher
+                from .refresh import Refresher
+
+                refresher = Refresher(self.kakao, self.store, self._clock)
+                self._parts = (
+                    refresher,
+                    LoginFinisher(self.settings, self.kakao, self.store, self._clock),
+                    LoginEnder(self.settings, self.kakao, self.store, self._clock, refresher),
+                )
+            return self._parts
+
+    @property
+    def _refresher(self) -> Refresher:
+        return self._use_cases()[0]
+
+    @property
+    def _login(self) -> LoginFinisher:
+        return self._use_cases()[1]
+
+    @property
+    def _ender(self) -> LoginEnder:
+        return self._use_cases()[2]
 
     def start_login(self, claim: str = "") -> LoginRedirect:
         """A new login: fresh state and PKCE, and Kakao's authorize URL; ``claim`` is a claim
@@ -66,12 +102,16 @@ class TokenService:
 
     def issue_claim(self) -> IssuedClaim:
         """A new claim link's secret (the older link stops working); see claim.py."""
+        from .claim import claim_name, issue_claim
+
         name = claim_name(self.settings.token_object)
         return issue_claim(self.store, name, self._clock.now())
 
     def claim_is_valid(self, secret: str) -> bool:
         """Whether ``secret`` is the current claim's, unexpired (it is spent only at the end
         of the login it starts)."""
+        from .claim import claim_name, valid_claim
+
         name = claim_name(self.settings.token_object)
         return valid_claim(self.store, name, secret, self._clock.now(), self.deadline()) is not None
 
@@ -93,6 +133,9 @@ class TokenService:
         """Refresh every stored document that is due (in ``shard``, which lists only its own:
         shards.py), in parallel; one failure does not stop the others, and what the deadline
         (the request's, or one from now) leaves is deferred (sweep.py)."""
+        from .shards import Shard
+        from .sweep import list_for_sweep, run_sweep
+
         deadline = deadline or self.deadline()
         template = self.settings.token_object
         listed = list_for_sweep(
@@ -221,6 +264,8 @@ class TokenService:
 
     def stored_names(self, deadline: Deadline | None = None) -> list[str]:
         """Every stored document that belongs to TOKEN_OBJECT, listed within ``deadline``."""
+        from .sweep import list_for_sweep
+
         template = self.settings.token_object
         listed = list_for_sweep(
             self.store,

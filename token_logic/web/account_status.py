@@ -43,7 +43,6 @@ from ..log import log_event
 from ..service.account_events import AccountEvent, handle_event
 from ..service.token_service import ServiceFactory, TokenService
 
-ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
 MAX_SET_BYTES = 16 * 1024
 # Kakao sends at once and answers within 3 s count; 10 minutes allow for a slow delivery and
 # clocks a little apart, and bound how long each jti must be remembered.
@@ -62,11 +61,6 @@ class SetRejected(KakaoTokenError):
         super().__init__(description)
         self.err = err
         self.description = description
-
-
-def is_account_status_request(request: flask.Request) -> bool:
-    """Whether the callback function was called at its ``/account-status`` path."""
-    return request.path.endswith(ACCOUNT_STATUS_PATH_SUFFIX)
 
 
 def handle_account_status(

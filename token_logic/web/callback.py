@@ -22,9 +22,7 @@ from ..errors import (
 )
 from ..kakao.state import COOKIE_LIFETIME_SECONDS, cookie_name_for
 from ..log import log_event
-from ..problems import Problem, problem_for
 from ..service.token_service import ServiceFactory, TokenService
-from .account_status import handle_account_status, is_account_status_request
 from .done_cookie import (
     DONE_COOKIE,
     DONE_COOKIE_LIFETIME_SECONDS,
@@ -32,16 +30,14 @@ from .done_cookie import (
     encode_facts,
     facts_from_cookies,
 )
-from .pages import (
-    claim_page,
-    problem_page,
-    start_page,
-    success_page,
-)
 from .responses import CLAIM_PAGE_POLICY, finish, json_response, method_not_allowed
-from .unlink import handle_unlink, is_unlink_request
 
+# The callback function's other paths. Each part loads on its first use: a login start, the
+# first request of most instances, never loads the webhooks, the pages or the error words
+# (cold start, BENCHMARKS.md section 1).
 CLAIM_PATH_SUFFIX = "/claim"
+UNLINK_PATH_SUFFIX = "/unlink"
+ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
 _MAX_CODE_LENGTH = 512
 _MAX_ERROR_LENGTH = 64
 
@@ -51,7 +47,9 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
     ``/unlink`` and ``/account-status``."""
     if request.path.endswith(CLAIM_PATH_SUFFIX):
         return _claim(request, get_service)
-    if is_account_status_request(request):
+    if request.path.endswith(ACCOUNT_STATUS_PATH_SUFFIX):
+        from .account_status import handle_account_status
+
         status, event_body = handle_account_status(request, get_service)
         # RFC 8935: 202 with no body; an error as {"err", "description"}.
         response = (
@@ -62,7 +60,9 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
         if status == 405:
             response.headers["Allow"] = "POST"
         return response
-    if is_unlink_request(request):
+    if request.path.endswith(UNLINK_PATH_SUFFIX):
+        from .unlink import handle_unlink
+
         status, body = handle_unlink(request, get_service)
         response = json_response(status, body)
         if status == 405:
@@ -76,10 +76,10 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
         settings = service.settings
         return _callback(request, service)
     except KakaoTokenError as exc:
-        return _problem_response(problem_for(exc), exc, settings, request)
+        return _problem_response(exc, settings, request)
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a page
         log_event(logging.ERROR, "unexpected error in kakao_callback", exc_info=True)
-        return _problem_response(problem_for(KakaoTokenError()), None, settings, request)
+        return _problem_response(None, settings, request)
 
 
 def _callback(request: flask.Request, service: TokenService) -> flask.Response:
@@ -134,6 +134,8 @@ def _see_done() -> flask.Response:
 
 
 def _done_page(request: flask.Request, settings: Settings) -> flask.Response:
+    from .pages import start_page, success_page
+
     facts = facts_from_cookies(request.cookies)
     start_url, demo = settings.redirect_uri, settings.demo
     page = (
@@ -153,6 +155,8 @@ def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Respons
         service = get_service()
         settings = service.settings
         if request.method == "GET":
+            from .pages import claim_page
+
             page = flask.Response(claim_page(demo=settings.demo), mimetype="text/html")
             page = finish(page, settings.redirect_uri)
             page.headers["Content-Security-Policy"] = CLAIM_PAGE_POLICY  # with its script
@@ -165,10 +169,10 @@ def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Respons
             raise ClaimRequired(0, link_given=True, logged_out=False)
         return _start_login(service, claim=secret, status=303)
     except KakaoTokenError as exc:
-        return _problem_response(problem_for(exc), exc, settings, request)
+        return _problem_response(exc, settings, request)
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a page
         log_event(logging.ERROR, "unexpected error in kakao_callback /claim", exc_info=True)
-        return _problem_response(problem_for(KakaoTokenError()), None, settings, request)
+        return _problem_response(None, settings, request)
 
 
 def _start_login(service: TokenService, claim: str = "", status: int = 302) -> flask.Response:
@@ -197,8 +201,13 @@ def _start_login(service: TokenService, claim: str = "", status: int = 302) -> f
 
 
 def _problem_response(
-    problem: Problem, exc: Exception | None, settings: Settings | None, request: flask.Request
+    exc: KakaoTokenError | None, settings: Settings | None, request: flask.Request
 ) -> flask.Response:
+    """The page for a refusal (``exc``), or for a bug (None)."""
+    from ..problems import problem_for
+    from .pages import problem_page
+
+    problem = problem_for(exc or KakaoTokenError())
     severity = logging.WARNING if problem.status < 500 else logging.ERROR
     log_event(
         severity,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 from html import escape
+from typing import TYPE_CHECKING
 
 from ..clock import format_time
-from ..problems import Problem
-from ..tokens import TokenFacts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..problems import Problem
+    from ..tokens import TokenFacts
 
 _STYLE = (
     "body{font-family:-apple-system,'Apple SD Gothic Neo','Noto Sans KR',sans-serif;"

@@ -31,13 +31,7 @@ from ..errors import KakaoTokenError
 from ..log import ALERT_LOGIN_DEAD, log_event
 from ..service.token_service import ServiceFactory, TokenService
 
-UNLINK_PATH_SUFFIX = "/unlink"
 _MAX_PARAMETER_LENGTH = 64
-
-
-def is_unlink_request(request: flask.Request) -> bool:
-    """Whether the callback function was called at its ``/unlink`` path."""
-    return request.path.endswith(UNLINK_PATH_SUFFIX)
 
 
 def handle_unlink(
