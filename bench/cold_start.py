@@ -64,7 +64,10 @@ KAKAO_DELAY = 0.060
 START_SECONDS = 120.0  # at 0.083 vCPU a start takes ~4 s; anything near this is broken
 DOCUMENT = "kakao_token.json"
 DAY = 86400
-TARGETS = {"token_seconds": 1.0, "login_seconds": 0.5, "token_vs_bare": 2.0}
+TARGETS = {"token_seconds": 1.0, "login_seconds": 0.5, "token_vs_bare": 2.0, "login_vs_bare": 1.3}
+# Where the login page is held against the bare function: full cores (--cpu=2), where our own
+# imports weigh most against the framework's.
+FULL_CORES = 2.0
 
 
 class QuietLatencyProxy(LatencyProxy):
@@ -396,6 +399,13 @@ def verdicts(medians: dict[float, dict[str, float]]) -> list[str]:
         f"- first token ≤ {TARGETS['token_vs_bare']:.0f}x the bare function: {ratio:.2f}x, "
         f"{met(ratio <= TARGETS['token_vs_bare'])}",
     ]
+    if FULL_CORES in medians:
+        login_ratio = medians[FULL_CORES]["login"] / medians[FULL_CORES]["bare"]
+        out.append(
+            f"- login page ≤ {TARGETS['login_vs_bare']}x the bare function at full cores "
+            f"({FULL_CORES} vCPU): {login_ratio:.2f}x, "
+            f"{met(login_ratio <= TARGETS['login_vs_bare'])}"
+        )
     if sweep_share in medians:
         sweep = medians[sweep_share]["sweep"]
         out.append(f"- first sweep at {sweep_share} vCPU (no target): {sweep:.2f} s")
