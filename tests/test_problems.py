@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from token_logic.budget import LONGEST_WAIT_SECONDS
 from token_logic.errors import (
     DeadlineReached,
     KakaoError,
+    KakaoTokenError,
     KakaoUnavailable,
     LoginRequired,
     NotTheOwner,
@@ -65,3 +67,19 @@ def test_other_errors_have_their_exact_status(
     problem = problem_for(error)  # type: ignore[arg-type]
 
     assert (problem.status, problem.retry_after) == (status, retry_after)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DeadlineReached("another refresh of this login is still under way", 2305942912),
+        KakaoError(400, "invalid_request", "KOE237", 10.0**9),
+        KakaoUnavailable("server_error", retry_after=86400.0),
+        KakaoError(503, "", "-1", 86400.0),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_no_retry_after_is_longer_than_an_hour(error: KakaoTokenError) -> None:
+    """Whatever a stored document or Kakao says, a caller is never told to wait past the
+    longest pause a login takes (an hour)."""
+    assert problem_for(error).retry_after == LONGEST_WAIT_SECONDS

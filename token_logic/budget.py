@@ -51,6 +51,9 @@ WEBHOOK_MIN_KAKAO_CALL_SECONDS = 0.2
 WAIT_STEPS_SECONDS = (0.1, 0.2, 0.4, 0.8)
 # How long to wait after a storage fault before trying the write of a rotated token again.
 STORE_RETRY_PAUSE_SECONDS = 1.0
+# The longest any caller is told to wait (Retry-After): a login's longest pause after Kakao's
+# failures (service/backoff.py); nothing we store or are sent may make it longer.
+LONGEST_WAIT_SECONDS = 3600
 # How many times in all a read-then-conditional-write of one document (a login, a logout, an
 # ending) is tried while other writers land in between (WriteConflict). What races it is
 # bookkeeping that is soon over: a refresh writes its lease, then its result or the release.
@@ -96,6 +99,14 @@ class Deadline:
     def lease_until(self) -> int:
         """Where a lease taken under this deadline ends, in whole Unix seconds."""
         return int(self.at + CLOCK_SKEW_SECONDS) + 1
+
+
+def longest_lease_seconds(function_timeout_seconds: float) -> float:
+    """How far ahead of now a live lease can end: a holder that started just now ends it at its
+    deadline plus the clock skew (lease_until), and no holder runs past the function's timeout.
+    A lease ending later was not written by anyone still working (a clock far off, a hand edit,
+    a bug): it counts as expired, or it would hold every caller off for as long as it says."""
+    return function_timeout_seconds + CLOCK_SKEW_SECONDS + 1
 
 
 def request_deadline(function_timeout_seconds: float, clock: Clock) -> Deadline:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .budget import LONGEST_WAIT_SECONDS
 from .errors import (
     AuthorizationDenied,
     ClaimRequired,
@@ -332,7 +333,7 @@ def _kakao_error(exc: KakaoError) -> Problem:
     if words is not None:
         return words.problem(exc, code=code)
     if code in RATE_LIMIT_CODES:
-        wait = int(exc.retry_after) if exc.retry_after else _RATE_LIMIT_SECONDS
+        wait = _seconds(exc.retry_after) or _RATE_LIMIT_SECONDS
         return _RATE_LIMITED.problem(exc, code=code, retry_after=wait)
     retry_after = _seconds(exc.retry_after)
     if code in TEMPORARY_CODES or exc.status >= 500:
@@ -359,7 +360,9 @@ def _claim_required(exc: ClaimRequired) -> Problem:
 
 
 def _seconds(retry_after: float | None) -> int | None:
-    return max(1, int(retry_after)) if retry_after else None
+    """A Retry-After in whole seconds, from 1 to the longest wait we ever ask for: whatever a
+    stored document or Kakao says, no caller is told to come back in a day."""
+    return min(max(1, int(retry_after)), LONGEST_WAIT_SECONDS) if retry_after else None
 
 
 # Most specific first: a subclass before its parent.
@@ -385,7 +388,9 @@ _BY_KIND: tuple[tuple[type[Any], Callable[[Any], Problem]], ...] = (
     (NoTokenStored, _NOTHING_STORED.problem),
     (
         DeadlineReached,
-        lambda exc: _OUT_OF_TIME.problem(exc, code="deadline", retry_after=exc.retry_after),
+        lambda exc: _OUT_OF_TIME.problem(
+            exc, code="deadline", retry_after=_seconds(exc.retry_after)
+        ),
     ),
     (StorageError, _STORAGE_FAILED.problem),
 )

@@ -108,6 +108,27 @@ def test_token_near_expiry_is_refreshed_once(
     assert first["expires_in"] > 3600
 
 
+@pytest.mark.parametrize("ahead", [86400, 4102444800 - int(time.time())])  # a day; 2100
+def test_a_lease_further_ahead_than_any_request_runs_counts_as_expired(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path, ahead: int
+) -> None:
+    """A refresh lease ending past the function's timeout plus clock skew was written by no one
+    still working: it is taken over, so callers get a refreshed token at once, not a 503
+    telling them to come back in a day (or in 2100)."""
+    store = FileTokenStore(tmp_path)
+    log_in(live_kakao, store, TOKEN_DIR=str(tmp_path))
+    expire_in(store, 100)
+    until = int(time.time()) + ahead
+    rewrite_stored(store, lambda d: d.with_fields(refresh_lease={"owner": "x", "until": until}))
+    client = token_client(monkeypatch, live_kakao, TOKEN_DIR=str(tmp_path))
+
+    response = client.get("/")
+
+    assert response.status_code == 200, response.get_json()
+    assert live_kakao.state.refresh_calls() == 1
+    assert "refresh_lease" not in json.loads((tmp_path / NAME).read_text())
+
+
 @pytest.mark.parametrize(
     ("left", "min_valid", "refreshes"),
     [(2000, "3600", 1), (2000, "1000", 0), (100, "60", 0), (100, "0", 0), (100, "", 1)],

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from ..budget import LONGEST_WAIT_SECONDS
 from ..errors import KakaoError, KakaoTokenError, KakaoUnavailable
 from ..kakao.codes import RATE_LIMIT_CODES, TEMPORARY_CODES
 
@@ -28,7 +29,7 @@ from ..kakao.codes import RATE_LIMIT_CODES, TEMPORARY_CODES
 _RATE_LIMITED = (600, 2, 3600)
 _TEMPORARY = (10, 3, 900)
 _REFUSED = (300, 2, 3600)
-LONGEST_PAUSE_SECONDS = 3600
+LONGEST_PAUSE_SECONDS = LONGEST_WAIT_SECONDS
 _UNAVAILABLE_REASONS = frozenset({"timeout", "unreachable", "server_error", "bad_response"})
 
 

@@ -38,7 +38,14 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from ..budget import STORE_RESERVE_SECONDS, STORE_RETRY_PAUSE_SECONDS, WAIT_STEPS_SECONDS, Deadline
+from ..budget import (
+    DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    STORE_RESERVE_SECONDS,
+    STORE_RETRY_PAUSE_SECONDS,
+    WAIT_STEPS_SECONDS,
+    Deadline,
+    longest_lease_seconds,
+)
 from ..clock import Clock
 from ..errors import (
     DeadlineReached,
@@ -70,10 +77,17 @@ class RefreshResult:
 class Refresher:
     """Refreshes stored documents through one Kakao client and one store."""
 
-    def __init__(self, kakao: KakaoClient, store: TokenStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        kakao: KakaoClient,
+        store: TokenStore,
+        clock: Clock,
+        function_timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    ) -> None:
         self._kakao = kakao
         self._store = store
         self._clock = clock
+        self._longest_lease = longest_lease_seconds(function_timeout_seconds)
 
     def ensure_fresh(
         self, name: str, *, margin_seconds: int, deadline: Deadline, force: bool = False
@@ -108,7 +122,9 @@ class Refresher:
                     return RefreshResult(name, document, refreshed=False)
                 raise backoff.error(now)
             lease = document.lease
-            if lease is not None and lease[1] > now and lease[0] != owner:
+            if lease is not None and lease[1] > now + self._longest_lease:
+                log_event(logging.WARNING, "lease too far ahead, taken as expired", document=name)
+            elif lease is not None and lease[1] > now and lease[0] != owner:
                 self._wait_for(lease[1], deadline, waits)
                 waits += 1
                 continue

@@ -67,7 +67,9 @@ class TokenService:
                 from .login import LoginFinisher
                 from .refresh import Refresher
 
-                refresher = Refresher(self.kakao, self.store, self._clock)
+                refresher = Refresher(
+                    self.kakao, self.store, self._clock, self.settings.function_timeout_seconds
+                )
                 self._parts = (
                     refresher,
                     LoginFinisher(self.settings, self.kakao, self.store, self._clock),
