@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -51,6 +52,8 @@ REFRESH_LIMIT = (30, 3600)  # per user: 30 refreshes per hour
 DEFAULT_USER_ID = 4127000001
 MEMOS_PATH = "/memos"  # not Kakao's: the page listing memos sent, for a person to look at
 JWKS_PATH = "/.well-known/jwks.json"
+# The "trickle" fault's pause between bytes.
+TRICKLE_SECONDS = 0.05
 SSE_CONFIGURATION_PATH = "/.well-known/sse-configuration"
 _KST = timezone(timedelta(hours=9), "KST")
 
@@ -115,7 +118,8 @@ class FakeKakaoState:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def inject(self, endpoint: str, *faults: str) -> None:
-        """Make the next requests to ``endpoint`` fail: timeout, reset, html, 500, or a code
+        """Make the next requests to ``endpoint`` fail: timeout, reset, html, 500, trickle (the
+        JWKS a byte at a time), or a code
         (Kakao never saw the request), or processed-reset, processed-timeout, processed-500
         (Kakao did the work, then the answer was lost)."""
         with self.lock:
@@ -518,6 +522,21 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault == "html":
             self._send(200, b"<html><body>Service Unavailable</body></html>", "text/html")
+            return True
+        if fault == "trickle":
+            # A whole answer, a byte at a time, each well within any read timeout: only a
+            # deadline on the whole answer ends the wait.
+            body = json.dumps(self.fake.jwks()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client gave up: as intended
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(TRICKLE_SECONDS)
+            self.close_connection = True
             return True
         if fault.isdigit():
             self._send(int(fault), b"<html>upstream error</html>", "text/html")

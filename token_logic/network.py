@@ -66,3 +66,28 @@ def _bypasses_proxy(host: str, no_proxy: str) -> bool:
             if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
                 return True
     return False
+
+
+def body_within(response: requests.Response, give_up_at: float, max_bytes: int) -> bytes:
+    """The body of a response opened with ``stream=True``, read by ``give_up_at`` (a
+    ``time.monotonic()`` time) and at most ``max_bytes`` long.
+
+    A read timeout bounds each wait for the next bytes, not the whole answer: a server that
+    sends one byte at a time, each in time, would hold the caller for as long as it likes. Here
+    each read takes what one arrives with (``read1``), and the clock is looked at between them.
+    Raises ``requests.Timeout`` or ``requests.ConnectionError`` (too large), as the request
+    itself would.
+    """
+    import time
+
+    import requests
+
+    chunks, size = [], 0
+    while chunk := response.raw.read1(8192, decode_content=True):
+        size += len(chunk)
+        if size > max_bytes:
+            raise requests.ConnectionError(f"answer larger than {max_bytes} bytes")
+        chunks.append(chunk)
+        if time.monotonic() > give_up_at:
+            raise requests.Timeout("answer still arriving when time ran out")
+    return b"".join(chunks)

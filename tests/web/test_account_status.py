@@ -3,6 +3,7 @@ the fake Kakao to the real function."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -507,6 +508,56 @@ def test_the_keys_fetch_gets_the_time_left_after_waiting_for_the_lock(
 
     assert timeouts == [1.0, pytest.approx(0.4)]
     assert found["a"] is not None and found["b"] is not None
+
+
+def test_a_trickling_jwks_answer_is_given_up_on_within_kakaos_3_seconds(
+    make_client: ClientFactory, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Kakao's keys arriving a byte at a time, each within the read timeout: the fetch ends at
+    its own time (1 s), and the webhook answers 503 well inside the 3 s Kakao waits, storing
+    nothing; the same SET later is acted on."""
+    owner = fake_kakao.state.user_id
+    client = make_client()
+    log_in(client, fake_kakao, owner)
+    before = (tmp_path / "kakao_token.json").read_bytes()
+    token = fake_kakao.make_set(owner, USER_UNLINKED)
+    fake_kakao.state.inject(JWKS_PATH, "trickle")
+
+    started = time.monotonic()
+    failed = send(fake_kakao, client, owner, USER_UNLINKED, token=token)
+    elapsed = time.monotonic() - started
+
+    assert failed.status == 503 and elapsed < 2.5, elapsed
+    assert (tmp_path / "kakao_token.json").read_bytes() == before
+
+
+def test_waiting_for_another_requests_key_fetch_ends_with_the_callers_time() -> None:
+    """A fetch that hangs holds the key cache's lock: a second request waits for it no longer
+    than its own time allows (0.3 s here), then answers 503, instead of queueing behind it."""
+    release = threading.Event()
+
+    def fetch(timeout: float) -> dict[str, Any]:
+        release.wait(10)
+        raise KakaoUnavailable("timeout")
+
+    keys = SigningKeys(fetch)
+    first = threading.Thread(target=lambda: _swallow(lambda: keys.key_for("a", lambda: 5.0)))
+    first.start()
+    time.sleep(0.05)  # the first now holds the lock, fetching
+
+    started = time.monotonic()
+    with pytest.raises(KakaoUnavailable) as caught:
+        keys.key_for("a", lambda: 0.3)
+    waited = time.monotonic() - started
+    release.set()
+    first.join(5)
+
+    assert caught.value.reason == "timeout" and 0.25 <= waited < 1.0
+
+
+def _swallow(call: Callable[[], object]) -> None:
+    with contextlib.suppress(KakaoUnavailable):
+        call()
 
 
 @pytest.mark.parametrize(("app_id", "status"), [(APP_ID, 202), ("", 400)])

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from ..budget import MIN_KAKAO_ATTEMPT_SECONDS, Deadline
 from ..checks import is_decimal, is_http_url
 from ..errors import DeadlineReached, KakaoError, KakaoUnavailable
+from ..network import body_within
 from ..retry import Retry
 
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
@@ -30,6 +31,8 @@ BACKOFF_SECONDS = (0.5, 1.5)
 # Kakao's own words for "temporary fault, try again": KOE003 (auth), -1 (API).
 _TEMPORARY_CODES = {"KOE003", "-1"}
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
+# Kakao's answers are small (a JWKS is ~2 KB): anything far larger is not Kakao's.
+MAX_ANSWER_BYTES = 256 * 1024
 
 
 class KakaoClient:
@@ -188,11 +191,15 @@ class KakaoClient:
         base = self._auth_base_url if path.startswith("/.well-known/") else self._api_base_url
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         timeout = (min(self._timeout[0], timeout_seconds), timeout_seconds)
+        # The whole answer, not each read, within timeout_seconds: a webhook has 3 s in all.
+        give_up_at = time.monotonic() + timeout_seconds
         try:
-            response = self._http().get(base + path, headers=headers, timeout=timeout)
+            response = self._http().get(base + path, headers=headers, timeout=timeout, stream=True)
+            with response:
+                body = body_within(response, give_up_at, MAX_ANSWER_BYTES)
         except _request_errors() as exc:
             raise _classify(exc, retry_when_sent=False)[0] from exc
-        return parse_response(response)
+        return parse_response(response, body)
 
     def _signed(self, form: dict[str, str]) -> dict[str, str]:
         # Kakao accepts client authentication only as client_secret_post.
@@ -267,10 +274,11 @@ def _classify(exc: Exception, retry_when_sent: bool) -> tuple[Exception, bool]:
     return exc, retry_when_sent
 
 
-def parse_response(response: requests.Response) -> dict[str, Any]:
-    """A 200 JSON object, or the matching error. Raw bodies are never kept: they echo codes."""
+def parse_response(response: requests.Response, raw: bytes | None = None) -> dict[str, Any]:
+    """A 200 JSON object, or the matching error. Raw bodies are never kept: they echo codes.
+    ``raw`` is the body when it was read already (``network.body_within``)."""
     try:
-        body = response.json()
+        body = json.loads(response.content if raw is None else raw)
     except ValueError:
         body = None
     if response.status_code == 200:

@@ -50,32 +50,41 @@ class SigningKeys:
 
         KakaoUnavailable when the set is needed and cannot be fetched: Kakao does not answer
         within ``fetch_seconds()``, no time is left, or Kakao was asked moments ago (see above).
+        Waiting for another request's fetch takes at most ``fetch_seconds()`` too.
         """
-        with self._lock:
-            now = self._monotonic()
-            fresh = self._fetched_at is not None and now - self._fetched_at < KEYS_KEPT_SECONDS
-            if fresh and kid in self._keys:
-                return self._keys[kid]
-            if self._quiet_until is not None and now < self._quiet_until:
-                wait = self._quiet_until - now
-                raise KakaoUnavailable(
-                    self._quiet_reason,
-                    f"Kakao's keys were asked for moments ago; again in {wait:.0f} s",
-                    retry_after=wait,
-                )
-            seconds = fetch_seconds()
-            if seconds <= 0:
-                raise KakaoUnavailable("timeout", "no time left to fetch Kakao's keys")
-            try:
-                keys = _parse(self._fetch(seconds))
-            except KakaoTokenError as exc:
-                self._quiet(getattr(exc, "reason", "unreachable"))
-                raise
-            self._keys = keys
-            self._fetched_at = self._monotonic()
-            if fresh:  # the set was fresh, yet lacked this kid: a rotation, or a made-up kid
-                self._quiet("bad_response")
-            return keys.get(kid)
+        if not self._lock.acquire(timeout=max(fetch_seconds(), 0.0)):
+            raise KakaoUnavailable("timeout", "another request is fetching Kakao's keys")
+        try:
+            return self._key_for(kid, fetch_seconds)
+        finally:
+            self._lock.release()
+
+    def _key_for(self, kid: str, fetch_seconds: FetchSeconds) -> Any | None:
+        """key_for, with the lock held."""
+        now = self._monotonic()
+        fresh = self._fetched_at is not None and now - self._fetched_at < KEYS_KEPT_SECONDS
+        if fresh and kid in self._keys:
+            return self._keys[kid]
+        if self._quiet_until is not None and now < self._quiet_until:
+            wait = self._quiet_until - now
+            raise KakaoUnavailable(
+                self._quiet_reason,
+                f"Kakao's keys were asked for moments ago; again in {wait:.0f} s",
+                retry_after=wait,
+            )
+        seconds = fetch_seconds()
+        if seconds <= 0:
+            raise KakaoUnavailable("timeout", "no time left to fetch Kakao's keys")
+        try:
+            keys = _parse(self._fetch(seconds))
+        except KakaoTokenError as exc:
+            self._quiet(getattr(exc, "reason", "unreachable"))
+            raise
+        self._keys = keys
+        self._fetched_at = self._monotonic()
+        if fresh:  # the set was fresh, yet lacked this kid: a rotation, or a made-up kid
+            self._quiet("bad_response")
+        return keys.get(kid)
 
     def _quiet(self, reason: str) -> None:
         self._quiet_until = self._monotonic() + REFETCH_SECONDS
