@@ -174,14 +174,15 @@ def consent(authorize_url: str, *, approve: bool = True) -> str:
 
 
 def needs_claim(service: TokenService) -> bool:
-    """Whether this deployment's next login needs a claim link: one document, no allowlist,
-    not the demo, and nobody stored yet (the first owner's case)."""
+    """Whether this deployment's next login may need a claim link (never in the demo): one
+    document, no allowlist and nobody stored yet (the first owner's case); or one document per
+    user and no allowlist (a new account's case: a link its login does not need stays unspent)."""
     settings = service.settings
-    return (
-        settings.single_owner
-        and not settings.demo
-        and service.store.read(settings.token_object) is None
-    )
+    if settings.demo:
+        return False
+    if settings.per_user_claims:
+        return True
+    return settings.single_owner and service.store.read(settings.token_object) is None
 
 
 def owner_claim(service: TokenService) -> str:

@@ -111,11 +111,10 @@ def _logout(service: TokenService, args: argparse.Namespace) -> int:
 
 def _claim_url(service: TokenService, args: argparse.Namespace) -> int:
     settings = service.settings
-    if not settings.single_owner:
+    if not (settings.single_owner or settings.per_user_claims):
         print(
-            "error: no claim link is needed here: with one document per user "
-            "(TOKEN_OBJECT with {user_id}) or ALLOWED_KAKAO_USER_IDS, those accounts log in at "
-            "the callback URL itself",
+            "error: no claim link is needed here: ALLOWED_KAKAO_USER_IDS decides who may log "
+            "in, at the callback URL itself",
             file=sys.stderr,
         )
         return 1
@@ -128,8 +127,13 @@ def _claim_url(service: TokenService, args: argparse.Namespace) -> int:
         return 1
     claim = service.issue_claim()
     print(claim.link(service.settings.redirect_uri))  # stdout only: the link is the secret
+    what = (
+        "owns this deployment"
+        if settings.single_owner
+        else "admits one Kakao account (its own document; make a link per account)"
+    )
     print(
-        f"one login through it owns this deployment; it works once, until "
+        f"one login through it {what}; it works once, until "
         f"{format_time(claim.expires_at)} (a newer link replaces it)",
         file=sys.stderr,
     )

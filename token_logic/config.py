@@ -77,6 +77,21 @@ class Settings:
     metadata_host: str = ""
 
     @property
+    def per_user_claims(self) -> bool:
+        """One document per user and no allowlist: each Kakao account is admitted once, by a
+        claim link of its own (service/claim.py), and logs in again freely after that."""
+        return USER_ID_PLACEHOLDER in self.token_object and not self.allowed_user_ids
+
+    @property
+    def default_user_id(self) -> int | None:
+        """Whose login a request naming no user gets with one document per user: the one
+        allowed user, when exactly one is; else None (the request must name one). Never
+        "whichever single document is stored": that may be a stranger's."""
+        if USER_ID_PLACEHOLDER in self.token_object and len(self.allowed_user_ids) == 1:
+            return next(iter(self.allowed_user_ids))
+        return None
+
+    @property
     def single_owner(self) -> bool:
         """One document and no allowlist: the deployment has one owner, who comes (first, or
         taking over) through a claim link (service/claim.py)."""

@@ -5,7 +5,8 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
 
     KakaoTokenError
     ├── ConfigError            settings missing or invalid (names every variable to fix)
-    │   └── IdentityRejected   Cloud Run refused the caller's Google ID token (token endpoint)
+    │   ├── IdentityRejected   Cloud Run refused the caller's Google ID token (token endpoint)
+    │   └── UserIdRequired     one login per user is stored, and the request named none
     ├── LoginStateError        callback without a valid state for this browser (CSRF, replay)
     ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
@@ -71,6 +72,17 @@ class IdentityRejected(ConfigError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message, ("TOKEN_READERS",) if status == 403 else ())
         self.status = status
+
+
+class UserIdRequired(ConfigError):
+    """Raised when a deployment keeps one login per Kakao user and a request (a script's, a
+    command's) names no user, and no single allowed user stands for it: the caller must say
+    whose token it wants, never be handed whichever login happens to be stored."""
+
+    wire_name = BAD_REQUEST
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ("user_id",))
 
 
 class LoginStateError(KakaoTokenError):

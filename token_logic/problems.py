@@ -30,6 +30,7 @@ from .errors import (
     NoTokenStored,
     NotTheOwner,
     StorageError,
+    UserIdRequired,
     UserNotAllowed,
 )
 from .kakao.codes import RATE_LIMIT_CODES, TEMPORARY_CODES
@@ -91,6 +92,15 @@ _NOT_CONFIGURED = _Words(
     "Not configured",
     "운영자: 환경 변수를 확인하세요. {exc}",
     "Operator: set the environment variables. {exc}",
+)
+_NAME_THE_USER = _Words(
+    400,
+    "사용자를 지정하세요",
+    "Name the Kakao user",
+    "이 배포는 카카오 사용자마다 토큰을 따로 저장합니다. 요청에 user_id(Action의 user_id 입력, "
+    "kakao-token --user)를 넣으세요. {exc}",
+    "This deployment keeps one login per Kakao user: add user_id (the Action's user_id input, "
+    "kakao-token --user). {exc}",
 )
 _START_AGAIN = _Words(
     400,
@@ -367,6 +377,7 @@ def _seconds(retry_after: float | None) -> int | None:
 
 # Most specific first: a subclass before its parent.
 _BY_KIND: tuple[tuple[type[Any], Callable[[Any], Problem]], ...] = (
+    (UserIdRequired, _NAME_THE_USER.problem),
     (ConfigError, _NOT_CONFIGURED.problem),
     (LoginStateError, _START_AGAIN.problem),
     (

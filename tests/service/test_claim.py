@@ -139,21 +139,65 @@ def test_logout_keeps_the_owner_and_a_claim_hands_the_deployment_over(
 @pytest.mark.parametrize(
     "env",
     [
-        {"TOKEN_OBJECT": "tokens/{user_id}.json"},
+        {"TOKEN_OBJECT": "tokens/{user_id}.json", "ALLOWED_KAKAO_USER_IDS": str(STRANGER)},
         {"ALLOWED_KAKAO_USER_IDS": str(STRANGER)},
         {"KAKAO_DEMO": "1"},
+        {"KAKAO_DEMO": "1", "TOKEN_OBJECT": "tokens/{user_id}.json"},
     ],
 )
-def test_per_user_allowlisted_and_demo_deployments_need_no_claim(
+def test_allowlisted_and_demo_deployments_need_no_claim(
     fake_kakao: FakeKakao, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    """Per-user documents, an allowlist, and the bundled demo: the first login needs no link."""
+    """An allowlist (one document or per-user), and the bundled demo: no link is needed."""
     # clock named: a type checker would otherwise take **env's strings for it
     service = service_for(fake_kakao, tmp_path, clock=None, **env)
 
     document = login_as(service, fake_kakao, STRANGER, "")
 
     assert document.user_id == STRANGER
+
+
+PER_USER = {"TOKEN_OBJECT": "tokens/{user_id}.json"}
+
+
+def test_per_user_without_an_allowlist_admits_a_new_account_only_by_a_claim_link(
+    fake_kakao: FakeKakao, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One document per user, no allowlist: a stranger's login through the public callback is
+    refused (nothing stored, its fresh token logged out, an alert); a claim link admits one
+    account, once; an admitted account logs in again with no link."""
+    service = service_for(fake_kakao, tmp_path, clock=None, **PER_USER)
+
+    with pytest.raises(ClaimRequired):
+        login_as(service, fake_kakao, STRANGER, "")
+    link = service.issue_claim().secret
+    admitted = login_as(service, fake_kakao, OWNER, link)
+    with pytest.raises(ClaimRequired):
+        login_as(service, fake_kakao, STRANGER, link)  # the link was spent
+    again = login_as(service, fake_kakao, OWNER, "")
+
+    assert not (tmp_path / f"tokens/{STRANGER}.json").exists()
+    assert live_tokens_of(fake_kakao, STRANGER) == 0
+    assert admitted.user_id == again.user_id == OWNER
+    assert (tmp_path / f"tokens/{OWNER}.json").exists()
+    messages = [a["message"] for a in alerts(capsys)]
+    assert messages.count("login refused: no claim link for a new user") == 2
+    assert messages.count("a new account admitted with a claim link") == 1
+
+
+def test_claim_url_for_per_user_documents_admits_one_account(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """``claim-url`` with one document per user and no allowlist prints a link, saying it
+    admits one account, stored beside the documents."""
+    result = run_cli(
+        {"PATH": "/usr/bin:/bin", **settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), **PER_USER)},
+        "claim-url",
+    )
+
+    assert result.returncode == 0 and "/claim#" in result.stdout
+    assert "admits one Kakao account" in result.stderr
+    assert (tmp_path / "tokens" / ".kakao-token-claim.json").exists()
 
 
 def claim_client(monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, tmp_path: Path) -> FlaskClient:
@@ -261,7 +305,10 @@ def test_a_hand_over_whose_write_landed_though_it_seemed_to_fail_still_alerts(
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"TOKEN_OBJECT": "tokens/{user_id}.json"}, "no claim link is needed"),
+        (
+            {"TOKEN_OBJECT": "tokens/{user_id}.json", "ALLOWED_KAKAO_USER_IDS": str(OWNER)},
+            "no claim link is needed",
+        ),
         ({"ALLOWED_KAKAO_USER_IDS": str(OWNER)}, "no claim link is needed"),
         ({"KAKAO_REDIRECT_URI": ""}, "KAKAO_REDIRECT_URI is not set"),
     ],
@@ -269,8 +316,8 @@ def test_a_hand_over_whose_write_landed_though_it_seemed_to_fail_still_alerts(
 def test_claim_url_refuses_where_a_link_would_mislead(
     fake_kakao: FakeKakao, tmp_path: Path, env: dict[str, str], expected: str
 ) -> None:
-    """No link for per-user or allowlisted deployments (nothing would use it), nor without the
-    callback URL to build it on; nothing is written."""
+    """No link for allowlisted deployments (nothing would use it), nor without the callback
+    URL to build it on; nothing is written."""
     result = run_cli(
         {"PATH": "/usr/bin:/bin", **settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), **env)},
         "claim-url",

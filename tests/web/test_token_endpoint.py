@@ -174,7 +174,7 @@ def test_bad_parameters_are_400_json(
 def test_user_id_picks_the_user(
     monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """With per-user documents, ?user_id= picks one; without it, two users are a 404."""
+    """With per-user documents, ?user_id= picks one; without it, a 400 asking for user_id."""
     env = {"TOKEN_DIR": str(tmp_path), "TOKEN_OBJECT": "tokens/{user_id}.json"}
     tokens = {}
     for user in (11, 22):
@@ -183,26 +183,48 @@ def test_user_id_picks_the_user(
     client = token_client(monkeypatch, live_kakao, **env)
 
     chosen = client.get("/?user_id=22")
-    ambiguous = client.get("/")
+    unnamed = client.get("/")
 
     assert chosen.status_code == 200
     assert chosen.get_json()["access_token"] == tokens[22]
     assert chosen.get_json()["user_id"] == 22
-    assert ambiguous.status_code == 404
-    assert ambiguous.get_json()["error"] == "no_token_stored"
-    assert "2 users" in ambiguous.get_json()["message"]
+    assert unnamed.status_code == 400
+    assert unnamed.get_json()["error"] == "bad_request"
+    assert "user_id" in unnamed.get_json()["message"]
 
 
-def test_one_stored_user_needs_no_user_id(
+def test_a_strangers_only_login_is_never_served_to_a_request_naming_no_user(
     monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """Per-user documents with a single user stored: / serves that user."""
+    """Per-user documents with only one stored, a stranger's (before the owner's first login,
+    or after an unlink deleted the owner's): / without user_id answers 400 asking for one,
+    never the stranger's token (the owner's scripts would send their memos to the stranger)."""
+    env = {"TOKEN_DIR": str(tmp_path), "TOKEN_OBJECT": "tokens/{user_id}.json"}
+    live_kakao.state.user_id = 666
+    stranger = log_in(live_kakao, FileTokenStore(tmp_path), **env)
+
+    response = token_client(monkeypatch, live_kakao, **env).get("/")
+
+    assert response.status_code == 400 and "user_id" in response.get_json()["message"]
+    assert stranger["access_token"] not in response.get_data(as_text=True)
+
+
+def test_the_one_allowed_user_needs_no_user_id(
+    monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Per-user documents and one allowed user: / serves that user's login, whatever else is
+    stored; with two allowed users the request must name one."""
+    owner = live_kakao.state.user_id
     env = {"TOKEN_DIR": str(tmp_path), "TOKEN_OBJECT": "tokens/{user_id}.json"}
     document = log_in(live_kakao, FileTokenStore(tmp_path), **env)
+    # Each app reads its settings on its first request: asked before the next one is made.
+    one = token_client(monkeypatch, live_kakao, **env, ALLOWED_KAKAO_USER_IDS=str(owner)).get("/")
+    two = token_client(monkeypatch, live_kakao, **env, ALLOWED_KAKAO_USER_IDS=f"{owner},42").get(
+        "/"
+    )
 
-    body = token_client(monkeypatch, live_kakao, **env).get("/").get_json()
-
-    assert body["access_token"] == document["access_token"]
+    assert one.get_json()["access_token"] == document["access_token"]
+    assert two.status_code == 400
 
 
 def test_a_single_document_is_not_served_for_another_user_id(

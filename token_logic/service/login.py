@@ -7,7 +7,11 @@ Who may store a login:
   a login of another account, which then takes the deployment over. Anyone else is refused
   with an alert line and their fresh token logged out at Kakao. The owner can always log in
   again; ``logout`` keeps the deployment theirs.
-- Per-user documents: every user has their own document.
+- Per-user documents without an allowlist: each account is admitted once, by a claim link of
+  its own (claim.py: ``claim-url`` makes one, for the next account to open); an account whose
+  document is stored logs in again freely. Anyone else is refused as above: the callback is
+  public, and a stranger's stored login would be a document the owner's scripts could reach.
+- Per-user documents with an allowlist: the allowed users, each their own document.
 A login whose user id could not be established is never stored (fail closed).
 
 A login has the request's deadline (budget.py) like everything else. Once Kakao has issued
@@ -93,6 +97,8 @@ class LoginFinisher:
             name = document_name(self._settings.token_object, user_id)
             if self._settings.single_owner:
                 self._store_if_owner(name, document, response, secrets.claim, work, deadline)
+            elif self._settings.per_user_claims:
+                self._store_if_admitted(name, document, response, secrets.claim, work, deadline)
             else:
                 self._store_over_anything(name, document, work)
         except UserNotAllowed:
@@ -196,6 +202,42 @@ class LoginFinisher:
         for old in previous:  # handed over: the previous owner's tokens end here too
             if old.fields.get("access_token") and old.user_id != user_id:
                 self._log_out(old.access_token, deadline)
+
+    def _store_if_admitted(
+        self,
+        name: str,
+        document: TokenDocument,
+        response: Mapping[str, Any],
+        claim_secret: str,
+        work: Deadline,
+        deadline: Deadline,
+    ) -> None:
+        """Store a per-user login: over the user's own document (admitted before), or as a new
+        account only with a claim link, spent before the write (the bundled demo needs none)."""
+        user_id = document.user_id
+        claimed: list[bool] = []
+
+        def vet(current: Stored | None) -> None:
+            if current is not None or self._settings.demo or claimed:
+                return  # the name is this user's own: a document there admitted them before
+            if claim_secret and self._spend_claim(claim_secret, work):
+                claimed.append(True)
+                return
+            self._revoke(response, user_id, "login refused: no claim link for a new user", deadline)
+            raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
+
+        try:
+            self._write_over_read_version(name, to_json(document), vet, work)
+        except KakaoTokenError:
+            if not claimed or self._fate(name, document, deadline) != _LANDED:
+                raise
+        if claimed:
+            log_event(
+                logging.WARNING,
+                "a new account admitted with a claim link",
+                alert=ALERT_OWNERSHIP,
+                user_id=user_id,
+            )
 
     def _spend_claim(self, secret: str, deadline: Deadline) -> bool:
         name = claim_name(self._settings.token_object)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from ..config import USER_ID_PLACEHOLDER, Settings
-from ..errors import NoTokenStored
+from ..errors import UserIdRequired
 from ..kakao.api import KakaoClient
 from ..kakao.state import LoginStart, start_login
 from ..storage.protocol import (
@@ -251,17 +251,18 @@ class TokenService:
         token = self.access_token(user_id)
         self.kakao.send_memo(token, text, self.settings.memo_link)
 
-    def document_name(self, user_id: int | None, deadline: Deadline | None = None) -> str:
-        """The document for a user; with one stored user and no id given, that one (found by a
-        listing that fits ``deadline``, the request's own)."""
+    def document_name(self, user_id: int | None) -> str:
+        """The document for a user. With one document per user and no id given, the one allowed
+        user's (Settings.default_user_id), never whichever document happens to be stored: with
+        only a stranger's stored, the owner's scripts would get the stranger's token."""
         template = self.settings.token_object
         if user_id is None and USER_ID_PLACEHOLDER in template:
-            names = self.stored_names(deadline)
-            if len(names) == 1:
-                return names[0]
-            raise NoTokenStored(
-                f"{len(names)} users are stored under {template}: name one with --user USER_ID"
-            )
+            user_id = self.settings.default_user_id
+            if user_id is None:
+                raise UserIdRequired(
+                    f"this deployment keeps one login per Kakao user ({template}): name the "
+                    "user (user_id=, the Action's user_id input, or --user USER_ID)"
+                )
         return document_name(template, user_id)
 
     def stored_names(self, deadline: Deadline | None = None) -> list[str]:

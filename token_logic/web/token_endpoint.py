@@ -135,8 +135,8 @@ def _method_not_allowed(get_service: ServiceFactory) -> flask.Response:
 def _serve(
     service: TokenService, cache: FreshTokenCache, user_id: int | None, min_valid: int
 ) -> flask.Response:
-    deadline = service.deadline()  # one for the whole request: a listing, then a refresh
-    name = service.document_name(user_id, deadline)
+    deadline = service.deadline()  # one for the whole request: a read, then a refresh
+    name = service.document_name(user_id)
     now = service.now()
     token = cache.get(name, now, min_valid)
     if token is None:
