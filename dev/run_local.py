@@ -5,12 +5,16 @@ token endpoint kakao_token on :8082 (TOKEN_PORT). Without KAKAO_REST_API_KEY it 
 bundled fake Kakao on :9090 (FAKE_KAKAO_PORT) and runs in demo mode, so a newcomer sees the
 whole login, the command line and a memo arrive before creating a Kakao app.
 
-The token endpoint hands out a real Kakao access token with a real app, and anything that can
-reach localhost could ask for it: a web page too, by DNS rebinding. So, as Cloud Run guards the
-deployed one, a stand-in guards it (servers.LocalInvokerCheck): the Host must be this machine's
-and the caller must send a bearer made for this run. With a real app that bearer is never
-printed: it goes to .run/token-endpoint-<port>.env (mode 0600), which the printed command
-lines read, and is removed when make run stops. In demo mode it is local-demo, shown as it is.
+The token endpoint hands out a real Kakao access token with a real app, and a forced refresh
+spends Kakao's token calls (too many pause the login: KOE237); anything that can reach
+localhost could ask: another local user, a web page too, by DNS rebinding or a cross-site POST.
+So, as Cloud Run guards the deployed functions, a stand-in guards all three
+(invoker_check.LocalInvokerCheck): the functions listen on Unix sockets in a directory only
+this user may enter, and the three ports are the checks in front of them. Each wants a Host
+naming this machine; kakao_refresh and kakao_token also want no web page's request and a
+bearer made for this run. With a real app that bearer is never printed: it goes to
+.run/token-endpoint-<port>.env (mode 0600), which the printed command lines read, and is
+removed when make run stops. In demo mode it is local-demo, shown as it is.
 
 Once every server listens it prints what to open and the command lines with their complete
 environment, ready to paste in another terminal at the repository root.
@@ -22,6 +26,7 @@ import contextlib
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,13 +35,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dev.fake_kakao import MEMOS_PATH, FakeKakao, FakeKakaoState
+from dev.invoker_check import LocalInvokerCheck
 from dev.servers import (
-    LocalInvokerCheck,
-    free_port,
-    function_command,
     port_is_free,
+    socket_function_command,
     start_child,
     stop_all,
     wait_until_listening,
@@ -48,6 +53,8 @@ DEMO_CLIENT_SECRET = "demo-client-secret"
 # The bearer LocalInvokerCheck wants in demo mode, where the fake's tokens are worth nothing;
 # the client sends it as its ID token (it accepts any explicit one for a loopback http URL).
 DEMO_ID_TOKEN = "local-demo"
+# Deployed, these answer only callers with roles/run.invoker; the callback answers anyone.
+PRIVATE_FUNCTIONS = frozenset({"kakao_refresh", "kakao_token"})
 # Relative to ROOT, where the printed commands run; one per port, so a test run on other ports
 # never overwrites the file of a make run in another terminal.
 ENDPOINT_FILE = ".run/token-endpoint-{port}.env"
@@ -130,19 +137,31 @@ def main() -> int:
     functions = {
         "kakao_callback": ports.callback,
         "kakao_refresh": ports.refresh,
-        "kakao_token": free_port(),  # behind the check on ports.token, reached only through it
+        "kakao_token": ports.token,
     }
-    check = LocalInvokerCheck(ports.token, functions["kakao_token"], bearer)
+    # mkdtemp's mode 0700: only this user reaches the functions, so no port is left open that
+    # serves the token or a refresh without the checks. Not under .run/: a socket's whole path
+    # must fit in ~100 bytes, and a checkout may lie deep.
+    sockets = Path(tempfile.mkdtemp(prefix="kakao-run-"))
+    upstreams = {target: sockets / f"{target}.sock" for target in functions}
+    callback_host = urlsplit(env["KAKAO_REDIRECT_URI"]).netloc  # a tunnel's, say
+    checks = [
+        LocalInvokerCheck(target, port, upstreams[target], bearer)
+        if target in PRIVATE_FUNCTIONS
+        else LocalInvokerCheck(target, port, upstreams[target], None, hosts=[callback_host])
+        for target, port in functions.items()
+    ]
     # Every child is forked before the first thread of ours starts (see start_child).
-    servers = [_serve(target, port, env) for target, port in functions.items()]
-    check.start()
+    servers = [_serve(target, path, env) for target, path in upstreams.items()]
+    for check in checks:
+        check.start()
     if fake is not None:
         fake.start()
     endpoint = endpoint_environment(env, ports.token, bearer)
     env_file = None if demo else ENDPOINT_FILE.format(port=ports.token)
     code = 0
     try:
-        if wait_until_listening(servers, list(functions.values()), stopped):
+        if wait_until_listening(servers, list(upstreams.values()), stopped):
             if env_file:
                 write_private(ROOT / env_file, "".join(f"{a}\n" for a in assignments(endpoint)))
             login = login_link(env, demo)
@@ -160,11 +179,13 @@ def main() -> int:
         pass
     finally:
         stop_all(servers)
-        check.stop()
+        for check in checks:
+            check.stop()
         if fake is not None:
             fake.stop()
         if env_file:  # its bearer died with this run
             (ROOT / env_file).unlink(missing_ok=True)
+        shutil.rmtree(sockets, ignore_errors=True)
     return code
 
 
@@ -220,15 +241,19 @@ def guide(
         where = f"Your Kakao app / 내 카카오 앱: register {env['KAKAO_REDIRECT_URI']} as a "
         where += "Redirect URI in the Kakao console."
         memos = "in KakaoTalk, your chat with yourself / 카카오톡 '나와의 채팅'"
+    refresh_url = f"http://localhost:{ports.refresh}/"
     if env_file:
         header = '"Authorization: Bearer $KAKAO_TOKEN_ID_TOKEN"'
         curl = f"(. {env_file} && curl -s -H {header} {token_url})"
+        refresh = f"(. {env_file} && curl -s -X POST -H {header} {refresh_url})"
         bearer = f"a bearer made for this run, kept in {env_file} (mode 0600, never printed)"
         bearer_ko = f"이번 실행용 bearer({env_file}, 권한 0600, 화면에 출력하지 않음)"
         prefix, sourcing = "", [f"    set -a; . {env_file}; set +a"]
     else:
         given = endpoint["KAKAO_TOKEN_ID_TOKEN"]
-        curl = f"curl -s -H {shlex.quote(f'Authorization: Bearer {given}')} {token_url}"
+        header = shlex.quote(f"Authorization: Bearer {given}")
+        curl = f"curl -s -H {header} {token_url}"
+        refresh = f"curl -s -X POST -H {header} {refresh_url}"
         bearer = f"the bearer {given} (the fake's tokens are worth nothing)"
         bearer_ko = f"bearer {given}(가짜 카카오의 토큰이라 쓸모없음)"
         prefix, sourcing = " ".join(assignments(endpoint)) + " ", []
@@ -246,14 +271,14 @@ def guide(
             if "#" in login
             else []
         ),
-        f"  Refresh / 갱신:           curl -X POST http://localhost:{ports.refresh}/",
+        f"  Refresh / 갱신:           {refresh}",
         f"  Token / 토큰:             {curl}",
-        "      Guarded by a stand-in for Cloud Run's check: only the Host localhost, 127.0.0.1 "
-        f"or [::1], and {bearer}. On Google Cloud, Cloud Run checks the caller's Google ID "
-        "token (roles/run.invoker).",
-        "      Cloud Run의 확인을 흉내 내어 보호합니다: Host는 localhost, 127.0.0.1, [::1]만 받고 "
-        f"{bearer_ko}도 필요합니다. Google Cloud에서는 Cloud Run이 호출자의 Google ID 토큰을 "
-        "확인합니다.",
+        "      Both behind a stand-in for Cloud Run's check: only the Host localhost, 127.0.0.1 or "
+        f"[::1], no request from a web page, and {bearer}. On Google Cloud, Cloud Run checks the "
+        "caller's Google ID token (roles/run.invoker).",
+        "      둘 다 Cloud Run의 확인을 흉내 내어 보호합니다: Host는 localhost, 127.0.0.1, [::1]만 "
+        f"받고, 웹 페이지가 보낸 요청은 거절하며, {bearer_ko}도 필요합니다. Google Cloud에서는 "
+        "Cloud Run이 호출자의 Google ID 토큰을 확인합니다.",
         f"  Memos sent / 보낸 메모:   {memos}",
         "  Stop / 종료:              Ctrl+C",
         "",
@@ -332,8 +357,8 @@ def _fake_kakao(env: dict[str, str], port: int) -> FakeKakao:
     return fake
 
 
-def _serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return start_child(function_command(target, ROOT / "main.py", port), env, ROOT)
+def _serve(target: str, socket_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return start_child(socket_function_command(target, ROOT / "main.py", socket_path), env, ROOT)
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -1,6 +1,7 @@
 """``make run`` (dev/run_local.py) as a person uses it: a real process on free ports, its printed
-commands pasted as they are, the memo on the fake's page, the token endpoint's guard (Host and
-bearer), a clean stop on SIGTERM and no server left behind after SIGKILL."""
+commands pasted as they are, the memo on the fake's page, the guard of the refresh and token
+ports (Host and bearer; tests/test_run_local_ports.py attacks every port), a clean stop on
+SIGTERM and no server left behind after SIGKILL."""
 
 from __future__ import annotations
 
@@ -214,11 +215,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
 
 def test_demo_prints_every_local_address(demo: LocalRun) -> None:
     """The guide names the login, refresh, token and memo addresses on the chosen ports, and
-    prints the curl line with the demo bearer and says what guards the token endpoint."""
+    prints the refresh and token curl lines with the demo bearer and says what guards them."""
     text = demo.text()
 
     assert printed_url(text, "Log in", "open") == f"http://localhost:{demo.ports['PORT']}/"
-    assert f"curl -X POST http://localhost:{demo.ports['REFRESH_PORT']}/" in text
+    refresh = printed_line(text, "Refresh / 갱신:")
+    assert refresh == (
+        "curl -s -X POST -H 'Authorization: Bearer local-demo' "
+        f"http://localhost:{demo.ports['REFRESH_PORT']}/"
+    )
     curl = printed_line(text, "Token / 토큰:")
     assert curl == f"curl -s -H 'Authorization: Bearer local-demo' {token_url(demo)}"
     fake = f"http://127.0.0.1:{demo.ports['FAKE_KAKAO_PORT']}"
@@ -324,6 +329,21 @@ def test_printed_curl_gets_json_with_an_access_token(demo: LocalRun) -> None:
     assert "refresh_token" not in body
 
 
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_printed_refresh_curl_sweeps_as_pasted(demo: LocalRun) -> None:
+    """The printed refresh line, pasted into a shell, gets the sweep's JSON report; without
+    its bearer the refresh port answers an HTML 401 instead."""
+    refresh = printed_line(demo.text(), "Refresh / 갱신:")
+
+    result = paste(refresh)
+    bare = requests.post(f"http://localhost:{demo.ports['REFRESH_PORT']}/", timeout=10)
+
+    assert result.returncode == 0, result.stderr
+    assert "status" in json.loads(result.stdout), result.stdout
+    assert bare.status_code == 401
+    assert bare.headers["Content-Type"].startswith("text/html")
+
+
 @pytest.mark.parametrize("host", ["localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}"])
 def test_this_machines_names_pass_the_host_check(demo: LocalRun, host: str) -> None:
     """With the bearer, a Host naming this machine and the port gets the token."""
@@ -396,12 +416,15 @@ def test_sigterm_stops_every_server_and_frees_the_ports(tmp_path: Path) -> None:
 
 def test_sigkill_leaves_no_server_behind(tmp_path: Path) -> None:
     """Killed by SIGKILL (no handler of its own runs), run_local still takes its servers down
-    within seconds, so every port is free for the next make run."""
+    within seconds, so every port is free for the next make run, and their sockets' private
+    directory is gone."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the servers follow run_local down by Linux's PR_SET_PDEATHSIG")
     run = start_run_local(tmp_path, TOKEN_DIR=str(tmp_path / "tokens"))
     family = descendants(run.process.pid)
     assert len(family) >= 3, family  # three function servers, and their gunicorn workers
+    directories = {Path(arguments(pid)[-1]).parent for pid in family}
+    assert len(directories) == 1 and next(iter(directories)).is_dir(), directories
 
     run.process.kill()
     run.process.wait()
@@ -414,6 +437,12 @@ def test_sigkill_leaves_no_server_behind(tmp_path: Path) -> None:
 
     assert not left, left
     assert all(port_is_free(port) for port in run.ports.values())
+    assert not [directory for directory in directories if directory.exists()]
+
+
+def arguments(pid: int) -> list[str]:
+    """The command line ``pid`` was started with."""
+    return Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
 
 
 def descendants(pid: int) -> set[int]:
@@ -561,6 +590,21 @@ def test_a_real_apps_endpoint_commands_work_as_pasted(
     assert me.status_code == 200, me.text
     assert memo.returncode == 0, memo.stderr
     assert len(kakao.state.memos) == 1
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_a_real_apps_printed_refresh_works_as_pasted(
+    real_app: tuple[LocalRun, FakeKakao],
+) -> None:
+    """The printed refresh line reads the bearer from the file, and the sweep answers JSON."""
+    run, _ = real_app
+    refresh = printed_line(run.text(), "Refresh / 갱신:")
+
+    result = paste(refresh)
+
+    assert result.returncode == 0, result.stderr
+    assert "status" in json.loads(result.stdout), result.stdout
+    assert "KAKAO_TOKEN_ID_TOKEN=" not in refresh
 
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
