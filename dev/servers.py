@@ -100,10 +100,21 @@ def stop_all(servers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def free_port() -> int:
-    """A port nothing listens on now, for a server only this run talks to."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, for a server only this run talks to.
+
+    The port is free only until someone binds it: test workers running side by side
+    (pytest-xdist sets PYTEST_XDIST_WORKER=gwN and PYTEST_XDIST_WORKER_COUNT) each take ports
+    of their own residue, so two workers never pick the same one in that moment.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    mine = int(worker) if worker.isdigit() and count > 1 else None
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if mine is None or port % count == mine:
+            return port
 
 
 def port_is_free(port: int) -> bool:

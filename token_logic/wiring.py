@@ -74,11 +74,16 @@ def warm_up_in_background(service: TokenService) -> None:
     """
 
     def warm() -> None:
-        service.warm_up()
-        service.kakao.warm_up()
-        if isinstance(service.store, GcsTokenStore):
-            with contextlib.suppress(StorageError):
-                service.store.warm_up()
+        try:
+            service.warm_up()
+            service.kakao.warm_up()
+            if isinstance(service.store, GcsTokenStore):
+                with contextlib.suppress(StorageError):
+                    service.store.warm_up()
+        except Exception:  # noqa: BLE001 - a thread's edge: a JSON line, never a raw trace
+            # A part that cannot load fails its own requests too; this line says so early.
+            log_event(logging.ERROR, "warm-up failed", exc_info=True)
+            return
         log_event(logging.INFO, "HTTP and storage clients warmed up")
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()

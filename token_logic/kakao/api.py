@@ -21,6 +21,7 @@ from ..checks import is_decimal, is_http_url
 from ..errors import DeadlineReached, KakaoError, KakaoUnavailable
 from ..network import body_within
 from ..retry import Retry
+from .codes import RETRIED_IN_A_CALL
 
 DEFAULT_AUTH_BASE_URL = "https://kauth.kakao.com"
 DEFAULT_API_BASE_URL = "https://kapi.kakao.com"
@@ -28,8 +29,6 @@ DEFAULT_MEMO_LINK = "https://developers.kakao.com"
 # (connect, read) seconds: Kakao answers in well under a second when healthy.
 DEFAULT_TIMEOUT = (3.05, 10.0)
 BACKOFF_SECONDS = (0.5, 1.5)
-# Kakao's own words for "temporary fault, try again": KOE003 (auth), -1 (API).
-_TEMPORARY_CODES = {"KOE003", "-1"}
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
 # Kakao's answers are small (a JWKS is ~2 KB): anything far larger is not Kakao's.
 MAX_ANSWER_BYTES = 256 * 1024
@@ -270,7 +269,7 @@ def _classify(exc: Exception, retry_when_sent: bool) -> tuple[Exception, bool]:
     if isinstance(exc, requests.RequestException):
         return KakaoUnavailable("unreachable"), False
     if isinstance(exc, KakaoError):
-        return exc, exc.code in _TEMPORARY_CODES
+        return exc, exc.code in RETRIED_IN_A_CALL
     return exc, retry_when_sent
 
 

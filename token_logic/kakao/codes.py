@@ -8,3 +8,6 @@ from __future__ import annotations
 RATE_LIMIT_CODES = frozenset({"KOE237", "-10"})
 # A fault on Kakao's side, worth trying again later: KOE003 (auth), -1 and -9798 (API).
 TEMPORARY_CODES = frozenset({"KOE003", "-1", "-9798"})
+# Of those, what one call tries again after a short pause (kakao/api.py): maintenance (-9798)
+# lasts longer than any call may wait, so it only pauses the login (service/backoff.py).
+RETRIED_IN_A_CALL = TEMPORARY_CODES - {"-9798"}
