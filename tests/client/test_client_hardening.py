@@ -3,7 +3,11 @@ where, and what it tells the person."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
+import socketserver
+import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -12,14 +16,19 @@ from typing import Any
 
 import flask
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
 
 from dev.fake_kakao import FakeKakao
 from dev.loopback import LoopbackServer, send
 from dev.servers import free_port
+from tests.client.person_gcloud import fake_gcloud
 from tests.conftest import function_app, settings_env
 from tests.endpoint import running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for
+from token_logic.checks import destination
 from token_logic.client import remote
+from token_logic.client.cli import add_token_commands, add_url_and_user, run_remote
 from token_logic.client.github_oidc import GitHubFederation, federated_id_token
 from token_logic.client.remote import MAX_BODY_BYTES, RemoteSettings, remote_token
 from token_logic.errors import ConfigError, EndpointUnreachable, IdentityRejected
@@ -152,6 +161,164 @@ def test_githubs_token_goes_to_google_or_this_machine_only(variable: str, url: s
 
     with pytest.raises(ConfigError, match=variable):
         GitHubFederation.from_env(env)
+
+
+class Bystander:
+    """A listener on this machine standing in for an attacker's host (192.0.2.2,
+    attacker.example): it records what each connection sends it first, then hangs up."""
+
+    def __init__(self) -> None:
+        self.heard: list[bytes] = []
+        bystander = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.settimeout(5)
+                with contextlib.suppress(OSError):
+                    bystander.heard.append(self.request.recv(65536))
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def bystander() -> Iterator[Bystander]:
+    listener = Bystander()
+    yield listener
+    listener.stop()
+
+
+def kakao_token(env: dict[str, str], *argv: str) -> int:
+    """`kakao-token ARGV` as cli.main runs it, but letting its ConfigError out to be seen."""
+    parser = argparse.ArgumentParser()
+    add_url_and_user(parser)
+    add_token_commands(parser.add_subparsers(dest="command", required=True))
+    settings = RemoteSettings.from_env(env)
+    assert settings is not None
+    return run_remote(settings, parser.parse_args(argv))
+
+
+# `\@`: urlsplit reads the host after it (this machine, Google's, Kakao's); urllib3, which
+# sends, connects to {host} before it. Per variable: the URL, the review's {host}, the command.
+BACKSLASH_AT = {
+    "KAKAO_TOKEN_URL": ("http://{host}\\@localhost/", "192.0.2.2:8080", ["access-token"]),
+    "KAKAO_TOKEN_STS_URL": (
+        "https://{host}\\@sts.googleapis.com/v1/token",
+        "attacker.example",
+        ["access-token"],
+    ),
+    "KAKAO_API_BASE_URL": (
+        "https://{host}\\@kapi.kakao.com",
+        "attacker.example",
+        ["send-memo", "hi"],
+    ),
+}
+
+
+def caller_env(
+    variable: str, endpoint: str, federation: FakeFederation, path: Path
+) -> dict[str, str]:
+    """A caller whose credential follows ``variable``: a person with gcloud, whose token has no
+    audience (KAKAO_TOKEN_URL); a GitHub job with workload identity, whose OIDC token goes to
+    STS; a script with an ID token, whose access token goes to Kakao (KAKAO_API_BASE_URL)."""
+    env = {"PATH": str(path), "KAKAO_TOKEN_URL": endpoint}
+    if variable == "KAKAO_TOKEN_STS_URL":
+        env.update(
+            KAKAO_TOKEN_WORKLOAD_IDENTITY_PROVIDER=PROVIDER,
+            KAKAO_TOKEN_SERVICE_ACCOUNT=READER,
+            **federation.job_env(),
+        )
+    elif variable == "KAKAO_API_BASE_URL":
+        env["KAKAO_TOKEN_ID_TOKEN"] = id_token_for(endpoint, "me@example.com")
+    return env
+
+
+@pytest.mark.parametrize("variable", list(BACKSLASH_AT))
+def test_a_url_read_as_two_hosts_is_refused_and_nothing_is_sent(
+    variable: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    liar: Liar,
+    bystander: Bystander,
+) -> None:
+    """A credential's URL written with `\\@` (the review's finding 5) is a ConfigError naming the
+    variable, both as the review wrote it and with a listener on this machine as the host urllib3
+    would connect to; that listener hears nothing, and no token is fetched for it."""
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    url, reviewed_host, command = BACKSLASH_AT[variable]
+    liar.answer({"access_token": "access-token-xyz", "expires_at": 4_000_000_000})
+    fake_gcloud(tmp_path / "bin", "person-token", fail_audiences=True)
+    federation = FakeFederation()
+    env = caller_env(variable, liar.url, federation, tmp_path / "bin")
+    try:
+        with pytest.raises(ConfigError) as as_reviewed:
+            RemoteSettings.from_env({**env, variable: url.format(host=reviewed_host)})
+        with pytest.raises(ConfigError) as attacked:
+            kakao_token({**env, variable: url.format(host=bystander.address)}, *command)
+    finally:
+        federation.stop()
+
+    for caught in (as_reviewed, attacked):
+        assert caught.value.missing == (variable,)
+        assert str(caught.value).startswith(f"{variable} must be")
+        assert "backslash" in str(caught.value)
+    assert bystander.heard == []
+    assert federation.calls == [] and liar.seen == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://kakao-token-abc-du.a.run.app/",
+        "HTTPS://STS.GoogleAPIs.com:443/v1/token",
+        "http://[::1]:8082",
+        "http://127.0.0.1:0080/x?y=1",
+        "https://x-du.a.run.app#@evil.example/",
+        "https://x-du.a.run.app/?next=@evil.example/",
+    ],
+)
+def test_the_destination_is_where_requests_connects(url: str) -> None:
+    """checks.destination names the scheme, host and port that requests' own adapter keys its
+    connection by (so every check of a URL judges the place the credential really goes)."""
+    prepared = requests.Request("GET", url).prepare()
+    pool, _ = HTTPAdapter().build_connection_pool_key_attributes(prepared, True)
+
+    where = destination(url)
+
+    assert (where.scheme, where.host) == (pool["scheme"], pool["host"])
+    assert where.port == (pool["port"] or {"http": 80, "https": 443}[where.scheme])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.2.2:8080\\@localhost/",
+        "https://me:secret-pw@x-du.a.run.app/",
+        "https://x-du.a.run.app;@evil.example/",
+        "http://localhost%2eevil.example/",
+        "https://x-du.a.run.app\t.evil.example/",
+        "https://x-du.a.run.app/ x",
+        "https://x-du.a.run.app\x00/",
+        "https://\u0435vil.run.app/",
+        "ftp://x-du.a.run.app/",
+        "https:evil.example",
+    ],
+)
+def test_a_url_two_parsers_could_read_apart_is_refused(url: str) -> None:
+    """A backslash, whitespace, a control or non-ASCII character, a user name or password, a
+    percent in the host, or no http(s) host: refused, and the reason never quotes the URL."""
+    with pytest.raises(ValueError) as caught:
+        destination(url)
+
+    assert "secret-pw" not in str(caught.value) and "evil" not in str(caught.value)
 
 
 def test_kakao_api_base_url_must_not_be_clear_text_over_a_network() -> None:

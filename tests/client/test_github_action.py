@@ -45,8 +45,11 @@ class Step:
     """One run of the action's step; stdout and GITHUB_OUTPUT share one file, so the order in
     which the runner would see the mask and the output shows."""
 
-    def __init__(self, tmp_path: Path, python: str = sys.executable) -> None:
+    def __init__(
+        self, tmp_path: Path, python: str = sys.executable, workspace: Path | None = None
+    ) -> None:
         self.tmp_path = tmp_path
+        self.workspace = workspace or tmp_path  # the job's working directory
         self.bin = tmp_path / "bin"
         self.bin.mkdir(exist_ok=True)
         link = self.bin / "python3"
@@ -60,6 +63,7 @@ class Step:
             "GITHUB_ACTION_PATH": str(ROOT),
             "GITHUB_OUTPUT": str(self.transcript),
             "RUNNER_TEMP": str(self.tmp_path),
+            "GITHUB_WORKSPACE": str(self.workspace),
             **{k: v for k, v in inputs.items() if not k.startswith("INPUT_")},
             **{f"INPUT_{k.upper()}": v for k, v in inputs.items() if k.islower()},
         }
@@ -71,7 +75,7 @@ class Step:
                 stdout=out,
                 stderr=subprocess.PIPE,
                 text=True,
-                cwd=self.tmp_path,
+                cwd=self.workspace,
                 timeout=180,
                 check=False,
             )
@@ -293,6 +297,65 @@ def test_the_workflows_own_checkout_never_runs_inside_the_step(
     assert result.returncode == 0, (result.stderr, step.lines())
     assert step.outputs()["access_token"] == document["access_token"]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("on_pythonpath", [False, True], ids=["cwd", "cwd-and-pythonpath"])
+def test_the_workspace_never_runs_while_the_step_builds_its_venv(
+    on_pythonpath: bool, tmp_path: Path, endpoint: Endpoint, federation: FakeFederation
+) -> None:
+    """The runner's python3 lacks requests (actions/setup-python's), the workflow's checkout is
+    the working directory, and a workflow's PYTHONPATH may name it too: the checkout's venv.py,
+    pip/, requests.py and sitecustomize.py never run beside GitHub's OIDC request token (the
+    review's finding 2), and the step still builds its venv and gives the token."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import requests"], check=False)
+    if probe.returncode == 0:
+        pytest.skip("this machine's /usr/bin/python3 already has requests")
+    document = endpoint.log_in()
+    workspace = tmp_path / "workspace"
+    (workspace / "pip").mkdir(parents=True)
+    planted = ["venv.py", "pip/__init__.py", "pip/__main__.py", "requests.py", "sitecustomize.py"]
+    for name in planted:
+        marker = tmp_path / f"ran-{name.replace('/', '-')}"
+        (workspace / name).write_text(
+            f"import os\nopen({str(marker)!r}, 'w').write("
+            "os.environ.get('ACTIONS_ID_TOKEN_REQUEST_TOKEN', ''))\n"
+        )
+    step = Step(tmp_path, python="/usr/bin/python3", workspace=workspace)
+
+    result = step.run(
+        url=endpoint.url,
+        workload_identity_provider=PROVIDER,
+        service_account=READER,
+        **federation.job_env(),
+        **({"PYTHONPATH": str(workspace)} if on_pythonpath else {}),
+    )
+
+    assert sorted(marker.name for marker in tmp_path.glob("ran-*")) == []
+    assert result.returncode == 0, (result.stderr, step.lines())
+    assert step.outputs()["access_token"] == document["access_token"]
+    assert (tmp_path / "kakao-token-venv" / "bin" / "python").exists()
+
+
+def test_a_python_named_relative_to_the_checkout_still_runs(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    """The step runs from the action's own directory, yet KAKAO_TOKEN_PYTHON given relative
+    to the job's working directory still names the workflow's Python."""
+    document = endpoint.log_in()
+    workspace = tmp_path / "workspace"
+    (workspace / "tools").mkdir(parents=True)
+    (workspace / "tools" / "python").symlink_to(sys.executable)
+    step = Step(tmp_path, workspace=workspace)
+    (step.bin / "python3").unlink()  # only the workflow's own Python is there
+
+    result = step.run(
+        url=endpoint.url,
+        id_token=id_token_for(endpoint.url, PERSON),
+        KAKAO_TOKEN_PYTHON="tools/python",
+    )
+
+    assert result.returncode == 0, (result.stderr, step.lines())
+    assert step.outputs()["access_token"] == document["access_token"]
 
 
 def test_a_failed_install_is_an_error_line_every_time(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -19,6 +18,7 @@ import pytest
 
 from dev.loopback import LoopbackServer, send
 from dev.servers import free_port
+from tests.client.person_gcloud import fake_gcloud, gcloud_calls
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import SERVICE_ACCOUNT, id_token_for
 from tests.helpers import REDIRECT_URI, run_cli
@@ -28,22 +28,6 @@ from token_logic.client.google_id_token import IdentitySettings, default_sources
 from token_logic.client.remote import RemoteSettings, remote_token
 from token_logic.errors import ConfigError, EndpointUnreachable, LoginRequired, NoTokenStored
 from token_logic.network import new_session
-
-FAKE_GCLOUD = """#!{python}
-import json, os, sys
-with open({log!r}, "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\\n")
-if {fail_audiences!r} and any(a.startswith("--audiences") for a in sys.argv):
-    sys.stderr.write("ERROR: (gcloud.auth.print-identity-token) Invalid account type for "
-                     "`--audiences`. Requires valid service account.\\n")
-    sys.exit(1)
-token = {token!r}
-if not token:
-    sys.stderr.write("ERROR: (gcloud.auth.print-identity-token) You do not currently have an "
-                     "active account selected.\\n")
-    sys.exit(1)
-print(token)
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -57,24 +41,6 @@ def empty_cache() -> Iterator[None]:
 def endpoint(tmp_path: Path) -> Iterator[Endpoint]:
     with running_endpoint(tmp_path, {SERVICE_ACCOUNT, PERSON}) as served:
         yield served
-
-
-def fake_gcloud(directory: Path, token: str, *, fail_audiences: bool = False) -> Path:
-    """A `gcloud` on a PATH of its own; returns the log of its calls."""
-    directory.mkdir(exist_ok=True)
-    log = directory / "calls.log"
-    script = directory / "gcloud"
-    script.write_text(
-        FAKE_GCLOUD.format(
-            python=sys.executable, log=str(log), fail_audiences=fail_audiences, token=token
-        )
-    )
-    script.chmod(0o755)
-    return log
-
-
-def gcloud_calls(log: Path) -> list[list[str]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def closed_metadata_server() -> dict[str, str]:

@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..checks import LOOPBACK_HOSTS
+from ..checks import configured_destination
 from ..errors import ConfigError, EndpointUnreachable
 from ..retry import Retry
 
 PROVIDER_VARIABLE = "KAKAO_TOKEN_WORKLOAD_IDENTITY_PROVIDER"
 ACCOUNT_VARIABLE = "KAKAO_TOKEN_SERVICE_ACCOUNT"
+REQUEST_URL_VARIABLE = "ACTIONS_ID_TOKEN_REQUEST_URL"
 STS_URL = "https://sts.googleapis.com/v1/token"
 IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com/v1"
 TIMEOUT = (5.0, 20.0)
@@ -82,7 +82,7 @@ class GitHubFederation:
         return cls(
             provider=provider,
             service_account=account,
-            request_url=environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", ""),
+            request_url=_github_url(environ),
             request_token=environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", ""),
             sts_url=_google_url(environ, "KAKAO_TOKEN_STS_URL", STS_URL),
             iam_credentials_url=_google_url(
@@ -93,17 +93,30 @@ class GitHubFederation:
 
 def _google_url(environ: Mapping[str, str], variable: str, default: str) -> str:
     """Google's endpoint, or another of Google's hosts (Private Service Connect), or this
-    machine (tests): GitHub's OIDC token and the federated token go there, so never elsewhere."""
+    machine (tests): GitHub's OIDC token and the federated token go there, so never elsewhere,
+    and the host is the one requests connects to (checks.destination)."""
     url = environ.get(variable, "").strip() or default
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    google = parts.scheme == "https" and (
-        host == "googleapis.com" or host.endswith(".googleapis.com")
+    must_be = f"{variable} must be an https://...googleapis.com URL (or unset)"
+    where = configured_destination(variable, url, must_be)
+    google = where.scheme == "https" and (
+        where.host == "googleapis.com" or where.host.endswith(".googleapis.com")
     )
-    if not google and not (parts.scheme in ("http", "https") and host in LOOPBACK_HOSTS):
-        raise ConfigError(
-            f"{variable} must be an https://...googleapis.com URL (or unset)", (variable,)
+    if not google and not where.on_this_machine:
+        raise ConfigError(must_be, (variable,))
+    return url
+
+
+def _github_url(environ: Mapping[str, str]) -> str:
+    """Where GitHub's OIDC request token goes: GitHub Actions sets the URL, https ("" when
+    the job may not ask; federated_id_token says so)."""
+    url = environ.get(REQUEST_URL_VARIABLE, "").strip()
+    if url:
+        must_be = (
+            f"{REQUEST_URL_VARIABLE} must be the https:// URL GitHub Actions sets (leave it to "
+            "the runner)"
         )
+        if not configured_destination(REQUEST_URL_VARIABLE, url, must_be).never_in_clear_text:
+            raise ConfigError(must_be, (REQUEST_URL_VARIABLE,))
     return url
 
 

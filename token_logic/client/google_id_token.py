@@ -23,9 +23,8 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from ..checks import LOOPBACK_HOSTS
+from ..checks import destination
 from ..errors import ConfigError
 from .github_oidc import PROVIDER_VARIABLE, GitHubFederation, federated_id_token
 
@@ -180,9 +179,14 @@ def audience_less_token_may_go_to(endpoint: str) -> bool:
     host where a deployment answers (anywhere else it could only leak) or, compared whole, this
     machine (a local endpoint, or ``gcloud run services proxy``). Nothing here can tell a
     stranger's *.run.app URL from the person's own: that is what KAKAO_TOKEN_URL vouches for.
+    The host is the one requests connects to (``checks.destination``), never another reading
+    of the same text.
     """
-    host = urlsplit(endpoint).hostname or ""
-    return host in LOOPBACK_HOSTS or host.endswith(_FUNCTION_HOST_SUFFIXES)
+    try:
+        where = destination(endpoint)
+    except ValueError:
+        return False
+    return where.on_this_machine or where.host.endswith(_FUNCTION_HOST_SUFFIXES)
 
 
 def _one_line(text: str) -> str:

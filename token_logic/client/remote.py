@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..checks import never_in_clear_text
+from ..checks import configured_destination
 from ..errors import (
     ConfigError,
     EndpointUnreachable,
@@ -32,6 +32,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import requests
 
 URL_VARIABLE = "KAKAO_TOKEN_URL"
+API_BASE_VARIABLE = "KAKAO_API_BASE_URL"
+_URL_MUST_BE = (
+    f"{URL_VARIABLE} must be the token function's URL (https://..., no query), as ./deploy.sh "
+    "printed it"
+)
+_API_BASE_MUST_BE = f"{API_BASE_VARIABLE} must be https://... (or unset: https://kapi.kakao.com)"
 # (connect, read): the endpoint may refresh at Kakao first, under its own deadline.
 TIMEOUT = (5.0, 60.0)
 ATTEMPTS = 3  # a network failure is tried twice more
@@ -85,21 +91,16 @@ class RemoteSettings:
             if URL_VARIABLE in environ:
                 raise ConfigError(EMPTY_URL_MESSAGE, (URL_VARIABLE,))
             return None
-        parts = urlsplit(url)
-        # The ID token travels in the request: never in clear text, but to this machine.
-        if not never_in_clear_text(url) or not parts.netloc or parts.query:
-            raise ConfigError(
-                f"{URL_VARIABLE} must be the token function's URL (https://..., no query), as "
-                "./deploy.sh printed it",
-                (URL_VARIABLE,),
-            )
-        api_base_url = (environ.get("KAKAO_API_BASE_URL") or cls.api_base_url).rstrip("/")
-        if not never_in_clear_text(api_base_url):
-            # send-memo sends the Kakao access token there: never in clear text over a network.
-            raise ConfigError(
-                "KAKAO_API_BASE_URL must be https://... (or unset: https://kapi.kakao.com)",
-                ("KAKAO_API_BASE_URL",),
-            )
+        # The ID token travels in the request: never in clear text, but to this machine; and
+        # where it goes is read as requests reads it (checks.destination), by every check.
+        endpoint = configured_destination(URL_VARIABLE, url, _URL_MUST_BE)
+        if not endpoint.never_in_clear_text or urlsplit(url).query:
+            raise ConfigError(_URL_MUST_BE, (URL_VARIABLE,))
+        api_base_url = (environ.get(API_BASE_VARIABLE, "").strip() or cls.api_base_url).rstrip("/")
+        # send-memo sends the Kakao access token there: never in clear text over a network.
+        kakao = configured_destination(API_BASE_VARIABLE, api_base_url, _API_BASE_MUST_BE)
+        if not kakao.never_in_clear_text:
+            raise ConfigError(_API_BASE_MUST_BE, (API_BASE_VARIABLE,))
         return cls(
             url=url,
             identity=IdentitySettings.from_env(environ),
