@@ -395,3 +395,43 @@ def endpoint_that_hangs() -> Iterator[str]:
     server = LoopbackServer(Handler).start()
     yield server.url
     server.stop()
+
+
+def test_an_endpoint_that_drips_its_answer_is_given_up_on_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch, endpoint_that_drips: str
+) -> None:
+    """A small answer sent a byte at a time, each within the read timeout: the ask still ends
+    by the client's total budget (a read timeout bounds each wait, not the answer)."""
+    monkeypatch.setattr(remote, "TOTAL_SECONDS", 2.0)
+    monkeypatch.setattr(remote, "TIMEOUT", (1.0, 60.0))
+    started = time.monotonic()
+
+    with pytest.raises(EndpointUnreachable):
+        ask(endpoint_that_drips)
+
+    assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def endpoint_that_drips() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b'{"access_token": "x", "expires_at": 9999999999}' + b" " * 400
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass  # the client gave up, as it should
+
+    server = LoopbackServer(Handler, quiet=True).start()
+    yield server.url
+    server.stop()

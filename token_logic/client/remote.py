@@ -22,7 +22,7 @@ from ..errors import (
     IdentityRejected,
 )
 from ..kakao.api import DEFAULT_MEMO_LINK, memo_link_from
-from ..network import ca_bundle_from, proxies_for
+from ..network import body_within, ca_bundle_from, proxies_for
 from ..retry import Retry
 from .answers import RemoteToken, endpoint_error, json_body, token_from
 from .google_id_token import IdentitySettings, IdTokenSource, default_sources, find_id_token
@@ -216,7 +216,9 @@ def _ask(
                 stream=True,
             )
             with response:
-                raw = _bounded_body(response, give_up_at)
+                # An endpoint (or something posing as one) that drips or floods cannot hold
+                # a script past its time.
+                raw = body_within(response, give_up_at, MAX_BODY_BYTES)
         except requests.RequestException as exc:
             failure = f"{type(exc).__name__}: no answer"
             continue
@@ -251,22 +253,6 @@ def _ask(
         f"the token endpoint {settings.url} did not answer usably ({failure}; {attempts}): "
         f"check the network (proxy, DNS) and {URL_VARIABLE}, then try again in a minute"
     )
-
-
-def _bounded_body(response: requests.Response, give_up_at: float) -> bytes:
-    """The answer's body, at most MAX_BODY_BYTES and read by ``give_up_at``: an endpoint (or
-    something posing as one) that drips or floods cannot hold a script forever."""
-    import requests
-
-    chunks, size = [], 0
-    for chunk in response.iter_content(8192):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise requests.ConnectionError("answer larger than any token endpoint's")
-        if time.monotonic() > give_up_at:
-            raise requests.Timeout("answer still arriving when time ran out")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _redirect_message(url: str, response: requests.Response) -> str:
