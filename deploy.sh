@@ -28,13 +28,18 @@ GITHUB_POOL="kakao-token-github"
 GITHUB_PROVIDER="github"
 GITHUB_ACCOUNT_NAME="kakao-token-github"
 GITHUB_ISSUER="https://token.actions.githubusercontent.com"
-# google.subject is required by every provider; attribute.repository names the principal sets.
+# google.subject is required by every provider. attribute.repository_id names the principal sets
+# (grant_github_access); the name and the owner's id are mapped for the audit log's sake.
 GITHUB_ATTRIBUTE_MAPPING="google.subject=assertion.sub,attribute.repository=assertion.repository"
+GITHUB_ATTRIBUTE_MAPPING+=",attribute.repository_id=assertion.repository_id"
+GITHUB_ATTRIBUTE_MAPPING+=",attribute.repository_owner_id=assertion.repository_owner_id"
+GITHUB_API="https://api.github.com"
 ACTION_PLACEHOLDER="OWNER/kakao-token-function@main"
+USER_ID_PLACEHOLDER="KAKAO_USER_ID"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
   KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS GITHUB_REPOSITORY KAKAO_TOKEN_ACTION
-  KAKAO_PKCE KAKAO_MEMO_LINK)
+  KAKAO_PKCE KAKAO_MEMO_LINK PER_USER_CLAIMS GITHUB_REPOSITORY_IDS GITHUB_BRANCH)
 
 usage() {
   cat <<'EOF'
@@ -48,7 +53,9 @@ Safe to run again: it changes only what is not yet right.
 
 Inputs come from the environment, or from a deploy.env file next to this script (or
 --env-file FILE) with KEY=VALUE lines; the environment wins over the file. GITHUB_REPOSITORY
-alone is read from the file only (GitHub sets it in Actions and Codespaces).
+alone is read from the file only (GitHub sets it in Actions and Codespaces). An env file holds
+the client secret: inside this checkout, whose files gcloud uploads, only deploy.env is taken
+(.gitignore and .gcloudignore leave it out); keep any other (prod.env) outside it.
 
 Required:
   GOOGLE_CLOUD_PROJECT    your GCP project id
@@ -63,7 +70,15 @@ Optional:
   ALLOWED_KAKAO_USER_IDS  comma-separated Kakao user ids allowed to store a token; without it
                           (and with one document) the first login needs the claim link
                           deploy.sh prints at the end
-  TOKEN_OBJECT            default kakao_token.json; tokens/{user_id}.json for many users
+  TOKEN_OBJECT            default kakao_token.json; tokens/{user_id}.json for many users,
+                          which needs ALLOWED_KAKAO_USER_IDS or PER_USER_CLAIMS=1: the callback
+                          is public, and anyone's login would be stored
+  PER_USER_CLAIMS         1 = with {user_id} in TOKEN_OBJECT and no ALLOWED_KAKAO_USER_IDS, every
+                          account is admitted by a claim link you make for it with
+                          `python -m token_logic claim-url` (one link admits one account, once).
+                          Without one of the two deploy.sh refuses per-user documents; with
+                          one document it changes nothing. Read by deploy.sh only.
+                          허용 목록 없이 계정마다 소유권 링크로만 받으려면 1.
   REFRESH_SCHEDULE        cron for the refresh job, default "*/30 * * * *" (Asia/Seoul)
   REFRESH_SHARDS          default 1; N splits the refresh of many users across N scheduler
                           jobs (?shard=I/N), see BENCHMARKS.md for when
@@ -87,6 +102,11 @@ Optional:
                           identity federation (pool kakao-token-github, no key to store) and a
                           service account that may call kakao-token only, and prints the
                           workflow to paste. 다른 저장소의 GitHub Actions에서 토큰을 받게 합니다.
+                          The provider admits each repository by its name and its numeric ids
+                          (repository and owner, looked up on api.github.com with curl, or
+                          GITHUB_REPOSITORY_IDS): a repository renamed or deleted and its name
+                          registered again by someone else gets nothing. pull_request_target
+                          runs never get a token.
                           Taking a repository off the list removes its access on the next run;
                           emptying it removes GitHub's access altogether (the provider is
                           disabled, the bindings and the invoker removed).
@@ -96,14 +116,26 @@ Optional:
   KAKAO_TOKEN_ACTION      the action the printed workflow uses, e.g.
                           me/kakao-token-function@v0.2.0; default: this checkout's github.com
                           origin at v + token_logic.__version__ (or @main)
+  GITHUB_REPOSITORY_IDS   the repositories' numeric ids instead of a look-up, comma-separated
+                          owner/repo=REPOSITORY_ID:OWNER_ID (me/bot=812345678:1234567); needed
+                          for a private repository, which api.github.com shows nobody logged
+                          out: gh api repos/me/bot --jq '"\(.id):\(.owner.id)"'
+  GITHUB_BRANCH           only workflows running on this branch (e.g. main) get a token;
+                          default: any branch of the listed repositories
 
-Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources; and
-for the claim link, python3 (Python 3.11 or newer, its standard library alone).
+Per run, from the environment only:
+  PRINT_CLAIM_LINK        the claim link is printed to a terminal only, never when CI is set (a
+                          CI log or a piped file would keep a live link): 1 prints it anyway
+                          (./deploy.sh | tee), 0 never. 소유권 링크는 터미널에만 출력합니다.
+
+Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources; for
+the claim link, python3 (Python 3.11 or newer, its standard library alone); with
+GITHUB_REPOSITORY, curl and python3 to look up the ids GITHUB_REPOSITORY_IDS does not give.
 At the end it prints the Redirect URI to register in the Kakao console, the claim link that
 makes the first login the owner (one document, no ALLOWED_KAKAO_USER_IDS, nobody logged in
-yet; it is printed nowhere else), the token endpoint's URL, with KAKAO_ADMIN_KEY the unlink
-webhook URL to register and, with GITHUB_REPOSITORY, the GitHub Actions workflow to paste into
-those repositories.
+yet; on a terminal only, and printed nowhere else), the token endpoint's URL, with
+KAKAO_ADMIN_KEY the unlink webhook URL to register and, with GITHUB_REPOSITORY, the GitHub
+Actions workflow to paste into those repositories.
 EOF
 }
 
@@ -151,6 +183,23 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+# An env file holds the client secret and the admin key. One inside this checkout sits among
+# the files `gcloud functions deploy --source` uploads, kept out only as long as .gcloudignore
+# says so, and where git may commit it: only deploy.env, which both ignore, is taken here.
+# Compared by physical paths, the file's own name kept (a link in the checkout is in it).
+refuse_env_file_in_checkout() {
+  local here folder
+  here="$(cd "$HERE" && pwd -P)"
+  folder="$(cd "$(dirname "$ENV_FILE")" && pwd -P)" || return 0
+  [[ "$folder/$(basename "$ENV_FILE")" == "$here/deploy.env" ]] && return 0
+  [[ "$folder/" == "$here/"* ]] || return 0
+  fail "$ENV_FILE is inside this checkout, whose files are uploaded with the functions and" \
+    "may be committed: keep it outside (e.g. ~/kakao/prod.env), or name it deploy.env here" \
+    "(git-ignored, never uploaded) / 체크아웃 안의 설정 파일은 deploy.env만 쓸 수 있습니다." \
+    "다른 이름의 파일은 체크아웃 밖에 두세요"
+}
+refuse_env_file_in_checkout
+
 # Read KEY=VALUE lines without executing the file; only known keys, and never over the
 # environment.
 load_env_file() {
@@ -158,6 +207,7 @@ load_env_file() {
   [[ -f "$1" ]] || return 0
   while IFS= read -r line || [[ -n "$line" ]]; do
     line_number=$((line_number + 1))
+    line="${line%$'\r'}" # a file saved with Windows line endings
     [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
     # Never echo the line: it may hold a secret.
     [[ "$line" =~ ^[[:space:]]*([A-Z_]+)=(.*)$ ]] || fail "$1: cannot read line $line_number (want KEY=VALUE)"
@@ -196,12 +246,26 @@ GITHUB_REPOSITORY="${GITHUB_REPOSITORY:-}"
 KAKAO_TOKEN_ACTION="${KAKAO_TOKEN_ACTION:-}"
 KAKAO_PKCE="${KAKAO_PKCE:-}"
 KAKAO_MEMO_LINK="${KAKAO_MEMO_LINK:-}"
+PER_USER_CLAIMS="${PER_USER_CLAIMS:-}"
+GITHUB_REPOSITORY_IDS="${GITHUB_REPOSITORY_IDS:-}"
+GITHUB_BRANCH="${GITHUB_BRANCH:-}"
+PRINT_CLAIM_LINK="${PRINT_CLAIM_LINK:-}"
 
 missing=()
 for name in GOOGLE_CLOUD_PROJECT TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET; do
   [[ -n "${!name:-}" ]] || missing+=("$name")
 done
 [[ ${#missing[@]} -eq 0 ]] || fail "missing ${missing[*]}: set them in the environment or in $ENV_FILE (see --help)"
+# Every value reaches gcloud, on its command line, in a file or on stdin. A '|' would end a
+# variable inside --set-env-vars, whose delimiter it is (env_vars), and start another one:
+# KAKAO_SCOPE='talk_message|KAKAO_DEMO=1' would put the functions in demo mode. A line break or
+# another control character belongs in none of them. A value may be a secret: named, never shown.
+for name in "${KNOWN_INPUTS[@]}" PRINT_CLAIM_LINK; do
+  value="${!name:-}"
+  [[ "$value" != *"|"* && "$value" != *[[:cntrl:]]* ]] ||
+    fail "$name contains '|', a line break or another control character (its value is not" \
+      "shown): refused, gcloud would read a part of it as another setting of the functions"
+done
 [[ "$GOOGLE_CLOUD_PROJECT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
   fail "GOOGLE_CLOUD_PROJECT '$GOOGLE_CLOUD_PROJECT' is not a project id (the id, not the name)"
 [[ "$TOKEN_BUCKET" =~ ^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$ ]] ||
@@ -209,6 +273,45 @@ done
 [[ "$REGION" =~ ^[a-z]+-[a-z]+[0-9]$ ]] || fail "REGION '$REGION' is not a region like asia-northeast3"
 [[ -z "$ALLOWED_KAKAO_USER_IDS" || "$ALLOWED_KAKAO_USER_IDS" =~ ^[0-9]+(,[0-9]+)*$ ]] ||
   fail "ALLOWED_KAKAO_USER_IDS must be Kakao user ids separated by commas"
+# Kakao's consent item ids (talk_message, account_email), split on commas and spaces as
+# token_logic/config.py splits them.
+IFS=', ' read -r -a scope_items <<<"$KAKAO_SCOPE"
+for item in "${scope_items[@]}"; do
+  [[ -z "$item" || "$item" =~ ^[A-Za-z0-9_]+$ ]] ||
+    fail "KAKAO_SCOPE: '$item' is not a Kakao consent item id like talk_message (letters," \
+      "digits and _, separated by commas)"
+done
+# TOKEN_OBJECT as token_logic/config.py takes it (a sweep must find the documents it names),
+# and without what gcloud storage reads as a wildcard or a generation (* ? [ ] #): the owner
+# check describes gs://TOKEN_BUCKET/TOKEN_OBJECT.
+TOKEN_OBJECT_FORMS="e.g. kakao_token.json, tokens/{user_id}.json or users/{user_id}/token.json"
+[[ "${TOKEN_OBJECT//"{user_id}"/}" != *"{"* ]] ||
+  fail "TOKEN_OBJECT may contain only the placeholder {user_id} ($TOKEN_OBJECT_FORMS)"
+[[ "${TOKEN_OBJECT#*"{user_id}"}" != *"{user_id}"* ]] ||
+  fail "TOKEN_OBJECT may contain {user_id} only once ($TOKEN_OBJECT_FORMS)"
+[[ "/$TOKEN_OBJECT/" != *//* && "/$TOKEN_OBJECT" != *"/."* ]] ||
+  fail "TOKEN_OBJECT must be a relative name of plain parts: no leading or doubled /, no part" \
+    "that is empty or starts with a dot ($TOKEN_OBJECT_FORMS)"
+[[ "$TOKEN_OBJECT" != *[]*?[#]* ]] ||
+  fail "TOKEN_OBJECT may not contain * ? [ ] # (gcloud storage reads them as a wildcard or a generation)"
+[[ "$PYTHON_RUNTIME" =~ ^python3[0-9]{1,2}$ ]] || fail "PYTHON_RUNTIME '$PYTHON_RUNTIME' is not a runtime like python313"
+[[ "$PER_USER_CLAIMS" =~ ^[01]?$ ]] || fail "PER_USER_CLAIMS '$PER_USER_CLAIMS' must be 1 or 0"
+[[ "$PRINT_CLAIM_LINK" =~ ^[01]?$ ]] || fail "PRINT_CLAIM_LINK '$PRINT_CLAIM_LINK' must be 1 (print) or 0 (never)"
+# One document per Kakao account behind a public callback: anyone who logs in there would have a
+# token stored, which the owner's scripts could then be handed. The function stores a per-user
+# login only for ALLOWED_KAKAO_USER_IDS or an account that came through a claim link; without the
+# list, the operator says the links are how every account comes in.
+PER_USER=no
+[[ "$TOKEN_OBJECT" == *"{user_id}"* ]] && PER_USER=yes
+if [[ "$PER_USER" == yes && -z "$ALLOWED_KAKAO_USER_IDS" && "$PER_USER_CLAIMS" != 1 ]]; then
+  fail "TOKEN_OBJECT '$TOKEN_OBJECT' keeps one login per Kakao account, and anyone can log in at" \
+    "the public callback: set ALLOWED_KAKAO_USER_IDS=ID,ID (those accounts log in there), or" \
+    "PER_USER_CLAIMS=1 if every account comes in through a claim link you make for it with" \
+    "\`python -m token_logic claim-url\` (a link admits one account, once)." \
+    "/ 계정마다 토큰을 저장하는데 콜백은 누구나 열 수 있습니다: ALLOWED_KAKAO_USER_IDS=ID,ID 를" \
+    "설정하거나, 모든 계정을 \`python -m token_logic claim-url\` 로 만든 소유권 링크(링크 하나에" \
+    "계정 하나)로 받는다면 PER_USER_CLAIMS=1 을 설정하세요."
+fi
 read -r -a schedule_fields <<<"$REFRESH_SCHEDULE"
 [[ ${#schedule_fields[@]} -eq 5 ]] || fail "REFRESH_SCHEDULE '$REFRESH_SCHEDULE' must have 5 cron fields"
 [[ "$REFRESH_SHARDS" =~ ^[1-9][0-9]?$ ]] || fail "REFRESH_SHARDS '$REFRESH_SHARDS' must be a number from 1 to 99"
@@ -235,15 +338,53 @@ while IFS= read -r -d '' repository; do
       "(owner/repo as GitHub spells it, comma-separated)"
   [[ " ${github_repositories[*]} " == *" $repository "* ]] || github_repositories+=("$repository")
 done < <(list_items "$GITHUB_REPOSITORY")
-# CEL for the provider: assertion.repository == 'me/bot', or ... in ['me/bot', 'me/other'].
-quoted_repositories=""
+# A branch name as git allows one (less a few it rarely holds); no quote, so safe inside CEL's ''.
+[[ -z "$GITHUB_BRANCH" ||
+  ("$GITHUB_BRANCH" =~ ^[A-Za-z0-9_][A-Za-z0-9._/-]*$ && "$GITHUB_BRANCH" != refs/* &&
+  "$GITHUB_BRANCH" != *..* && "$GITHUB_BRANCH" != *//* && "$GITHUB_BRANCH" != */ &&
+  "$GITHUB_BRANCH" != *.lock) ]] ||
+  fail "GITHUB_BRANCH '$GITHUB_BRANCH' is not a branch name like main (the name, not refs/heads/...)"
+[[ -z "$GITHUB_BRANCH" ]] || GITHUB_ATTRIBUTE_MAPPING+=",attribute.ref=assertion.ref"
+# GITHUB_REPOSITORY_IDS: owner/repo=REPOSITORY_ID:OWNER_ID, for the listed repositories it names
+# (the others are looked up); an entry for a repository no longer listed is left unused.
+declare -A given_ids=()
+while IFS= read -r -d '' entry; do
+  [[ "$entry" =~ ^([^=]+)=([0-9]+):([0-9]+)$ ]] ||
+    fail "GITHUB_REPOSITORY_IDS: '$entry' is not owner/repo=REPOSITORY_ID:OWNER_ID like" \
+      "me/bot=812345678:1234567"
+  given_ids["${BASH_REMATCH[1]}"]="${BASH_REMATCH[2]}:${BASH_REMATCH[3]}"
+done < <(list_items "$GITHUB_REPOSITORY_IDS")
+github_repository_ids=()
+github_owner_ids=()
 for repository in "${github_repositories[@]}"; do
-  quoted_repositories+="${quoted_repositories:+, }'$repository'"
+  ids="${given_ids[$repository]:-0:0}" # 0 until looked up (look_up_github_ids, below)
+  github_repository_ids+=("${ids%%:*}")
+  github_owner_ids+=("${ids#*:}")
 done
-GITHUB_CONDITION="assertion.repository in [$quoted_repositories]"
-[[ ${#github_repositories[@]} -eq 1 ]] && GITHUB_CONDITION="assertion.repository == $quoted_repositories"
-[[ ${#GITHUB_CONDITION} -le 4096 ]] ||
-  fail "GITHUB_REPOSITORY: too many repositories (a provider's condition holds 4096 characters)"
+
+# CEL for the provider: each listed repository by its name and by ids GitHub never gives again,
+# the repository's and its owner's (a repository transferred to someone else is out too); never
+# a pull_request_target run, which has the repository's rights for a pull request anyone can
+# open; with GITHUB_BRANCH, that branch only.
+github_condition() {
+  local i clauses=""
+  for i in "${!github_repositories[@]}"; do
+    clauses+="${clauses:+ || }(assertion.repository == '${github_repositories[i]}'"
+    clauses+=" && assertion.repository_id == '${github_repository_ids[i]}'"
+    clauses+=" && assertion.repository_owner_id == '${github_owner_ids[i]}')"
+  done
+  [[ ${#github_repositories[@]} -le 1 ]] || clauses="($clauses)"
+  clauses+=" && assertion.event_name != 'pull_request_target'"
+  [[ -z "$GITHUB_BRANCH" ]] || clauses+=" && assertion.ref == 'refs/heads/$GITHUB_BRANCH'"
+  printf '%s' "$clauses"
+}
+
+check_github_condition_length() {
+  GITHUB_CONDITION="$(github_condition)"
+  [[ ${#GITHUB_CONDITION} -le 4096 ]] ||
+    fail "GITHUB_REPOSITORY: too many repositories (a provider's condition holds 4096 characters)"
+}
+check_github_condition_length
 [[ -z "$KAKAO_TOKEN_ACTION" ||
   "$KAKAO_TOKEN_ACTION" =~ ^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+(/[A-Za-z0-9._/-]+)?@[A-Za-z0-9._/-]+$ ]] ||
   fail "KAKAO_TOKEN_ACTION '$KAKAO_TOKEN_ACTION' is not an action like me/kakao-token-function@v0.2.0"
@@ -258,24 +399,62 @@ MEMO_LINK_RE='^https?://[^/?#[:space:]|]+([/?#][^[:space:]|]*)?$'
 [[ -z "$KAKAO_MEMO_LINK" || "$KAKAO_MEMO_LINK" =~ $MEMO_LINK_RE ]] ||
   fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://developers.kakao.com (no spaces or '|')"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
-# A single document without an allowlist is owned through a claim link (token_logic/service/claim.py):
-# deploy.sh writes the first one, made by that module, which needs Python 3.11 or newer (its
-# standard library alone). python3 first; where it is older (macOS's own), a newer python3.x.
-NEEDS_CLAIM=no
-[[ -z "$ALLOWED_KAKAO_USER_IDS" && "$TOKEN_OBJECT" != *"{user_id}"* ]] && NEEDS_CLAIM=yes
-CLAIM_PYTHON=""
-if [[ "$NEEDS_CLAIM" == yes ]]; then
+# A Python 3 at least 3.$1: python3 first; where it is older (macOS's own), a newer python3.x.
+find_python() {
+  local candidate
   for candidate in python3 python3.14 python3.13 python3.12 python3.11; do
     if command -v "$candidate" >/dev/null &&
-      "$candidate" -I -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
-      CLAIM_PYTHON="$candidate"
-      break
+      "$candidate" -I -c "import sys; sys.exit(sys.version_info < (3, $1))" >/dev/null 2>&1; then
+      printf '%s' "$candidate"
+      return 0
     fi
   done
-  [[ -n "$CLAIM_PYTHON" ]] ||
+  return 1
+}
+# A single document without an allowlist is owned through a claim link (token_logic/service/claim.py):
+# deploy.sh writes the first one, made by that module, which needs Python 3.11 or newer (its
+# standard library alone).
+NEEDS_CLAIM=no
+[[ -z "$ALLOWED_KAKAO_USER_IDS" && "$PER_USER" == no ]] && NEEDS_CLAIM=yes
+CLAIM_PYTHON=""
+if [[ "$NEEDS_CLAIM" == yes ]]; then
+  CLAIM_PYTHON="$(find_python 11)" ||
     fail "python3 (Python 3.11 or newer) is needed to write the claim link:" \
       "https://www.python.org/downloads/ / 소유권 링크를 만들려면 Python 3.11 이상(python3)이 필요합니다"
 fi
+
+# A repository's ids from GitHub's REST API, logged out (a public repository's). GitHub answers
+# a renamed or transferred repository's old name with the repository as it is now, whose jobs
+# carry the new name, which the condition compares exactly (case too): the name must match.
+READ_GITHUB_REPOSITORY='import json, sys
+found = json.load(sys.stdin)
+print(int(found["id"]), int(found["owner"]["id"]), found["full_name"])'
+look_up_github_ids() {
+  local i="$1" repository="${github_repositories[$1]}" answer found python
+  local set_ids="set GITHUB_REPOSITORY_IDS=$repository=REPOSITORY_ID:OWNER_ID in deploy.env"
+  command -v curl >/dev/null || fail "curl is needed to look up $repository on GitHub, or $set_ids"
+  python="$(find_python 0)" || fail "python3 is needed to read GitHub's answer about $repository, or $set_ids"
+  if ! answer="$(curl -fsSL --proto =https --max-time 20 -H 'Accept: application/vnd.github+json' \
+    "$GITHUB_API/repos/$repository")"; then
+    fail "GITHUB_REPOSITORY: could not look up $repository on $GITHUB_API (above). GitHub shows" \
+      "a private repository to nobody logged out: $set_ids, from" \
+      "gh api repos/$repository --jq '\"\\(.id):\\(.owner.id)\"' / 저장소 id를 찾지 못했습니다." \
+      "비공개 저장소는 deploy.env의 GITHUB_REPOSITORY_IDS에 적으세요"
+  fi
+  found="$(printf '%s' "$answer" | "$python" -I -S -c "$READ_GITHUB_REPOSITORY" 2>/dev/null)" || found=""
+  [[ "$found" =~ ^([0-9]+)\ ([0-9]+)\ (.+)$ ]] ||
+    fail "GITHUB_REPOSITORY: GitHub's answer about $repository holds no repository id: $set_ids"
+  [[ "${BASH_REMATCH[3]}" == "$repository" ]] ||
+    fail "GITHUB_REPOSITORY: GitHub calls $repository '${BASH_REMATCH[3]}' now (renamed," \
+      "transferred, or spelt otherwise): list it as GitHub spells it"
+  github_repository_ids[i]="${BASH_REMATCH[1]}"
+  github_owner_ids[i]="${BASH_REMATCH[2]}"
+  say "GitHub $repository: repository id ${BASH_REMATCH[1]}, owner id ${BASH_REMATCH[2]} / 저장소 id"
+}
+for i in "${!github_repositories[@]}"; do
+  [[ -n "${given_ids[${github_repositories[i]}]:-}" ]] || look_up_github_ids "$i"
+done
+check_github_condition_length
 
 PROJECT="$GOOGLE_CLOUD_PROJECT"
 RUNTIME_ACCOUNT="$RUNTIME_ACCOUNT_NAME@$PROJECT.iam.gserviceaccount.com"
@@ -530,38 +709,55 @@ project_number() {
   printf '%s' "$number"
 }
 
-github_principal_prefix() {
-  printf 'principalSet://iam.googleapis.com/projects/%s/locations/global/workloadIdentityPools/%s/attribute.repository/' \
+github_pool_principal() {
+  printf 'principalSet://iam.googleapis.com/projects/%s/locations/global/workloadIdentityPools/%s/' \
     "$1" "$GITHUB_POOL"
 }
 
 # Each listed repository may act as the reader account, which may call kakao-token and nothing
-# else: no project role, no invoker on the callback or the refresh.
+# else: no project role, no invoker on the callback or the refresh. The principal set is the
+# repository's id, which GitHub never gives another repository, not its name: the provider's
+# condition already pins the ids, and the binding pins them again, so the account stays shut to
+# a newcomer under a listed name even with the provider's condition loosened (by hand, or by an
+# older deploy.sh run from another checkout).
 grant_github_access() {
-  local number="$1" prefix repository
-  prefix="$(github_principal_prefix "$number")"
-  say "Letting ${github_repositories[*]} act as $GITHUB_ACCOUNT / GitHub 저장소 권한"
-  for repository in "${github_repositories[@]}"; do
-    g iam service-accounts add-iam-policy-binding "$GITHUB_ACCOUNT" \
-      --role=roles/iam.workloadIdentityUser --member="$prefix$repository" >/dev/null
+  local number="$1" pool member i wanted=()
+  pool="$(github_pool_principal "$number")"
+  for i in "${!github_repositories[@]}"; do
+    wanted+=("${pool}attribute.repository_id/${github_repository_ids[i]}")
   done
-  remove_unlisted_repositories "$prefix"
+  say "Letting ${github_repositories[*]} act as $GITHUB_ACCOUNT / GitHub 저장소 권한"
+  for member in "${wanted[@]}"; do
+    g iam service-accounts add-iam-policy-binding "$GITHUB_ACCOUNT" \
+      --role=roles/iam.workloadIdentityUser --member="$member" >/dev/null
+  done
+  remove_other_github_bindings "$pool" "${wanted[@]}"
   g functions add-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
     --member="serviceAccount:$GITHUB_ACCOUNT" >/dev/null
 }
 
 # The provider's condition already shuts out a repository taken off the list; its binding goes
-# too, so the account's policy says who may use it. Bindings not made by us are left alone.
-remove_unlisted_repositories() {
-  local prefix="$1" policy lines line role member
+# too, so the account's policy says who may use it. Ours are this pool's principal sets by
+# repository id, and by repository name (attribute.repository/OWNER/REPO) as older deploys made
+# them: a re-run replaces those with ids (added first, so access never lapses). Bindings not
+# made by us are left alone.
+remove_other_github_bindings() {
+  local pool="$1" policy lines line role member
+  shift
   policy="$(g iam service-accounts get-iam-policy "$GITHUB_ACCOUNT" \
     --flatten='bindings[].members' --format='value(bindings.role,bindings.members)')"
   readarray -t lines <<<"$policy"
   for line in "${lines[@]}"; do
     role="${line%%$'\t'*}" member="${line#*$'\t'}"
-    [[ "$role" == roles/iam.workloadIdentityUser && "$member" == "$prefix"* ]] || continue
-    [[ " ${github_repositories[*]} " == *" ${member#"$prefix"} "* ]] && continue
-    say "Repository ${member#"$prefix"} is off GITHUB_REPOSITORY: removing its binding / 권한 삭제"
+    [[ "$role" == roles/iam.workloadIdentityUser ]] || continue
+    [[ "$member" == "${pool}attribute.repository/"* || "$member" == "${pool}attribute.repository_id/"* ]] ||
+      continue
+    [[ " $* " == *" $member "* ]] && continue
+    if [[ "$member" == "${pool}attribute.repository/"* ]]; then
+      say "Binding by name ${member#"$pool"}: removed, repositories are bound by id / 이름 기반 권한 삭제"
+    else
+      say "Repository ${member#"$pool"} is off GITHUB_REPOSITORY: removing its binding / 권한 삭제"
+    fi
     g iam service-accounts remove-iam-policy-binding "$GITHUB_ACCOUNT" \
       --role=roles/iam.workloadIdentityUser --member="$member" >/dev/null
   done
@@ -588,7 +784,7 @@ revoke_github_access() {
     fi
   fi
   [[ "$account" == yes ]] || return 0
-  remove_unlisted_repositories "$(github_principal_prefix "$(project_number)")"
+  remove_other_github_bindings "$(github_pool_principal "$(project_number)")"
   if revoke functions remove-invoker-policy-binding "$TOKEN_FUNCTION" --region="$REGION" \
     --member="serviceAccount:$GITHUB_ACCOUNT"; then
     say "$GITHUB_ACCOUNT may no longer call $TOKEN_FUNCTION / 호출 권한 삭제"
@@ -616,6 +812,21 @@ action_ref() {
     done <"$HERE/token_logic/__init__.py"
   fi
   printf '%s@%s' "$slug" "$version"
+}
+
+# One document per Kakao account: the Action must say whose token (its user_id input). The id
+# when the allowlist holds one, else a placeholder saying which ids there are to choose from.
+workflow_user_id() {
+  [[ "$PER_USER" == yes ]] || return 0
+  if [[ "$ALLOWED_KAKAO_USER_IDS" =~ ^[0-9]+$ ]]; then
+    printf '\n          user_id: %s' "$ALLOWED_KAKAO_USER_IDS"
+  elif [[ -n "$ALLOWED_KAKAO_USER_IDS" ]]; then
+    printf '\n          user_id: %s # one of ALLOWED_KAKAO_USER_IDS (%s): whose token / 어느 계정의 토큰인지' \
+      "$USER_ID_PLACEHOLDER" "${ALLOWED_KAKAO_USER_IDS//,/, }"
+  else
+    printf '\n          user_id: %s # the Kakao user id shown by the login through its claim link / 소유권 링크로 로그인한 계정의 사용자 id' \
+      "$USER_ID_PLACEHOLDER"
+  fi
 }
 
 print_github_workflow() {
@@ -646,7 +857,7 @@ jobs:
         with:
           url: $token_url
           workload_identity_provider: projects/$number/locations/global/workloadIdentityPools/$GITHUB_POOL/providers/$GITHUB_PROVIDER
-          service_account: $GITHUB_ACCOUNT
+          service_account: $GITHUB_ACCOUNT$(workflow_user_id)
       # Needs the talk_message consent (KAKAO_SCOPE=talk_message) / 카카오톡 메시지 동의 필요
       - name: Send a KakaoTalk memo to me / 나에게 보내기
         env:
@@ -659,6 +870,9 @@ jobs:
 EOF
   if [[ "$action" == "$ACTION_PLACEHOLDER" ]]; then
     echo "Set KAKAO_TOKEN_ACTION (e.g. me/kakao-token-function@v0.2.0) to fill in 'uses:' / KAKAO_TOKEN_ACTION 을 설정하세요."
+  fi
+  if [[ "$(workflow_user_id)" == *"$USER_ID_PLACEHOLDER"* ]]; then
+    echo "Replace $USER_ID_PLACEHOLDER in 'user_id:' with the Kakao user id whose token the workflow gets / user_id: 에 카카오 사용자 id를 넣으세요."
   fi
 }
 
@@ -811,6 +1025,25 @@ EOF
    소유자 확인에 실패해 소유권 링크를 만들지 않았습니다. \`python -m token_logic claim-url\` 의
    링크를 여세요. Login / 로그인: $callback_url
 EOF
+  elif [[ "$owner" == not-shown ]]; then
+    cat <<EOF
+2. No claim link was made: this output is not a terminal, or CI is set, and a live link would
+   stay readable in a CI log or a file. To become the owner, run
+   \`python -m token_logic claim-url\` in a terminal and open its link (or run ./deploy.sh
+   there; PRINT_CLAIM_LINK=1 prints it anyway).
+   출력이 터미널이 아니거나 CI 환경이라 소유권 링크를 만들지 않았습니다(로그에 남기 때문).
+   터미널에서 \`python -m token_logic claim-url\` 의 링크를 여세요. Login / 로그인: $callback_url
+EOF
+  elif [[ "$PER_USER_CLAIMS" == 1 && "$PER_USER" == yes ]]; then
+    local listed=""
+    [[ -z "$ALLOWED_KAKAO_USER_IDS" ]] ||
+      listed=" (ALLOWED_KAKAO_USER_IDS log in without one / 허용 목록의 계정은 링크 없이)"
+    cat <<EOF
+2. Each Kakao account comes in through a claim link of its own$listed: make one per
+   account with \`python -m token_logic claim-url\` (a link admits one account, once, within a
+   day). 계정마다 \`python -m token_logic claim-url\` 로 만든 소유권 링크로 로그인합니다(링크
+   하나에 계정 하나, 하루 안에 한 번). Login / 로그인: $callback_url
+EOF
   else
     cat <<EOF
 2. Then open it in a browser to log in / 그다음 브라우저에서 열어 로그인하세요:
@@ -891,6 +1124,18 @@ issue_claim() {
   CLAIM_LINK="${callback_url%/}/claim#$secret"
 }
 
+# The live claim link goes to a person's terminal only: a CI log, or a file this output is piped
+# to, would keep it readable for its day. With CI set (GitHub Actions, GitLab and most others
+# set it) not even to a terminal. No link printed, no claim made: a claim nobody can use would
+# only replace one that someone can. PRINT_CLAIM_LINK: 1 always, 0 never.
+claim_link_wanted() {
+  case "$PRINT_CLAIM_LINK" in
+    1) return 0 ;;
+    0) return 1 ;;
+  esac
+  [[ -t 1 && (-z "${CI:-}" || "${CI:-}" == false || "${CI:-}" == 0) ]]
+}
+
 main() {
   # Files handed to gcloud (the lifecycle rule, the alert policy), gone when the script ends.
   WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/kakao-deploy.XXXXXX")"
@@ -947,7 +1192,9 @@ main() {
   CLAIM_LINK=""
   if [[ "$NEEDS_CLAIM" == yes ]]; then
     owner="$(token_document_exists)"
-    if [[ "$owner" == no ]]; then issue_claim "$callback_url"; fi
+    if [[ "$owner" == no ]]; then
+      if claim_link_wanted; then issue_claim "$callback_url"; else owner=not-shown; fi
+    fi
   fi
 
   cat <<EOF

@@ -238,6 +238,9 @@ def identity_pools(words: list[str], argv: list[str], state: dict[str, dict[str,
     if verb in ("create-oidc", "update-oidc") and {"--disabled", "--no-disabled"} & set(argv):
         disabled = state.setdefault("iam.workload-identity-pools.providers.disabled", {})
         disabled[name] = "yes" if "--disabled" in argv else "no"
+    for setting in ("attribute-mapping", "attribute-condition"):
+        if verb in ("create-oidc", "update-oidc") and (value := option(argv, setting)):
+            state.setdefault(f"iam.workload-identity-pools.providers.{setting}", {})[name] = value
     return 0
 
 
@@ -331,3 +334,171 @@ def monitoring(words: list[str], argv: list[str], state: dict[str, dict[str, str
     if verb == "update":
         return 0 if words[2] in table.values() else 1
     return 0
+
+
+# Google's side of a GitHub job's token exchange (STS, then IAM), as the fake project holds it.
+
+
+def github_may_act_as(
+    state: dict[str, dict[str, str]], pool: str, account: str, claims: dict[str, str]
+) -> bool:
+    """Whether a GitHub Actions job whose OIDC token carries ``claims`` could act as ``account``:
+    the pool's provider "github" is active and enabled, its attribute condition admits the
+    claims, and a workloadIdentityUser binding on the account names a principal set that the
+    provider's attribute mapping gives them."""
+    name = f"{pool}/github"
+    if state.get("iam.workload-identity-pools", {}).get(pool) != "ACTIVE":
+        return False
+    if state.get("iam.workload-identity-pools.providers", {}).get(name) != "ACTIVE":
+        return False
+    if state.get("iam.workload-identity-pools.providers.disabled", {}).get(name) == "yes":
+        return False
+    condition = state["iam.workload-identity-pools.providers.attribute-condition"][name]
+    if not cel(condition, claims):
+        return False
+    mapping = state["iam.workload-identity-pools.providers.attribute-mapping"][name]
+    prefix = (
+        f"principalSet://iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/"
+        f"workloadIdentityPools/{pool}/"
+    )
+    members = set()
+    for pair in mapping.split(","):
+        target, source = pair.split("=", 1)
+        attribute, claim = target.removeprefix("attribute."), source.removeprefix("assertion.")
+        if target.startswith("attribute.") and claim in claims:
+            members.add(f"{prefix}attribute.{attribute}/{claims[claim]}")
+    rows = state.get("iam.service-accounts.policy", {})
+    return any(f"{account} roles/iam.workloadIdentityUser {member}" in rows for member in members)
+
+
+_CEL_TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|\(|\)|\[|\]|,|in\b)|'([^']*)'|assertion\.(\w+))")
+
+
+def cel(condition: str, claims: dict[str, str]) -> bool:
+    """The value of a provider's attribute condition for a token's ``claims``, in as much CEL as
+    deploy.sh writes: || and && over ==, != and ``in [...]`` of assertion claims and strings;
+    anything else raises ValueError, as Google refuses a condition it cannot evaluate."""
+    tokens: list[tuple[str, str]] = []  # ("op", text) or ("value", text)
+    at = 0
+    while at < len(condition.rstrip()):
+        match = _CEL_TOKEN.match(condition, at)
+        if match is None:
+            raise ValueError(f"not CEL deploy.sh writes: {condition[at:]!r}")
+        operator, string, claim = match.groups()
+        if operator is not None:
+            tokens.append(("op", operator))
+        elif string is not None:
+            tokens.append(("value", string))
+        else:
+            tokens.append(("value", claims.get(claim, "")))
+        at = match.end()
+    value, rest = _cel_or(tokens)
+    if rest:
+        raise ValueError(f"trailing CEL: {rest}")
+    return value
+
+
+_Tokens = list[tuple[str, str]]
+
+
+def _cel_or(tokens: _Tokens) -> tuple[bool, _Tokens]:
+    value, tokens = _cel_and(tokens)
+    while tokens[:1] == [("op", "||")]:
+        right, tokens = _cel_and(tokens[1:])
+        value = value or right
+    return value, tokens
+
+
+def _cel_and(tokens: _Tokens) -> tuple[bool, _Tokens]:
+    value, tokens = _cel_term(tokens)
+    while tokens[:1] == [("op", "&&")]:
+        right, tokens = _cel_term(tokens[1:])
+        value = value and right
+    return value, tokens
+
+
+def _cel_term(tokens: _Tokens) -> tuple[bool, _Tokens]:
+    if tokens[:1] == [("op", "(")]:
+        value, tokens = _cel_or(tokens[1:])
+        if tokens[:1] != [("op", ")")]:
+            raise ValueError("unclosed (")
+        return value, tokens[1:]
+    (kind, left), (_, operator), *tokens = tokens
+    if kind != "value":
+        raise ValueError(f"expected a value, got {left!r}")
+    if operator in ("==", "!="):
+        (kind, right), *tokens = tokens
+        if kind != "value":
+            raise ValueError(f"expected a value, got {right!r}")
+        return (left == right) == (operator == "=="), tokens
+    if operator == "in" and tokens[:1] == [("op", "[")]:
+        items, tokens = [], tokens[1:]
+        while tokens[:1] != [("op", "]")]:
+            (kind, item), *tokens = tokens
+            if kind == "value":
+                items.append(item)
+            elif item != ",":
+                raise ValueError(f"unexpected {item!r} in a list")
+        return left in items, tokens[1:]
+    raise ValueError(f"unexpected {operator!r}")
+
+
+# GitHub's REST API as deploy.sh reads it: `curl ... https://api.github.com/repos/OWNER/REPO`.
+# The stub answers from files under answers/ (one per repository, GitHub's JSON) and logs each
+# call's arguments to calls.log; anything else is curl's 404. Tests never reach the network.
+CURL_STUB = r"""#!/bin/bash
+here="$(dirname "$0")"
+printf '%s\0' "$@" >>"$here/github/calls.log"
+printf '\n' >>"$here/github/calls.log"
+url="${*: -1}"
+answer="$here/github/answers/${url#https://api.github.com/repos/}.json"
+if [[ "$url" == https://api.github.com/repos/*/* && -f "$answer" ]]; then
+  cat "$answer"
+  exit 0
+fi
+echo "curl: (22) The requested URL returned error: 404" >&2
+exit 22
+"""
+
+
+class FakeGitHubApi:
+    """A ``curl`` in ``bin_dir`` answering api.github.com/repos/OWNER/REPO for the repositories
+    it is given (``add``); ``calls`` lists the URLs asked for."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.root = bin_dir / "github"
+        (self.root / "answers").mkdir(parents=True)
+        (self.root / "calls.log").write_text("")
+        stub = bin_dir / "curl"
+        stub.write_text(CURL_STUB)
+        stub.chmod(0o755)
+
+    def add(self, full_name: str, repository_id: int, owner_id: int) -> None:
+        """GitHub's answer for ``full_name`` (or, for a renamed repository, a path to it)."""
+        self.answer(full_name, full_name, repository_id, owner_id)
+
+    def answer(self, asked: str, full_name: str, repository_id: int, owner_id: int) -> None:
+        """What GitHub answers when asked for ``asked``: the repository ``full_name`` is now."""
+        owner, name = full_name.split("/")
+        document = {
+            "id": repository_id,
+            "node_id": "R_kgDO",
+            "name": name,
+            "full_name": full_name,
+            "private": False,
+            "owner": {"login": owner, "id": owner_id, "type": "User", "site_admin": False},
+            "html_url": f"https://github.com/{full_name}",
+            "default_branch": "main",
+        }
+        path = self.root / "answers" / f"{asked}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2))
+
+    def forget(self, asked: str) -> None:
+        """GitHub answers 404 for ``asked`` (a private repository, logged out)."""
+        (self.root / "answers" / f"{asked}.json").unlink()
+
+    def calls(self) -> list[str]:
+        """The URL of each call, in order."""
+        lines = (self.root / "calls.log").read_text().splitlines()
+        return [line.rstrip("\0").split("\0")[-1] for line in lines if line]

@@ -88,6 +88,18 @@ def test_cloud_run_without_a_bucket_is_refused() -> None:
     assert Settings.from_env({**BASE, "K_SERVICE": "x", "TOKEN_BUCKET": "b"}).token_bucket == "b"
 
 
+def test_demo_mode_is_refused_on_cloud_run() -> None:
+    """KAKAO_DEMO (no claim needed) on Cloud Run (K_SERVICE set) is a configuration error naming
+    it, however it got there; off, or off Cloud Run, it is fine."""
+    cloud = {**BASE, "K_SERVICE": "kakao-callback", "TOKEN_BUCKET": "b"}
+
+    with pytest.raises(ConfigError, match="KAKAO_DEMO"):
+        Settings.from_env({**cloud, "KAKAO_DEMO": "1"})
+
+    assert Settings.from_env({**cloud, "KAKAO_DEMO": "0"}).demo is False
+    assert Settings.from_env({**BASE, "KAKAO_DEMO": "1"}).demo is True
+
+
 def test_allowed_user_ids_are_parsed_as_integers() -> None:
     """ALLOWED_KAKAO_USER_IDS becomes a set of ints."""
     settings = Settings.from_env({**BASE, "ALLOWED_KAKAO_USER_IDS": "4127000001, 99"})

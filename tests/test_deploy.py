@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
 import re
 import shlex
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.fake_gcloud import PROJECT_NUMBER, FakeGcloud
+from tests.fake_gcloud import PROJECT_NUMBER, FakeGcloud, FakeGitHubApi, github_may_act_as
 from tests.helpers import FakeClock
 from token_logic.budget import Deadline
+from token_logic.config import Settings
+from token_logic.errors import ConfigError
 from token_logic.log import ALERTS
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
 from token_logic.storage.files import FileTokenStore
@@ -64,7 +68,25 @@ GITHUB_INPUTS = {
 }
 GITHUB_ACCOUNT = "kakao-token-github@kakao-demo-123.iam.gserviceaccount.com"
 POOL = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/kakao-token-github"
-MAPPING = "google.subject=assertion.sub,attribute.repository=assertion.repository"
+MAPPING = (
+    "google.subject=assertion.sub,attribute.repository=assertion.repository"
+    ",attribute.repository_id=assertion.repository_id"
+    ",attribute.repository_owner_id=assertion.repository_owner_id"
+)
+# What the deployed function reads besides TOKEN_OBJECT (token_logic/config.py).
+BASE_FUNCTION_ENV = {"KAKAO_REST_API_KEY": "key", "KAKAO_REDIRECT_URI": CALLBACK_URL}
+# What api.github.com answers for the repositories the tests list: (repository id, owner id).
+GITHUB_IDS = {
+    "me/bot": (812345678, 1234567),
+    "me/other": (812345999, 1234567),
+    "Me/Bot.js": (700000001, 7654321),
+    "me/x": (812340000, 1234567),
+}
+# How deploy.sh's provider said who gets in, before it pinned repositories by id.
+NAME_ONLY_MAPPING = "google.subject=assertion.sub,attribute.repository=assertion.repository"
+# The claim link is printed to a terminal only (deploy.sh --help): tests reading it from a pipe
+# ask for it, as a person piping through tee would.
+PRINT_LINK = {"PRINT_CLAIM_LINK": "1"}
 
 
 class Deployer:
@@ -76,19 +98,52 @@ class Deployer:
         self.log = tmp_path / "gcloud.log"
         self.state = tmp_path / "gcloud-state.json"
         self.gcloud = FakeGcloud(self.bin, self.log, self.state)
+        self.github = FakeGitHubApi(self.bin)
+        for repository, (repository_id, owner_id) in GITHUB_IDS.items():
+            self.github.add(repository, repository_id, owner_id)
         self.script = ROOT / "deploy.sh"
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         self.log.write_text("")
-        full_env = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.bin.parent), **env}
         return subprocess.run(
             ["bash", str(self.script), *args],
-            env=full_env,
+            env=self.environment(env),
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.bin.parent), **env}
+
+    def run_on_a_terminal(self, **env: str) -> tuple[int, str]:
+        """Runs deploy.sh with its stdout on a terminal, as a person does (a pseudo-terminal in
+        raw mode, so lines end in \\n as in a pipe); returns its exit status and stdout."""
+        self.log.write_text("")
+        terminal, side = pty.openpty()
+        tty.setraw(side)
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                ["bash", str(self.script)],
+                env=self.environment(env),
+                stdin=subprocess.DEVNULL,
+                stdout=side,
+                stderr=stderr,
+            )
+            os.close(side)
+            printed = bytearray()
+            while True:
+                try:
+                    chunk = os.read(terminal, 65536)
+                except OSError:  # EIO: the script and its children closed the terminal
+                    break
+                if not chunk:
+                    break
+                printed += chunk
+            os.close(terminal)
+            status = process.wait(timeout=60)
+        return status, printed.decode()
 
     def run_with_file(
         self, inputs: dict[str, str], *args: str, **env: str
@@ -909,7 +964,7 @@ def test_a_single_document_deployment_ends_with_a_claim_link(
     for a day, and only with that secret."""
     started = int(time.time())
 
-    result = deployer.run(**SINGLE_INPUTS)
+    result = deployer.run(**SINGLE_INPUTS, **PRINT_LINK)
 
     assert result.returncode == 0, result.stderr
     [upload] = claim_uploads(deployer)
@@ -937,7 +992,7 @@ def test_a_single_document_deployment_ends_with_a_claim_link(
 def test_the_claim_secret_is_in_the_final_message_and_nowhere_else(deployer: Deployer) -> None:
     """The link appears once, in step 2 of the message (Korean and English, naming claim-url);
     the secret is in no gcloud argument, no recorded stdin, no stderr."""
-    result = deployer.run(**SINGLE_INPUTS)
+    result = deployer.run(**SINGLE_INPUTS, **PRINT_LINK)
 
     assert result.returncode == 0, result.stderr
     secret = printed_secret(result.stdout)
@@ -957,7 +1012,7 @@ def test_the_claim_lives_beside_a_token_object_in_a_folder(
 ) -> None:
     """TOKEN_OBJECT=tokens/kakao.json: the claim is tokens/.kakao-token-claim.json, where
     token_logic looks for it, and the owner check looks at tokens/kakao.json."""
-    result = deployer.run(**SINGLE_INPUTS, TOKEN_OBJECT="tokens/kakao.json")
+    result = deployer.run(**SINGLE_INPUTS, **PRINT_LINK, TOKEN_OBJECT="tokens/kakao.json")
 
     assert result.returncode == 0, result.stderr
     [described] = find(deployer.calls(), "storage", "objects", "describe")
@@ -976,10 +1031,10 @@ def test_a_rerun_before_the_first_login_replaces_the_claim_and_an_owner_gets_non
     """Nobody logged in yet: each run writes a new claim (the older link stops working). Once a
     token document exists the deployment has an owner: no claim is written and no link printed,
     only how to hand it over."""
-    first = deployer.run(**SINGLE_INPUTS)
+    first = deployer.run(**SINGLE_INPUTS, **PRINT_LINK)
     first_secret = printed_secret(first.stdout)
 
-    second = deployer.run(**SINGLE_INPUTS)
+    second = deployer.run(**SINGLE_INPUTS, **PRINT_LINK)
 
     assert second.returncode == 0, second.stderr
     [upload] = claim_uploads(deployer)
@@ -992,7 +1047,7 @@ def test_a_rerun_before_the_first_login_replaces_the_claim_and_an_owner_gets_non
         "storage.objects", **{"gs://kakao-demo-123-tokens/kakao_token.json": '{"user_id": 1}'}
     )
 
-    owned = deployer.run(**SINGLE_INPUTS)
+    owned = deployer.run(**SINGLE_INPUTS, **PRINT_LINK)
 
     assert owned.returncode == 0, owned.stderr
     assert claim_uploads(deployer) == []
@@ -1005,8 +1060,8 @@ def test_a_rerun_before_the_first_login_replaces_the_claim_and_an_owner_gets_non
 @pytest.mark.parametrize(
     "inputs",
     [
-        {**SINGLE_INPUTS, "TOKEN_OBJECT": "users/{user_id}/token.json"},
-        {**SINGLE_INPUTS, "TOKEN_OBJECT": "tokens/{user_id}.json"},
+        {**INPUTS, "TOKEN_OBJECT": "users/{user_id}/token.json"},
+        {**INPUTS, "TOKEN_OBJECT": "tokens/{user_id}.json"},
         INPUTS,  # ALLOWED_KAKAO_USER_IDS
     ],
 )
@@ -1086,6 +1141,7 @@ def test_every_recorded_command_parses_in_the_real_gcloud(deployer: Deployer) ->
         "TOKEN_OBJECT": "tokens/kakao.json",
         "KAKAO_PKCE": "0",
         "KAKAO_MEMO_LINK": "https://example.com/memo?from=kakao,bot",
+        **PRINT_LINK,
     }
     # The second full run updates the policy; the sharded ones create, update and delete jobs
     # (the last run's alert policy gives the commands its mail names).
@@ -1281,7 +1337,10 @@ def test_gcloud_reads_the_lifecycle_rule_as_written_and_turns_soft_delete_off(
 @pytest.mark.slow
 @pytest.mark.skipif(real_gcloud() is None, reason="the real gcloud CLI is not installed")
 def test_gcloudignore_uploads_only_the_function(tmp_path: Path) -> None:
-    """The uploaded source is main.py, token_logic/ and requirements.txt: no tests, no tokens."""
+    """The uploaded source is main.py, token_logic/ and requirements.txt: no tests, no tokens.
+    It is an allowlist: an env file of another name, a backup, a key, a token writer's
+    temporary file, at the top or inside token_logic/, stays home; in token_logic/ only the
+    Python source goes."""
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -1290,7 +1349,17 @@ def test_gcloudignore_uploads_only_the_function(tmp_path: Path) -> None:
         if (ROOT / name).is_file():
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, tree / name)
-    for leftover in ("kakao_token.json", "deploy.env", "tokens/1.json", ".venv/bin/python"):
+    for leftover in (
+        "kakao_token.json",
+        "deploy.env",
+        "tokens/1.json",
+        ".venv/bin/python",
+        *STRAY_SECRETS,
+        *(f"token_logic/{name}" for name in STRAY_SECRETS),
+        "token_logic/__pycache__/config.cpython-313.pyc",
+        "token_logic/web/.kakao_token.json.Zq81.tmp",
+        "token_logic/notes.txt",
+    ):
         (tree / leftover).parent.mkdir(parents=True, exist_ok=True)
         (tree / leftover).write_text("secret")
     env = {**os.environ, "CLOUDSDK_CONFIG": str(tmp_path / "config")}
@@ -1309,13 +1378,47 @@ def test_gcloudignore_uploads_only_the_function(tmp_path: Path) -> None:
     assert all(
         p == "main.py" or p == "requirements.txt" or p.startswith("token_logic/") for p in uploaded
     ), uploaded
+    source = {n for n in tracked if n.startswith("token_logic/") and n.endswith(".py")}
+    assert uploaded == {"main.py", "requirements.txt"} | {n for n in source if (tree / n).is_file()}
+
+
+# What the review found uploaded with the source under the old deny list.
+STRAY_SECRETS = (
+    "prod.env",
+    ".env",
+    "deploy.env.bak",
+    "deploy.env~",
+    "sa-key.pem",
+    ".kakao_token.json.Zq81.tmp",
+    "kakao_token.json.tmp",
+)
 
 
 # GitHub Actions: workload identity federation for the repositories in GITHUB_REPOSITORY.
 
 
 def principal(repository: str) -> str:
+    """The principal set deploy.sh binds for a listed repository: its id, never its name."""
+    return f"principalSet://iam.googleapis.com/{POOL}/attribute.repository_id/{GITHUB_IDS[repository][0]}"
+
+
+def name_principal(repository: str) -> str:
+    """The principal set older deploys bound: the repository's name."""
     return f"principalSet://iam.googleapis.com/{POOL}/attribute.repository/{repository}"
+
+
+def condition(*repositories: str, branch: str = "") -> str:
+    """The provider's condition for ``repositories``: each by name and ids, no
+    pull_request_target, and ``branch`` only when given."""
+    clauses = " || ".join(
+        f"(assertion.repository == '{name}' && assertion.repository_id == '{GITHUB_IDS[name][0]}'"
+        f" && assertion.repository_owner_id == '{GITHUB_IDS[name][1]}')"
+        for name in repositories
+    )
+    text = (clauses if len(repositories) == 1 else f"({clauses})") + (
+        " && assertion.event_name != 'pull_request_target'"
+    )
+    return text + (f" && assertion.ref == 'refs/heads/{branch}'" if branch else "")
 
 
 def identity_user_members(calls: list[list[str]], verb: str) -> list[str]:
@@ -1358,7 +1461,7 @@ def test_github_repositories_get_a_pool_a_provider_and_a_token_only_account(
     assert flag(provider, "location") == "global"
     assert flag(provider, "issuer-uri") == "https://token.actions.githubusercontent.com"
     assert flag(provider, "attribute-mapping") == MAPPING
-    assert flag(provider, "attribute-condition") == "assertion.repository in ['me/bot', 'me/other']"
+    assert flag(provider, "attribute-condition") == condition("me/bot", "me/other")
     [account] = find(calls, "iam", "service-accounts", "create", "kakao-token-github")
     assert identity_user_members(calls, "add") == [principal("me/bot"), principal("me/other")]
     assert members(calls, "kakao-token") == [f"serviceAccount:{GITHUB_ACCOUNT}"]
@@ -1384,7 +1487,7 @@ def test_one_github_repository_is_admitted_by_equality_and_once(deployer: Deploy
     assert result.returncode == 0, result.stderr
     calls = deployer.calls()
     [provider] = find(calls, "iam", "workload-identity-pools", "providers", "create-oidc")
-    assert flag(provider, "attribute-condition") == "assertion.repository == 'Me/Bot.js'"
+    assert flag(provider, "attribute-condition") == condition("Me/Bot.js")
     assert identity_user_members(calls, "add") == [principal("Me/Bot.js")]
 
 
@@ -1401,7 +1504,7 @@ def test_a_rerun_creates_nothing_and_a_repository_taken_off_loses_its_access(
     calls = deployer.calls()
     assert [c for c in calls if "create" in c or "create-oidc" in c or "undelete" in c] == []
     [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
-    assert flag(update, "attribute-condition") == "assertion.repository in ['me/bot', 'me/other']"
+    assert flag(update, "attribute-condition") == condition("me/bot", "me/other")
     assert flag(update, "attribute-mapping") == MAPPING
     assert identity_user_members(calls, "remove") == []
 
@@ -1411,7 +1514,7 @@ def test_a_rerun_creates_nothing_and_a_repository_taken_off_loses_its_access(
     calls = deployer.calls()
     assert [c for c in calls if "create" in c or "create-oidc" in c] == []
     [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
-    assert flag(update, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert flag(update, "attribute-condition") == condition("me/bot")
     assert identity_user_members(calls, "remove") == [principal("me/other")]
     policy = json.loads(deployer.state.read_text())["iam.service-accounts.policy"]
     assert [row.split(" ")[2] for row in policy] == [principal("me/bot")]
@@ -1534,7 +1637,7 @@ def test_inside_github_actions_the_runners_own_repository_is_not_a_setting(
 
     assert result.returncode == 0, result.stderr
     [provider] = find(deployer.calls(), "iam", "workload-identity-pools", "providers")[1:]
-    assert flag(provider, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert flag(provider, "attribute-condition") == condition("me/bot")
 
 
 def test_in_a_codespace_github_repository_comes_from_deploy_env_only(
@@ -1552,7 +1655,7 @@ def test_in_a_codespace_github_repository_comes_from_deploy_env_only(
     [provider] = find(
         deployer.calls(), "iam", "workload-identity-pools", "providers", "create-oidc"
     )
-    assert flag(provider, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert flag(provider, "attribute-condition") == condition("me/bot")
     assert identity_user_members(deployer.calls(), "add") == [principal("me/bot")]
     assert "someone/codespace" not in deployer.log.read_text()
     assert "someone/codespace" not in printed_workflow(result.stdout)
@@ -1638,7 +1741,7 @@ def test_emptied_github_repository_is_idempotent_and_listing_again_restores_acce
     calls = deployer.calls()
     [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
     assert "--no-disabled" in update and "--disabled" not in update
-    assert flag(update, "attribute-condition") == "assertion.repository == 'me/bot'"
+    assert flag(update, "attribute-condition") == condition("me/bot")
     assert deployer.table("iam.workload-identity-pools.providers.disabled") == {
         "kakao-token-github/github": "no"
     }
@@ -1805,7 +1908,10 @@ def test_every_github_command_parses_in_the_real_gcloud(deployer: Deployer) -> N
                 "iam.workload-identity-pools.providers", **{"kakao-token-github/github": "DELETED"}
             )
             repositories = "me/bot"
-        result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories})
+        branch = "main" if repositories == "me/bot,me/other" else ""  # maps the ref too
+        result = deployer.run_with_file(
+            {**GITHUB_INPUTS, "GITHUB_REPOSITORY": repositories, "GITHUB_BRANCH": branch}
+        )
         assert result.returncode == 0, result.stderr
         unique |= {
             tuple(args)
@@ -1843,3 +1949,470 @@ def test_deploy_sh_passes_shellcheck() -> None:
     )
 
     assert checked.returncode == 0, checked.stdout
+
+
+# The security review's findings on deploy.sh, each reproduced against the fakes.
+
+
+def test_a_pipe_in_a_value_cannot_add_a_function_variable(deployer: Deployer) -> None:
+    """KAKAO_SCOPE='talk_message|KAKAO_DEMO=1' would end the scope inside --set-env-vars (its
+    delimiter is '|') and put the deployed functions in demo mode: refused up front, naming the
+    setting and not echoing it; nothing is deployed."""
+    result = deployer.run(**{**INPUTS, "KAKAO_SCOPE": "talk_message|KAKAO_DEMO=1"})
+
+    assert result.returncode == 2 and "KAKAO_SCOPE" in result.stderr
+    assert "KAKAO_DEMO" not in result.stderr + result.stdout
+    assert deployer.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TOKEN_OBJECT", "kakao_token.json|KAKAO_AUTH_BASE_URL=https://evil.example"),
+        ("KAKAO_SCOPE", "talk_message\nKAKAO_DEMO=1"),
+        ("REFRESH_SCHEDULE", "*/30 * * * *|KAKAO_DEMO=1"),
+        ("PYTHON_RUNTIME", "python313|KAKAO_DEMO=1"),
+        ("KAKAO_CLIENT_SECRET", "secret|KAKAO_DEMO=1"),
+        ("KAKAO_REST_API_KEY", "rest-key\r"),
+        ("TOKEN_READERS", "user:me@gmail.com|KAKAO_DEMO=1"),
+    ],
+)
+def test_no_value_may_hold_a_pipe_or_a_line_break(
+    deployer: Deployer, name: str, value: str
+) -> None:
+    """'|', a line break or another control character in any input is refused before any
+    gcloud call, naming the input and never showing its value (it may be a secret)."""
+    result = deployer.run(**{**INPUTS, name: value})
+
+    assert result.returncode == 2 and name in result.stderr
+    assert value not in result.stderr and "KAKAO_DEMO" not in result.stderr
+    assert deployer.calls() == []
+
+
+@pytest.mark.parametrize(
+    "token_object",
+    [
+        "tokens/{user}.json",
+        "u{user_id}/{user_id}.json",
+        "./tokens/{user_id}.json",
+        "tokens//{user_id}.json",
+        "/kakao_token.json",
+        "tokens/",
+        "users/{user_id}/.token.json",
+        "../kakao_token.json",
+    ],
+)
+def test_token_object_is_checked_as_the_function_checks_it(
+    deployer: Deployer, token_object: str
+) -> None:
+    """A TOKEN_OBJECT token_logic/config.py refuses (the deployed function would answer 500) is
+    refused by deploy.sh before anything is created, in the same words."""
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({**BASE_FUNCTION_ENV, "TOKEN_OBJECT": token_object})
+    words = str(refused.value).split("TOKEN_OBJECT", 1)[1].split(" (", 1)[0]
+
+    result = deployer.run(**{**INPUTS, "TOKEN_OBJECT": token_object})
+
+    assert result.returncode == 2 and f"TOKEN_OBJECT{words}" in result.stderr
+    assert deployer.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TOKEN_OBJECT", "tokens/*.json"),
+        ("TOKEN_OBJECT", "kakao_token.json#1"),
+        ("KAKAO_SCOPE", "talk_message;openid"),
+        ("KAKAO_SCOPE", "talk_message,KAKAO_DEMO=1"),
+        ("PYTHON_RUNTIME", "python3.13"),
+    ],
+)
+def test_scope_object_and_runtime_must_look_like_one(
+    deployer: Deployer, name: str, value: str
+) -> None:
+    """A scope item is a consent item id (letters, digits, _); an object name holds no gcloud
+    storage wildcard or generation mark; the runtime is like python313."""
+    result = deployer.run(**{**INPUTS, name: value})
+
+    assert result.returncode == 2 and name in result.stderr
+    assert deployer.calls() == []
+
+
+def test_scopes_and_objects_config_accepts_still_deploy(deployer: Deployer) -> None:
+    """Spaces between scope items (config.py splits on them too) and {user_id} in a folder pass."""
+    result = deployer.run(
+        **{**INPUTS, "KAKAO_SCOPE": "talk_message openid"},
+        TOKEN_OBJECT="users/{user_id}/token.json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    [token] = find(deployer.calls(), "functions", "deploy", "kakao-token")
+    env_vars = flag(token, "set-env-vars")[3:].split("|")
+    assert "KAKAO_SCOPE=talk_message openid" in env_vars
+    assert "TOKEN_OBJECT=users/{user_id}/token.json" in env_vars
+
+
+def per_user(**inputs: str) -> dict[str, str]:
+    """One document per Kakao account, without an allowlist unless given."""
+    return {**SINGLE_INPUTS, "TOKEN_OBJECT": "tokens/{user_id}.json", **inputs}
+
+
+def test_per_user_documents_without_an_allowlist_are_refused(deployer: Deployer) -> None:
+    """tokens/{user_id}.json and no ALLOWED_KAKAO_USER_IDS: anyone logging in at the public
+    callback would have a token stored, which the owner's scripts could be handed. deploy.sh
+    refuses, in English and Korean, naming both ways out: the allowlist, or PER_USER_CLAIMS=1
+    with a claim link per account."""
+    result = deployer.run(**per_user())
+
+    assert result.returncode == 2
+    for words in (
+        "ALLOWED_KAKAO_USER_IDS=",
+        "PER_USER_CLAIMS=1",
+        "`python -m token_logic claim-url`",
+        "one account",
+        "소유권 링크",
+        "계정 하나",
+    ):
+        assert words in result.stderr, words
+    assert deployer.calls() == []
+
+
+def test_per_user_claims_deploys_and_says_each_account_needs_its_link(deployer: Deployer) -> None:
+    """PER_USER_CLAIMS=1 (from deploy.env): deployed, no claim of deploy.sh's own, step 2 says
+    each account comes in through a link from claim-url; the setting is deploy.sh's alone and
+    reaches no function."""
+    result = deployer.run_with_file(per_user(PER_USER_CLAIMS="1"))
+
+    assert result.returncode == 0, result.stderr
+    assert claim_uploads(deployer) == []
+    step = result.stdout.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    for words in ("claim link of its own", "python -m token_logic claim-url", "계정마다"):
+        assert words in step, words
+    for deploy in find(deployer.calls(), "functions", "deploy"):
+        assert "PER_USER_CLAIMS" not in " ".join(deploy)
+
+
+@pytest.mark.parametrize("value", ["yes", "2"])
+def test_per_user_claims_is_1_or_0(deployer: Deployer, value: str) -> None:
+    """Anything else is refused by name."""
+    result = deployer.run(**per_user(PER_USER_CLAIMS=value))
+
+    assert result.returncode == 2 and "PER_USER_CLAIMS" in result.stderr
+    assert deployer.calls() == []
+
+
+def with_github(inputs: dict[str, str]) -> dict[str, str]:
+    return {
+        **inputs,
+        "GITHUB_REPOSITORY": "me/bot",
+        "KAKAO_TOKEN_ACTION": "me/kakao-token-function@v0.2.0",
+    }
+
+
+def test_a_per_user_workflow_asks_for_the_one_allowed_account(deployer: Deployer) -> None:
+    """Per-user documents, one allowed id: the printed workflow passes it as the Action's
+    user_id input, so the job gets that account's token and no other."""
+    result = deployer.run_with_file(with_github(per_user(ALLOWED_KAKAO_USER_IDS="4127000001")))
+
+    assert result.returncode == 0, result.stderr
+    workflow = printed_workflow(result.stdout)
+    assert "          user_id: 4127000001\n" in workflow
+    assert "KAKAO_USER_ID" not in result.stdout
+    if gcloud_python() is not None:
+        [first, _] = parse_yaml(workflow)["jobs"]["memo"]["steps"]
+        assert first["with"]["user_id"] == 4127000001
+
+
+@pytest.mark.parametrize(
+    ("extra", "told"),
+    [
+        (
+            {"ALLOWED_KAKAO_USER_IDS": "4127000001,42"},
+            "one of ALLOWED_KAKAO_USER_IDS (4127000001, 42)",
+        ),
+        ({"PER_USER_CLAIMS": "1"}, "claim link"),
+    ],
+)
+def test_a_per_user_workflow_says_which_id_to_fill_in(
+    deployer: Deployer, extra: dict[str, str], told: str
+) -> None:
+    """Several allowed ids, or none: a user_id placeholder, on a line saying which id goes
+    there, and a line after the workflow saying to replace it."""
+    result = deployer.run_with_file(with_github(per_user(**extra)))
+
+    assert result.returncode == 0, result.stderr
+    workflow = printed_workflow(result.stdout)
+    [line] = [line for line in workflow.splitlines() if "user_id:" in line]
+    assert line.startswith("          user_id: KAKAO_USER_ID # ") and told in line
+    assert "Replace KAKAO_USER_ID" in result.stdout.split("# ----- end", 1)[1]
+    if gcloud_python() is not None:
+        [first, _] = parse_yaml(workflow)["jobs"]["memo"]["steps"]
+        assert first["with"]["user_id"] == "KAKAO_USER_ID"
+
+
+def test_a_single_document_workflow_has_no_user_id(deployer: Deployer) -> None:
+    """One document: the Action needs no user_id, and the workflow has none."""
+    result = deployer.run_with_file(GITHUB_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert "user_id" not in printed_workflow(result.stdout)
+
+
+def job(repository: str, **claims: str) -> dict[str, str]:
+    """The claims of a GitHub Actions job's OIDC token: a scheduled run on main of
+    ``repository`` as GitHub knows it (GITHUB_IDS), unless ``claims`` say otherwise."""
+    repository_id, owner_id = GITHUB_IDS.get(repository, (1, 1))
+    made = {
+        "repository": repository,
+        "repository_id": str(repository_id),
+        "repository_owner_id": str(owner_id),
+        "event_name": "schedule",
+        "ref": "refs/heads/main",
+        **claims,
+    }
+    made["sub"] = f"repo:{made['repository']}:ref:{made['ref']}"
+    return made
+
+
+def may_act(deployer: Deployer, claims: dict[str, str]) -> bool:
+    """Whether a job with ``claims`` could act as the reader account in the fake project."""
+    state = json.loads(deployer.state.read_text())
+    return github_may_act_as(state, "kakao-token-github", GITHUB_ACCOUNT, claims)
+
+
+# The owner's repository renamed or deleted, its name registered again by someone else.
+NEWCOMER = {"repository_id": "999000111", "repository_owner_id": "999000222"}
+
+
+def test_a_newcomer_under_a_listed_name_gets_no_token(deployer: Deployer) -> None:
+    """The provider maps and checks the repository's and its owner's ids, and the account is
+    bound to the repository's id: a newcomer's repository under a listed name, the repository
+    transferred to another owner, and a pull_request_target run of the listed repository itself
+    all fail the exchange. The listed repositories' scheduled jobs still pass."""
+    result = deployer.run_with_file(GITHUB_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert may_act(deployer, job("me/bot")) and may_act(deployer, job("me/other"))
+    assert not may_act(deployer, job("me/bot", **NEWCOMER))
+    assert not may_act(deployer, job("me/bot", repository_owner_id="999000222"))
+    assert not may_act(deployer, job("me/bot", event_name="pull_request_target"))
+    assert may_act(deployer, job("me/bot", event_name="pull_request", ref="refs/pull/7/merge"))
+    [provider] = find(
+        deployer.calls(), "iam", "workload-identity-pools", "providers", "create-oidc"
+    )
+    assert flag(provider, "attribute-mapping") == MAPPING
+    assert flag(provider, "attribute-condition") == condition("me/bot", "me/other")
+    assert "GitHub me/bot: repository id 812345678, owner id 1234567" in result.stdout
+
+
+def test_github_branch_admits_that_branch_only(deployer: Deployer) -> None:
+    """GITHUB_BRANCH=main: the ref is mapped and the condition asks for refs/heads/main; a job
+    of another branch (or a tag) of a listed repository gets nothing."""
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_BRANCH": "main"})
+
+    assert result.returncode == 0, result.stderr
+    [provider] = find(
+        deployer.calls(), "iam", "workload-identity-pools", "providers", "create-oidc"
+    )
+    assert flag(provider, "attribute-mapping") == MAPPING + ",attribute.ref=assertion.ref"
+    assert flag(provider, "attribute-condition") == condition("me/bot", "me/other", branch="main")
+    assert may_act(deployer, job("me/bot"))
+    assert not may_act(deployer, job("me/bot", ref="refs/heads/feature"))
+    assert not may_act(deployer, job("me/bot", ref="refs/tags/main"))
+
+
+def test_a_rerun_moves_a_name_only_provider_and_its_bindings_to_ids(deployer: Deployer) -> None:
+    """A deployment made before the ids: its provider maps and checks names only, and each
+    repository's name is bound, so a newcomer under the name gets in. The re-run rewrites the
+    provider (update-oidc with the ids) and binds each repository's id before removing its
+    name's binding; the newcomer is out, the repositories keep their access."""
+    deployer.run_with_file(GITHUB_INPUTS)
+    name = "kakao-token-github/github"
+    deployer.edit_state(
+        "iam.workload-identity-pools.providers.attribute-mapping", **{name: NAME_ONLY_MAPPING}
+    )
+    deployer.edit_state(
+        "iam.workload-identity-pools.providers.attribute-condition",
+        **{name: "assertion.repository in ['me/bot', 'me/other']"},
+    )
+    state = json.loads(deployer.state.read_text())
+    state["iam.service-accounts.policy"] = {
+        f"{GITHUB_ACCOUNT} roles/iam.workloadIdentityUser {name_principal(r)}": "yes"
+        for r in ("me/bot", "me/other")
+    }
+    deployer.state.write_text(json.dumps(state))
+    assert may_act(deployer, job("me/bot", **NEWCOMER))  # the finding, as deployed before
+
+    result = deployer.run_with_file(GITHUB_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    calls = deployer.calls()
+    [update] = find(calls, "iam", "workload-identity-pools", "providers", "update-oidc", "github")
+    assert flag(update, "attribute-mapping") == MAPPING
+    assert flag(update, "attribute-condition") == condition("me/bot", "me/other")
+    assert identity_user_members(calls, "add") == [principal("me/bot"), principal("me/other")]
+    assert sorted(identity_user_members(calls, "remove")) == [
+        name_principal("me/bot"),
+        name_principal("me/other"),
+    ]
+    added = calls.index(find(calls, "iam", "service-accounts", "add-iam-policy-binding")[-1])
+    removed = calls.index(find(calls, "iam", "service-accounts", "remove-iam-policy-binding")[0])
+    assert added < removed
+    assert [row.split(" ")[2] for row in deployer.table("iam.service-accounts.policy")] == [
+        principal("me/bot"),
+        principal("me/other"),
+    ]
+    assert not may_act(deployer, job("me/bot", **NEWCOMER))
+    assert may_act(deployer, job("me/bot")) and may_act(deployer, job("me/other"))
+    assert "bound by id" in result.stdout
+
+
+def test_emptying_github_repository_also_removes_bindings_by_name(deployer: Deployer) -> None:
+    """An older deploy's name bindings go too when GitHub's access is taken back altogether."""
+    deployer.run_with_file(GITHUB_INPUTS)
+    deployer.edit_state(
+        "iam.service-accounts.policy",
+        **{f"{GITHUB_ACCOUNT} roles/iam.workloadIdentityUser {name_principal('me/bot')}": "yes"},
+    )
+
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY": ""})
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(identity_user_members(deployer.calls(), "remove")) == [
+        name_principal("me/bot"),
+        principal("me/bot"),
+        principal("me/other"),
+    ]
+    assert deployer.table("iam.service-accounts.policy") == {}
+
+
+def test_repository_ids_from_deploy_env_are_not_looked_up(deployer: Deployer) -> None:
+    """GITHUB_REPOSITORY_IDS gives a repository's ids (a private one, which GitHub shows nobody
+    logged out): used as given, and only the other repository is looked up; an entry for a
+    repository no longer listed is left unused."""
+    ids = "me/bot=11:22, me/gone=33:44"
+
+    result = deployer.run_with_file({**GITHUB_INPUTS, "GITHUB_REPOSITORY_IDS": ids})
+
+    assert result.returncode == 0, result.stderr
+    assert deployer.github.calls() == ["https://api.github.com/repos/me/other"]
+    [provider] = find(
+        deployer.calls(), "iam", "workload-identity-pools", "providers", "create-oidc"
+    )
+    assert flag(provider, "attribute-condition").startswith(
+        "((assertion.repository == 'me/bot' && assertion.repository_id == '11'"
+        " && assertion.repository_owner_id == '22') || (assertion.repository == 'me/other'"
+        " && assertion.repository_id == '812345999'"
+    )
+    members = identity_user_members(deployer.calls(), "add")
+    assert members[0] == f"principalSet://iam.googleapis.com/{POOL}/attribute.repository_id/11"
+
+
+def test_a_repository_github_does_not_show_stops_the_deploy_before_anything(
+    deployer: Deployer,
+) -> None:
+    """GitHub answers 404 (a private repository, logged out): deploy.sh stops before any gcloud
+    call and says how to give the ids (GITHUB_REPOSITORY_IDS, with the gh command)."""
+    deployer.github.forget("me/other")
+
+    result = deployer.run_with_file(GITHUB_INPUTS)
+
+    assert result.returncode == 2
+    assert "404" in result.stderr  # curl's own words
+    assert "GITHUB_REPOSITORY_IDS=me/other=REPOSITORY_ID:OWNER_ID" in result.stderr
+    assert "gh api repos/me/other --jq '\"\\(.id):\\(.owner.id)\"'" in result.stderr
+    assert deployer.calls() == []
+
+
+@pytest.mark.parametrize("now", ["me/other-renamed", "someone/other", "Me/Other"])
+def test_a_repository_github_knows_by_another_name_is_refused(deployer: Deployer, now: str) -> None:
+    """GitHub follows a renamed or transferred repository's old name to it (and matches names
+    whatever their case), but its jobs carry the name it has now, compared exactly: deploy.sh
+    says what GitHub calls it and creates nothing."""
+    deployer.github.answer("me/other", now, 812345999, 1234567)
+
+    result = deployer.run_with_file(GITHUB_INPUTS)
+
+    assert result.returncode == 2
+    assert f"GitHub calls me/other '{now}'" in result.stderr
+    assert deployer.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GITHUB_BRANCH", "refs/heads/main"),
+        ("GITHUB_BRANCH", "main' || true || '"),
+        ("GITHUB_BRANCH", "-main"),
+        ("GITHUB_BRANCH", "a..b"),
+        ("GITHUB_REPOSITORY_IDS", "me/bot=812345678"),
+        ("GITHUB_REPOSITORY_IDS", "me/bot=abc:1"),
+        ("GITHUB_REPOSITORY_IDS", "me/bot=1:2' || true || '"),
+    ],
+)
+def test_bad_github_pins_are_refused(deployer: Deployer, name: str, value: str) -> None:
+    """A branch is a plain branch name; ids are numbers: refused by name, nothing created."""
+    result = deployer.run_with_file({**GITHUB_INPUTS, name: value})
+
+    assert result.returncode == 2 and name in result.stderr
+    assert deployer.calls() == []
+
+
+def test_an_env_file_inside_the_checkout_is_refused_unless_deploy_env(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """--env-file prod.env inside the checkout would sit among the files uploaded with the
+    functions (and git's): refused before anything runs, in a subfolder too; deploy.env there,
+    git-ignored and never uploaded, is still read, named or not."""
+    tree = checkout(tmp_path, None, '"""Doc."""\n')
+    settings = "".join(f'{k}="{v}"\n' for k, v in INPUTS.items())
+    for name in ("prod.env", "config/prod.env", "deploy.env"):
+        (tree / name).parent.mkdir(exist_ok=True)
+        (tree / name).write_text(settings)
+    deployer.script = tree / "deploy.sh"
+
+    for name in ("prod.env", "config/prod.env"):
+        refused = deployer.run("--env-file", str(tree / name))
+        assert refused.returncode == 2, name
+        assert "inside this checkout" in refused.stderr and "deploy.env" in refused.stderr
+        assert deployer.calls() == []
+    named = deployer.run("--env-file", str(tree / "deploy.env"))
+    assert named.returncode == 0, named.stderr
+    default = deployer.run()
+    assert default.returncode == 0, default.stderr
+    assert find(deployer.calls(), "functions", "deploy", "kakao-token")
+
+
+def test_a_claim_link_is_not_printed_into_a_pipe(deployer: Deployer) -> None:
+    """stdout a pipe (a CI log, a file): no live link printed and no claim made (the bucket's
+    claim stays whatever it was); step 2 says how to make one in a terminal."""
+    result = deployer.run(**SINGLE_INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert claim_uploads(deployer) == []
+    assert "/claim" not in result.stdout
+    step = result.stdout.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    for words in ("not a terminal", "python -m token_logic claim-url", "PRINT_CLAIM_LINK=1"):
+        assert words in step, words
+    assert CALLBACK_URL in step
+
+
+def test_on_a_terminal_the_claim_link_is_printed_but_never_in_ci(deployer: Deployer) -> None:
+    """A person's terminal gets the link; with CI set (GitHub Actions, GitLab... may give a
+    job a terminal) or PRINT_CLAIM_LINK=0, no link and no claim; PRINT_CLAIM_LINK is a per-run
+    choice, not a deploy.env setting."""
+    status, printed = deployer.run_on_a_terminal(**SINGLE_INPUTS)
+
+    assert status == 0
+    secret = printed_secret(printed)
+    [upload] = claim_uploads(deployer)
+    assert json.loads(upload["stdin"])["sha256"] == hashlib.sha256(secret.encode()).hexdigest()
+
+    for quiet in ({"CI": "true"}, {"PRINT_CLAIM_LINK": "0"}):
+        status, printed = deployer.run_on_a_terminal(**SINGLE_INPUTS, **quiet)
+        assert status == 0, quiet
+        assert "/claim#" not in printed and claim_uploads(deployer) == [], quiet
+        assert "python -m token_logic claim-url" in printed
+
+    in_file = deployer.run_with_file({**SINGLE_INPUTS, **PRINT_LINK})
+    assert in_file.returncode == 2 and "unknown setting PRINT_CLAIM_LINK" in in_file.stderr

@@ -116,6 +116,9 @@ class Settings:
             problems.append("KAKAO_REDIRECT_URI must be an absolute http(s) URL")
         pkce = _parse_bool(env, "KAKAO_PKCE", True, problems)
         demo = _parse_bool(env, "KAKAO_DEMO", False, problems)
+        if demo and env.get("K_SERVICE"):
+            # Demo mode is for `make run` on a laptop (no claim needed): never a deployed function.
+            problems.append("KAKAO_DEMO must not be set on Cloud Run (demo mode is local only)")
         margin = _parse_int(env, "REFRESH_MARGIN_SECONDS", DEFAULT_REFRESH_MARGIN_SECONDS, problems)
         timeout = _parse_int(env, "KAKAO_TIMEOUT_SECONDS", 10, problems)
         if not 1 <= timeout <= DEFAULT_KAKAO_TIMEOUT_SECONDS:
