@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 STARTUP_SECONDS = 60.0
+# Where test workers draw their ports (free_port): below Linux's ephemeral range.
+_WORKER_PORTS = (20000, 32000)
 STOP_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -102,18 +105,22 @@ def stop_all(servers: list[subprocess.Popen[bytes]]) -> None:
 def free_port() -> int:
     """A port nothing listens on now, for a server only this run talks to.
 
-    The port is free only until someone binds it: test workers running side by side
-    (pytest-xdist sets PYTEST_XDIST_WORKER=gwN and PYTEST_XDIST_WORKER_COUNT) each take ports
-    of their own residue, so two workers never pick the same one in that moment.
+    The port is free only until someone binds it. Test workers running side by side
+    (pytest-xdist sets PYTEST_XDIST_WORKER=gwN and PYTEST_XDIST_WORKER_COUNT) each draw from a
+    slice of their own below the kernel's ephemeral range (which starts at 32768 on Linux), so
+    no other worker and no outgoing connection is handed the same port in that moment.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    mine = int(worker) if worker.isdigit() and count > 1 else None
-    while True:
+    if not worker.isdigit() or count < 2:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if mine is None or port % count == mine:
+            return int(sock.getsockname()[1])
+    width = (_WORKER_PORTS[1] - _WORKER_PORTS[0]) // count
+    low = _WORKER_PORTS[0] + int(worker) * width
+    while True:
+        port = random.randrange(low, low + width)  # noqa: S311 - a port, not a secret
+        if port_is_free(port):
             return port
 
 
