@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from dev.fake_kakao import FakeKakao, FakeKakaoState
-from tests.test_run_local import (
-    SECRET,
+from dev.fake_kakao import FakeKakao
+from tests.test_run_local import (  # real_app: a fixture, one run of this module's own
     LocalRun,
     descendants,
     endpoint_file,
-    log_in,
-    printed_url,
     read_env_file,
-    start_run_local,
+    real_app,  # noqa: F401
 )
 
 TOKEN_CALLS = "/oauth/token"
@@ -73,28 +69,13 @@ def gave_a_token(response: requests.Response) -> bool:
 
 @pytest.fixture(scope="module")
 def guarded_run(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LocalRun, FakeKakao, str]]:
+    real_app: tuple[LocalRun, FakeKakao],  # noqa: F811 - the imported fixture, by name
+) -> tuple[LocalRun, FakeKakao, str]:
     """The review's setting: a real app (its Kakao a fake this test starts and counts), a
     token stored by one login; with this run's bearer, read from the file the guide names."""
-    tmp_path = tmp_path_factory.mktemp("run_local_ports")
-    kakao = FakeKakao(FakeKakaoState(client_id="my-app-key", client_secret=SECRET)).start()
-    run = start_run_local(
-        tmp_path,
-        KAKAO_REST_API_KEY="my-app-key",
-        KAKAO_CLIENT_SECRET=SECRET,
-        KAKAO_AUTH_BASE_URL=kakao.url,
-        KAKAO_API_BASE_URL=kakao.url,
-        KAKAO_SCOPE="talk_message",
-        TOKEN_DIR=str(tmp_path / "tokens"),
-    )
-    kakao.state.redirect_uris.add(f"http://localhost:{run.ports['PORT']}/")
-    log_in(printed_url(run.text(), "Log in", "open"))
+    run, kakao = real_app
     bearer = read_env_file(endpoint_file(run.text()))["KAKAO_TOKEN_ID_TOKEN"]
-    yield run, kakao, bearer
-    if run.process.poll() is None:
-        run.stop()
-    kakao.stop()
+    return run, kakao, bearer
 
 
 def attacks(port: int, bearer: str) -> list[dict[str, str]]:

@@ -185,12 +185,7 @@ class LoginFinisher:
             self._revoke(response, user_id, "login refused: another user owns this", deadline)
             raise NotTheOwner(user_id or 0, owner_known=True)
 
-        try:
-            self._write_over_read_version(name, to_json(document), vet, work)
-        except KakaoTokenError:
-            if not claimed or self._fate(name, document, deadline) != _LANDED:
-                raise
-            # The claim was spent and the login did land: it is the owner now; say so below.
+        self._write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
         if claimed:
             log_event(
                 logging.WARNING,
@@ -226,11 +221,7 @@ class LoginFinisher:
             self._revoke(response, user_id, "login refused: no claim link for a new user", deadline)
             raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
 
-        try:
-            self._write_over_read_version(name, to_json(document), vet, work)
-        except KakaoTokenError:
-            if not claimed or self._fate(name, document, deadline) != _LANDED:
-                raise
+        self._write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
         if claimed:
             log_event(
                 logging.WARNING,
@@ -238,6 +229,23 @@ class LoginFinisher:
                 alert=ALERT_OWNERSHIP,
                 user_id=user_id,
             )
+
+    def _write_vetted(
+        self,
+        name: str,
+        document: TokenDocument,
+        vet: Callable[[Stored | None], None],
+        claimed: Callable[[], bool],
+        work: Deadline,
+        deadline: Deadline,
+    ) -> None:
+        """The vetted conditional write. If it seemed to fail after ``vet`` spent a claim link,
+        the login counts as stored when it did land (the link is gone either way)."""
+        try:
+            self._write_over_read_version(name, to_json(document), vet, work)
+        except KakaoTokenError:
+            if not claimed() or self._fate(name, document, deadline) != _LANDED:
+                raise
 
     def _spend_claim(self, secret: str, deadline: Deadline) -> bool:
         name = claim_name(self._settings.token_object)
