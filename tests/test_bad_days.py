@@ -309,6 +309,27 @@ def test_waiting_for_another_instances_lease_is_bounded_by_the_deadline(
     assert fake_kakao.state.refresh_calls() == 0
 
 
+def test_a_longer_running_holders_lease_is_waited_for_not_taken(
+    fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
+) -> None:
+    """A lease four minutes ahead, as a command or function with a 5-minute timeout holds it
+    while it calls Kakao: still a live lease to a 60 s function (never taken over, which would
+    spend the same refresh token twice); only one past the longest timeout any deployment may
+    set counts as expired."""
+    service = make_service(fake_kakao, store, clock)
+    complete_login(service)
+    clock.advance(21599)  # due
+    rewrite_stored(
+        store,
+        lambda d: d.with_fields(refresh_lease={"owner": "other", "until": clock.now() + 240}),
+    )
+
+    with pytest.raises(DeadlineReached):
+        service.refresh_user()
+
+    assert fake_kakao.state.refresh_calls() == 0
+
+
 def test_no_kakao_call_starts_that_could_not_be_stored_in_time(
     fake_kakao: FakeKakao, store: TokenStore, clock: FakeClock
 ) -> None:

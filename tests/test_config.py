@@ -6,7 +6,7 @@ import pytest
 
 from token_logic.config import Settings
 from token_logic.errors import ConfigError
-from token_logic.network import new_session
+from token_logic.network import new_session, proxies_for
 
 BASE = {"KAKAO_REST_API_KEY": "key", "KAKAO_REDIRECT_URI": "https://fn.example/kakao_callback"}
 
@@ -168,3 +168,21 @@ def test_function_timeout_sets_every_requests_deadline() -> None:
     assert settings.function_timeout_seconds == 120
     clock = FakeClock()
     assert request_deadline(settings.function_timeout_seconds, clock).remaining() == 115
+
+
+def test_this_machine_is_never_reached_through_a_proxy() -> None:
+    """A loopback endpoint is trusted over plain http (nothing leaves the machine), so no proxy
+    from the environment may stand in between, whatever NO_PROXY says: the ID token would
+    reach the proxy in clear text."""
+    env = {"HTTP_PROXY": "http://proxy:3128", "HTTPS_PROXY": "http://proxy:3128"}
+    urls = (
+        "http://localhost:8082/",
+        "http://127.0.0.1:8082/",
+        "http://127.0.0.2:8082/",
+        "http://[::1]:8082/",
+        "https://kapi.kakao.com",
+    )
+
+    proxies = proxies_for(env, urls)
+
+    assert proxies == {"https://kapi.kakao.com": "http://proxy:3128"}

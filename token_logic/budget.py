@@ -25,6 +25,9 @@ from .clock import Clock
 # The function's timeout as deployed (deploy.sh --timeout=60s); FUNCTION_TIMEOUT_SECONDS
 # overrides it for other platforms.
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 60
+# The longest FUNCTION_TIMEOUT_SECONDS a deployment may set (config.py; Cloud Run's limit for an
+# HTTP function is 60 minutes).
+MAX_FUNCTION_TIMEOUT_SECONDS = 3600
 # Kept back from the platform's timeout to answer (a 503 page or JSON) and log.
 ANSWER_RESERVE_SECONDS = 5.0
 # After Kakao answers, at least this long remains to store the result: a storage outage of
@@ -101,12 +104,14 @@ class Deadline:
         return int(self.at + CLOCK_SKEW_SECONDS) + 1
 
 
-def longest_lease_seconds(function_timeout_seconds: float) -> float:
+def longest_lease_seconds() -> float:
     """How far ahead of now a live lease can end: a holder that started just now ends it at its
-    deadline plus the clock skew (lease_until), and no holder runs past the function's timeout.
-    A lease ending later was not written by anyone still working (a clock far off, a hand edit,
-    a bug): it counts as expired, or it would hold every caller off for as long as it says."""
-    return function_timeout_seconds + CLOCK_SKEW_SECONDS + 1
+    deadline plus the clock skew (lease_until), and no holder runs past the longest function
+    timeout a deployment may set (MAX_FUNCTION_TIMEOUT_SECONDS: a command or a function with a
+    longer timeout than the reader's may hold a lease longer than the reader ever would). A
+    lease ending later was written by no one still working (a clock far off, a hand edit, a
+    bug): it counts as expired, or it would hold every caller off for as long as it says."""
+    return MAX_FUNCTION_TIMEOUT_SECONDS + CLOCK_SKEW_SECONDS + 1
 
 
 def request_deadline(function_timeout_seconds: float, clock: Clock) -> Deadline:

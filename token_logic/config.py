@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from .budget import (
     ANSWER_RESERVE_SECONDS,
     DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    MAX_FUNCTION_TIMEOUT_SECONDS,
     MIN_KAKAO_ATTEMPT_SECONDS,
     STORE_RESERVE_SECONDS,
 )
@@ -138,9 +139,10 @@ class Settings:
         function_timeout = _parse_int(
             env, "FUNCTION_TIMEOUT_SECONDS", DEFAULT_FUNCTION_TIMEOUT_SECONDS, problems
         )
-        if not MIN_FUNCTION_TIMEOUT_SECONDS <= function_timeout <= 3600:
+        if not MIN_FUNCTION_TIMEOUT_SECONDS <= function_timeout <= MAX_FUNCTION_TIMEOUT_SECONDS:
             problems.append(
-                f"FUNCTION_TIMEOUT_SECONDS must be between {MIN_FUNCTION_TIMEOUT_SECONDS} and 3600 "
+                f"FUNCTION_TIMEOUT_SECONDS must be between {MIN_FUNCTION_TIMEOUT_SECONDS} and "
+                f"{MAX_FUNCTION_TIMEOUT_SECONDS} "
                 "(the function's timeout as deployed: gcloud functions deploy --timeout)"
             )
         sweep_workers = _parse_int(env, "SWEEP_WORKERS", DEFAULT_SWEEP_WORKERS, problems)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .checks import LOOPBACK_HOSTS
+
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
@@ -53,7 +55,11 @@ def ca_bundle_from(env: Mapping[str, str]) -> str:
 
 
 def _bypasses_proxy(host: str, no_proxy: str) -> bool:
-    """NO_PROXY as requests reads it: ``*``, a domain and its subdomains, or an IP network."""
+    """NO_PROXY as requests reads it: ``*``, a domain and its subdomains, or an IP network; and
+    this machine always: a credential sent to an http:// loopback URL (trusted in clear text
+    for that reason) must not travel in clear text to a proxy instead."""
+    if host.strip("[]") in LOOPBACK_HOSTS or host.startswith("127."):
+        return True
     for entry in (item.strip().lower() for item in no_proxy.split(",")):
         entry = entry.lstrip(".")
         if entry.count(":") == 1:  # host:port (an IPv6 network has more colons)
@@ -82,12 +88,15 @@ def body_within(response: requests.Response, give_up_at: float, max_bytes: int) 
 
     import requests
 
-    chunks, size = [], 0
-    while chunk := response.raw.read1(8192, decode_content=True):
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if time.monotonic() > give_up_at:
+            raise requests.Timeout("answer still arriving when time ran out")
+        chunk = response.raw.read1(8192, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > max_bytes:
             raise requests.ConnectionError(f"answer larger than {max_bytes} bytes")
         chunks.append(chunk)
-        if time.monotonic() > give_up_at:
-            raise requests.Timeout("answer still arriving when time ran out")
-    return b"".join(chunks)

@@ -194,13 +194,16 @@ def test_waiters_on_a_failing_lease_get_its_failure(
 
 
 def test_no_pause_outlasts_an_hour_whatever_kakao_or_the_document_says() -> None:
-    """An odd Retry-After (a year) or a hand-edited pause is cut to an hour: a refresh token
-    (2 months) must never die unrefreshed behind it."""
+    """An odd Retry-After (a year) is cut to an hour, and a stored pause ending further ahead
+    than an hour was set by no one (a clock far ahead, a hand edit): it is no pause at all, so
+    it cannot hold the login off for good (a cap moving with the clock would never end) while
+    its refresh token (2 months) dies unrefreshed."""
     pause = backoff_after(KakaoError(429, "", "KOE237", retry_after=365 * 86400.0), None, 0)
-    edited = Backoff.of(
-        {"refresh_backoff": {"until": 10**12, "code": "KOE237", "status": 400, "failures": 10**9}},
-        now=1000,
-    )
+    edited = {"until": 10**12, "code": "KOE237", "status": 400, "failures": 10**9}
+    odd_count = {**edited, "until": 1000 + 3600}
 
     assert pause.until == 3600
-    assert edited is not None and edited.until == 1000 + 3600 and edited.failures == 64
+    for now in (1000, 1000 + 86400, 1000 + 59 * 86400):
+        assert Backoff.of({"refresh_backoff": edited}, now=now) is None
+    counted = Backoff.of({"refresh_backoff": odd_count}, now=1000)
+    assert counted is not None and counted.until == 4600 and counted.failures == 64

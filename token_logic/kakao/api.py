@@ -188,7 +188,11 @@ class KakaoClient:
 
     def _get_once(self, path: str, token: str, timeout_seconds: float) -> dict[str, Any]:
         base = self._auth_base_url if path.startswith("/.well-known/") else self._api_base_url
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # No compressed answer: a decoder may read on without end before it yields a byte
+        # (a gzip header that never ends), past body_within's clock.
+        headers = {"Accept-Encoding": "identity"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         timeout = (min(self._timeout[0], timeout_seconds), timeout_seconds)
         # The whole answer, not each read, within timeout_seconds: a webhook has 3 s in all.
         give_up_at = time.monotonic() + timeout_seconds

@@ -51,9 +51,13 @@ class Backoff:
         until, status, failures = raw.get("until"), raw.get("status"), raw.get("failures")
         if not (_whole(until) and _whole(status) and _whole(failures)):
             return None
-        # A hand-edited or stale field never pauses longer than the longest pause from now on.
+        # A pause ending further ahead than the longest we ever set was set by no one (a clock
+        # far ahead, a hand edit): it is no pause, or it would hold the login off for good
+        # (a cap that moves with the clock never ends) and let its refresh token die.
+        if now is not None and until > now + LONGEST_PAUSE_SECONDS:
+            return None
         return cls(
-            until=min(until, now + LONGEST_PAUSE_SECONDS) if now is not None else until,
+            until=until,
             code=str(raw.get("code", "")),
             status=status,
             failures=min(max(failures, 0), 64),

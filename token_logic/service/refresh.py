@@ -39,7 +39,6 @@ import uuid
 from dataclasses import dataclass
 
 from ..budget import (
-    DEFAULT_FUNCTION_TIMEOUT_SECONDS,
     STORE_RESERVE_SECONDS,
     STORE_RETRY_PAUSE_SECONDS,
     WAIT_STEPS_SECONDS,
@@ -77,17 +76,10 @@ class RefreshResult:
 class Refresher:
     """Refreshes stored documents through one Kakao client and one store."""
 
-    def __init__(
-        self,
-        kakao: KakaoClient,
-        store: TokenStore,
-        clock: Clock,
-        function_timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT_SECONDS,
-    ) -> None:
+    def __init__(self, kakao: KakaoClient, store: TokenStore, clock: Clock) -> None:
         self._kakao = kakao
         self._store = store
         self._clock = clock
-        self._longest_lease = longest_lease_seconds(function_timeout_seconds)
 
     def ensure_fresh(
         self, name: str, *, margin_seconds: int, deadline: Deadline, force: bool = False
@@ -122,7 +114,7 @@ class Refresher:
                     return RefreshResult(name, document, refreshed=False)
                 raise backoff.error(now)
             lease = document.lease
-            if lease is not None and lease[1] > now + self._longest_lease:
+            if lease is not None and lease[1] > now + longest_lease_seconds():
                 log_event(logging.WARNING, "lease too far ahead, taken as expired", document=name)
             elif lease is not None and lease[1] > now and lease[0] != owner:
                 self._wait_for(lease[1], deadline, waits)

@@ -67,9 +67,7 @@ class TokenService:
                 from .login import LoginFinisher
                 from .refresh import Refresher
 
-                refresher = Refresher(
-                    self.kakao, self.store, self._clock, self.settings.function_timeout_seconds
-                )
+                refresher = Refresher(self.kakao, self.store, self._clock)
                 self._parts = (
                     refresher,
                     LoginFinisher(self.settings, self.kakao, self.store, self._clock),
