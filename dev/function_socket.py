@@ -22,16 +22,24 @@ def main(argv: list[str]) -> int:
         print("usage: python -m dev.function_socket TARGET SOURCE SOCKET", file=sys.stderr)
         return 2
     target, source, socket = argv
+    me, parent = os.getpid(), os.getppid()
     app = create_app(target, source)  # type: ignore[no-untyped-call]
     try:
-        # The framework's server options, but for "bind", which replaces its host:port.
-        server = create_server(app, False, bind=f"unix:{socket}")  # type: ignore[no-untyped-call]
+        # The framework's server options, but for "bind", which replaces its host:port, and no
+        # control socket: gunicorn's (its ``gunicornc`` interface) would lie outside the
+        # private directory, one path shared by all three functions.
+        server = create_server(  # type: ignore[no-untyped-call]
+            app, False, bind=f"unix:{socket}", control_socket_disable=True
+        )
         server.run("127.0.0.1", 0)
     finally:
-        # gunicorn has removed its socket by now; the last function out removes the directory,
-        # also when make run was killed (SIGKILL) and could not.
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(socket))
+        # gunicorn has removed its socket by now (its workers, forked in run(), end here too).
+        # The directory is make run's to remove once its checks stop relaying; only if make
+        # run was killed (SIGKILL: Linux sent us SIGTERM and gave us another parent) does the
+        # last function out remove it.
+        if os.getpid() == me and os.getppid() != parent:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(socket))
     return 0
 
 

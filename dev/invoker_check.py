@@ -13,6 +13,10 @@ makes before the deployed function runs, as far as this machine can:
   would spend Kakao's token calls and pause the login (KOE237).
 - and ``Authorization: Bearer <this run's bearer>``, else 401.
 
+Each check listens on 127.0.0.1 and [::1] alike (but where this machine has no IPv6 loopback):
+"localhost" is often ::1 first, so a port free on [::1] would let another local user listen
+there and be sent this run's bearer, a claim link or a login's callback.
+
 Refusals are HTML pages, as Cloud Run's are. What passes is relayed as it came, but for a
 private function's Authorization header (the bearer is the check's alone).
 """
@@ -28,7 +32,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from dev.loopback import LoopbackServer, send
+from dev.loopback import LoopbackServer, ipv6_loopback, send
 
 # Longer than the function's own deadline (60 s): a late answer is the function's to give.
 UPSTREAM_SECONDS = 70.0
@@ -61,9 +65,10 @@ _REFUSALS = {
 
 
 class LocalInvokerCheck:
-    """The checks for ``name`` on 127.0.0.1:``port``, relaying what passes to the function on
-    the Unix socket ``upstream``; ``bearer`` None for a public function (the callback), which
-    gets the Host check alone; ``hosts``: other Host values it answers (the redirect URI's)."""
+    """The checks for ``name`` on 127.0.0.1:``port`` and [::1]:``port``, relaying what passes
+    to the function on the Unix socket ``upstream``; ``bearer`` None for a public function (the
+    callback), which gets the Host check alone; ``hosts``: other Host values it answers (the
+    redirect URI's)."""
 
     def __init__(
         self, name: str, port: int, upstream: Path, bearer: str | None, hosts: Iterable[str] = ()
@@ -87,14 +92,24 @@ class LocalInvokerCheck:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _check
 
-        self._server = LoopbackServer(Handler, port, quiet=True)
+        self._servers = [LoopbackServer(Handler, port, quiet=True)]
+        if ipv6_loopback():
+            try:  # the same port as on 127.0.0.1, also when ``port`` is 0
+                self._servers.append(
+                    LoopbackServer(Handler, self._servers[0].port, quiet=True, host="::1")
+                )
+            except OSError:
+                self._servers[0].stop()
+                raise
 
     def start(self) -> LocalInvokerCheck:
-        self._server.start()
+        for server in self._servers:
+            server.start()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        for server in self._servers:
+            server.stop()
 
     def refusal(self, headers: Message) -> str | None:
         """Why a request with ``headers`` is refused ("host", "page", "bearer"); None passes."""

@@ -1,4 +1,5 @@
-"""HTTP servers on 127.0.0.1 for the fakes and proxies that tests, benchmarks and make run start.
+"""HTTP servers on loopback (127.0.0.1, or ::1) for the fakes and proxies that tests, benchmarks
+and make run start.
 
 ``LoopbackServer`` serves a handler from a daemon thread; ``Relay`` is a reverse proxy built on
 it, which subclasses use to add production's latency or inject faults in front of a fake.
@@ -6,6 +7,8 @@ it, which subclasses use to add production's latency or inject faults in front o
 
 from __future__ import annotations
 
+import functools
+import socket
 import threading
 from collections.abc import Mapping
 from functools import partial
@@ -26,26 +29,58 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # injected resets and clients hanging up are expected here
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietIPv6Server(_QuietServer):
+    address_family = socket.AF_INET6
+
+
+@functools.cache
+def ipv6_loopback() -> bool:
+    """Whether this machine has the IPv6 loopback ::1: the kernel is asked by a bind, as
+    /proc/sys/net/ipv6 is absent on some machines and present on others that disable it."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 class LoopbackServer:
-    """A threaded HTTP server on 127.0.0.1 (port 0: any free one) between start() and stop()."""
+    """A threaded HTTP server on ``host`` (127.0.0.1, or ::1), port ``port`` (0: any free one),
+    between start() and stop()."""
 
     def __init__(
-        self, handler: type[BaseHTTPRequestHandler], port: int = 0, quiet: bool = False
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        port: int = 0,
+        quiet: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
-        server_class = _QuietServer if quiet else ThreadingHTTPServer
-        self._server = server_class(("127.0.0.1", port), handler)
+        if ":" in host:
+            server_class: type[ThreadingHTTPServer] = _QuietIPv6Server if quiet else _IPv6Server
+        else:
+            server_class = _QuietServer if quiet else ThreadingHTTPServer
+        self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=partial(self._server.serve_forever, poll_interval=POLL_SECONDS), daemon=True
         )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def start(self) -> LoopbackServer:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serving loop: forever if none ran
+            self._server.shutdown()
         self._server.server_close()
 
 

@@ -13,8 +13,11 @@ So, as Cloud Run guards the deployed functions, a stand-in guards all three
 this user may enter, and the three ports are the checks in front of them. Each wants a Host
 naming this machine; kakao_refresh and kakao_token also want no web page's request and a
 bearer made for this run. With a real app that bearer is never printed: it goes to
-.run/token-endpoint-<port>.env (mode 0600), which the printed command lines read, and is
-removed when make run stops. In demo mode it is local-demo, shown as it is.
+.run/token-endpoint-<port>.env and, as a header for curl's ``-H @file`` (never in its argv,
+which every local user can read), .run/token-endpoint-<port>.header (both mode 0600), which
+the printed command lines read; both are removed when make run stops. In demo mode it is
+local-demo, shown as it is, so the demo never touches a real store: it keeps its tokens in
+.run/demo-<port>, whatever TOKEN_DIR, TOKEN_BUCKET or the emulator the shell names.
 
 Once every server listens it prints what to open and the command lines with their complete
 environment, ready to paste in another terminal at the repository root.
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,6 +61,12 @@ PRIVATE_FUNCTIONS = frozenset({"kakao_refresh", "kakao_token"})
 # Relative to ROOT, where the printed commands run; one per port, so a test run on other ports
 # never overwrites the file of a make run in another terminal.
 ENDPOINT_FILE = ".run/token-endpoint-{port}.env"
+HEADER_FILE = ".run/token-endpoint-{port}.header"
+# The demo's store, by the login port for the same reason. Anyone may use the demo's public
+# bearer, and a forced refresh sends the stored refresh token to the fake (KOE322 there, which
+# marks the login dead): so the demo never reads a store the environment names.
+DEMO_STORE = ".run/demo-{port}"
+DEMO_IGNORED = ("TOKEN_BUCKET", "STORAGE_EMULATOR_HOST", "TOKEN_DIR", "TOKEN_OBJECT")
 # What the command line reads in store mode, in the order printed (when set).
 STORE_VARIABLES = (
     "TOKEN_BUCKET",
@@ -131,6 +140,10 @@ def main() -> int:
         )
         return 1
     fake = _fake_kakao(env, ports.fake_kakao) if demo else None
+    ignored: list[str] = []
+    if demo:
+        ignored = [name for name in DEMO_IGNORED if env.pop(name, "")]
+        env["TOKEN_DIR"] = DEMO_STORE.format(port=ports.callback)  # relative to ROOT, the cwd
     if not env.get("TOKEN_BUCKET"):
         env["TOKEN_DIR"] = env.get("TOKEN_DIR") or "."
     bearer = DEMO_ID_TOKEN if demo else secrets.token_urlsafe(32)
@@ -159,15 +172,16 @@ def main() -> int:
         fake.start()
     endpoint = endpoint_environment(env, ports.token, bearer)
     env_file = None if demo else ENDPOINT_FILE.format(port=ports.token)
+    header_file = HEADER_FILE.format(port=ports.token)
     code = 0
     try:
         if wait_until_listening(servers, list(upstreams.values()), stopped):
             if env_file:
                 write_private(ROOT / env_file, "".join(f"{a}\n" for a in assignments(endpoint)))
+                write_private(ROOT / header_file, f"Authorization: Bearer {bearer}\n")
             login = login_link(env, demo)
-            print(
-                guide(env, ports, fake.url if fake else None, endpoint, env_file, login), flush=True
-            )
+            fake_url = fake.url if fake else None
+            print(guide(env, ports, fake_url, endpoint, env_file, login, ignored), flush=True)
         elif not stopped.is_set():
             print("error: a function server did not start (its output is above)", file=sys.stderr)
             code = 1
@@ -178,13 +192,16 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stop_all(servers)
+        # The checks first, and the directory last, by us alone: while a check may relay, no
+        # one else may create that directory again and its sockets.
         for check in checks:
             check.stop()
+        stop_all(servers)
         if fake is not None:
             fake.stop()
         if env_file:  # its bearer died with this run
             (ROOT / env_file).unlink(missing_ok=True)
+            (ROOT / header_file).unlink(missing_ok=True)
         shutil.rmtree(sockets, ignore_errors=True)
     return code
 
@@ -227,9 +244,11 @@ def guide(
     endpoint: Mapping[str, str],
     env_file: str | None,
     login: str,
+    ignored: Sequence[str] = (),
 ) -> str:
     """What to open and what to paste, every command with the environment it needs; with
-    ``env_file`` the endpoint's environment is read from that file, never shown."""
+    ``env_file`` the endpoint's environment is read from that file, never shown; ``ignored``:
+    the store settings of the shell the demo left out."""
     python = _shown_path(Path(sys.executable))
     cli = f"{python} -m token_logic"
     token_url = endpoint["KAKAO_TOKEN_URL"]
@@ -243,11 +262,12 @@ def guide(
         memos = "in KakaoTalk, your chat with yourself / 카카오톡 '나와의 채팅'"
     refresh_url = f"http://localhost:{ports.refresh}/"
     if env_file:
-        header = '"Authorization: Bearer $KAKAO_TOKEN_ID_TOKEN"'
-        curl = f"(. {env_file} && curl -s -H {header} {token_url})"
-        refresh = f"(. {env_file} && curl -s -X POST -H {header} {refresh_url})"
-        bearer = f"a bearer made for this run, kept in {env_file} (mode 0600, never printed)"
-        bearer_ko = f"이번 실행용 bearer({env_file}, 권한 0600, 화면에 출력하지 않음)"
+        header_file = HEADER_FILE.format(port=ports.token)
+        curl = f"curl -s -H @{header_file} {token_url}"
+        refresh = f"curl -s -X POST -H @{header_file} {refresh_url}"
+        bearer = f"a bearer made for this run, kept in {env_file} and {header_file} (mode 0600, "
+        bearer += "never printed)"
+        bearer_ko = f"이번 실행용 bearer({env_file}, {header_file}; 권한 0600, 출력하지 않음)"
         prefix, sourcing = "", [f"    set -a; . {env_file}; set +a"]
     else:
         given = endpoint["KAKAO_TOKEN_ID_TOKEN"]
@@ -260,6 +280,11 @@ def guide(
     stored = f"bucket {env['TOKEN_BUCKET']}" if env.get("TOKEN_BUCKET") else env["TOKEN_DIR"]
     lines = [
         f"{where} Tokens go to {stored}.",
+        *(
+            [f"Ignored in demo mode, from your shell / 데모라 무시한 설정: {', '.join(ignored)}"]
+            if ignored
+            else []
+        ),
         "",
         f"  Log in / 로그인:          open {login}",
         *(
@@ -351,7 +376,6 @@ def _fake_kakao(env: dict[str, str], port: int) -> FakeKakao:
             "KAKAO_API_BASE_URL": fake.url,
             "KAKAO_SCOPE": env.get("KAKAO_SCOPE") or "talk_message",
             "KAKAO_DEMO": "1",
-            "TOKEN_DIR": env.get("TOKEN_DIR") or ".run/demo",  # relative to ROOT, the servers' cwd
         }
     )
     return fake

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from dev.loopback import ipv6_loopback
+
 STARTUP_SECONDS = 60.0
 # Where test workers draw their ports (free_port): below Linux's ephemeral range.
 _WORKER_PORTS = (20000, 32000)
@@ -113,9 +115,12 @@ def free_port() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
     if not worker.isdigit() or count < 2:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port_is_free(port):  # on ::1 too, where make run's checks listen as well
+                return port
     width = (_WORKER_PORTS[1] - _WORKER_PORTS[0]) // count
     low = _WORKER_PORTS[0] + int(worker) * width
     while True:
@@ -125,13 +130,19 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a server could bind 127.0.0.1:``port`` now."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+    """Whether a server could bind ``port`` now on 127.0.0.1 and, where this machine has it,
+    on ::1: "localhost" is often ::1 first, so whoever holds [::1]:``port`` would be sent
+    what is meant for make run's check on 127.0.0.1 (a bearer, a login)."""
+    addresses = [(socket.AF_INET, "127.0.0.1")]
+    if ipv6_loopback():
+        addresses.append((socket.AF_INET6, "::1"))
+    for family, host in addresses:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
     return True
 
 

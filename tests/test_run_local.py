@@ -5,6 +5,7 @@ SIGTERM and no server left behind after SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,13 @@ import pytest
 import requests
 
 from dev.fake_kakao import FakeKakao, FakeKakaoState
-from dev.servers import free_port, is_listening, port_is_free
+from dev.servers import (
+    free_port,
+    is_listening,
+    is_serving,
+    port_is_free,
+    socket_function_command,
+)
 from tests.conftest import ROOT
 from tests.helpers import consent, run_cli
 
@@ -43,6 +50,10 @@ class LocalRun:
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
+
+    def demo_store(self) -> Path:
+        """Where a demo run keeps its tokens, whatever the environment says."""
+        return ROOT / ".run" / f"demo-{self.ports['PORT']}"
 
     def stop(self) -> int:
         """SIGTERM, as a service manager or `kill` sends; the exit code."""
@@ -167,12 +178,16 @@ def endpoint_file(text: str) -> Path:
     return ROOT / match.group(1)
 
 
-def paste(*lines: str) -> subprocess.CompletedProcess[str]:
-    """``lines`` pasted into a fresh shell at the repository root, with no KAKAO_* set."""
+def paste(*lines: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``lines`` pasted into a fresh shell at the repository root, with no KAKAO_* set;
+    ``path``: a directory searched for commands first."""
+    env = clean_environment()
+    if path is not None:
+        env["PATH"] = f"{path}{os.pathsep}{env.get('PATH', os.defpath)}"
     return subprocess.run(
         ["/bin/sh", "-c", "\n".join(lines)],
         cwd=ROOT,
-        env=clean_environment(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -211,6 +226,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     yield run
     if run.process.poll() is None:
         run.stop()
+    shutil.rmtree(run.demo_store(), ignore_errors=True)
 
 
 def test_demo_prints_every_local_address(demo: LocalRun) -> None:
@@ -409,6 +425,7 @@ def test_sigterm_stops_every_server_and_frees_the_ports(tmp_path: Path) -> None:
     assert all(is_listening(port) for port in run.ports.values())
 
     code = run.stop()
+    shutil.rmtree(run.demo_store(), ignore_errors=True)
 
     assert code == 0, run.text()
     assert not [port for port in run.ports.values() if is_listening(port)]
@@ -428,6 +445,7 @@ def test_sigkill_leaves_no_server_behind(tmp_path: Path) -> None:
 
     run.process.kill()
     run.process.wait()
+    shutil.rmtree(run.demo_store(), ignore_errors=True)
     deadline = time.monotonic() + 10
     while alive(family) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -486,9 +504,11 @@ def test_a_real_app_secret_is_never_printed(tmp_path: Path) -> None:
         TOKEN_DIR=str(tmp_path / "tokens"),
     )
     env_file = endpoint_file(run.text())
+    header_file = env_file.with_suffix(".header")
     try:
         assert not is_listening(run.ports["FAKE_KAKAO_PORT"])
         endpoint = read_env_file(env_file)
+        assert header_file.is_file()
     finally:
         assert run.stop() == 0
     text = run.text()
@@ -501,6 +521,7 @@ def test_a_real_app_secret_is_never_printed(tmp_path: Path) -> None:
     assert endpoint.keys() == {"KAKAO_TOKEN_URL", "KAKAO_TOKEN_ID_TOKEN"}
     assert endpoint["KAKAO_TOKEN_URL"] == token_url(run)
     assert not env_file.exists()
+    assert not header_file.exists()
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -617,3 +638,135 @@ def test_a_real_apps_printed_curl_works_as_pasted(real_app: tuple[LocalRun, Fake
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["access_token"].startswith("fake-access-")
+
+
+def test_a_real_apps_printed_curl_lines_keep_the_bearer_out_of_curls_arguments(
+    real_app: tuple[LocalRun, FakeKakao], tmp_path: Path
+) -> None:
+    """The printed refresh and token lines hand curl the bearer in a mode-0600 header file
+    (``-H @file``), never as an argument: any local user reads /proc/PID/cmdline while curl
+    runs."""
+    run, _ = real_app
+    bearer = read_env_file(endpoint_file(run.text()))["KAKAO_TOKEN_ID_TOKEN"]
+    spy = tmp_path / "curl"  # records its arguments, one a line, as ps would show them
+    spy.write_text('#!/bin/sh\nprintf "%s\\n" "$@" >> "$0.argv"\n')
+    spy.chmod(0o755)
+    lines = [printed_line(run.text(), "Refresh / 갱신:"), printed_line(run.text(), "Token / 토큰:")]
+
+    results = [paste(line, path=tmp_path) for line in lines]
+
+    assert all(result.returncode == 0 for result in results), results
+    argv = (tmp_path / "curl.argv").read_text().splitlines()
+    assert len([word for word in argv if word.startswith("http://localhost:")]) == 2, argv
+    assert not [word for word in argv if bearer in word]
+    [header] = {word.removeprefix("@") for word in argv if word.startswith("@")}
+    assert (ROOT / header).read_text() == f"Authorization: Bearer {bearer}\n"
+    assert (ROOT / header).stat().st_mode & 0o777 == 0o600
+
+
+def write_real_looking_token(directory: Path) -> Path:
+    """A stored document as a real login leaves it (tokens that never came from the demo's
+    fake, fresh for hours), in ``directory``; its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    document = {
+        "access_token": "real-access-token-must-not-leak",
+        "refresh_token": "real-refresh-token-must-not-leak",
+        "token_type": "bearer",
+        "scope": "talk_message",
+        "expires_in": 21599,
+        "refresh_token_expires_in": 5183999,
+        "expires_at": now + 21599,
+        "refresh_token_expires_at": now + 5183999,
+        "user_id": 4127000099,
+        "updated_at": now,
+    }
+    path = directory / "kakao_token.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+    path.chmod(0o600)
+    return path
+
+
+def test_demo_never_reads_or_refreshes_the_store_the_shell_names(tmp_path: Path) -> None:
+    """In demo mode (whose bearer local-demo is public) TOKEN_DIR and TOKEN_OBJECT left in the
+    shell are ignored, and the guide says so: the token port never gives that store's token,
+    and a forced refresh leaves its document as it was (its refresh token never goes to the
+    fake Kakao, whose KOE322 would mark the real login dead)."""
+    stored = write_real_looking_token(tmp_path / "real")
+    before = stored.read_bytes()
+    run = start_run_local(tmp_path, TOKEN_DIR=str(stored.parent), TOKEN_OBJECT=stored.name)
+    try:
+        demo_bearer = {"Authorization": "Bearer local-demo"}
+        token = requests.get(token_url(run), headers=demo_bearer, timeout=10)
+        refreshed = requests.post(
+            f"http://localhost:{run.ports['REFRESH_PORT']}/?force=1",
+            headers=demo_bearer,
+            timeout=30,
+        )
+        text = run.text()
+    finally:
+        run.stop()
+        shutil.rmtree(run.demo_store(), ignore_errors=True)
+
+    assert "real-access-token" not in token.text and "real-refresh-token" not in token.text
+    assert "real-access-token" not in refreshed.text
+    assert stored.read_bytes() == before
+    assert re.search(r"^Ignored in demo mode.*: TOKEN_DIR, TOKEN_OBJECT$", text, re.MULTILINE)
+    assert str(stored.parent) not in text
+
+
+def unix_listeners(pids: set[int]) -> set[str]:
+    """The paths of the Unix sockets ``pids`` listen on, from /proc (as ``ss -lxp`` shows)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link.removeprefix("socket:[").removesuffix("]"))
+    found = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        # Flags 00010000: __SO_ACCEPTCON, a listening socket; the path, when it has one, last.
+        if len(fields) >= 8 and fields[6] in inodes and int(fields[3], 16) & 0x10000:
+            found.add(fields[7])
+    return found
+
+
+def test_a_function_server_listens_only_in_its_directory_and_leaves_it_to_make_run(
+    tmp_path: Path,
+) -> None:
+    """A function server of make run listens on its socket alone (no gunicorn control socket
+    elsewhere), and stopped while make run lives it leaves the private directory in place:
+    make run removes it once its checks stop relaying, so no one can make it again before."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    directory = tmp_path / "sockets"
+    directory.mkdir(mode=0o700)
+    socket_path = directory / "kakao_token.sock"
+    runtime = tmp_path / "runtime"  # where gunicorn would put its control socket
+    runtime.mkdir(mode=0o700)
+    env = {**clean_environment(), "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
+    server = subprocess.Popen(
+        socket_function_command("kakao_token", ROOT / "main.py", socket_path),
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not is_serving(socket_path) and time.monotonic() < deadline:
+            assert server.poll() is None
+            time.sleep(0.1)
+        time.sleep(1)  # what gunicorn opens after its first socket
+        listeners = unix_listeners({server.pid, *descendants(server.pid)})
+    finally:
+        server.terminate()
+        code = server.wait(timeout=30)
+
+    assert listeners == {str(socket_path)}, listeners
+    assert code == 0
+    assert directory.is_dir()

@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from dev.fake_kakao import FakeKakao
+from dev.servers import free_port
+from tests.conftest import ROOT
 from tests.test_run_local import (  # real_app: a fixture, one run of this module's own
+    GUIDE_END,
     LocalRun,
+    clean_environment,
     descendants,
     endpoint_file,
     read_env_file,
@@ -61,6 +70,23 @@ def _reachable(hex_address: str) -> str:
         return "127.0.0.1" if ip4.is_unspecified else str(ip4)
     ip6 = ipaddress.IPv6Address(words)
     return "[::1]" if ip6.is_unspecified else f"[{ip6}]"
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine can bind ::1 (checked here, not with make run's own helper)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6_loopback = pytest.mark.skipif(
+    not has_ipv6_loopback(), reason="this machine has no IPv6 loopback: ::1 cannot be bound"
+)
 
 
 def gave_a_token(response: requests.Response) -> bool:
@@ -176,3 +202,76 @@ def test_a_cross_site_page_cannot_make_the_refresh_call_kakao(
 
     assert kakao.state.calls[TOKEN_CALLS] == calls
     assert statuses <= {401, 403}, statuses
+
+
+@pytest.fixture
+def ipv6_squatter() -> Iterator[int]:
+    """Another local user's server on [::1]:<port> alone (IPV6_V6ONLY), 127.0.0.1:<port> free:
+    what ``localhost:<port>`` reaches first on most machines; the port."""
+    while True:
+        port = free_port()
+        squatter = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        squatter.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            squatter.bind(("::1", port))
+        except OSError:  # taken there already: draw another
+            squatter.close()
+            continue
+        break
+    squatter.listen()
+    with squatter:
+        yield port
+
+
+@needs_ipv6_loopback
+@pytest.mark.parametrize("name", ["PORT", "REFRESH_PORT", "TOKEN_PORT"])
+def test_make_run_refuses_a_port_someone_holds_on_ipv6_loopback(
+    ipv6_squatter: int, name: str, tmp_path: Path
+) -> None:
+    """Review finding: with a stranger listening on [::1]:<port>, make run does not start (it
+    says the port is in use), so the printed localhost lines can never send it this run's
+    bearer, a claim link or a login's callback."""
+    ports = {n: free_port() for n in ("PORT", "REFRESH_PORT", "TOKEN_PORT", "FAKE_KAKAO_PORT")}
+    ports[name] = ipv6_squatter
+    output = tmp_path / "run_local.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dev.run_local"],
+            cwd=ROOT,
+            env={**clean_environment(), **{k: str(v) for k, v in ports.items()}},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while process.poll() is None and GUIDE_END not in output.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if process.poll() is None:  # it started, on a port a stranger shares
+        process.terminate()
+        process.wait(timeout=30)
+        pytest.fail(f"make run started:\n{output.read_text(errors='replace')}")
+
+    assert process.returncode == 1
+    assert f"error: in use: {name}={ipv6_squatter};" in output.read_text(errors="replace")
+
+
+@needs_ipv6_loopback
+def test_every_port_answers_on_ipv6_loopback_through_the_check(
+    guarded_run: tuple[LocalRun, FakeKakao, str],
+) -> None:
+    """Review finding: the three ports listen on [::1] as well as 127.0.0.1, so no stranger
+    can take [::1]:<port> during the run; there the token port is our check: an HTML 401
+    without the bearer, the token with it."""
+    run, _, bearer = guarded_run
+    named = {run.ports[name] for name in ("PORT", "REFRESH_PORT", "TOKEN_PORT")}
+    addresses = listening_addresses(run.process.pid)
+    url = f"http://[::1]:{run.ports['TOKEN_PORT']}/"
+
+    bare = requests.get(url, timeout=10)
+    granted = requests.get(url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+
+    assert {("[::1]", port) for port in named} <= addresses, addresses
+    assert bare.status_code == 401 and bare.headers["Content-Type"].startswith("text/html")
+    assert not gave_a_token(bare)
+    assert granted.status_code == 200 and granted.json()["access_token"]
