@@ -34,7 +34,6 @@ GITHUB_ATTRIBUTE_MAPPING="google.subject=assertion.sub,attribute.repository=asse
 GITHUB_ATTRIBUTE_MAPPING+=",attribute.repository_id=assertion.repository_id"
 GITHUB_ATTRIBUTE_MAPPING+=",attribute.repository_owner_id=assertion.repository_owner_id"
 GITHUB_API="https://api.github.com"
-ACTION_PLACEHOLDER="OWNER/kakao-token-function@main"
 USER_ID_PLACEHOLDER="KAKAO_USER_ID"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
@@ -114,8 +113,9 @@ Optional:
                           GITHUB_REPOSITORY itself in Actions and Codespaces. deploy.env 에만
                           적으세요 (환경 변수의 값은 GitHub의 것이라 무시합니다).
   KAKAO_TOKEN_ACTION      the action the printed workflow uses, e.g.
-                          me/kakao-token-function@v0.2.0; default: this checkout's github.com
-                          origin at v + token_logic.__version__ (or @main)
+                          me/kakao-token-function@v0; default: this checkout's github.com
+                          origin at the major tag each release moves (v0 for 0.x.y); with
+                          neither, no workflow is printed
   GITHUB_REPOSITORY_IDS   the repositories' numeric ids instead of a look-up, comma-separated
                           owner/repo=REPOSITORY_ID:OWNER_ID (me/bot=812345678:1234567); needed
                           for a private repository, which api.github.com shows nobody logged
@@ -387,7 +387,7 @@ check_github_condition_length() {
 check_github_condition_length
 [[ -z "$KAKAO_TOKEN_ACTION" ||
   "$KAKAO_TOKEN_ACTION" =~ ^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+(/[A-Za-z0-9._/-]+)?@[A-Za-z0-9._/-]+$ ]] ||
-  fail "KAKAO_TOKEN_ACTION '$KAKAO_TOKEN_ACTION' is not an action like me/kakao-token-function@v0.2.0"
+  fail "KAKAO_TOKEN_ACTION '$KAKAO_TOKEN_ACTION' is not an action like me/kakao-token-function@v0"
 # The key itself never goes into a message.
 [[ -z "$KAKAO_ADMIN_KEY" || "$KAKAO_ADMIN_KEY" =~ ^[A-Za-z0-9_-]{16,}$ ]] ||
   fail "KAKAO_ADMIN_KEY does not look like a Kakao admin key (letters and digits, no spaces)"
@@ -791,10 +791,24 @@ revoke_github_access() {
   fi
 }
 
-# KAKAO_TOKEN_ACTION, else this checkout's github.com origin at its version; the remote's
-# user and password (an https token) are never printed: only owner/repo is kept.
+# This checkout's version (__version__ in token_logic/__init__.py), or nothing.
+checkout_version() {
+  local line
+  [[ -f "$HERE/token_logic/__init__.py" ]] || return 0
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^__version__[[:space:]]*=[[:space:]]*[\"\']([0-9]+\.[A-Za-z0-9.+-]+)[\"\'] ]]; then
+      printf '%s' "${BASH_REMATCH[1]}"
+      return 0
+    fi
+  done <"$HERE/token_logic/__init__.py"
+}
+
+# KAKAO_TOKEN_ACTION, else this checkout's github.com origin at the major tag that every
+# release moves (v0 for 0.x.y: .github/workflows/release.yml). Fails with no github.com origin
+# or no version: a guessed owner or ref is a line that breaks in the user's repository. The
+# remote's user and password (an https token) are never printed: only owner/repo is kept.
 action_ref() {
-  local origin slug version=main line
+  local origin slug version
   if [[ -n "$KAKAO_TOKEN_ACTION" ]]; then
     printf '%s' "$KAKAO_TOKEN_ACTION"
     return 0
@@ -803,15 +817,9 @@ action_ref() {
   [[ "$origin" =~ ^(https://([^@/]+@)?|ssh://git@|git@)github\.com[:/]([A-Za-z0-9-]+/[A-Za-z0-9._-]+)/?$ ]] ||
     return 1
   slug="${BASH_REMATCH[3]%.git}"
-  if [[ -f "$HERE/token_logic/__init__.py" ]]; then
-    while IFS= read -r line; do
-      if [[ "$line" =~ ^__version__[[:space:]]*=[[:space:]]*[\"\']([A-Za-z0-9.+-]+)[\"\'] ]]; then
-        version="v${BASH_REMATCH[1]}"
-        break
-      fi
-    done <"$HERE/token_logic/__init__.py"
-  fi
-  printf '%s@%s' "$slug" "$version"
+  version="$(checkout_version)"
+  [[ -n "$version" ]] || return 1
+  printf '%s@v%s' "$slug" "${version%%.*}"
 }
 
 # One document per Kakao account: the Action must say whose token (its user_id input). The id
@@ -831,8 +839,16 @@ workflow_user_id() {
 
 print_github_workflow() {
   local token_url="$1" number="$2" action
-  action="$(action_ref)" || action="$ACTION_PLACEHOLDER"
   local IFS=,
+  if ! action="$(action_ref)"; then
+    cat <<EOF
+
+GitHub Actions (${github_repositories[*]}): no workflow printed: this checkout has no github.com
+origin (git remote get-url origin) to name the action by. Set KAKAO_TOKEN_ACTION (e.g. me/kakao-token-function@v0)
+in deploy.env and run ./deploy.sh again to print it / KAKAO_TOKEN_ACTION 을 설정하고 다시 실행하세요.
+EOF
+    return 0
+  fi
   cat <<EOF
 
 GitHub Actions (${github_repositories[*]}): paste this into .github/workflows/kakao-memo.yml there.
@@ -868,9 +884,6 @@ jobs:
             --data-urlencode 'template_object={"object_type":"text","text":"Hello from GitHub Actions","link":{"web_url":"https://developers.kakao.com"}}'
 # ----- end / 끝 -----
 EOF
-  if [[ "$action" == "$ACTION_PLACEHOLDER" ]]; then
-    echo "Set KAKAO_TOKEN_ACTION (e.g. me/kakao-token-function@v0.2.0) to fill in 'uses:' / KAKAO_TOKEN_ACTION 을 설정하세요."
-  fi
   if [[ "$(workflow_user_id)" == *"$USER_ID_PLACEHOLDER"* ]]; then
     echo "Replace $USER_ID_PLACEHOLDER in 'user_id:' with the Kakao user id whose token the workflow gets / user_id: 에 카카오 사용자 id를 넣으세요."
   fi
@@ -1188,7 +1201,9 @@ main() {
   # Last, once everything else is in place: the link works for a day from now. Only while
   # nobody owns the deployment (no token document yet): a claim link also hands an owned one
   # over, so a re-deploy makes none; `python -m token_logic claim-url` does, when wanted.
-  local owner=n/a
+  local owner=n/a client=kakao-token version
+  version="$(checkout_version)" # the client release that matches this deployment (PyPI)
+  [[ -z "$version" ]] || client="kakao-token==$version"
   CLAIM_LINK=""
   if [[ "$NEEDS_CLAIM" == yes ]]; then
     owner="$(token_document_exists)"
@@ -1208,7 +1223,7 @@ $(login_step "$callback_url" "$owner")
 4. Token endpoint (private; TOKEN_READERS may call it) / 토큰 엔드포인트:
      $token_url
    KAKAO_TOKEN_URL=$token_url kakao-token access-token
-   (kakao-token: pip install "git+https://github.com/OWNER/kakao-token-function"; README)
+   (kakao-token: pipx install "$client", the version of this checkout; README)
 EOF
   cat <<EOF
 5. (Recommended) the account status change webhook / (권장) 계정 상태 변경 웹훅:

@@ -1855,10 +1855,11 @@ def checkout(tmp_path: Path, origin: str | None, init: str) -> Path:
         "https://x-access-token:ghs_SECRET123@github.com/me/kakao-token-function.git",
     ],
 )
-def test_the_action_defaults_to_this_checkouts_origin_at_its_version(
+def test_the_action_defaults_to_this_checkouts_origin_at_its_major_tag(
     deployer: Deployer, tmp_path: Path, origin: str
 ) -> None:
-    """Without KAKAO_TOKEN_ACTION: the github.com origin at v + __version__; never its token."""
+    """Without KAKAO_TOKEN_ACTION: the github.com origin at the major tag each release moves
+    (v0 for 0.3.1, as release.yml makes it); never the remote's token, never OWNER."""
     deployer.script = (
         checkout(tmp_path, origin, '"""Doc."""\n\n__version__ = "0.3.1"\n') / "deploy.sh"
     )
@@ -1867,31 +1868,50 @@ def test_the_action_defaults_to_this_checkouts_origin_at_its_version(
     result = deployer.run_with_file(inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
 
     assert result.returncode == 0, result.stderr
-    assert "uses: me/kakao-token-function@v0.3.1" in printed_workflow(result.stdout)
+    assert "uses: me/kakao-token-function@v0\n" in printed_workflow(result.stdout)
     assert "SECRET123" not in result.stdout + result.stderr
+    assert "OWNER" not in result.stdout and "Set KAKAO_TOKEN_ACTION" not in result.stdout
 
 
 @pytest.mark.parametrize(
-    ("origin", "uses"),
+    ("origin", "init"),
     [
-        ("https://github.com/me/kakao-token-function", "me/kakao-token-function@main"),
-        ("https://gitlab.com/me/kakao-token-function.git", "OWNER/kakao-token-function@main"),
-        (None, "OWNER/kakao-token-function@main"),
+        ("https://github.com/me/kakao-token-function", '"""No version yet."""\n'),
+        ("https://gitlab.com/me/kakao-token-function.git", '__version__ = "0.3.1"\n'),
+        (None, '__version__ = "0.3.1"\n'),
     ],
+    ids=["no-version", "gitlab-origin", "no-origin"],
 )
-def test_without_a_version_or_a_github_origin_the_action_falls_back(
-    deployer: Deployer, tmp_path: Path, origin: str | None, uses: str
+def test_without_a_github_origin_or_a_version_no_workflow_is_printed(
+    deployer: Deployer, tmp_path: Path, origin: str | None, init: str
 ) -> None:
-    """No __version__: @main. No github.com origin: a placeholder, and a line saying what to set."""
-    deployer.script = checkout(tmp_path, origin, '"""No version yet."""\n') / "deploy.sh"
+    """No github.com origin, or no __version__, and no KAKAO_TOKEN_ACTION: no `uses:` line to
+    copy (a guessed owner or ref would fail in the user's repository, or run a stranger's
+    action), but one line saying what to set; the deploy itself goes through."""
+    deployer.script = checkout(tmp_path, origin, init) / "deploy.sh"
     inputs = {k: v for k, v in GITHUB_INPUTS.items() if k != "KAKAO_TOKEN_ACTION"}
 
     result = deployer.run_with_file(inputs, GIT_CEILING_DIRECTORIES=str(tmp_path))
 
     assert result.returncode == 0, result.stderr
-    assert f"uses: {uses}" in printed_workflow(result.stdout)
+    assert "uses:" not in result.stdout and "kakao-memo.yml -----" not in result.stdout
+    assert "OWNER" not in result.stdout
     told = [line for line in result.stdout.splitlines() if "Set KAKAO_TOKEN_ACTION" in line]
-    assert len(told) == (1 if uses.startswith("OWNER/") else 0)
+    assert len(told) == 1 and "me/kakao-token-function@v0" in told[0]
+
+
+def test_the_printed_install_line_is_this_checkouts_release(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """The closing lines name the client on PyPI at this checkout's version (the one that
+    speaks this deployment's token endpoint), never a git URL with OWNER in it."""
+    deployer.script = checkout(tmp_path, None, '__version__ = "0.3.1"\n') / "deploy.sh"
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert 'pipx install "kakao-token==0.3.1"' in result.stdout
+    assert "OWNER" not in result.stdout and "git+" not in result.stdout
 
 
 @pytest.mark.slow

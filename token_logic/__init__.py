@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .wiring import build_service, service_from_env
 
 # The one place the version lives; pyproject.toml reads it from here.
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # The public names and the module each comes from, imported on first access.
 _LAZY_NAMES = {

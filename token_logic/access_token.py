@@ -5,8 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .client.remote import RemoteSettings, remote_token
+from .client.remote import URL_VARIABLE, RemoteSettings, remote_token
 from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY
+from .errors import ConfigError
+
+# `pip install kakao-token` brings the client alone: without KAKAO_TOKEN_URL there is no store
+# to fall back to, and the fix is the variable, never Kakao's keys (which a reader must not hold).
+CLIENT_ONLY_MESSAGE = (
+    f"{URL_VARIABLE} is not set: set it to the token endpoint's URL that ./deploy.sh printed "
+    "(https://kakao-token-...run.app). The kakao-token package asks that endpoint; reading the "
+    "store itself needs a checkout of kakao-token-function with its requirements.txt"
+)
 
 
 def get_access_token(
@@ -25,14 +34,20 @@ def get_access_token(
 
     Without it, in a checkout of the whole project, it reads the same variables as the function
     (KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET, TOKEN_BUCKET or TOKEN_DIR, TOKEN_OBJECT) from
-    ``environ`` (default: ``os.environ``) and refreshes with the same concurrency guarantees.
-    Raises a ``KakaoTokenError`` subclass on failure.
+    ``environ`` (default: ``os.environ``) and refreshes with the same concurrency guarantees;
+    in the kakao-token package, which holds no store, that is a ``ConfigError`` naming
+    KAKAO_TOKEN_URL. Raises a ``KakaoTokenError`` subclass on failure.
     """
     environ = os.environ if environ is None else environ
     remote = RemoteSettings.from_env(environ)
     if remote is not None:
         return remote_token(remote, user_id, leeway_seconds).access_token
-    from .wiring import service_from_env  # the store's code: loaded only on this path
+    try:
+        from .wiring import service_from_env  # the store's code: loaded only on this path
+    except ImportError as exc:
+        if not (exc.name or "").startswith(f"{__package__}."):
+            raise  # a checkout missing a server dependency: pip says which
+        raise ConfigError(CLIENT_ONLY_MESSAGE, (URL_VARIABLE,)) from exc
 
     service = service_from_env(environ)
     return service.access_token(user_id, leeway_seconds)

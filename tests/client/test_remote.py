@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -453,3 +454,16 @@ def test_no_proxy_and_the_ca_bundle_apply_to_the_endpoint_as_requests_would() ->
     assert session.verify == "/etc/corp-ca.pem" and session.trust_env is False
     proxied = RemoteSettings.from_env({**env, "NO_PROXY": ""})
     assert proxied is not None and "https://tokens.corp.example" in proxied.proxies
+
+
+def test_without_the_url_the_client_alone_asks_for_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kakao-token wheel holds no store (no token_logic.wiring): with KAKAO_TOKEN_URL unset,
+    get_access_token() is a ConfigError naming that variable, never a request for Kakao's keys."""
+    monkeypatch.setitem(sys.modules, "token_logic.wiring", None)  # absent, as in the wheel
+
+    with pytest.raises(ConfigError) as raised:
+        get_access_token(environ={})
+
+    assert raised.value.missing == ("KAKAO_TOKEN_URL",)
+    assert str(raised.value).startswith("KAKAO_TOKEN_URL is not set")
+    assert "KAKAO_REST_API_KEY" not in str(raised.value)
