@@ -13,12 +13,14 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from dev.loopback import LoopbackServer, send
 from tests import fake_gh
 from tests.conftest import ROOT
 from tests.linters import actionlint, github_schema
@@ -142,7 +144,8 @@ def test_each_job_has_least_permissions_and_only_publish_an_id_token(name: str) 
 
 def test_publishing_is_trusted_attested_idempotent_and_tokenless() -> None:
     """The publish job attests the built files, then uploads them with trusted publishing from
-    an environment: no password, no secret anywhere, and a file already on PyPI is skipped."""
+    an environment: no password, no secret anywhere; a file already on PyPI fails the upload
+    (never two commits' files under one version)."""
     publish = JOBS["publish"]
     (attest,) = steps_using(publish, "actions/attest-build-provenance")
     (upload,) = steps_using(publish, "pypa/gh-action-pypi-publish")
@@ -150,7 +153,7 @@ def test_publishing_is_trusted_attested_idempotent_and_tokenless() -> None:
     assert publish["environment"]["name"] == "pypi"
     assert publish["needs"] == ["plan", "build"]
     assert attest["with"] == {"subject-path": "dist/*"}
-    assert upload["with"] == {"skip-existing": True}
+    assert "with" not in upload  # no skip-existing: plan.sh stops a version already on PyPI
     assert publish["steps"].index(attest) < publish["steps"].index(upload)
     assert "secrets." not in (WORKFLOWS / "release.yml").read_text()
 
@@ -180,15 +183,50 @@ def test_the_order_puts_pypi_before_the_tag_and_skips_a_released_version() -> No
 # The release's scripts, against a fake GitHub.
 
 
+class FakePypi:
+    """PyPI's JSON API for kakao-token: 200 for the versions it holds, 404 for others."""
+
+    def __init__(self) -> None:
+        self.versions: set[str] = set()
+        pypi = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = self.path.strip("/").split("/")  # pypi/kakao-token/VERSION/json
+                held = parts[:2] == ["pypi", "kakao-token"] and parts[2] in pypi.versions
+                send(self, 200 if held else 404, b"{}", {"Content-Type": "application/json"})
+
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
+
+    def __enter__(self) -> FakePypi:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+
 @pytest.fixture
-def github(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """A fake `gh` on PATH over a state file; yields the environment the scripts run with."""
+def pypi() -> Iterator[FakePypi]:
+    with FakePypi() as fake:
+        yield fake
+
+
+@pytest.fixture
+def github(tmp_path: Path, pypi: FakePypi) -> Iterator[dict[str, Any]]:
+    """A fake `gh` on PATH over a state file, and a fake PyPI; yields the environment the
+    scripts run with."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake_gh.install(bin_dir)
     state = tmp_path / "github.json"
     state.write_text(json.dumps({"tags": {}, "releases": []}))
     yield {
+        "PYPI_URL": pypi.url,
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "FAKE_GH_STATE": str(state),
         "FAKE_GH_WRITES": str(tmp_path / "writes.jsonl"),
@@ -631,3 +669,26 @@ def test_the_release_scripts_pass_shellcheck() -> None:
     )
 
     assert checked.returncode == 0, checked.stdout
+
+
+def test_a_version_on_pypi_without_its_tag_stops_the_plan_for_a_person(
+    github: dict[str, str], pypi: FakePypi
+) -> None:
+    """A run published, then failed to tag; a fix lands without a new version; someone runs
+    the release again: the plan stops (nothing is tested, built or tagged), since the tag
+    would name another commit than the one PyPI serves."""
+    pypi.versions.add(__version__)
+    Path(github["GITHUB_OUTPUT"]).write_text("")
+
+    result = subprocess.run(
+        ["bash", ".github/release/plan.sh"],
+        env=github,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode != 0 and "is on PyPI but" in result.stdout
+    assert "released=" not in Path(github["GITHUB_OUTPUT"]).read_text()
+    assert writes(github) == []

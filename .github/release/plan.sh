@@ -28,6 +28,19 @@ if [[ -n "$existing" ]]; then
   released=true
   echo "::notice title=release::$tag exists already: nothing is built, published or tagged" \
     "again (a new release needs a new __version__)"
+else
+  # No tag, yet the version may be on PyPI (a run that published, then failed to tag): a new
+  # run would test, build and tag another commit than the one PyPI serves. Stop for a person.
+  status="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 \
+    "${PYPI_URL:-https://pypi.org}/pypi/kakao-token/$version/json")" ||
+    fail "PyPI did not answer: try again later"
+  case "$status" in
+    404) ;;
+    200) fail "kakao-token $version is on PyPI but $tag does not exist: tag the commit its" \
+      "attestation names by hand (git tag $tag <sha>; git push origin $tag), or release a new" \
+      "__version__" ;;
+    *) fail "PyPI answered HTTP $status for kakao-token $version: try again later" ;;
+  esac
 fi
 {
   echo "version=$version"
