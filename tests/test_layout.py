@@ -119,16 +119,7 @@ def test_the_client_loads_nothing_of_the_server(module: str) -> None:
         "from token_logic import get_access_token\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
-    loaded = json.loads(
-        subprocess.run(
-            [sys.executable, "-P", "-c", script],
-            cwd=ROOT,
-            env={"PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    loaded = modules_loaded_by(script)
     ours = [
         m.removeprefix("token_logic").lstrip(".") for m in loaded if m.startswith("token_logic")
     ]
@@ -159,16 +150,22 @@ def test_the_command_line_loads_no_web_module() -> None:
     summaries from service/, so neither web/ nor flask loads."""
     assert not {m for m in imports_of(PACKAGE / "__main__.py") if part_of(m) == "web"}
     script = "import sys, json, token_logic.__main__\nprint(json.dumps(sorted(sys.modules)))"
-    loaded = json.loads(
-        subprocess.run(
-            [sys.executable, "-P", "-c", script],
-            cwd=ROOT,
-            env={"PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    loaded = modules_loaded_by(script)
 
     assert [m for m in loaded if m.startswith("token_logic.web")] == []
     assert [m for m in loaded if m.split(".")[0] in ("flask", "functions_framework")] == []
+
+
+def modules_loaded_by(script: str) -> list[str]:
+    """The module names a fresh ``python -P`` has loaded once ``script`` has printed them (as
+    JSON, its last act), run from this checkout alone."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
