@@ -328,19 +328,24 @@ def test_the_major_tag_follows_the_newest_release_only(
     assert writes(github) == expected
 
 
-def test_plan_fails_when_github_does_not_answer(github: dict[str, str]) -> None:
-    """An outage is not 'no tag': the plan fails rather than release the version again."""
-    github_state(github, down=True)
-    Path(github["GITHUB_OUTPUT"]).write_text("")
-
-    result = subprocess.run(
+def refused_plan(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """plan.sh run as its job runs it, where it is expected to stop (its outputs start empty)."""
+    Path(env["GITHUB_OUTPUT"]).write_text("")
+    return subprocess.run(
         ["bash", ".github/release/plan.sh"],
-        env=github,
+        env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_plan_fails_when_github_does_not_answer(github: dict[str, str]) -> None:
+    """An outage is not 'no tag': the plan fails rather than release the version again."""
+    github_state(github, down=True)
+
+    result = refused_plan(github)
 
     assert result.returncode != 0
     assert "released=" not in Path(github["GITHUB_OUTPUT"]).read_text()
@@ -678,16 +683,8 @@ def test_a_version_on_pypi_without_its_tag_stops_the_plan_for_a_person(
     the release again: the plan stops (nothing is tested, built or tagged), since the tag
     would name another commit than the one PyPI serves."""
     pypi.versions.add(__version__)
-    Path(github["GITHUB_OUTPUT"]).write_text("")
 
-    result = subprocess.run(
-        ["bash", ".github/release/plan.sh"],
-        env=github,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = refused_plan(github)
 
     assert result.returncode != 0 and "is on PyPI but" in result.stdout
     assert "released=" not in Path(github["GITHUB_OUTPUT"]).read_text()
