@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -80,12 +81,10 @@ def body_within(response: requests.Response, give_up_at: float, max_bytes: int) 
 
     A read timeout bounds each wait for the next bytes, not the whole answer: a server that
     sends one byte at a time, each in time, would hold the caller for as long as it likes. Here
-    each read takes what one arrives with (``read1``), and the clock is looked at between them.
+    each read takes what one arrives with (``read1``), and the clock is looked at before each.
     Raises ``requests.Timeout`` or ``requests.ConnectionError`` (too large), as the request
     itself would.
     """
-    import time
-
     import requests
 
     chunks: list[bytes] = []
