@@ -1109,9 +1109,9 @@ token_document_exists() {
 }
 
 # A claim link for the first owner, made by token_logic/service/claim.py as `claim-url` makes
-# one: its three lines are where the claim lives beside TOKEN_OBJECT, the secret (43 URL-safe
-# base64 characters), and the record the bucket keeps for a day (only the secret's SHA-256); a
-# newer claim replaces it. The module runs on the standard library alone (-S), from this
+# one: its lines are where the claim lives beside TOKEN_OBJECT, the secret (43 URL-safe
+# base64 characters), the record the bucket keeps for a day (only the secret's SHA-256), and the
+# document the claimed login goes to; a newer claim replaces it. The module runs on the standard library alone (-S), from this
 # checkout only (-P, PYTHONPATH), so nothing in the current directory or site-packages is
 # imported. The secret lives in this shell's variable and travels through pipes: never an
 # argument (ps would show it), never a log line; its one way out is the link in the final
@@ -1124,7 +1124,8 @@ issue_claim() {
   object="${made%%$'\n'*}"
   rest="${made#*$'\n'}"
   secret="${rest%%$'\n'*}"
-  record="${rest#*$'\n'}"
+  rest="${rest#*$'\n'}"
+  record="${rest%%$'\n'*}"
   [[ "$secret" =~ ^[A-Za-z0-9_-]{43}$ ]] || fail "token_logic.service.claim made no claim secret"
   [[ -n "$object" && "$record" == '{"created_at": '*'}' ]] ||
     fail "token_logic.service.claim made no claim record"

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "token_logic"
-FOUNDATION = {"checks", "clock", "budget", "network", "log", "retry"}  # and errors.py, below all
+FOUNDATION = {"checks", "clock", "budget", "network", "log", "retry", "logins"}  # and errors.py, below all
 # The server's layers, top to bottom, as README "How it works" draws them: each may import its
 # own layer and any below it, never one above.
 LAYERS = ["web", "service", "storage", "model", "kakao", "foundation", "errors"]

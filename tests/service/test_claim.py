@@ -28,6 +28,7 @@ from token_logic.budget import Deadline
 from token_logic.config import Settings
 from token_logic.errors import ClaimRequired, NotTheOwner
 from token_logic.network import new_session
+from token_logic.logins import SENDER
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
@@ -344,8 +345,9 @@ def test_deploy_shs_claim_comes_from_token_logic_on_the_standard_library_alone(
         check=True,
     )
 
-    name, secret, record = made.stdout.splitlines()
+    name, secret, record, document = made.stdout.splitlines()
     assert name == claim_name("tokens/kakao.json") == "tokens/.kakao-token-claim.json"
+    assert document == "tokens/kakao.json"
     assert len(secret) == 43 and made.stderr == ""
     store = FileTokenStore(tmp_path / "store")
     store.overwrite(name, record.encode())
@@ -355,3 +357,23 @@ def test_deploy_shs_claim_comes_from_token_logic_on_the_standard_library_alone(
     assert not valid_claim(store, name, secret, now + CLAIM_LIFETIME_SECONDS, deadline)
     other = secret[:-1] + ("B" if secret.endswith("A") else "A")
     assert not valid_claim(store, name, other, now, deadline)
+
+
+def test_the_senders_claim_from_the_standard_library_lives_apart_from_the_owners(
+    tmp_path: Path,
+) -> None:
+    """With ``--sender`` the claim module names the sender's claim and document, beside the
+    owner's and never theirs."""
+    made = subprocess.run(
+        [sys.executable, "-P", "-S", "-m", "token_logic.service.claim", "t/kakao.json", "--sender"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+    name, secret, _, document = made.stdout.splitlines()
+    assert name == claim_name("t/kakao.json", SENDER) == "t/.kakao-token-sender-claim.json"
+    assert document == "t/kakao.sender.json" and len(secret) == 43

@@ -10,6 +10,9 @@ cookie to the end, where the claim is spent (a conditional delete) before the lo
 A link works once. deploy.sh makes its claim here too (``main``, below): it runs this module
 with the standard library alone, so what it loads must stay within it (the storage types are
 for annotations only).
+
+A deployment with a sender (logins.py) has a second claim beside the first: its link admits
+one Kakao account as the sender, never as the owner.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from typing import TYPE_CHECKING
 
 from ..checks import json_object
 from ..clock import SystemClock
+from ..logins import OWNER, SENDER, sender_document_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..budget import Deadline
     from ..storage.protocol import Stored, TokenStore
 
 CLAIM_OBJECT = ".kakao-token-claim.json"  # a dot-name: never a TOKEN_OBJECT (config.py)
+SENDER_CLAIM_OBJECT = ".kakao-token-sender-claim.json"
 CLAIM_LIFETIME_SECONDS = 24 * 3600
 MAX_CLAIM_LENGTH = 100
 
@@ -54,10 +59,11 @@ def claim_url(redirect_uri: str) -> str:
     return redirect_uri.rstrip("/") + "/claim"
 
 
-def claim_name(token_object: str) -> str:
-    """Where the claim lives: beside the token document."""
+def claim_name(token_object: str, login: str = OWNER) -> str:
+    """Where a login's claim lives: beside the token document."""
     folder = posixpath.dirname(token_object)
-    return posixpath.join(folder, CLAIM_OBJECT) if folder else CLAIM_OBJECT
+    base = SENDER_CLAIM_OBJECT if login == SENDER else CLAIM_OBJECT
+    return posixpath.join(folder, base) if folder else base
 
 
 def issue_claim(store: TokenStore, name: str, now: int) -> IssuedClaim:
@@ -106,16 +112,24 @@ def _digest(secret: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -P -S -m token_logic.service.claim TOKEN_OBJECT``, as deploy.sh runs it: three
-    lines on stdout, where the claim lives beside TOKEN_OBJECT, a fresh secret, and the record
-    to store there. The caller stores the record and puts the secret in the link; the secret
-    goes nowhere else (no argument, stderr or log line)."""
+    """``python3 -P -S -m token_logic.service.claim TOKEN_OBJECT [--sender]``, as deploy.sh
+    runs it: four lines on stdout, where the claim lives beside TOKEN_OBJECT, a fresh secret,
+    the record to store there, and the document the claimed login is stored in (the owner's,
+    or with ``--sender`` the sender's). The caller stores the record and puts the secret in
+    the link; the secret goes nowhere else (no argument, stderr or log line)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python3 -P -S -m token_logic.service.claim TOKEN_OBJECT", file=sys.stderr)
+    if len(args) not in (1, 2) or (len(args) == 2 and args[1] != "--sender"):
+        print(
+            "usage: python3 -P -S -m token_logic.service.claim TOKEN_OBJECT [--sender]",
+            file=sys.stderr,
+        )
         return 2
+    token_object = args[0]
+    login = SENDER if len(args) == 2 else OWNER
+    document = sender_document_name(token_object) if login == SENDER else token_object
     claim, record = new_claim(SystemClock().now())
-    sys.stdout.write(f"{claim_name(args[0])}\n{claim.secret}\n{record.decode()}\n")
+    name = claim_name(token_object, login)
+    sys.stdout.write(f"{name}\n{claim.secret}\n{record.decode()}\n{document}\n")
     return 0
 
 
