@@ -17,6 +17,7 @@ from .client.remote import RemoteSettings
 from .clock import format_time
 from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
+from .logins import SENDER, missing_consents
 from .problems import problem_for
 from .service.sweep import RefreshOutcome, summarize
 from .service.token_service import TokenService
@@ -59,14 +60,23 @@ def _status(service: TokenService, args: argparse.Namespace) -> int:
         return 1
     for view in views:
         state = f"LOGIN REQUIRED ({view['login_error']})" if view["login_error"] else "ok"
+        login = " (sender / 보내는 계정)" if view.get("login") == SENDER else ""
         print(
-            f"{view['document']}: user {view['user_id']}, {state}\n"
+            f"{view['document']}{login}: user {view['user_id']}, {state}\n"
             f"  access token until  {format_time(view['expires_at'])}"
             f" ({view['expires_in_seconds'] / 3600:.1f} h)\n"
             f"  refresh token until {format_time(view['refresh_token_expires_at'])}"
             f" ({view['refresh_token_days_left']} days left)\n"
             f"  scopes: {view['scope'] or '-'}"
         )
+        missing = missing_consents(service.settings.scope, view["scope"])
+        if missing and not view["login_error"]:
+            print(
+                f"  missing consent {', '.join(missing)}: log in again at the callback URL "
+                f"({service.settings.redirect_uri or 'KAKAO_REDIRECT_URI'}); Kakao asks for "
+                "the added items / 동의가 빠졌습니다: 콜백 URL에서 다시 로그인하면 카카오가 "
+                "추가 동의를 받습니다"
+            )
     return 0
 
 
@@ -98,6 +108,14 @@ def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
 
 
 def _logout(service: TokenService, args: argparse.Namespace) -> int:
+    if args.sender:
+        document = service.logout(login=SENDER)
+        print(
+            f"logged the sender (user {document.user_id}) out and removed its stored tokens; "
+            "it logs in again at the callback URL, or a new sender through "
+            "`python -m token_logic claim-url --sender` / 보내는 계정을 로그아웃했습니다"
+        )
+        return 0
     document = service.logout(args.user)
     who = f"user {document.user_id}" if document.user_id is not None else "the stored login"
     print(f"logged out {who} and removed the stored tokens")
@@ -181,6 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     logout = commands.add_parser(
         "logout",
         help="log the stored token out at Kakao and delete it (hand the deployment over)",
+    )
+    logout.add_argument(
+        "--sender", action="store_true", help="the sender's login (KAKAO_SENDER=1), not the owner's"
     )
     logout.set_defaults(handler=_logout)
     return parser

@@ -21,6 +21,7 @@ from .kakao.api import (
     DEFAULT_MEMO_LINK,
     memo_link_from,
 )
+from .logins import SENDER_SCOPES, sender_document_name
 from .network import ca_bundle_from, proxies_for
 
 # Where TOKEN_OBJECT names one document per Kakao user.
@@ -76,6 +77,14 @@ class Settings:
     # token on Cloud Run; "" with the emulator, which needs none.
     storage_read_endpoint: str = ""
     metadata_host: str = ""
+    # KAKAO_SENDER=1: a second Kakao account may log in beside the owner and send to them
+    # (logins.py); both logins then ask for the friends and talk_message consents.
+    sender: bool = False
+
+    @property
+    def sender_object(self) -> str:
+        """The sender's document, beside TOKEN_OBJECT (logins.py); "" without a sender."""
+        return sender_document_name(self.token_object) if self.sender else ""
 
     @property
     def per_user_claims(self) -> bool:
@@ -116,6 +125,7 @@ class Settings:
         if redirect_uri and not is_http_url(redirect_uri):
             problems.append("KAKAO_REDIRECT_URI must be an absolute http(s) URL")
         pkce = _parse_bool(env, "KAKAO_PKCE", True, problems)
+        sender = _parse_bool(env, "KAKAO_SENDER", False, problems)
         demo = _parse_bool(env, "KAKAO_DEMO", False, problems)
         if demo and env.get("K_SERVICE"):
             # Demo mode is for `make run` on a laptop (no claim needed): never a deployed function.
@@ -131,6 +141,12 @@ class Settings:
         token_object = env.get("TOKEN_OBJECT") or DEFAULT_TOKEN_OBJECT
         if problem := _token_object_problem(token_object):
             problems.append(problem)
+        if sender and USER_ID_PLACEHOLDER in token_object:
+            # The sender sends to the one owner: with a login per user there is no one owner.
+            problems.append(
+                "KAKAO_SENDER=1 needs a single-document TOKEN_OBJECT (no {user_id}): the sender "
+                "sends to the deployment's one owner"
+            )
         bucket = env.get("TOKEN_BUCKET", "")
         if env.get("K_SERVICE") and not bucket:
             # Cloud Run's disk is per instance and vanishes: a token written there is lost.
@@ -161,7 +177,9 @@ class Settings:
             rest_api_key=env["KAKAO_REST_API_KEY"],
             redirect_uri=redirect_uri,
             client_secret=env.get("KAKAO_CLIENT_SECRET", ""),
-            scope=_normalize_scope(env.get("KAKAO_SCOPE", "")),
+            scope=_normalize_scope(
+                env.get("KAKAO_SCOPE", "") + ("," + ",".join(SENDER_SCOPES) if sender else "")
+            ),
             pkce=pkce,
             auth_base_url=auth_base_url,
             api_base_url=api_base_url,
@@ -181,6 +199,7 @@ class Settings:
             function_timeout_seconds=function_timeout,
             storage_read_endpoint=storage_read_endpoint,
             metadata_host=metadata_host,
+            sender=sender,
         )
 
 

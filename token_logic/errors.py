@@ -11,7 +11,8 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── AuthorizationDenied    Kakao redirected back with ?error= (user cancelled, refused)
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
     │   ├── NotTheOwner        another Kakao user already owns this single-document deployment
-    │   └── ClaimRequired      nobody owns it yet, and the login carried no valid claim link
+    │   ├── ClaimRequired      nobody owns it yet, and the login carried no valid claim link
+    │   └── SenderIsOwner      the owner's account opened the sender's claim link
     ├── IdentityUnverified     who logged in could not be established (fail closed)
     ├── KakaoError             Kakao answered with an error body (KOE codes, API codes)
     │   └── LoginRequired      the refresh token is dead (KOE322): a person must log in again
@@ -130,6 +131,17 @@ class ClaimRequired(UserNotAllowed):
         self.logged_out = logged_out  # False: refused before any login reached Kakao
 
 
+class SenderIsOwner(UserNotAllowed):
+    """Raised when the sender's claim link is opened by the owner's own Kakao account: the
+    sender must be a second account (Kakao refuses a message whose receiver is its sender).
+    Nothing is logged out (that would end the owner's stored login too) and the link stays
+    unspent, for the right account."""
+
+    def __init__(self, user_id: int) -> None:
+        KakaoTokenError.__init__(self, f"Kakao user {user_id} owns this deployment")
+        self.user_id = user_id
+
+
 class IdentityUnverified(KakaoTokenError):
     """Raised when the Kakao user id cannot be established but is needed (nothing is stored)."""
 
@@ -145,13 +157,21 @@ class KakaoError(KakaoTokenError):
     wire_name = "kakao_error"
 
     def __init__(
-        self, status: int, error: str, code: str, retry_after: float | None = None
+        self,
+        status: int,
+        error: str,
+        code: str,
+        retry_after: float | None = None,
+        *,
+        required_scopes: tuple[str, ...] = (),
     ) -> None:
         super().__init__(f"Kakao refused the request: HTTP {status} {error} {code}".rstrip())
         self.status = status
         self.error = error
         self.code = code
         self.retry_after = retry_after
+        # -402: the consent items the call needs (Kakao's ``required_scopes``), e.g. friends.
+        self.required_scopes = required_scopes
 
     @classmethod
     def from_wire(

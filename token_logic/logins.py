@@ -28,3 +28,11 @@ def sender_document_name(token_object: str) -> str:
     stem, dot, extension = base.rpartition(".")
     sender = f"{stem}.{SENDER}.{extension}" if dot and stem else f"{base}.{SENDER}"
     return posixpath.join(folder, sender) if folder else sender
+
+
+def missing_consents(asked: str, granted: str) -> list[str]:
+    """The consent items the deployment asks for (KAKAO_SCOPE, comma-separated) that a stored
+    login lacks (its scope, as Kakao wrote it: space-separated). A login from before
+    KAKAO_SENDER=1 lacks ``friends``: logging in again asks Kakao for the added consent."""
+    have = set(granted.replace(",", " ").split())
+    return [item for item in asked.split(",") if item and item not in have]

@@ -29,6 +29,7 @@ from .errors import (
     LoginStateError,
     NoTokenStored,
     NotTheOwner,
+    SenderIsOwner,
     StorageError,
     UserIdRequired,
     UserNotAllowed,
@@ -152,6 +153,17 @@ _NOT_THE_OWNER = _Words(
     "operator makes a claim link with `python -m token_logic claim-url` and the new "
     "account opens it.",
     start_again=True,
+)
+_SENDER_IS_OWNER = _Words(
+    409,
+    "보내는 계정은 소유자와 다른 계정이어야 합니다",
+    "The sender must be a second Kakao account",
+    "사용자 {exc.user_id}는 이 배포의 소유자입니다. 보내는 계정 링크는 소유자에게 메시지를 "
+    "보낼 두 번째 카카오 계정으로 여세요(다른 브라우저나 시크릿 창에서 그 계정으로 로그인). "
+    "아무것도 저장하지 않았고 링크는 아직 쓸 수 있습니다.",
+    "User {exc.user_id} owns this deployment. Open the sender link with the second Kakao "
+    "account that will message the owner (another browser or a private window, logged in as "
+    "that account). Nothing was stored and the link still works.",
 )
 _OWNER_UNKNOWN = _Words(
     403,
@@ -387,6 +399,7 @@ _BY_KIND: tuple[tuple[type[Any], Callable[[Any], Problem]], ...] = (
         ),
     ),
     (ClaimRequired, _claim_required),
+    (SenderIsOwner, _SENDER_IS_OWNER.problem),
     (
         NotTheOwner,
         lambda exc: (_NOT_THE_OWNER if exc.owner_known else _OWNER_UNKNOWN).problem(exc),

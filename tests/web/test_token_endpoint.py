@@ -28,7 +28,15 @@ from token_logic.web.token_endpoint import FreshTokenCache, handle_token
 from token_logic.wiring import build_service
 
 NAME = "kakao_token.json"
-PUBLIC_FIELDS = {"access_token", "token_type", "expires_at", "expires_in", "scope", "user_id"}
+PUBLIC_FIELDS = {
+    "access_token",
+    "token_type",
+    "expires_at",
+    "expires_in",
+    "scope",
+    "user_id",
+    "memo_link",
+}
 
 
 @pytest.fixture

@@ -170,7 +170,32 @@ class LoginEnder:
         """
         if one_token and not unless_live:
             raise ValueError("one_token needs unless_live: only Kakao can say which token died")
-        name = document_name(self.settings.token_object, user_id)
+        ended = LoginEnded(None)
+        # The user may be the owner or the sender (logins.py): each document is checked, and
+        # only the one that is this user's ends.
+        for name in (
+            document_name(self.settings.token_object, user_id),
+            self.settings.sender_object,
+        ):
+            if name:
+                ended = self._end_at(
+                    name, user_id, deadline, reason, unless_live, one_token, clean_old_versions
+                )
+                if ended != LoginEnded(None):
+                    return ended
+        return ended
+
+    def _end_at(
+        self,
+        name: str,
+        user_id: int,
+        deadline: Deadline,
+        reason: str,
+        unless_live: bool,
+        one_token: bool,
+        clean_old_versions: bool,
+    ) -> LoginEnded:
+        """``end`` at one document: only if it is this user's (see end)."""
         per_user = USER_ID_PLACEHOLDER in self.settings.token_object
         first_read: bytes | None = None
         kakao_says = ""

@@ -12,6 +12,9 @@ Who may store a login:
   document is stored logs in again freely. Anyone else is refused as above: the callback is
   public, and a stranger's stored login would be a document the owner's scripts could reach.
 - Per-user documents with an allowlist: the allowed users, each their own document.
+- The sender (KAKAO_SENDER=1, logins.py), a second account beside a single document's owner:
+  admitted by a sender claim link of its own, stored in its own document and never the owner's;
+  it logs in again freely after that. The owner's account is refused as the sender.
 A login whose user id could not be established is never stored (fail closed).
 
 A login has the request's deadline (budget.py) like everything else. Once Kakao has issued
@@ -35,6 +38,7 @@ from ..errors import (
     KakaoTokenError,
     KakaoUnavailable,
     NotTheOwner,
+    SenderIsOwner,
     StorageError,
     UserNotAllowed,
     WriteConflict,
@@ -43,6 +47,7 @@ from ..kakao.api import KakaoClient
 from ..kakao.id_token import id_token_subject
 from ..kakao.state import verify_state
 from ..log import ALERT_OWNERSHIP, log_event
+from ..logins import OWNER, SENDER
 from ..storage.protocol import Stored, TokenStore, document_name
 from ..tokens import (
     TokenDocument,
@@ -83,8 +88,9 @@ class LoginFinisher:
         name = ""
         try:
             user_id = self._identify(response, secrets.nonce, work)
+            sender = self._settings.sender and self._is_sender(user_id, secrets.claim, work)
             allowed = self._settings.allowed_user_ids
-            if allowed and user_id not in allowed:
+            if allowed and user_id not in allowed and not sender:
                 self._revoke(response, user_id, "login refused: user not allowed", deadline)
                 raise UserNotAllowed(user_id)
             for field_name in unusable_lifetimes(response):
@@ -95,7 +101,10 @@ class LoginFinisher:
                 )
             document = from_token_response(response, self._clock.now(), user_id)
             name = document_name(self._settings.token_object, user_id)
-            if self._settings.single_owner:
+            if sender:
+                name = self._settings.sender_object
+                self._store_sender(name, document, response, secrets.claim, work, deadline)
+            elif self._settings.single_owner:
                 self._store_if_owner(name, document, response, secrets.claim, work, deadline)
             elif self._settings.per_user_claims:
                 self._store_if_admitted(name, document, response, secrets.claim, work, deadline)
@@ -230,6 +239,63 @@ class LoginFinisher:
                 user_id=user_id,
             )
 
+    def _is_sender(self, user_id: int, claim_secret: str, work: Deadline) -> bool:
+        """Whether this login is the sender's: it carries a valid sender claim, or it is the
+        stored sender logging in again. SenderIsOwner when the owner opened the sender link."""
+        template = self._settings.token_object
+        if claim_secret and valid_claim(
+            self._store, claim_name(template, SENDER), claim_secret, self._clock.now(), work
+        ):
+            if self._stored_user(template, work) == user_id:
+                log_event(logging.WARNING, "sender link refused: opened by the owner")
+                raise SenderIsOwner(user_id)
+            return True
+        return self._stored_user(self._settings.sender_object, work) == user_id
+
+    def _stored_user(self, name: str, work: Deadline) -> int | None:
+        stored = self._store.read(name, work)
+        document = from_json_or_none(stored.data) if stored else None
+        return document.user_id if document else None
+
+    def _store_sender(
+        self,
+        name: str,
+        document: TokenDocument,
+        response: Mapping[str, Any],
+        claim_secret: str,
+        work: Deadline,
+        deadline: Deadline,
+    ) -> None:
+        """Store the sender's login over its own document, or as a new sender with the sender
+        claim link, spent before the write; a previous sender's tokens are logged out then."""
+        user_id = document.user_id
+        claimed: list[bool] = []
+        previous: list[TokenDocument] = []
+
+        def vet(current: Stored | None) -> None:
+            stored_document = from_json_or_none(current.data) if current else None
+            if stored_document is not None and stored_document.user_id == user_id:
+                return
+            if claimed or (claim_secret and self._spend_claim(claim_secret, work, SENDER)):
+                claimed.append(True)
+                previous[:] = [stored_document] if stored_document else []
+                return
+            self._revoke(response, user_id, "sender login refused: no sender link", deadline)
+            raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
+
+        self._write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
+        if claimed:
+            log_event(
+                logging.WARNING,
+                "sender admitted with a sender link",
+                alert=ALERT_OWNERSHIP,
+                user_id=user_id,
+                previous_sender=previous[0].user_id if previous else None,
+            )
+        for old in previous:  # replaced: the previous sender's tokens end here too
+            if old.fields.get("access_token") and old.user_id != user_id:
+                self._log_out(old.access_token, deadline)
+
     def _write_vetted(
         self,
         name: str,
@@ -247,8 +313,8 @@ class LoginFinisher:
             if not claimed() or self._fate(name, document, deadline) != _LANDED:
                 raise
 
-    def _spend_claim(self, secret: str, deadline: Deadline) -> bool:
-        name = claim_name(self._settings.token_object)
+    def _spend_claim(self, secret: str, deadline: Deadline, login: str = OWNER) -> bool:
+        name = claim_name(self._settings.token_object, login)
         stored = valid_claim(self._store, name, secret, self._clock.now(), deadline)
         if stored is None:
             return False

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from ..budget import UNLINK_WEBHOOK_SECONDS, Deadline, request_deadline
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, Clock, SystemClock
 from ..config import USER_ID_PLACEHOLDER, Settings
-from ..errors import UserIdRequired
+from ..errors import NoTokenStored, UserIdRequired
 from ..kakao.api import KakaoClient
 from ..kakao.state import LoginStart, start_login
+from ..logins import OWNER, SENDER
 from ..storage.protocol import (
     TokenStore,
     document_name,
@@ -21,9 +22,10 @@ from ..storage.protocol import (
     template_matches,
     template_prefix,
 )
-from ..tokens import UNLINKED, TokenDocument
+from ..tokens import UNLINKED, TokenDocument, from_json_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..storage.facts import Listed
     from .claim import IssuedClaim
     from .ending import LoginEnded, LoginEnder
     from .login import LoginFinisher
@@ -100,20 +102,37 @@ class TokenService:
         )
         return LoginRedirect(url, start)
 
-    def issue_claim(self) -> IssuedClaim:
-        """A new claim link's secret (the older link stops working); see claim.py."""
+    def issue_claim(self, login: str = OWNER) -> IssuedClaim:
+        """A new claim link's secret for the owner's or the sender's login (the older link of
+        that login stops working); see claim.py."""
         from .claim import claim_name, issue_claim
 
-        name = claim_name(self.settings.token_object)
+        if login == SENDER and not self.settings.sender:
+            raise NoTokenStored(
+                "this deployment has no sender: set KAKAO_SENDER=1 in deploy.env and run "
+                "./deploy.sh / 보내는 계정이 설정되지 않았습니다: deploy.env에 KAKAO_SENDER=1"
+            )
+        name = claim_name(self.settings.token_object, login)
         return issue_claim(self.store, name, self._clock.now())
 
     def claim_is_valid(self, secret: str) -> bool:
-        """Whether ``secret`` is the current claim's, unexpired (it is spent only at the end
-        of the login it starts)."""
+        """Whether ``secret`` is a current claim's (the owner's or the sender's), unexpired; it
+        is spent only at the end of the login it starts."""
         from .claim import claim_name, valid_claim
 
-        name = claim_name(self.settings.token_object)
-        return valid_claim(self.store, name, secret, self._clock.now(), self.deadline()) is not None
+        logins = (OWNER, SENDER) if self.settings.sender else (OWNER,)
+        deadline = self.deadline()
+        return any(
+            valid_claim(
+                self.store,
+                claim_name(self.settings.token_object, login),
+                secret,
+                self._clock.now(),
+                deadline,
+            )
+            is not None
+            for login in logins
+        )
 
     def finish_login(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
         """Verify the state, exchange the code, check who it is, store the document."""
@@ -138,13 +157,16 @@ class TokenService:
 
         deadline = deadline or self.deadline()
         template = self.settings.token_object
+        shard = shard or Shard()
         listed = list_for_sweep(
             self.store,
             template_prefix(template),
             template_matches(template),
             deadline,
-            (shard or Shard()).part(template),
+            shard.part(template),
         )
+        if shard.index == 0:  # a single document's shard holds the sender's beside it
+            listed += self._sender_listed(deadline)
         return run_sweep(
             self.store,
             listed,
@@ -164,11 +186,11 @@ class TokenService:
             force=force,
         )
 
-    def logout(self, user_id: int | None = None) -> TokenDocument:
-        """Log the stored login out at Kakao (best effort) and remove its tokens, with every
-        older version the store kept; a single document stays its owner's, as a token-less
-        marker (ending.py). With nothing stored, NoTokenStored."""
-        return self._ender.logout(self.document_name(user_id), self.deadline())
+    def logout(self, user_id: int | None = None, login: str = OWNER) -> TokenDocument:
+        """Log the stored login (the owner's, or the sender's) out at Kakao (best effort) and
+        remove its tokens, with every older version the store kept; a single document stays
+        its owner's, as a token-less marker (ending.py). With nothing stored, NoTokenStored."""
+        return self._ender.logout(self.document_name(user_id, login), self.deadline())
 
     def forget_user(
         self, user_id: int, within_seconds: float = UNLINK_WEBHOOK_SECONDS
@@ -235,13 +257,21 @@ class TokenService:
             name, margin_seconds=margin, deadline=deadline or self.deadline()
         ).document
 
+    def stored_user_id(self, deadline: Deadline) -> int | None:
+        """Whose login the single document holds (the owner's id), or None: nothing stored,
+        or no id in it. The sender's messages go to this user."""
+        stored = self.store.read(self.settings.token_object, deadline)
+        document = from_json_or_none(stored.data) if stored else None
+        return document.user_id if document else None
+
     def status(self) -> list[dict[str, Any]]:
         """Non-secret facts about every stored document."""
         now = self._clock.now()
         views = []
         for name in self.stored_names():
             _, document = read_document(self.store, name)
-            views.append({"document": name, **document.facts().public(now)})
+            login = SENDER if name == self.settings.sender_object else OWNER
+            views.append({"document": name, "login": login, **document.facts().public(now)})
         return views
 
     def send_memo(self, text: str, user_id: int | None = None) -> None:
@@ -249,11 +279,19 @@ class TokenService:
         token = self.access_token(user_id)
         self.kakao.send_memo(token, text, self.settings.memo_link)
 
-    def document_name(self, user_id: int | None) -> str:
-        """The document for a user. With one document per user and no id given, the one allowed
-        user's (Settings.default_user_id), never whichever document happens to be stored: with
-        only a stranger's stored, the owner's scripts would get the stranger's token."""
+    def document_name(self, user_id: int | None, login: str = OWNER) -> str:
+        """The document for a user, or the sender's (``login`` SENDER; no user id then). With
+        one document per user and no id given, the one allowed user's
+        (Settings.default_user_id), never whichever document happens to be stored: with only a
+        stranger's stored, the owner's scripts would get the stranger's token."""
         template = self.settings.token_object
+        if login == SENDER:
+            if not self.settings.sender:
+                raise NoTokenStored(
+                    "this deployment has no sender (KAKAO_SENDER=1 in deploy.env, then "
+                    "./deploy.sh) / 보내는 계정이 설정되지 않았습니다"
+                )
+            return self.settings.sender_object
         if user_id is None and USER_ID_PLACEHOLDER in template:
             user_id = self.settings.default_user_id
             if user_id is None:
@@ -268,13 +306,21 @@ class TokenService:
         from .sweep import list_for_sweep
 
         template = self.settings.token_object
+        deadline = deadline or self.deadline()
         listed = list_for_sweep(
-            self.store,
-            template_prefix(template),
-            template_matches(template),
-            deadline or self.deadline(),
+            self.store, template_prefix(template), template_matches(template), deadline
         )
-        return sorted(item.name for item in listed)
+        return sorted(item.name for item in listed + self._sender_listed(deadline))
+
+    def _sender_listed(self, deadline: Deadline) -> list[Listed]:
+        """The sender's document as a listing holds it (with its facts), if one is stored: a
+        listing of its own, since no TOKEN_OBJECT prefix covers it (logins.py)."""
+        from .sweep import list_for_sweep
+
+        name = self.settings.sender_object
+        if not name:
+            return []
+        return list_for_sweep(self.store, name, lambda found: found == name, deadline)
 
 
 # How an edge gets its instance's one service: built on first use (main.py), so that a broken

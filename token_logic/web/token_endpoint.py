@@ -29,6 +29,7 @@ from ..errors import (
     NoTokenStored,
 )
 from ..log import ALERT_LOGIN_DEAD, log_event
+from ..logins import LOGINS, OWNER, SENDER
 from ..problems import problem_for
 from ..service.token_service import ServiceFactory, TokenService
 from ..tokens import TokenDocument, TokenFacts
@@ -46,24 +47,31 @@ DEFAULT_RETRY_AFTER_SECONDS = 30
 
 @dataclass(frozen=True)
 class ServedToken:
-    """What the endpoint hands out: the access token and the login's facts, no refresh token."""
+    """What the endpoint hands out: the access token and the login's facts, no refresh token.
+    The sender's carries the owner's user id too (``receiver_user_id``): whom its messages go
+    to, found in the sender's friends list by the client (logins.py)."""
 
     access_token: str = field(repr=False)
     facts: TokenFacts
+    receiver_user_id: int | None = None
 
     @classmethod
-    def of(cls, document: TokenDocument) -> ServedToken:
-        return cls(document.access_token, document.facts())
+    def of(cls, document: TokenDocument, receiver_user_id: int | None = None) -> ServedToken:
+        return cls(document.access_token, document.facts(), receiver_user_id)
 
-    def body(self, now: int) -> dict[str, Any]:
-        return {
+    def body(self, now: int, memo_link: str, login: str = OWNER) -> dict[str, Any]:
+        body = {
             "access_token": self.access_token,
             "token_type": self.facts.token_type,
             "expires_at": self.facts.expires_at,
             "expires_in": self.facts.expires_at - now,
             "scope": self.facts.scope,
             "user_id": self.facts.user_id,
+            "memo_link": memo_link,
         }
+        if login == SENDER:
+            body["receiver_user_id"] = self.receiver_user_id
+        return body
 
 
 class FreshTokenCache:
@@ -110,9 +118,15 @@ def handle_token(
         login_url = service.settings.redirect_uri
         min_valid = _seconds_parameter(request, "min_valid", DEFAULT_ACCESS_TOKEN_LEEWAY)
         user_id = _user_id_parameter(request)
-        if min_valid is None or (user_id is None and "user_id" in request.args):
+        login = request.args.get("login", OWNER)
+        if (
+            min_valid is None
+            or (user_id is None and "user_id" in request.args)
+            or login not in LOGINS
+            or (login == SENDER and "user_id" in request.args)
+        ):
             return _bad_request(login_url)
-        return _serve(service, cache, user_id, min_valid)
+        return _serve(service, cache, user_id, min_valid, login)
     except KakaoTokenError as exc:
         return _refusal(exc, login_url, user_id)
     except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a caller
@@ -133,14 +147,20 @@ def _method_not_allowed(get_service: ServiceFactory) -> flask.Response:
 
 
 def _serve(
-    service: TokenService, cache: FreshTokenCache, user_id: int | None, min_valid: int
+    service: TokenService,
+    cache: FreshTokenCache,
+    user_id: int | None,
+    min_valid: int,
+    login: str = OWNER,
 ) -> flask.Response:
     deadline = service.deadline()  # one for the whole request: a read, then a refresh
-    name = service.document_name(user_id)
+    name = service.document_name(user_id, login)
     now = service.now()
     token = cache.get(name, now, min_valid)
     if token is None:
-        token = ServedToken.of(service.valid_document(name, min_valid, deadline))
+        document = service.valid_document(name, min_valid, deadline)
+        receiver = service.stored_user_id(deadline) if login == SENDER else None
+        token = ServedToken.of(document, receiver)
         now = service.now()
         cache.put(name, token, now)
     if not token.access_token:  # never a 200 without a token, whatever the store holds
@@ -148,7 +168,7 @@ def _serve(
     if user_id is not None and token.facts.user_id != user_id:
         # One document for everyone: a request for another user must not get the owner's.
         raise NoTokenStored(f"no token stored for user {user_id}")
-    return json_response(200, token.body(now))
+    return json_response(200, token.body(now, service.settings.memo_link, login))
 
 
 def _seconds_parameter(request: flask.Request, name: str, default: int) -> int | None:
@@ -170,8 +190,8 @@ def _user_id_parameter(request: flask.Request) -> int | None:
 
 def _bad_request(login_url: str) -> flask.Response:
     message = (
-        f"min_valid must be whole seconds from 0 to {MAX_MIN_VALID_SECONDS}, and user_id a "
-        "Kakao user id (digits)"
+        f"min_valid must be whole seconds from 0 to {MAX_MIN_VALID_SECONDS}, user_id a "
+        "Kakao user id (digits), and login owner or sender (without user_id)"
     )
     return _error(400, BAD_REQUEST, message, login_url)
 
