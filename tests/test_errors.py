@@ -46,8 +46,8 @@ def test_each_served_error_comes_back_as_its_own_class(error: KakaoTokenError) -
 
 
 def test_the_documented_table_names_only_known_errors() -> None:
-    """Every ``error`` in docs/token-endpoint.md is a class's name or one of the endpoint's own
-    refusals: a renamed class would leave the table (and the client) behind."""
+    """Every ``error`` in docs/en/token-endpoint.md is a class's name or one of the endpoint's
+    own refusals: a renamed class would leave the table (and the client) behind."""
     names = {error for _status, error in documented_errors()}
     known = {type(e).wire_name for e in SERVED} | {
         BAD_REQUEST,
@@ -56,6 +56,12 @@ def test_the_documented_table_names_only_known_errors() -> None:
     }
 
     assert names == known
+
+
+def test_the_korean_table_has_the_same_rows() -> None:
+    """docs/ko/token-endpoint.md documents exactly the (status, error) rows of the English
+    page: a row added to one and not the other fails here."""
+    assert documented_errors("ko") == documented_errors("en")
 
 
 def test_subclasses_speak_as_their_parent_unless_they_name_themselves() -> None:

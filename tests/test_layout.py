@@ -1,5 +1,5 @@
 """The package's layout is its architecture: imports point downward, and the client a script
-installs loads nothing of the server's (README "How it works" draws the same map)."""
+installs loads nothing of the server's (docs/en/how-it-works.md draws the same map)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,34 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "token_logic"
-FOUNDATION = {"checks", "clock", "budget", "network", "log", "retry", "logins"}  # and errors.py, below all
-# The server's layers, top to bottom, as README "How it works" draws them: each may import its
+FOUNDATION = {  # and errors.py, below all
+    "checks",
+    "clock",
+    "budget",
+    "language",
+    "network",
+    "log",
+    "retry",
+    "logins",
+}
+# The server's layers, top to bottom, as docs/en/how-it-works.md draws them: each may import its
 # own layer and any below it, never one above.
 LAYERS = ["web", "service", "storage", "model", "kakao", "foundation", "errors"]
 ALLOWED = {part: set(LAYERS[index:]) for index, part in enumerate(LAYERS)}
 ALLOWED["errors"] = set()  # the exception tree imports nothing of the package
 ALLOWED.update(
     {
-        # Beside the server, not above it: Kakao's API for memos, the version from the package.
-        "client": {"errors", "foundation", "kakao.api", "kakao.codes", "client", "package"},
+        # Beside the server, not above it: Kakao's API for memos and messages to friends, the
+        # version from the package.
+        "client": {
+            "errors",
+            "foundation",
+            "kakao.api",
+            "kakao.codes",
+            "kakao.talk",
+            "client",
+            "package",
+        },
         "wiring": ALLOWED["service"],  # builds the service; the edges above use it
         # The store through wiring; without it (the kakao-token wheel) a ConfigError.
         "access_token": {"errors", "foundation", "client", "wiring"},
@@ -131,7 +149,8 @@ def test_the_client_loads_nothing_of_the_server(module: str) -> None:
 
 
 def _client_side(module: str) -> bool:
-    """The client, what it stands on (Kakao's API for memos), and the public names."""
+    """The client, what it stands on (Kakao's API for memos and messages), and the public
+    names."""
     return module in (
         "",
         "access_token",
@@ -139,6 +158,7 @@ def _client_side(module: str) -> bool:
         "kakao",
         "kakao.api",
         "kakao.codes",
+        "kakao.talk",
     ) or part_of(module) in (
         "client",
         "foundation",

@@ -1,5 +1,7 @@
-"""The README's curl recipe runs as written (only Kakao's API host is swapped for the fake's),
-against the token function behind Cloud Run's invoker check."""
+"""The recipes people copy run as written: the curl recipe of docs/en/scripts.md (only Kakao's
+API host is swapped for the fake's) against the token function behind Cloud Run's invoker check,
+the same block in docs/ko/scripts.md, and the README quickstart's lines for `make run`, which are
+the ones it prints."""
 
 from __future__ import annotations
 
@@ -13,20 +15,34 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dev.loopback import LoopbackServer, send
+from dev.run_local import (
+    DEMO_ID_TOKEN,
+    ENDPOINT_FILE,
+    Ports,
+    assignments,
+    endpoint_environment,
+    guide,
+)
 from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import SERVICE_ACCOUNT, id_token_for
 
 README = ROOT / "README.md"
+SCRIPTS = {language: ROOT / "docs" / language / "scripts.md" for language in ("en", "ko")}
 
 
-def curl_recipe() -> str:
-    """The fenced block after the README's curl-recipe marker."""
-    text = README.read_text()
+def curl_recipe(page: Path = SCRIPTS["en"]) -> str:
+    """The fenced block after the page's curl-recipe marker."""
+    text = page.read_text()
     after = text[text.index("<!-- curl-recipe") :]
     match = re.search(r"```sh\n(.*?)```", after, re.DOTALL)
     assert match is not None
     return match.group(1)
+
+
+def test_both_languages_hold_the_same_curl_recipe() -> None:
+    """The Korean page's recipe is the very block the tests below run."""
+    assert curl_recipe(SCRIPTS["ko"]) == curl_recipe(SCRIPTS["en"])
 
 
 @pytest.fixture
@@ -151,3 +167,54 @@ def test_the_curl_recipe_never_prints_the_token_but_as_its_answer(
     for result in (no_jq, refused):
         assert document["access_token"] not in result.stdout + result.stderr
     assert endpoint.check.forwarded == 0
+
+
+# The README quickstart: what `make run` prints, so pasting either works.
+
+FAKE_KAKAO = "http://127.0.0.1:9090"
+PORTS = Ports(callback=8080, refresh=8081, token=8082, fake_kakao=9090)
+
+
+def printed_by_make_run(*, demo: bool) -> str:
+    """make run's guide for the default ports, in demo mode or with a real app."""
+    env = {"KAKAO_REDIRECT_URI": "http://localhost:8080/", "TOKEN_DIR": ".run/demo-8080"}
+    if demo:
+        env["KAKAO_API_BASE_URL"] = FAKE_KAKAO
+    endpoint = endpoint_environment(env, PORTS.token, DEMO_ID_TOKEN if demo else "secret")
+    env_file = None if demo else ENDPOINT_FILE.format(port=PORTS.token)
+    fake_url = FAKE_KAKAO if demo else None
+    return guide(env, PORTS, fake_url, endpoint, env_file, env["KAKAO_REDIRECT_URI"])
+
+
+def token_curl(printed: str) -> str:
+    """The token endpoint's curl line of make run's guide."""
+    (line,) = [line for line in printed.splitlines() if "Token / " in line]
+    return line[line.index("curl ") :]
+
+
+def readme_commands() -> list[str]:
+    """The README's shell lines, continuations joined, comments left out."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.DOTALL)
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    return [" ".join(line.split("#")[0].split()) for line in joined.splitlines()]
+
+
+def test_the_quickstart_asks_the_token_endpoint_as_make_run_prints_it() -> None:
+    """The demo's curl sends the demo bearer, and a real app's reads the header file make run
+    writes: a bare `curl http://localhost:8082/` would be a 401."""
+    commands = readme_commands()
+
+    assert token_curl(printed_by_make_run(demo=True)) in commands
+    assert token_curl(printed_by_make_run(demo=False)) in commands
+    assert [c for c in commands if c.startswith("curl ") and " -H " not in c] == []
+
+
+def test_the_quickstarts_demo_memo_goes_to_the_fake_kakao() -> None:
+    """The demo's send-memo carries KAKAO_API_BASE_URL pointing at the fake, exactly the
+    environment make run prints; without it the memo would go to the real Kakao."""
+    endpoint = endpoint_environment({"KAKAO_API_BASE_URL": FAKE_KAKAO}, 8082, DEMO_ID_TOKEN)
+    prefix = " ".join(assignments(endpoint))
+    memos = [c for c in readme_commands() if "send-memo" in c and DEMO_ID_TOKEN in c]
+
+    assert prefix in printed_by_make_run(demo=True)
+    assert memos and all(c.startswith(prefix + " ") for c in memos)

@@ -413,7 +413,7 @@ PINNED_FILES = [
     "deploy.env.example",
     "pyproject.toml",
     "action/get-token.sh",
-    *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("*.md"))),
+    *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").rglob("*.md"))),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "examples").iterdir())),
     *(str(p.relative_to(ROOT)) for p in sorted(PACKAGE.rglob("*.py"))),
 ]
@@ -461,17 +461,21 @@ def test_every_pin_names_what_the_release_makes(name: str) -> None:
 
 
 def test_the_pins_in_front_of_a_user_are_there() -> None:
-    """The README shows each form: the Action at v0, pip from PyPI pinned and unpinned, and
-    the git URL at the exact tag; deploy.sh fills in kakao-token=={its version}."""
+    """The README shows the Action at v0; the install instructions (docs/en/scripts.md and
+    docs/ko/scripts.md) each show pip from PyPI pinned and unpinned, and the git URL at the
+    exact tag; deploy.sh fills in kakao-token=={its version}."""
     readme = (ROOT / "README.md").read_text()
     deploy = (ROOT / "deploy.sh").read_text()
+    installs = [(ROOT / "docs" / lang / "scripts.md").read_text() for lang in ("en", "ko")]
 
     assert f"/kakao-token-function@{MAJOR}" in readme
-    assert f'"kakao-token=={__version__}"' in readme and "pipx install kakao-token " in readme
-    assert f'/kakao-token-function@{TAG}"' in readme
-    assert "uvx kakao-token" in readme
+    for install in installs:
+        assert f'"kakao-token=={__version__}"' in install
+        assert "pipx install kakao-token " in install
+        assert f'/kakao-token-function@{TAG}"' in install
+        assert "uvx kakao-token" in install
     assert 'client="kakao-token==$version"' in deploy
-    assert "OWNER/kakao-token-function" not in readme + deploy
+    assert "OWNER/kakao-token-function" not in readme + deploy + "".join(installs)
 
 
 def test_the_pin_check_finds_stale_pins() -> None:
@@ -590,11 +594,18 @@ def test_the_wheel_holds_the_client_and_what_it_imports(built: Path) -> None:
             "budget.py",
             "checks.py",
             "client/__init__.py",
+            "client/action_message.py",
             "client/answers.py",
             "client/cli.py",
+            "client/function_refusals.py",
             "client/github_action.py",
             "client/github_oidc.py",
             "client/google_id_token.py",
+            "client/kakao_refusals.py",
+            "client/message_command.py",
+            "client/message_failures.py",
+            "client/message_parts.py",
+            "client/owner_message.py",
             "client/refusals.py",
             "client/remote.py",
             "clock.py",
@@ -602,6 +613,9 @@ def test_the_wheel_holds_the_client_and_what_it_imports(built: Path) -> None:
             "kakao/__init__.py",
             "kakao/api.py",
             "kakao/codes.py",
+            "kakao/talk.py",
+            "language.py",
+            "logins.py",
             "network.py",
             "retry.py",
         ]
