@@ -2,7 +2,7 @@
 
 One run deferring some logins is the schedule working (the next run takes them first); runs
 deferring them one after another mean the shard cannot keep up, and a person must act (more
-shards, see README "Many users"). Telling the two apart needs memory across runs, and runs of
+shards, see docs how-it-works.md). Telling the two apart needs memory across runs, and runs of
 one scheduler job land on any instance, so it is kept where every instance looks: a small
 document in the token store per shard, beside the token documents
 (``tokens/.kakao-token-sweep-3-of-10.json``; a dot-name is never a TOKEN_OBJECT, and a new N

@@ -14,7 +14,7 @@ A login already marked dead before this run (its alert went out then; the token 
 again when a script asks for it) is counted and detailed, but neither logged nor in the status:
 a deployment of many users always has a few, and must not look broken every run for them.
 Deferred work gets one WARNING line with the count: it is the next run's, not a person's. But
-two cases ask a person to act (more shards, README "Many users"), so they get an ERROR line
+two cases ask a person to act (more shards, docs how-it-works.md), so they get an ERROR line
 (``alert=refresh_deferred``), the status ``failed`` and a 503: a run that deferred due logins
 for lack of time and refreshed none (the shard cannot even start), and deferrals run after run
 (``deferred_runs`` from service/sweep_memory.py: the users at the head of the queue wait again, and
