@@ -38,17 +38,31 @@ USER_ID_PLACEHOLDER="KAKAO_USER_ID"
 KNOWN_INPUTS=(GOOGLE_CLOUD_PROJECT REGION TOKEN_BUCKET KAKAO_REST_API_KEY KAKAO_CLIENT_SECRET
   KAKAO_SCOPE ALLOWED_KAKAO_USER_IDS TOKEN_OBJECT REFRESH_SCHEDULE PYTHON_RUNTIME TOKEN_READERS
   KAKAO_ADMIN_KEY KAKAO_APP_ID ALERT_EMAIL REFRESH_SHARDS GITHUB_REPOSITORY KAKAO_TOKEN_ACTION
-  KAKAO_PKCE KAKAO_MEMO_LINK PER_USER_CLAIMS GITHUB_REPOSITORY_IDS GITHUB_BRANCH)
+  KAKAO_PKCE KAKAO_MEMO_LINK PER_USER_CLAIMS GITHUB_REPOSITORY_IDS GITHUB_BRANCH KAKAO_SENDER
+  KAKAO_REDIRECT_URI)
+# What the console calls the field the callback URL goes into (../shared/KAKAO_API.md §9).
+REDIRECT_URI_FIELD="[앱] > [플랫폼 키] > [REST API 키] > [리다이렉트 URI]"
 
 usage() {
   cat <<'EOF'
-Usage: ./deploy.sh [--env-file FILE]
+Usage: ./deploy.sh [--env-file FILE] [--skip-kakao-check]
+       ./deploy.sh claim [--sender] [--env-file FILE]
 
 Deploys kakao-token-function to Google Cloud: the redirect-URI function (public), the refresh
 function (private), the token endpoint (private), a Cloud Scheduler job that calls the refresh,
 a private bucket for the tokens, the Kakao keys in Secret Manager, and optionally a mail alert.
 Safe to run again: it changes only what is not yet right.
 카카오 로그인 토큰 함수를 Google Cloud에 배포합니다. 여러 번 실행해도 안전합니다.
+
+Before anything is deployed it asks Kakao whether KAKAO_REST_API_KEY is a key Kakao knows and
+KAKAO_CLIENT_SECRET is its client secret (python -m token_logic doctor), and stops if not; once
+the callback is deployed, whether its URL is a registered Redirect URI of that key (if not, it
+says where to paste it). --skip-kakao-check (or SKIP_KAKAO_CHECK=1) skips both.
+배포 전에 카카오에 REST API 키와 클라이언트 시크릿을 확인하고, 배포 뒤 리다이렉트 URI 등록을 확인합니다.
+
+`./deploy.sh claim` prints a fresh claim link for the deployed callback and bucket (a new first
+owner, a hand-over, a lost link); `./deploy.sh claim --sender` one for the sender (KAKAO_SENDER=1).
+Nothing is deployed. 배포된 함수의 새 소유권 링크(--sender: 보내는 계정의 링크)를 출력합니다.
 
 Inputs come from the environment, or from a deploy.env file next to this script (or
 --env-file FILE) with KEY=VALUE lines; the environment wins over the file. GITHUB_REPOSITORY
@@ -61,8 +75,9 @@ Required:
   TOKEN_BUCKET            bucket for kakao_token.json (created if missing; globally unique),
                           the tokens' alone: deploy.sh sets its versioning, lifecycle rule
                           (old versions deleted after 3 days) and soft delete (off)
-  KAKAO_REST_API_KEY      Kakao console > 앱 키 > REST API 키
-  KAKAO_CLIENT_SECRET     Kakao console > 보안 > Client Secret (stored in Secret Manager)
+  KAKAO_REST_API_KEY      Kakao console [앱] > [플랫폼 키] > [REST API 키]
+  KAKAO_CLIENT_SECRET     that key's client secret (클라이언트 시크릿, on its page; stored in
+                          Secret Manager)
 Optional:
   REGION                  default asia-northeast3 (Seoul)
   KAKAO_SCOPE             extra consent items, comma-separated, e.g. talk_message
@@ -122,14 +137,25 @@ Optional:
                           out: gh api repos/me/bot --jq '"\(.id):\(.owner.id)"'
   GITHUB_BRANCH           only workflows running on this branch (e.g. main) get a token;
                           default: any branch of the listed repositories
+  KAKAO_SENDER            1 = a second Kakao account, the sender, logs in beside the owner
+                          and messages the owner (a chat that rings, not a silent memo): the
+                          deploy ends with the sender's claim link until one has logged in,
+                          and `./deploy.sh claim --sender` makes a new one. Needs a single
+                          document (no {user_id} in TOKEN_OBJECT). 보내는 계정을 쓰려면 1.
+  KAKAO_REDIRECT_URI      the deployed callback URL this run prints, kept here for
+                          `python -m token_logic claim-url` and `doctor` (which read this file);
+                          deploy.sh warns when it differs from the callback's URL
 
 Per run, from the environment only:
   PRINT_CLAIM_LINK        the claim link is printed to a terminal only, never when CI is set (a
                           CI log or a piped file would keep a live link): 1 prints it anyway
                           (./deploy.sh | tee), 0 never. 소유권 링크는 터미널에만 출력합니다.
+  SKIP_KAKAO_CHECK        1 = skip the Kakao check, as --skip-kakao-check does
+  KAKAO_AUTH_BASE_URL     where the Kakao check asks (default https://kauth.kakao.com; tests)
 
 Needs: gcloud, logged in (gcloud auth login) as someone who may create these resources; for
-the claim link, python3 (Python 3.11 or newer, its standard library alone); with
+the claim link and the Kakao check, python3 (Python 3.11 or newer, its standard library alone;
+without it the check is skipped with a warning); with
 GITHUB_REPOSITORY, curl and python3 to look up the ids GITHUB_REPOSITORY_IDS does not give.
 At the end it prints the Redirect URI to register in the Kakao console, the claim link that
 makes the first login the owner (one document, no ALLOWED_KAKAO_USER_IDS, nobody logged in
@@ -167,11 +193,28 @@ ENV_FILE="$HERE/deploy.env"
 # that repository in, so only deploy.env names repositories.
 ENVIRONMENT_GITHUB_REPOSITORY="${GITHUB_REPOSITORY:-}"
 unset GITHUB_REPOSITORY
+COMMAND=deploy
+CLAIM_LOGIN=owner
+SKIP_KAKAO_CHECK="${SKIP_KAKAO_CHECK:-}"
+if [[ "${1:-}" == claim ]]; then
+  COMMAND=claim
+  shift
+fi
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h | --help)
       usage
       exit 0
+      ;;
+    --skip-kakao-check)
+      [[ "$COMMAND" == deploy ]] || fail "--skip-kakao-check is for a deploy (claim makes no Kakao check)"
+      SKIP_KAKAO_CHECK=1
+      shift
+      ;;
+    --sender)
+      [[ "$COMMAND" == claim ]] || fail "--sender goes with claim: ./deploy.sh claim --sender"
+      CLAIM_LOGIN=sender
+      shift
       ;;
     --env-file)
       [[ $# -ge 2 ]] || fail "--env-file needs a file name"
@@ -249,6 +292,8 @@ KAKAO_MEMO_LINK="${KAKAO_MEMO_LINK:-}"
 PER_USER_CLAIMS="${PER_USER_CLAIMS:-}"
 GITHUB_REPOSITORY_IDS="${GITHUB_REPOSITORY_IDS:-}"
 GITHUB_BRANCH="${GITHUB_BRANCH:-}"
+KAKAO_SENDER="${KAKAO_SENDER:-}"
+KAKAO_REDIRECT_URI="${KAKAO_REDIRECT_URI:-}"
 PRINT_CLAIM_LINK="${PRINT_CLAIM_LINK:-}"
 
 missing=()
@@ -260,7 +305,7 @@ done
 # variable inside --set-env-vars, whose delimiter it is (env_vars), and start another one:
 # KAKAO_SCOPE='talk_message|KAKAO_DEMO=1' would put the functions in demo mode. A line break or
 # another control character belongs in none of them. A value may be a secret: named, never shown.
-for name in "${KNOWN_INPUTS[@]}" PRINT_CLAIM_LINK; do
+for name in "${KNOWN_INPUTS[@]}" PRINT_CLAIM_LINK SKIP_KAKAO_CHECK; do
   value="${!name:-}"
   [[ "$value" != *"|"* && "$value" != *[[:cntrl:]]* ]] ||
     fail "$name contains '|', a line break or another control character (its value is not" \
@@ -297,6 +342,8 @@ TOKEN_OBJECT_FORMS="e.g. kakao_token.json, tokens/{user_id}.json or users/{user_
 [[ "$PYTHON_RUNTIME" =~ ^python3[0-9]{1,2}$ ]] || fail "PYTHON_RUNTIME '$PYTHON_RUNTIME' is not a runtime like python313"
 [[ "$PER_USER_CLAIMS" =~ ^[01]?$ ]] || fail "PER_USER_CLAIMS '$PER_USER_CLAIMS' must be 1 or 0"
 [[ "$PRINT_CLAIM_LINK" =~ ^[01]?$ ]] || fail "PRINT_CLAIM_LINK '$PRINT_CLAIM_LINK' must be 1 (print) or 0 (never)"
+[[ "$SKIP_KAKAO_CHECK" =~ ^[01]?$ ]] || fail "SKIP_KAKAO_CHECK '$SKIP_KAKAO_CHECK' must be 1 (skip) or 0 (check)"
+[[ "$KAKAO_SENDER" =~ ^[01]?$ ]] || fail "KAKAO_SENDER '$KAKAO_SENDER' must be 1 (a sender logs in beside the owner) or 0"
 # One document per Kakao account behind a public callback: anyone who logs in there would have a
 # token stored, which the owner's scripts could then be handed. The function stores a per-user
 # login only for ALLOWED_KAKAO_USER_IDS or an account that came through a claim link; without the
@@ -311,6 +358,14 @@ if [[ "$PER_USER" == yes && -z "$ALLOWED_KAKAO_USER_IDS" && "$PER_USER_CLAIMS" !
     "/ 계정마다 토큰을 저장하는데 콜백은 누구나 열 수 있습니다: ALLOWED_KAKAO_USER_IDS=ID,ID 를" \
     "설정하거나, 모든 계정을 \`python -m token_logic claim-url\` 로 만든 소유권 링크(링크 하나에" \
     "계정 하나)로 받는다면 PER_USER_CLAIMS=1 을 설정하세요."
+fi
+# The sender messages the deployment's one owner (token_logic/logins.py): with one document per
+# Kakao account there is no one owner to message.
+if [[ "$KAKAO_SENDER" == 1 && "$PER_USER" == yes ]]; then
+  fail "KAKAO_SENDER=1 needs a single-document TOKEN_OBJECT (no {user_id}; '$TOKEN_OBJECT' keeps" \
+    "one login per account): the sender messages the deployment's one owner. Unset KAKAO_SENDER" \
+    "or use TOKEN_OBJECT=kakao_token.json / 보내는 계정은 문서가 하나인 배포(TOKEN_OBJECT에" \
+    "{user_id} 없음)에서만 쓸 수 있습니다"
 fi
 read -r -a schedule_fields <<<"$REFRESH_SCHEDULE"
 [[ ${#schedule_fields[@]} -eq 5 ]] || fail "REFRESH_SCHEDULE '$REFRESH_SCHEDULE' must have 5 cron fields"
@@ -398,6 +453,8 @@ check_github_condition_length
 MEMO_LINK_RE='^https?://[^/?#[:space:]|]+([/?#][^[:space:]|]*)?$'
 [[ -z "$KAKAO_MEMO_LINK" || "$KAKAO_MEMO_LINK" =~ $MEMO_LINK_RE ]] ||
   fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://developers.kakao.com (no spaces or '|')"
+[[ -z "$KAKAO_REDIRECT_URI" || "$KAKAO_REDIRECT_URI" =~ $MEMO_LINK_RE ]] ||
+  fail "KAKAO_REDIRECT_URI '$KAKAO_REDIRECT_URI' is not an http(s) URL like the callback URL deploy.sh prints"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
 # A Python 3 at least 3.$1: python3 first; where it is older (macOS's own), a newer python3.x.
 find_python() {
@@ -416,11 +473,25 @@ find_python() {
 # standard library alone).
 NEEDS_CLAIM=no
 [[ -z "$ALLOWED_KAKAO_USER_IDS" && "$PER_USER" == no ]] && NEEDS_CLAIM=yes
+if [[ "$COMMAND" == claim && "$CLAIM_LOGIN" == sender && "$KAKAO_SENDER" != 1 ]]; then
+  fail "this deployment has no sender: set KAKAO_SENDER=1 in $ENV_FILE and run ./deploy.sh," \
+    "then ./deploy.sh claim --sender / 보내는 계정이 없는 배포입니다: deploy.env에 KAKAO_SENDER=1"
+fi
+if [[ "$COMMAND" == claim && "$CLAIM_LOGIN" == owner && -n "$ALLOWED_KAKAO_USER_IDS" ]]; then
+  fail "no claim link is needed: ALLOWED_KAKAO_USER_IDS decides who logs in, at the callback URL" \
+    "itself / ALLOWED_KAKAO_USER_IDS의 계정은 콜백 URL에서 바로 로그인합니다"
+fi
 CLAIM_PYTHON=""
-if [[ "$NEEDS_CLAIM" == yes ]]; then
+if [[ "$NEEDS_CLAIM" == yes || "$KAKAO_SENDER" == 1 || "$COMMAND" == claim ]]; then
   CLAIM_PYTHON="$(find_python 11)" ||
     fail "python3 (Python 3.11 or newer) is needed to write the claim link:" \
       "https://www.python.org/downloads/ / 소유권 링크를 만들려면 Python 3.11 이상(python3)이 필요합니다"
+fi
+# The Kakao check (kakao_check, below) runs on the same Python; without one it is skipped
+# with a warning, as a deployment that needs no claim link never needed Python.
+KAKAO_PYTHON=""
+if [[ "$COMMAND" == deploy && "$SKIP_KAKAO_CHECK" != 1 ]]; then
+  KAKAO_PYTHON="$(find_python 11)" || KAKAO_PYTHON=""
 fi
 
 # A repository's ids from GitHub's REST API, logged out (a public repository's). GitHub answers
@@ -452,7 +523,7 @@ look_up_github_ids() {
   say "GitHub $repository: repository id ${BASH_REMATCH[1]}, owner id ${BASH_REMATCH[2]} / 저장소 id"
 }
 for i in "${!github_repositories[@]}"; do
-  [[ -n "${given_ids[${github_repositories[i]}]:-}" ]] || look_up_github_ids "$i"
+  [[ "$COMMAND" == claim || -n "${given_ids[${github_repositories[i]}]:-}" ]] || look_up_github_ids "$i"
 done
 check_github_condition_length
 
@@ -614,6 +685,7 @@ env_vars() {
   [[ -n "$ALLOWED_KAKAO_USER_IDS" ]] && vars+="|ALLOWED_KAKAO_USER_IDS=$ALLOWED_KAKAO_USER_IDS"
   [[ -n "$KAKAO_PKCE" ]] && vars+="|KAKAO_PKCE=$KAKAO_PKCE"
   [[ -n "$KAKAO_MEMO_LINK" ]] && vars+="|KAKAO_MEMO_LINK=$KAKAO_MEMO_LINK"
+  [[ -n "$KAKAO_SENDER" ]] && vars+="|KAKAO_SENDER=$KAKAO_SENDER"
   [[ "$role" == callback && -n "$KAKAO_APP_ID" ]] && vars+="|KAKAO_APP_ID=$KAKAO_APP_ID"
   printf '^|^%s' "$vars"
 }
@@ -968,8 +1040,9 @@ look at the callback's log.
 falling behind: run \`./deploy.sh\` again with a larger \`REFRESH_SHARDS\`.
 
 **refresh_failed**, or a failed Cloud Scheduler run / 예약 실행 실패 — 재시도 후에도 갱신 실패:
-1. Client Secret: the latest version of secret \`$CLIENT_SECRET_SECRET\` must equal the console's
-   보안 > Client Secret (KOE010). Fix it with \`./deploy.sh\`.
+1. Client secret: the latest version of secret \`$CLIENT_SECRET_SECRET\` must equal the client
+   secret (클라이언트 시크릿) of the key at [앱] > [플랫폼 키] > [REST API 키] (KOE010). Fix it
+   with \`./deploy.sh\`, which asks Kakao first (\`python -m token_logic doctor\` does too).
 2. Scheduler account / 스케줄러 계정 \`$SCHEDULER_ACCOUNT\` needs roles/run.invoker on
    \`$REFRESH_FUNCTION\` (a 401/403 in the scheduler log): run \`./deploy.sh\` again.
 
@@ -1042,7 +1115,7 @@ EOF
     cat <<EOF
 2. No claim link was made: this output is not a terminal, or CI is set, and a live link would
    stay readable in a CI log or a file. To become the owner, run
-   \`python -m token_logic claim-url\` in a terminal and open its link (or run ./deploy.sh
+   \`python -m token_logic claim-url\` in a terminal and open its link (or \`./deploy.sh claim\`
    there; PRINT_CLAIM_LINK=1 prints it anyway).
    출력이 터미널이 아니거나 CI 환경이라 소유권 링크를 만들지 않았습니다(로그에 남기 때문).
    터미널에서 \`python -m token_logic claim-url\` 의 링크를 여세요. Login / 로그인: $callback_url
@@ -1095,10 +1168,10 @@ ensure_alerts() {
   fi
 }
 
-# Whether the token document exists: yes, no, or unknown (any failure but "not found").
-token_document_exists() {
+# Whether an object of the bucket exists: yes, no, or unknown (any failure but "not found").
+object_exists() {
   local out
-  if out="$(g storage objects describe "gs://$TOKEN_BUCKET/$TOKEN_OBJECT" --format='value(name)' 2>&1)"; then
+  if out="$(g storage objects describe "gs://$TOKEN_BUCKET/$1" --format='value(name)' 2>&1)"; then
     echo yes
   elif [[ "$out" == *"not found"* ]]; then
     echo no
@@ -1108,34 +1181,67 @@ token_document_exists() {
   fi
 }
 
-# A claim link for the first owner, made by token_logic/service/claim.py as `claim-url` makes
-# one: its lines are where the claim lives beside TOKEN_OBJECT, the secret (43 URL-safe
+# A claim made by token_logic/service/claim.py as `claim-url` makes one (with --sender, the
+# sender's): its lines are where the claim lives beside TOKEN_OBJECT, the secret (43 URL-safe
 # base64 characters), the record the bucket keeps for a day (only the secret's SHA-256), and the
-# document the claimed login goes to; a newer claim replaces it. The module runs on the standard library alone (-S), from this
-# checkout only (-P, PYTHONPATH), so nothing in the current directory or site-packages is
-# imported. The secret lives in this shell's variable and travels through pipes: never an
-# argument (ps would show it), never a log line; its one way out is the link in the final
-# message. The link is set in CLAIM_LINK.
-issue_claim() {
+# document the claimed login goes to; a newer claim replaces it. The module runs on the standard
+# library alone (-S), from this checkout only (-P, PYTHONPATH), so nothing in the current
+# directory or site-packages is imported. The secret lives in this shell's variable and travels
+# through pipes: never an argument (ps would show it), never a log line; its one way out is the
+# link printed at the end. Sets CLAIM_OBJECT, CLAIM_SECRET, CLAIM_RECORD and CLAIM_DOCUMENT;
+# nothing is stored yet (store_claim).
+new_claim() {
   { set +x; } 2>/dev/null # bash -x would print the secret
-  local callback_url="$1" made rest secret record object out
-  made="$(PYTHONPATH="$HERE" "$CLAIM_PYTHON" -P -S -m token_logic.service.claim "$TOKEN_OBJECT")" ||
+  local made rest
+  made="$(PYTHONPATH="$HERE" "$CLAIM_PYTHON" -P -S -m token_logic.service.claim "$TOKEN_OBJECT" "$@")" ||
     fail "could not make a claim with $CLAIM_PYTHON -m token_logic.service.claim (above)"
-  object="${made%%$'\n'*}"
+  CLAIM_OBJECT="${made%%$'\n'*}"
   rest="${made#*$'\n'}"
-  secret="${rest%%$'\n'*}"
+  CLAIM_SECRET="${rest%%$'\n'*}"
   rest="${rest#*$'\n'}"
-  record="${rest%%$'\n'*}"
-  [[ "$secret" =~ ^[A-Za-z0-9_-]{43}$ ]] || fail "token_logic.service.claim made no claim secret"
-  [[ -n "$object" && "$record" == '{"created_at": '*'}' ]] ||
+  CLAIM_RECORD="${rest%%$'\n'*}"
+  CLAIM_DOCUMENT="${rest#*$'\n'}"
+  [[ "$CLAIM_SECRET" =~ ^[A-Za-z0-9_-]{43}$ ]] || fail "token_logic.service.claim made no claim secret"
+  [[ -n "$CLAIM_OBJECT" && "$CLAIM_RECORD" == '{"created_at": '*'}' ]] ||
     fail "token_logic.service.claim made no claim record"
-  say "Claim for the first owner: gs://$TOKEN_BUCKET/$object / 소유권 링크"
-  if ! out="$(printf '%s' "$record" | g storage cp - "gs://$TOKEN_BUCKET/$object" \
+  [[ -n "$CLAIM_DOCUMENT" && "$CLAIM_DOCUMENT" != *$'\n'* ]] ||
+    fail "token_logic.service.claim named no document for the claimed login"
+}
+
+# Stores the claim new_claim made, and sets CLAIM_LINK_MADE: the callback's /claim page (a
+# sender's says so in its query, as token_logic's IssuedClaim.link writes it) with the secret in
+# the fragment, which browsers never send.
+store_claim() {
+  local callback_url="$1" what="$2" query="$3" out
+  say "$what: gs://$TOKEN_BUCKET/$CLAIM_OBJECT / 소유권 링크"
+  if ! out="$(printf '%s' "$CLAIM_RECORD" | g storage cp - "gs://$TOKEN_BUCKET/$CLAIM_OBJECT" \
     --cache-control=no-store --content-type=application/json 2>&1 >/dev/null)"; then
     printf '%s\n' "$out" >&2
-    fail "could not write the claim to gs://$TOKEN_BUCKET/$object (above)"
+    fail "could not write the claim to gs://$TOKEN_BUCKET/$CLAIM_OBJECT (above)"
   fi
-  CLAIM_LINK="${callback_url%/}/claim#$secret"
+  CLAIM_LINK_MADE="${callback_url%/}/claim$query#$CLAIM_SECRET"
+}
+
+# The first owner's claim link, in CLAIM_LINK.
+issue_claim() {
+  new_claim
+  store_claim "$1" "Claim for the first owner" ""
+  CLAIM_LINK="$CLAIM_LINK_MADE"
+}
+
+# The sender's claim (KAKAO_SENDER=1), while no sender has logged in: its link in SENDER_LINK,
+# and SENDER_STATE yes (a sender is stored), no (a link was made), unknown or not-shown.
+issue_sender_claim_if_needed() {
+  SENDER_LINK=""
+  new_claim --sender
+  SENDER_STATE="$(object_exists "$CLAIM_DOCUMENT")"
+  [[ "$SENDER_STATE" == no ]] || return 0
+  if claim_link_wanted; then
+    store_claim "$1" "Claim for the sender" "?login=sender"
+    SENDER_LINK="$CLAIM_LINK_MADE"
+  else
+    SENDER_STATE=not-shown
+  fi
 }
 
 # The live claim link goes to a person's terminal only: a CI log, or a file this output is piped
@@ -1150,7 +1256,187 @@ claim_link_wanted() {
   [[ -t 1 && (-z "${CI:-}" || "${CI:-}" == false || "${CI:-}" == 0) ]]
 }
 
+# The Kakao check, token_logic/kakao/doctor.py on the standard library alone, as the claim is
+# made: the key and the secret reach it in its environment, never in its arguments (ps shows
+# those). KAKAO_AUTH_BASE_URL, when the environment sets it, points it at another Kakao (the
+# tests' fake). $1 is the Redirect URI to check ("": none yet), the rest the doctor's flags.
+kakao_doctor() {
+  { set +x; } 2>/dev/null # bash -x would print the secret
+  local redirect_uri="$1"
+  shift
+  KAKAO_REST_API_KEY="$KAKAO_REST_API_KEY" KAKAO_CLIENT_SECRET="$KAKAO_CLIENT_SECRET" \
+    KAKAO_REDIRECT_URI="$redirect_uri" PYTHONPATH="$HERE" \
+    "$KAKAO_PYTHON" -P -S -m token_logic.kakao.doctor "$@"
+}
+
+# Before anything is created: a key Kakao does not know or a secret that is not the key's would
+# deploy functions where every login fails. "Could not tell" (Kakao unreachable, an answer we
+# cannot read) goes on: only a setting Kakao says is wrong stops the deploy.
+kakao_check() {
+  if [[ "$SKIP_KAKAO_CHECK" == 1 ]]; then
+    say "Kakao check skipped (--skip-kakao-check) / 카카오 설정 확인 건너뜀"
+    return 0
+  fi
+  if [[ -z "$KAKAO_PYTHON" ]]; then
+    echo "deploy.sh: warning: the Kakao check needs python3 (Python 3.11 or newer): skipped / 카카오" \
+      "설정 확인에는 Python 3.11 이상이 필요해 건너뜁니다" >&2
+    return 0
+  fi
+  say "Asking Kakao about the REST API key and its client secret / 카카오 앱 설정 확인"
+  local status=0 out
+  out="$(kakao_doctor "")" || status=$?
+  [[ -z "$out" ]] || printf '%s\n' "$out"
+  [[ "$status" -eq 0 ]] && return 0
+  if [[ "$status" -ne 1 || "$out" != *"[실패 / FAIL]"* ]]; then
+    echo "deploy.sh: warning: the Kakao check could not run (above): deploying without it /" \
+      "카카오 설정 확인을 실행하지 못했습니다" >&2
+    return 0
+  fi
+  fail "Kakao says the app's settings are wrong (above): fix them in the Kakao Developers" \
+    "console, then run ./deploy.sh again. Nothing was deployed; --skip-kakao-check deploys" \
+    "without this check / 카카오 콘솔 설정을 위와 같이 고친 뒤 다시 실행하세요(아무것도 배포하지 않았습니다)"
+}
+
+# Once the callback's URL is known: is it a Redirect URI of the key? Sets REDIRECT_URI_STATE to
+# registered, unregistered, unknown or skipped. Never stops the deploy: the fix is one paste in
+# the console, and the final message says where.
+check_redirect_uri() {
+  local callback_url="$1" status=0 out
+  REDIRECT_URI_STATE=skipped
+  [[ "$SKIP_KAKAO_CHECK" != 1 && -n "$KAKAO_PYTHON" ]] || return 0
+  say "Asking Kakao whether $callback_url is a registered Redirect URI / 리다이렉트 URI 확인"
+  out="$(kakao_doctor "$callback_url" --redirect-uri-only)" || status=$?
+  [[ -z "$out" ]] || printf '%s\n' "$out"
+  REDIRECT_URI_STATE=unknown
+  if [[ "$status" -eq 1 && "$out" == *"[실패 / FAIL]"* ]]; then
+    REDIRECT_URI_STATE=unregistered
+  elif [[ "$status" -eq 0 && "$out" == "[ok]"* ]]; then
+    REDIRECT_URI_STATE=registered
+  fi
+}
+
+# Step 1 of the final message: the Redirect URI, as Kakao answered about it.
+redirect_step() {
+  local callback_url="$1"
+  case "$REDIRECT_URI_STATE" in
+    registered)
+      cat <<EOF
+1. Kakao knows this Redirect URI for your REST API key (checked) / 리다이렉트 URI 등록 확인됨:
+     $callback_url
+EOF
+      ;;
+    unregistered)
+      cat <<EOF
+1. NOT REGISTERED YET: Kakao refuses logins to this Redirect URI (KOE006). Paste it, exactly,
+   into the Kakao console $REDIRECT_URI_FIELD
+   (the key in KAKAO_REST_API_KEY). Everything else is deployed; no need to run deploy.sh again.
+   아직 등록되지 않았습니다: 아래 주소를 카카오 콘솔 $REDIRECT_URI_FIELD 에 그대로
+   붙여 넣으세요(KAKAO_REST_API_KEY의 키). 배포는 끝났으니 다시 실행할 필요는 없습니다:
+     $callback_url
+EOF
+      ;;
+    *)
+      cat <<EOF
+1. Register this Redirect URI in the Kakao console ($REDIRECT_URI_FIELD):
+   카카오 콘솔에 아래 Redirect URI를 그대로 등록하세요:
+     $callback_url
+EOF
+      ;;
+  esac
+}
+
+# The sender's step (KAKAO_SENDER=1), after the owner's.
+sender_step() {
+  [[ "$KAKAO_SENDER" == 1 ]] || return 0
+  echo # after login_step, whose last line break $(...) took off
+  case "$SENDER_STATE" in
+    no)
+      cat <<EOF
+   The sender: open this link in a browser logged in to Kakao as the SECOND account, the one
+   that will message the owner (another browser, or a private window). It works once, within a
+   day; \`./deploy.sh claim --sender\` makes a new one.
+   보내는 계정: 소유자에게 메시지를 보낼 두 번째 카카오 계정으로 로그인한 브라우저(다른 브라우저나
+   시크릿 창)에서 이 링크를 여세요. 하루 안에 한 번만 쓸 수 있습니다:
+     $SENDER_LINK
+EOF
+      ;;
+    yes)
+      cat <<EOF
+   A sender has logged in; \`./deploy.sh claim --sender\` makes a link for another one.
+   보내는 계정이 로그인되어 있습니다. 바꾸려면 \`./deploy.sh claim --sender\`.
+EOF
+      ;;
+    not-shown)
+      cat <<EOF
+   No sender link was made (not a terminal, or CI is set): run \`./deploy.sh claim --sender\`
+   in a terminal. 보내는 계정의 링크는 터미널에서 \`./deploy.sh claim --sender\` 로 만드세요.
+EOF
+      ;;
+    *)
+      cat <<EOF
+   Could not tell whether a sender has logged in (above): \`./deploy.sh claim --sender\` makes
+   its link. 보내는 계정 확인에 실패했습니다: \`./deploy.sh claim --sender\`.
+EOF
+      ;;
+  esac
+}
+
+# For claim links made later on this machine (`python -m token_logic claim-url` reads
+# deploy.env): the callback's URL, when deploy.env does not name it yet.
+claim_url_tip() {
+  [[ -z "$KAKAO_REDIRECT_URI" ]] || return 0
+  [[ "$NEEDS_CLAIM" == yes || "$KAKAO_SENDER" == 1 ||
+    ("$PER_USER" == yes && -z "$ALLOWED_KAKAO_USER_IDS") ]] || return 0
+  printf '\n%s\n%s' \
+    "   For \`python -m token_logic claim-url\` here, add to $ENV_FILE / deploy.env에 추가:" \
+    "     KAKAO_REDIRECT_URI=$1"
+}
+
+# ./deploy.sh claim [--sender]: a fresh claim link for the deployed callback and bucket, printed
+# by the deploy's own rules (claim_link_wanted); nothing is deployed and Kakao is not asked.
+claim_command() {
+  local callback_url
+  claim_link_wanted ||
+    fail "the claim link is printed to a terminal only, never when CI is set (a log or a file" \
+      "would keep a live link): run this in a terminal, or with PRINT_CLAIM_LINK=1 / 소유권" \
+      "링크는 터미널에만 출력합니다"
+  callback_url="$(function_url "$CALLBACK_FUNCTION")"
+  [[ -n "$callback_url" ]] ||
+    fail "$CALLBACK_FUNCTION is not deployed in $PROJECT ($REGION): run ./deploy.sh first" \
+      "/ 먼저 ./deploy.sh 로 배포하세요"
+  if [[ "$CLAIM_LOGIN" == sender ]]; then
+    new_claim --sender
+    store_claim "$callback_url" "Claim for the sender" "?login=sender"
+    cat <<EOF
+
+Open this link in a browser logged in to Kakao as the SENDER, the second account that will
+message the owner (another browser, or a private window). It works once, within a day; a newer
+link replaces it.
+소유자에게 메시지를 보낼 두 번째 카카오 계정으로 로그인한 브라우저에서 이 링크를 여세요(다른
+브라우저나 시크릿 창). 하루 안에 한 번만 쓸 수 있습니다:
+  $CLAIM_LINK_MADE
+EOF
+    return 0
+  fi
+  local en="becomes this deployment's owner (the first one, or taking it over)"
+  local ko="이 배포의 소유자가 됩니다"
+  if [[ "$PER_USER" == yes ]]; then
+    en="is admitted, with a document of its own (one link, one account)"
+    ko="등록됩니다(링크 하나에 계정 하나)"
+  fi
+  new_claim
+  store_claim "$callback_url" "Claim" ""
+  cat <<EOF
+
+Open this link in a browser and log in: that Kakao account $en.
+It works once, within a day; a newer link replaces it.
+이 링크를 브라우저에서 열어 로그인한 카카오 계정이 $ko. 하루 안에 한 번만 쓸 수 있습니다:
+  $CLAIM_LINK_MADE
+EOF
+}
+
 main() {
+  kakao_check # before anything is created
   # Files handed to gcloud (the lifecycle rule, the alert policy), gone when the script ends.
   WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/kakao-deploy.XXXXXX")"
   trap 'rm -rf "$WORK_DIR"' EXIT
@@ -1184,6 +1470,12 @@ main() {
   deploy_function "$REFRESH_FUNCTION" kakao_refresh --no-allow-unauthenticated "$callback_url"
   deploy_function "$TOKEN_FUNCTION" kakao_token --no-allow-unauthenticated "$callback_url"
   revoke_shared_admin_key
+  check_redirect_uri "$callback_url"
+  if [[ -n "$KAKAO_REDIRECT_URI" && "${KAKAO_REDIRECT_URI%/}" != "${callback_url%/}" ]]; then
+    echo "deploy.sh: warning: KAKAO_REDIRECT_URI ($KAKAO_REDIRECT_URI) is not the callback's URL" \
+      "($callback_url): claim-url would build links to the wrong place. Set" \
+      "KAKAO_REDIRECT_URI=$callback_url in $ENV_FILE / KAKAO_REDIRECT_URI를 콜백 URL로 고치세요" >&2
+  fi
 
   local refresh_url token_url
   refresh_url="$(deployed_url "$REFRESH_FUNCTION")"
@@ -1207,19 +1499,20 @@ main() {
   [[ -z "$version" ]] || client="kakao-token==$version"
   CLAIM_LINK=""
   if [[ "$NEEDS_CLAIM" == yes ]]; then
-    owner="$(token_document_exists)"
+    owner="$(object_exists "$TOKEN_OBJECT")"
     if [[ "$owner" == no ]]; then
       if claim_link_wanted; then issue_claim "$callback_url"; else owner=not-shown; fi
     fi
   fi
+  # The sender's link, the same way: only while no sender has logged in.
+  SENDER_STATE=n/a
+  if [[ "$KAKAO_SENDER" == 1 ]]; then issue_sender_claim_if_needed "$callback_url"; fi
 
   cat <<EOF
 
 Done / 완료.
-1. Register this Redirect URI in the Kakao console (내 애플리케이션 > 카카오 로그인 > Redirect URI):
-   카카오 콘솔에 아래 Redirect URI를 그대로 등록하세요:
-     $callback_url
-$(login_step "$callback_url" "$owner")
+$(redirect_step "$callback_url")
+$(login_step "$callback_url" "$owner")$(sender_step)$(claim_url_tip "$callback_url")
 3. Tokens are kept alive by $SCHEDULER_JOB ($REFRESH_SCHEDULE, Asia/Seoul).
 4. Token endpoint (private; TOKEN_READERS may call it) / 토큰 엔드포인트:
      $token_url
@@ -1244,4 +1537,8 @@ EOF
   if [[ ${#github_repositories[@]} -gt 0 ]]; then print_github_workflow "$token_url" "$number"; fi
 }
 
-main
+if [[ "$COMMAND" == claim ]]; then
+  claim_command
+else
+  main
+fi

@@ -333,7 +333,9 @@ def test_logout_keeps_the_owner_and_a_claim_link_hands_the_deployment_over(
     live_kakao.state.user_id = 4127000999
     with pytest.raises(NotTheOwner):
         log_in(live_kakao, env, store)
-    link = cli(live_kakao, env, "claim-url")
+    no_deploy_env = tmp_path / "empty.env"  # never the checkout's own deploy.env
+    no_deploy_env.write_text("")
+    link = cli(live_kakao, env, "claim-url", "--env-file", str(no_deploy_env))
     assert link.returncode == 0 and link.stdout.count("\n") == 1
     secret = link.stdout.strip().split("#", 1)[1]
     assert link.stdout.startswith(REDIRECT_URI.rstrip("/") + "/claim#")

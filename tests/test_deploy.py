@@ -21,13 +21,16 @@ from typing import Any
 
 import pytest
 
+from dev.fake_kakao import FakeKakao, FakeKakaoState
 from tests.conftest import ROOT
 from tests.fake_gcloud import PROJECT_NUMBER, FakeGcloud, FakeGitHubApi, github_may_act_as
 from tests.helpers import FakeClock
 from token_logic.budget import Deadline
 from token_logic.config import Settings
 from token_logic.errors import ConfigError
+from token_logic.kakao.console import REDIRECT_URI_FIELD, REST_API_KEY_PAGE
 from token_logic.log import ALERTS
+from token_logic.logins import OWNER, SENDER
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
 from token_logic.storage.files import FileTokenStore
 
@@ -87,6 +90,9 @@ NAME_ONLY_MAPPING = "google.subject=assertion.sub,attribute.repository=assertion
 # The claim link is printed to a terminal only (deploy.sh --help): tests reading it from a pipe
 # ask for it, as a person piping through tee would.
 PRINT_LINK = {"PRINT_CLAIM_LINK": "1"}
+# Where the fake Kakao sends a browser that is not logged in, as Kakao sends it to its accounts
+# host: the Kakao check reads that redirect as "the Redirect URI is registered".
+KAKAO_LOGIN_HOST = "accounts.kakao.test"
 
 
 class Deployer:
@@ -102,6 +108,16 @@ class Deployer:
         for repository, (repository_id, owner_id) in GITHUB_IDS.items():
             self.github.add(repository, repository_id, owner_id)
         self.script = ROOT / "deploy.sh"
+        # The Kakao app the inputs name, its callback registered: every deploy runs the real
+        # Kakao check (token_logic/kakao/doctor.py) against it.
+        self.kakao = FakeKakao(
+            FakeKakaoState(
+                client_id=INPUTS["KAKAO_REST_API_KEY"],
+                client_secret=INPUTS["KAKAO_CLIENT_SECRET"],
+                redirect_uris={CALLBACK_URL},
+                login_host=KAKAO_LOGIN_HOST,
+            )
+        ).start()
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         self.log.write_text("")
@@ -115,7 +131,16 @@ class Deployer:
         )
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
-        return {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.bin.parent), **env}
+        return {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "HOME": str(self.bin.parent),
+            "KAKAO_AUTH_BASE_URL": self.kakao.url,
+            **env,
+        }
+
+    def stop(self) -> None:
+        self.gcloud.stop()
+        self.kakao.stop()
 
     def run_on_a_terminal(self, **env: str) -> tuple[int, str]:
         """Runs deploy.sh with its stdout on a terminal, as a person does (a pseudo-terminal in
@@ -193,7 +218,7 @@ def members(calls: list[list[str]], function: str) -> list[str]:
 def deployer(tmp_path: Path) -> Iterator[Deployer]:
     deployer = Deployer(tmp_path)
     yield deployer
-    deployer.gcloud.stop()
+    deployer.stop()
 
 
 def test_help_explains_every_input(deployer: Deployer) -> None:
@@ -418,6 +443,7 @@ def test_an_organization_requiring_soft_delete_is_a_warning_not_a_failed_deploy(
 def test_a_changed_secret_gets_a_new_version(deployer: Deployer) -> None:
     """A new client secret adds a version to that secret only."""
     deployer.run(**INPUTS)
+    deployer.kakao.state.client_secret = "rotated-secret"  # rotated in the console first
 
     deployer.run(**{**INPUTS, "KAKAO_CLIENT_SECRET": "rotated-secret"})
 
@@ -944,10 +970,12 @@ def printed_secret(stdout: str) -> str:
     return secret
 
 
-def accepted(record: str, secret: str, token_object: str, now: int, tmp_path: Path) -> bool:
+def accepted(
+    record: str, secret: str, token_object: str, now: int, tmp_path: Path, login: str = OWNER
+) -> bool:
     """Whether token_logic's own valid_claim takes ``secret`` against the claim deploy.sh wrote,
     put where the function reads it (a file store standing in for the bucket)."""
-    name = claim_name(token_object)
+    name = claim_name(token_object, login)
     folder = tmp_path / f"store-{now}-{secret[:6]}"
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(record)
@@ -1100,7 +1128,8 @@ def test_without_python_3_11_a_claim_deployment_stops_before_anything_is_created
 ) -> None:
     """The claim is made by token_logic (Python 3.11 or newer): when neither python3 nor a
     python3.x on PATH is that new, deploy.sh says so in English and Korean before any gcloud
-    call; a deployment that needs no claim does not need Python."""
+    call; a deployment that needs no claim does not need Python (its Kakao check is skipped,
+    with a warning)."""
     for name in ("python3", "python3.11", "python3.12", "python3.13", "python3.14"):
         old = deployer.bin / name  # answers like Python 3.9, first on PATH
         old.write_text("#!/bin/sh\nexit 1\n")
@@ -1111,7 +1140,10 @@ def test_without_python_3_11_a_claim_deployment_stops_before_anything_is_created
     assert result.returncode == 2
     assert "Python 3.11 or newer" in result.stderr and "Python 3.11 이상" in result.stderr
     assert deployer.calls() == []
-    assert deployer.run(**INPUTS).returncode == 0
+    without_claim = deployer.run(**INPUTS)
+    assert without_claim.returncode == 0
+    assert "Kakao check needs python3" in without_claim.stderr  # skipped, with a warning
+    assert deployer.kakao.state.calls == {}
 
 
 def real_gcloud() -> str | None:
@@ -1835,10 +1867,16 @@ def test_the_printed_workflow_has_every_value_filled_in(deployer: Deployer) -> N
 
 
 def checkout(tmp_path: Path, origin: str | None, init: str) -> Path:
-    """A copy of deploy.sh with its token_logic/__init__.py and, given one, a git origin."""
+    """A copy of deploy.sh with its token_logic/__init__.py, the Kakao check it runs
+    (token_logic/kakao) and, given one, a git origin."""
     tree = tmp_path / "checkout"
     (tree / "token_logic").mkdir(parents=True)
     shutil.copy(ROOT / "deploy.sh", tree / "deploy.sh")
+    shutil.copytree(
+        ROOT / "token_logic" / "kakao",
+        tree / "token_logic" / "kakao",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     (tree / "token_logic" / "__init__.py").write_text(init)
     if origin is not None:
         subprocess.run(["git", "init", "-q", str(tree)], check=True)
@@ -2436,3 +2474,288 @@ def test_on_a_terminal_the_claim_link_is_printed_but_never_in_ci(deployer: Deplo
 
     in_file = deployer.run_with_file({**SINGLE_INPUTS, **PRINT_LINK})
     assert in_file.returncode == 2 and "unknown setting PRINT_CLAIM_LINK" in in_file.stderr
+
+
+# The Kakao check (token_logic/kakao/doctor.py): the key and the secret before anything is
+# created, the Redirect URI once the callback's URL is known.
+
+
+def failed_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("[실패 / FAIL]")]
+
+
+def final_step(stdout: str, number: int) -> str:
+    return stdout.split("\nDone / 완료.\n", 1)[1].split(f"\n{number + 1}. ", 1)[0]
+
+
+@pytest.mark.parametrize(("mistake", "code"), [("key", "KOE101"), ("secret", "KOE010")])
+def test_a_key_or_secret_kakao_refuses_stops_the_deploy_before_any_gcloud_call(
+    deployer: Deployer, mistake: str, code: str
+) -> None:
+    """Kakao does not know the key, or the secret is not the key's: exit 2 before any gcloud
+    call, with the check's line (the code, the console page to copy from) and how to go on."""
+    if mistake == "key":
+        deployer.kakao.state.client_id = "the-consoles-key"
+    else:
+        deployer.kakao.state.client_secret = "the-consoles-secret"
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 2
+    assert deployer.calls() == []
+    [line] = failed_lines(result.stdout)
+    assert code in line and REST_API_KEY_PAGE in line
+    assert "Nothing was deployed" in result.stderr and "--skip-kakao-check" in result.stderr
+    assert INPUTS["KAKAO_CLIENT_SECRET"] not in result.stdout + result.stderr
+
+
+def test_the_check_gets_the_secret_in_its_environment_never_its_arguments(
+    deployer: Deployer,
+) -> None:
+    """deploy.sh runs the check as ``python3 -P -S -m token_logic.kakao.doctor`` (the standard
+    library alone): the secret reaches Kakao, yet no python3 command line holds it."""
+    argv_log = deployer.bin.parent / "python3-argv.log"
+    wrapper = deployer.bin / "python3"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >>{argv_log}\nexec /usr/bin/python3 "$@"\n')
+    wrapper.chmod(0o755)
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    argvs = argv_log.read_text().splitlines()
+    assert "-P -S -m token_logic.kakao.doctor" in argvs
+    assert "-P -S -m token_logic.kakao.doctor --redirect-uri-only" in argvs
+    assert INPUTS["KAKAO_CLIENT_SECRET"] not in argv_log.read_text()
+    [asked] = deployer.kakao.state.token_requests
+    assert asked["client_secret"] == INPUTS["KAKAO_CLIENT_SECRET"]
+    assert asked["client_id"] == INPUTS["KAKAO_REST_API_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env"), [(("--skip-kakao-check",), {}), ((), {"SKIP_KAKAO_CHECK": "1"})]
+)
+def test_skip_kakao_check_deploys_without_asking_kakao(
+    deployer: Deployer, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    """--skip-kakao-check (or SKIP_KAKAO_CHECK=1): Kakao is not asked, even with a key it would
+    refuse, and the deploy goes on; step 1 asks to register the Redirect URI as before."""
+    deployer.kakao.state.client_id = "the-consoles-key"
+
+    result = deployer.run(*args, **INPUTS, **env)
+
+    assert result.returncode == 0, result.stderr
+    assert deployer.kakao.state.calls == {}
+    assert len(find(deployer.calls(), "functions", "deploy")) == 4
+    assert "Kakao check skipped" in result.stdout
+    assert "Register this Redirect URI" in final_step(result.stdout, 1)
+
+
+def test_skip_kakao_check_is_1_or_0(deployer: Deployer) -> None:
+    """SKIP_KAKAO_CHECK=yes is refused before anything runs."""
+    result = deployer.run(**INPUTS, SKIP_KAKAO_CHECK="yes")
+
+    assert result.returncode == 2 and "SKIP_KAKAO_CHECK" in result.stderr
+    assert deployer.calls() == [] and deployer.kakao.state.calls == {}
+
+
+def test_a_registered_redirect_uri_is_confirmed_in_step_1(deployer: Deployer) -> None:
+    """All fine: the key and secret are asked once before, the callback's URL once after the
+    deploy, and step 1 says Kakao knows the Redirect URI."""
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert len(deployer.kakao.state.token_requests) == 1
+    assert deployer.kakao.state.calls["/oauth/authorize"] == 1
+    assert failed_lines(result.stdout) == []
+    step = final_step(result.stdout, 1)
+    assert "(checked)" in step and "등록 확인됨" in step and CALLBACK_URL in step
+
+
+def test_an_unregistered_redirect_uri_is_named_with_its_field_and_the_deploy_completes(
+    deployer: Deployer,
+) -> None:
+    """Kakao answers KOE006 for the callback's URL: the deploy is not undone; the check's line
+    and step 1 say plainly which console field to paste the URL into."""
+    deployer.kakao.state.redirect_uris.clear()
+
+    result = deployer.run(**INPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert find(deployer.calls(), "scheduler", "jobs", "create", "http")
+    [line] = failed_lines(result.stdout)
+    assert "KOE006" in line and CALLBACK_URL in line and REDIRECT_URI_FIELD in line
+    step = final_step(result.stdout, 1)
+    assert "NOT REGISTERED YET" in step and "아직 등록되지 않았습니다" in step
+    assert REDIRECT_URI_FIELD in step and f"\n     {CALLBACK_URL}" in step
+
+
+def test_kakao_out_of_reach_is_could_not_tell_and_the_deploy_goes_on(deployer: Deployer) -> None:
+    """No answer from Kakao is no verdict: the deploy goes on, saying what could not be told."""
+    result = deployer.run(**INPUTS, KAKAO_AUTH_BASE_URL="http://127.0.0.1:9")
+
+    assert result.returncode == 0, result.stderr
+    assert "could not tell" in result.stdout
+    assert "Register this Redirect URI" in final_step(result.stdout, 1)
+
+
+def test_kakao_redirect_uri_in_deploy_env_is_compared_with_the_callback(
+    deployer: Deployer,
+) -> None:
+    """KAKAO_REDIRECT_URI (kept in deploy.env for claim-url) that is not the callback's URL is a
+    warning naming the right one; without it, a single-document deploy says to keep it."""
+    stale = {**SINGLE_INPUTS, "KAKAO_REDIRECT_URI": "https://kakao-callback-old-du.a.run.app"}
+
+    warned = deployer.run_with_file(stale)
+    tip = deployer.run_with_file(SINGLE_INPUTS)
+
+    assert warned.returncode == 0, warned.stderr
+    assert f"KAKAO_REDIRECT_URI={CALLBACK_URL}" in warned.stderr
+    assert tip.returncode == 0, tip.stderr
+    assert f"KAKAO_REDIRECT_URI={CALLBACK_URL}" in tip.stdout
+
+
+# The sender (KAKAO_SENDER=1): its setting reaches the functions, its claim link ends the deploy.
+
+SENDER_LINK_RE = re.compile(re.escape(CALLBACK_URL) + r"/claim\?login=sender#([A-Za-z0-9_-]{43})")
+SENDER_CLAIM = "gs://kakao-demo-123-tokens/.kakao-token-sender-claim.json"
+
+
+def test_kakao_sender_reaches_every_function_and_the_deploy_ends_with_its_link(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """KAKAO_SENDER=1: every function gets it; with no sender stored yet, a sender claim beside
+    the owner's (where token_logic looks for the sender's), whose link (?login=sender) it
+    accepts."""
+    result = deployer.run(**SINGLE_INPUTS, **PRINT_LINK, KAKAO_SENDER="1")
+
+    assert result.returncode == 0, result.stderr
+    for function in FUNCTIONS:
+        deploy = find(deployer.calls(), "functions", "deploy", function)[-1]
+        assert "|KAKAO_SENDER=1" in flag(deploy, "set-env-vars")
+    described = [c[3] for c in find(deployer.calls(), "storage", "objects", "describe")]
+    assert "gs://kakao-demo-123-tokens/kakao_token.sender.json" in described
+    owner_upload, sender_upload = claim_uploads(deployer)
+    assert owner_upload["args"][3].endswith("/.kakao-token-claim.json")
+    assert sender_upload["args"][3] == SENDER_CLAIM
+    [secret] = SENDER_LINK_RE.findall(result.stdout)
+    assert result.stdout.count(secret) == 1
+    now = json.loads(sender_upload["stdin"])["created_at"]
+    assert accepted(sender_upload["stdin"], secret, "kakao_token.json", now, tmp_path, SENDER)
+    assert "SECOND account" in final_step(result.stdout, 2)
+
+
+def test_a_logged_in_sender_gets_no_new_link(deployer: Deployer) -> None:
+    """A sender document stored: no sender claim is written, and the message says how to make
+    one on demand."""
+    sender = {"gs://kakao-demo-123-tokens/kakao_token.sender.json": '{"user_id": 2}'}
+    deployer.state.write_text(json.dumps({"storage.objects": sender}))
+
+    result = deployer.run(**SINGLE_INPUTS, **PRINT_LINK, KAKAO_SENDER="1")
+
+    assert result.returncode == 0, result.stderr
+    assert [u["args"][3] for u in claim_uploads(deployer)] == [
+        "gs://kakao-demo-123-tokens/.kakao-token-claim.json"
+    ]
+    assert "?login=sender" not in result.stdout
+    assert "./deploy.sh claim --sender" in result.stdout
+
+
+def test_no_sender_link_into_a_pipe(deployer: Deployer) -> None:
+    """The sender's link follows the owner's printing rules: none into a pipe, none made."""
+    result = deployer.run(**INPUTS, KAKAO_SENDER="1")
+
+    assert result.returncode == 0, result.stderr
+    assert claim_uploads(deployer) == []
+    assert "claim#" not in result.stdout and "./deploy.sh claim --sender" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("inputs", "words"),
+    [
+        ({**INPUTS, "TOKEN_OBJECT": "tokens/{user_id}.json", "KAKAO_SENDER": "1"}, "{user_id}"),
+        ({**INPUTS, "KAKAO_SENDER": "yes"}, "must be 1"),
+    ],
+)
+def test_kakao_sender_needs_one_document_and_is_1_or_0(
+    deployer: Deployer, inputs: dict[str, str], words: str
+) -> None:
+    """KAKAO_SENDER=1 with one document per account, or a value not 0/1: refused up front."""
+    result = deployer.run(**inputs)
+
+    assert result.returncode == 2 and "KAKAO_SENDER" in result.stderr and words in result.stderr
+    assert deployer.calls() == [] and deployer.kakao.state.calls == {}
+
+
+# ./deploy.sh claim [--sender]: a fresh link on demand, nothing deployed.
+
+
+def test_deploy_sh_claim_writes_a_fresh_claim_to_the_deployed_bucket(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """After a deploy: one describe (the callback's URL) and one upload, the claim beside the
+    token document in TOKEN_BUCKET; the printed link's secret is the claim's; Kakao is not
+    asked and nothing is deployed."""
+    deployer.run(**SINGLE_INPUTS)  # into a pipe: no claim then
+    deployer.kakao.state.calls.clear()
+
+    result = deployer.run("claim", **SINGLE_INPUTS, **PRINT_LINK)
+
+    assert result.returncode == 0, result.stderr
+    assert [c[:2] for c in deployer.calls()] == [["functions", "describe"], ["storage", "cp"]]
+    [upload] = claim_uploads(deployer)
+    assert upload["args"][3] == "gs://kakao-demo-123-tokens/.kakao-token-claim.json"
+    secret = printed_secret(result.stdout)
+    now = json.loads(upload["stdin"])["created_at"]
+    assert accepted(upload["stdin"], secret, "kakao_token.json", now, tmp_path)
+    assert "소유자" in result.stdout and "works once, within a day" in result.stdout
+    assert deployer.kakao.state.calls == {}
+
+
+def test_deploy_sh_claim_prints_only_where_a_deploy_would(deployer: Deployer) -> None:
+    """Into a pipe (no PRINT_CLAIM_LINK=1), or with PRINT_CLAIM_LINK=0: refused, nothing made."""
+    deployer.run(**SINGLE_INPUTS)
+
+    piped = deployer.run("claim", **SINGLE_INPUTS)
+    never = deployer.run("claim", **SINGLE_INPUTS, PRINT_CLAIM_LINK="0")
+
+    for result in (piped, never):
+        assert result.returncode == 2 and "terminal" in result.stderr
+        assert claim_uploads(deployer) == [] and "claim#" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "inputs", "words"),
+    [
+        ((), SINGLE_INPUTS, "run ./deploy.sh first"),
+        ((), INPUTS, "ALLOWED_KAKAO_USER_IDS"),
+        (("--sender",), SINGLE_INPUTS, "KAKAO_SENDER=1"),
+    ],
+)
+def test_deploy_sh_claim_refuses_what_would_not_work(
+    deployer: Deployer, args: tuple[str, ...], inputs: dict[str, str], words: str
+) -> None:
+    """Not deployed yet, an allowlist (no claim needed), a sender link where there is no
+    sender: refused, naming what to do, with no claim written."""
+    result = deployer.run("claim", *args, **inputs, **PRINT_LINK)
+
+    assert result.returncode == 2 and words in result.stderr
+    assert claim_uploads(deployer) == []
+
+
+def test_deploy_sh_claim_sender_writes_the_senders_claim(
+    deployer: Deployer, tmp_path: Path
+) -> None:
+    """``./deploy.sh claim --sender`` with KAKAO_SENDER=1: the sender's claim where token_logic
+    looks for it, its link the sender's (?login=sender)."""
+    inputs = {**SINGLE_INPUTS, "KAKAO_SENDER": "1"}
+    deployer.run(**inputs)
+
+    result = deployer.run("claim", "--sender", **inputs, **PRINT_LINK)
+
+    assert result.returncode == 0, result.stderr
+    [upload] = claim_uploads(deployer)
+    assert upload["args"][3] == SENDER_CLAIM
+    [secret] = SENDER_LINK_RE.findall(result.stdout)
+    now = json.loads(upload["stdin"])["created_at"]
+    assert accepted(upload["stdin"], secret, "kakao_token.json", now, tmp_path, SENDER)
+    assert "SENDER" in result.stdout and "두 번째 카카오 계정" in result.stdout

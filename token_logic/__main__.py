@@ -1,5 +1,8 @@
 """The command line: ``python -m token_logic COMMAND`` (status, access-token, refresh, login-url,
-claim-url, send-memo, logout).
+claim-url, send-memo, logout, doctor).
+
+``claim-url`` and ``doctor`` read the deployment's deploy.env (service/deployment.py: what it
+names wins over the environment); the others read the environment alone.
 
 Exit codes: 0 ok, 2 bad usage, 1 any other failure (with a one-line reason on stderr).
 """
@@ -17,8 +20,10 @@ from .client.remote import RemoteSettings
 from .clock import format_time
 from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
-from .logins import SENDER, missing_consents
+from .kakao.doctor import run as run_doctor
+from .logins import OWNER, SENDER, missing_consents
 from .problems import problem_for
+from .service.deployment import claim_refusal, find_deployment, store_conflict
 from .service.sweep import RefreshOutcome, summarize
 from .service.token_service import TokenService
 from .wiring import service_from_env
@@ -37,6 +42,10 @@ def main(
     try:
         if args.command == "login-url":
             return _login_url(environ)
+        if args.command == "doctor":  # Kakao's console settings: no store, no token endpoint
+            return _doctor(environ, args)
+        if args.command == "claim-url":  # the deployment's store, never the token endpoint
+            return _claim_url(environ, args, make_service)
         remote = RemoteSettings.from_env(environ, url=args.url)
         if remote is not None:  # the token endpoint: no Kakao key, secret or bucket here
             return run_remote(remote, args)
@@ -127,35 +136,42 @@ def _logout(service: TokenService, args: argparse.Namespace) -> int:
     return 0
 
 
-def _claim_url(service: TokenService, args: argparse.Namespace) -> int:
+def _claim_url(
+    environ: Mapping[str, str],
+    args: argparse.Namespace,
+    make_service: Callable[[Mapping[str, str]], TokenService],
+) -> int:
+    deployment = find_deployment(environ, args.env_file)
+    login = SENDER if args.sender else OWNER
+    refusal = store_conflict(deployment) or claim_refusal(deployment.settings(), login)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 1
+    service = make_service(deployment.claim_environ())
     settings = service.settings
-    if not (settings.single_owner or settings.per_user_claims):
-        print(
-            "error: no claim link is needed here: ALLOWED_KAKAO_USER_IDS decides who may log "
-            "in, at the callback URL itself",
-            file=sys.stderr,
-        )
-        return 1
-    if not settings.redirect_uri:
-        print(
-            "error: KAKAO_REDIRECT_URI is not set (the deployed kakao_callback URL): the link "
-            "is built on it",
-            file=sys.stderr,
-        )
-        return 1
-    claim = service.issue_claim()
-    print(claim.link(service.settings.redirect_uri))  # stdout only: the link is the secret
-    what = (
-        "owns this deployment"
-        if settings.single_owner
-        else "admits one Kakao account (its own document; make a link per account)"
-    )
+    claim = service.issue_claim(login)
+    print(claim.link(settings.redirect_uri))  # stdout only: the link is the secret
+    where = f"gs://{settings.token_bucket}" if settings.token_bucket else settings.token_dir
+    if login == SENDER:
+        what = "becomes the sender (a second Kakao account, never the owner's)"
+    elif settings.single_owner:
+        what = "owns this deployment"
+    else:
+        what = "admits one Kakao account (its own document; make a link per account)"
+    print(f"the claim is stored in {where} / 소유권 기록: {where}", file=sys.stderr)
     print(
         f"one login through it {what}; it works once, until "
         f"{format_time(claim.expires_at)} (a newer link replaces it)",
         file=sys.stderr,
     )
     return 0
+
+
+def _doctor(environ: Mapping[str, str], args: argparse.Namespace) -> int:
+    deployment = find_deployment(environ, args.env_file)
+    if deployment.file is not None:
+        print(f"settings from {deployment.file} over the environment", file=sys.stderr)
+    return run_doctor(deployment.environ, redirect_uri_only=args.redirect_uri_only, out=sys.stdout)
 
 
 def _login_url(environ: Mapping[str, str]) -> int:
@@ -194,8 +210,26 @@ def _parser() -> argparse.ArgumentParser:
     claim = commands.add_parser(
         "claim-url",
         help="a link whose login owns this deployment (first owner, or hand-over); once, 24 h",
+        description="Reads deploy.env (here, or --env-file) over the environment, as deployed: "
+        "the claim goes to the store the functions read, the link to KAKAO_REDIRECT_URI.",
     )
-    claim.set_defaults(handler=_claim_url)
+    _add_env_file(claim)
+    claim.add_argument(
+        "--sender",
+        action="store_true",
+        help="a link for the sender's login (KAKAO_SENDER=1), a second Kakao account",
+    )
+    doctor = commands.add_parser(
+        "doctor",
+        help="ask Kakao whether the key, client secret and Redirect URI are set up right",
+        description="Reads KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET and KAKAO_REDIRECT_URI "
+        "(optional) from deploy.env (here, or --env-file) over the environment. Exit 0 all "
+        "right or could not tell, 1 a setting is wrong.",
+    )
+    _add_env_file(doctor)
+    doctor.add_argument(
+        "--redirect-uri-only", action="store_true", help="check KAKAO_REDIRECT_URI alone"
+    )
     logout = commands.add_parser(
         "logout",
         help="log the stored token out at Kakao and delete it (hand the deployment over)",
@@ -205,6 +239,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     logout.set_defaults(handler=_logout)
     return parser
+
+
+def _add_env_file(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--env-file", metavar="PATH", help="the deployment's settings (default: ./deploy.env)"
+    )
 
 
 if __name__ == "__main__":

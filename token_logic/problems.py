@@ -35,6 +35,7 @@ from .errors import (
     UserNotAllowed,
 )
 from .kakao.codes import RATE_LIMIT_CODES, TEMPORARY_CODES
+from .kakao.console import STEP_TO_REDO
 
 CONSOLE = "Kakao Developers console (developers.kakao.com > 내 애플리케이션)"
 # Kakao's token rate limit resets within ten minutes (KAKAO_API.md §3) when it sends no
@@ -54,11 +55,15 @@ class Problem:
     code: str = ""
     start_again: bool = False
     retry_after: int | None = None
+    # The Kakao console step to redo, when a console setting is wrong (kakao/console.py).
+    step_ko: str = ""
+    step_en: str = ""
 
     def one_line(self) -> str:
         """English, one line: for logs' readers and the command line."""
         code = f" [{self.code}]" if self.code else ""
-        return f"{self.title_en}{code}: {self.detail_en}"
+        step = f" Step to redo: {self.step_en}" if self.step_en else ""
+        return f"{self.title_en}{code}: {self.detail_en}{step}"
 
 
 @dataclass(frozen=True)
@@ -252,30 +257,46 @@ _BY_KAKAO_CODE = {
         "the stored token was not changed.",
         start_again=True,
     ),
+    # The operator's console settings; each Problem also names the step to redo (_kakao_error).
     "KOE303": _Words(
         502,
         "Redirect URI 불일치",
         "Redirect URI mismatch",
-        "운영자: KAKAO_REDIRECT_URI가 콘솔 > 카카오 로그인 > Redirect URI에 등록한 값과 "
-        "한 글자도 다르지 않아야 합니다(슬래시, http/https).",
-        "Operator: KAKAO_REDIRECT_URI must equal, byte for byte, the Redirect URI "
-        f"registered under Kakao Login in the {CONSOLE}.",
+        "운영자: KAKAO_REDIRECT_URI가 카카오에 등록한 리다이렉트 URI와 다릅니다. 아무것도 "
+        "저장하지 않았습니다.",
+        "Operator: KAKAO_REDIRECT_URI differs from the Redirect URI registered at Kakao. "
+        "Nothing was stored.",
     ),
     "KOE010": _Words(
         502,
-        "Client Secret 오류",
+        "클라이언트 시크릿 오류",
         "Client secret missing or wrong",
-        "운영자: 콘솔 > 앱 > 보안(Client Secret)의 코드를 KAKAO_CLIENT_SECRET에 "
-        "설정하세요(활성화 상태 확인).",
-        "Operator: set KAKAO_CLIENT_SECRET to the Client Secret shown under "
-        f"Security in the {CONSOLE} (and check it is activated).",
+        "운영자: 카카오가 KAKAO_CLIENT_SECRET을 받아들이지 않았습니다(비어 있거나 이 REST API "
+        "키의 클라이언트 시크릿이 아님).",
+        "Operator: Kakao refused KAKAO_CLIENT_SECRET (empty, or not the client secret of this "
+        "REST API key).",
     ),
     "KOE101": _Words(
         502,
         "앱 키 오류",
         "Wrong app key",
-        "운영자: KAKAO_REST_API_KEY에 콘솔 > 앱 키의 REST API 키를 설정하세요.",
-        f"Operator: set KAKAO_REST_API_KEY to the REST API key of the {CONSOLE}.",
+        "운영자: 카카오가 KAKAO_REST_API_KEY의 키를 모릅니다.",
+        "Operator: Kakao does not know the key in KAKAO_REST_API_KEY.",
+    ),
+    "KOE006": _Words(
+        502,
+        "Redirect URI 미등록",
+        "Redirect URI not registered",
+        "운영자: 이 배포의 콜백 URL이 REST API 키의 리다이렉트 URI로 등록되어 있지 않습니다.",
+        "Operator: this deployment's callback URL is not a registered Redirect URI of the "
+        "REST API key.",
+    ),
+    "KOE004": _Words(
+        502,
+        "카카오 로그인이 꺼져 있습니다",
+        "Kakao Login is switched off",
+        "운영자: 앱의 카카오 로그인이 꺼져 있어 아무도 로그인할 수 없습니다.",
+        "Operator: Kakao Login is switched off for the app, so nobody can log in.",
     ),
     "-402": _Words(
         403,
@@ -352,6 +373,9 @@ def problem_for(exc: KakaoTokenError) -> Problem:
 def _kakao_error(exc: KakaoError) -> Problem:
     code = exc.code
     words = _BY_KAKAO_CODE.get(code)
+    step = STEP_TO_REDO.get(code)
+    if words is not None and step is not None:  # no Kakao call: the code names the setting
+        return replace(words.problem(exc, code=code), step_ko=step.ko, step_en=step.en)
     if words is not None:
         return words.problem(exc, code=code)
     if code in RATE_LIMIT_CODES:

@@ -27,8 +27,8 @@ from tests.helpers import (
 from token_logic.budget import Deadline
 from token_logic.config import Settings
 from token_logic.errors import ClaimRequired, NotTheOwner
-from token_logic.network import new_session
 from token_logic.logins import SENDER
+from token_logic.network import new_session
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS, claim_name, valid_claim
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
@@ -191,9 +191,13 @@ def test_claim_url_for_per_user_documents_admits_one_account(
 ) -> None:
     """``claim-url`` with one document per user and no allowlist prints a link, saying it
     admits one account, stored beside the documents."""
+    no_deploy_env = tmp_path / "empty.env"  # never the checkout's own deploy.env
+    no_deploy_env.write_text("")
     result = run_cli(
         {"PATH": "/usr/bin:/bin", **settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), **PER_USER)},
         "claim-url",
+        "--env-file",
+        str(no_deploy_env),
     )
 
     assert result.returncode == 0 and "/claim#" in result.stdout
