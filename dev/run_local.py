@@ -136,7 +136,9 @@ def main() -> int:
     busy = [f"{name}={port}" for name, port in ports.named(demo) if not port_is_free(port)]
     if busy:
         print(
-            f"error: in use: {', '.join(busy)}; set the variable to another port", file=sys.stderr
+            f"error: in use: {', '.join(busy)}; set the variable to another port / 사용 중인 "
+            "포트입니다: 그 변수로 다른 포트를 정하세요",
+            file=sys.stderr,
         )
         return 1
     fake = _fake_kakao(env, ports.fake_kakao) if demo else None
@@ -183,11 +185,19 @@ def main() -> int:
             fake_url = fake.url if fake else None
             print(guide(env, ports, fake_url, endpoint, env_file, login, ignored), flush=True)
         elif not stopped.is_set():
-            print("error: a function server did not start (its output is above)", file=sys.stderr)
+            print(
+                "error: a function server did not start (its output is above) / 함수 서버가 "
+                "시작하지 못했습니다(출력은 위에 있습니다)",
+                file=sys.stderr,
+            )
             code = 1
         while code == 0 and not stopped.wait(0.5):
             if any(server.poll() is not None for server in servers):
-                print("error: a function server stopped (its output is above)", file=sys.stderr)
+                print(
+                    "error: a function server stopped (its output is above) / 함수 서버가 "
+                    "멈췄습니다(출력은 위에 있습니다)",
+                    file=sys.stderr,
+                )
                 code = 1
     except KeyboardInterrupt:
         pass
@@ -225,7 +235,11 @@ def login_link(env: Mapping[str, str], demo: bool) -> str:
             return redirect_uri  # owned already: the owner logs in at the callback URL
         return service.issue_claim().link(redirect_uri)
     except KakaoTokenError as exc:
-        print(f"warning: no claim link ({exc}); the first login will be refused", file=sys.stderr)
+        print(
+            f"warning: no claim link ({exc}); the first login will be refused / 소유권 링크를 "
+            "만들지 못해 첫 로그인은 거절됩니다",
+            file=sys.stderr,
+        )
         return redirect_uri
 
 
@@ -252,13 +266,18 @@ def guide(
     python = _shown_path(Path(sys.executable))
     cli = f"{python} -m token_logic"
     token_url = endpoint["KAKAO_TOKEN_URL"]
+    stored = f"bucket {env['TOKEN_BUCKET']}" if env.get("TOKEN_BUCKET") else env["TOKEN_DIR"]
     if fake_url:
         where = "DEMO MODE / 데모 모드: KAKAO_REST_API_KEY is not set, so the bundled fake Kakao "
         where += f"runs on {fake_url} and nothing goes to the real Kakao."
+        where_ko = f"KAKAO_REST_API_KEY가 없어 내장 가짜 카카오가 {fake_url}에서 실행되며, 진짜 "
+        where_ko += "카카오로는 아무것도 보내지 않습니다."
         memos = f"open {fake_url}{MEMOS_PATH}"
     else:
         where = f"Your Kakao app / 내 카카오 앱: register {env['KAKAO_REDIRECT_URI']} as a "
         where += "Redirect URI in the Kakao console."
+        where_ko = f"카카오 디벨로퍼스 콘솔의 Redirect URI에 {env['KAKAO_REDIRECT_URI']} 값을 "
+        where_ko += "등록하세요."
         memos = "in KakaoTalk, your chat with yourself / 카카오톡 '나와의 채팅'"
     refresh_url = f"http://localhost:{ports.refresh}/"
     if env_file:
@@ -277,9 +296,9 @@ def guide(
         bearer = f"the bearer {given} (the fake's tokens are worth nothing)"
         bearer_ko = f"bearer {given}(가짜 카카오의 토큰이라 쓸모없음)"
         prefix, sourcing = " ".join(assignments(endpoint)) + " ", []
-    stored = f"bucket {env['TOKEN_BUCKET']}" if env.get("TOKEN_BUCKET") else env["TOKEN_DIR"]
     lines = [
         f"{where} Tokens go to {stored}.",
+        f"{where_ko} 토큰은 {stored}에 저장합니다.",
         *(
             [f"Ignored in demo mode, from your shell / 데모라 무시한 설정: {', '.join(ignored)}"]
             if ignored
@@ -390,7 +409,10 @@ def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ValueError(f"{name} must be a port number (1-65535), not {raw!r}")
+        raise ValueError(
+            f"{name} must be a port number (1-65535), not {raw!r} / {name} 값은 포트 "
+            "번호(1-65535)여야 합니다"
+        )
     return int(raw)
 
 

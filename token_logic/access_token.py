@@ -5,17 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .client.remote import URL_VARIABLE, RemoteSettings, remote_token
+from .client.remote import RemoteSettings, remote_token, url_not_set
 from .clock import DEFAULT_ACCESS_TOKEN_LEEWAY
-from .errors import ConfigError
-
-# `pip install kakao-token` brings the client alone: without KAKAO_TOKEN_URL there is no store
-# to fall back to, and the fix is the variable, never Kakao's keys (which a reader must not hold).
-CLIENT_ONLY_MESSAGE = (
-    f"{URL_VARIABLE} is not set: set it to the token endpoint's URL that ./deploy.sh printed "
-    "(https://kakao-token-...run.app). The kakao-token package asks that endpoint; reading the "
-    "store itself needs a checkout of kakao-token-function with its requirements.txt"
-)
+from .language import languages_from
 
 
 def get_access_token(
@@ -36,7 +28,8 @@ def get_access_token(
     (KAKAO_REST_API_KEY, KAKAO_CLIENT_SECRET, TOKEN_BUCKET or TOKEN_DIR, TOKEN_OBJECT) from
     ``environ`` (default: ``os.environ``) and refreshes with the same concurrency guarantees;
     in the kakao-token package, which holds no store, that is a ``ConfigError`` naming
-    KAKAO_TOKEN_URL. Raises a ``KakaoTokenError`` subclass on failure.
+    KAKAO_TOKEN_URL. Raises a ``KakaoTokenError`` subclass on failure, its message in the
+    reader's language (KAKAO_TOKEN_LANG, else the locale: see language.py).
     """
     environ = os.environ if environ is None else environ
     remote = RemoteSettings.from_env(environ)
@@ -47,7 +40,9 @@ def get_access_token(
     except ImportError as exc:
         if not (exc.name or "").startswith(f"{__package__}."):
             raise  # a checkout missing a server dependency: pip says which
-        raise ConfigError(CLIENT_ONLY_MESSAGE, (URL_VARIABLE,)) from exc
+        # `pip install kakao-token` brings the client alone: no store to fall back to, and the
+        # fix is the URL, never Kakao's keys (which a reader must not hold).
+        raise url_not_set(languages_from(environ)) from exc
 
     service = service_from_env(environ)
     return service.access_token(user_id, leeway_seconds)

@@ -150,6 +150,8 @@ def test_get_access_token_from_the_installed_library(client: Path, endpoint: End
         ({}, "KAKAO_TOKEN_URL is not set"),
         ({"KAKAO_TOKEN_URL": ""}, "KAKAO_TOKEN_URL is empty"),
         ({"KAKAO_TOKEN_URL": "http://kakao-token.example"}, "must be the token function's URL"),
+        ({"LANG": "ko_KR.UTF-8"}, "KAKAO_TOKEN_URL이 설정되지 않았습니다"),
+        ({"LANG": "ko_KR.UTF-8", "KAKAO_TOKEN_URL": ""}, "KAKAO_TOKEN_URL 값이 비어 있습니다"),
     ],
 )
 def test_a_missing_url_is_an_error_about_that_variable(
@@ -296,9 +298,21 @@ def test_no_server_module_is_installed(client: Path, module: str) -> None:
     assert "No module named token_logic.__main__" in server_cli.stderr
 
 
-def test_get_access_token_without_the_url_names_the_url(client: Path) -> None:
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ({}, "KAKAO_TOKEN_URL is not set: "),
+        ({"LANG": "C"}, "KAKAO_TOKEN_URL is not set: "),
+        ({"LANG": "ko_KR.UTF-8"}, "KAKAO_TOKEN_URL이 설정되지 않았습니다: "),
+        ({"LC_ALL": "C", "KAKAO_TOKEN_LANG": "ko"}, "KAKAO_TOKEN_URL이 설정되지 않았습니다: "),
+    ],
+)
+def test_get_access_token_without_the_url_names_the_url(
+    client: Path, locale: dict[str, str], expected: str
+) -> None:
     """In the client-only install, get_access_token() with no KAKAO_TOKEN_URL is a ConfigError
-    that says to set it (there is no store to fall back to), not an ImportError."""
+    that says to set it (there is no store to fall back to), not an ImportError, in the
+    reader's language; the same words as the kakao-token command's."""
     script = (
         "from token_logic import ConfigError, get_access_token\n"
         "try:\n    get_access_token()\n"
@@ -307,13 +321,15 @@ def test_get_access_token_without_the_url_names_the_url(client: Path) -> None:
 
     result = subprocess.run(
         [str(client / "python"), "-c", script],
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", **locale},
         capture_output=True,
         text=True,
         check=False,
         cwd=client.parent.parent,
     )
+    command = kakao_token(client, "access-token", **locale)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("('KAKAO_TOKEN_URL',) KAKAO_TOKEN_URL is not set")
+    assert result.stdout.startswith(f"('KAKAO_TOKEN_URL',) {expected}")
     assert "KAKAO_REST_API_KEY" not in result.stdout
+    assert command.stderr == "error: " + result.stdout.removeprefix("('KAKAO_TOKEN_URL',) ")
