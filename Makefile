@@ -43,7 +43,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/shellcheck deploy.sh .ci/run action/get-token.sh .github/release/*.sh
+	$(BIN)/shellcheck deploy.sh .ci/run action/get-token.sh .github/release/*.sh examples/*.sh
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

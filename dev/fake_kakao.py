@@ -14,8 +14,13 @@ it serves at ``/.well-known/jwks.json``. With ``state.account_status_url`` set, 
 (user-unlinked with its referrer type) and ``revoke_tokens``; ``send_account_status_event``
 sends one at once, with options to forge it.
 
+KakaoTalk's friends list and messages to friends live in dev/fake_kakao_talk.py (who is whose
+friend, the app's members, consents, quotas by KST day); ``state.ready_to_message`` sets up a
+sender and an owner in one call.
+
 Beyond Kakao's API it serves one page for people, ``GET /memos``: the memos sent to oneself
-through it, newest first, so a demo shows where a message went (real Kakao: KakaoTalk).
+and the messages to friends through it, newest first, so a demo shows where a message went
+(real Kakao: KakaoTalk).
 
 Run alone: ``python -m dev.fake_kakao --port 9090 --redirect-uri http://localhost:8080/``.
 """
@@ -31,15 +36,15 @@ import json
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from dev import fake_kakao_talk as talk
 from dev.loopback import LoopbackServer
 from token_logic.kakao.events import ENDING_EVENTS, TOKENS_REVOKED, USER_LINKED, USER_UNLINKED
 
@@ -55,7 +60,6 @@ JWKS_PATH = "/.well-known/jwks.json"
 # The "trickle" fault's pause between bytes.
 TRICKLE_SECONDS = 0.05
 SSE_CONFIGURATION_PATH = "/.well-known/sse-configuration"
-_KST = timezone(timedelta(hours=9), "KST")
 
 
 @dataclass
@@ -104,6 +108,8 @@ class FakeKakaoState:
     # "host:port": /oauth/authorize first redirects there, as Kakao's login does to its
     # accounts host (a browser must follow a redirect chain across hosts).
     login_host: str = ""
+    # [카카오 로그인] > [사용 설정] > [상태]: off, /oauth/authorize shows KOE004.
+    login_enabled: bool = True
     # Tests make Kakao's refresh answers odd (fields missing, numbers as strings) with this.
     edit_refresh_answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     issued_access: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
@@ -115,6 +121,19 @@ class FakeKakaoState:
     signing_keys: list[tuple[str, Any]] = field(default_factory=list)
     linked_users: set[int] = field(default_factory=set)
     deliveries: list[Delivery] = field(default_factory=list)
+    # KakaoTalk and the friend API (dev/fake_kakao_talk.py): KakaoTalk friendships, the app's
+    # members, whether the app has the message permission (without it: members only), consents
+    # given once (beside live tokens' scopes), who refuses messages, per-app uuids, quotas and
+    # their counters (by KST date), and the messages sent to friends.
+    kakaotalk_friends: set[frozenset[int]] = field(default_factory=set)
+    members: set[int] = field(default_factory=set)
+    message_permission: bool = False
+    consents: dict[int, set[str]] = field(default_factory=dict)
+    refuses_messages: set[int] = field(default_factory=set)
+    talk_uuids: dict[int, str] = field(default_factory=dict)
+    talk_limits: talk.TalkLimits = field(default_factory=talk.TalkLimits)
+    talk_counts: Counter[tuple[Any, ...]] = field(default_factory=Counter)
+    friend_messages: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def inject(self, endpoint: str, *faults: str) -> None:
@@ -129,6 +148,15 @@ class FakeKakaoState:
         """How many refresh_token grants were asked for (each one may rotate the token)."""
         with self.lock:
             return sum(1 for r in self.token_requests if r.get("grant_type") == "refresh_token")
+
+    def ready_to_message(self, sender_id: int, owner_id: int = DEFAULT_USER_ID) -> None:
+        """The sender and the owner are KakaoTalk friends, both members of the app, both
+        linked and consented to friends and talk_message: a send between them is delivered."""
+        talk.ready_to_message(self, sender_id, owner_id)
+
+    def talk_uuid(self, user_id: int) -> str:
+        """The user's uuid in this app (stable, random-looking), as the friends list shows it."""
+        return talk.uuid_of(self, user_id)
 
     def valid_refresh_tokens(self) -> set[str]:
         now = self.clock()
@@ -413,12 +441,6 @@ def _send_webhook(method: str, url: str, headers: dict[str, str], params: dict[s
     return response.status_code
 
 
-def _kst(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).astimezone(_KST).strftime("%Y-%m-%d %H:%M:%S KST")
-
-
 def _token(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(40)
 
@@ -475,6 +497,8 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/v1/user/logout"): self._logout,
             ("POST", "/v1/user/unlink"): self._unlink,
             ("POST", "/v2/api/talk/memo/default/send"): self._memo,
+            ("GET", talk.FRIENDS_PATH): self._talk_friends,
+            ("POST", talk.FRIEND_SEND_PATH): self._talk_send,
             ("GET", MEMOS_PATH): self._memos_page,
             ("GET", JWKS_PATH): lambda: self._json(200, self.fake.jwks()),
             ("GET", SSE_CONFIGURATION_PATH): self._sse_configuration,
@@ -576,14 +600,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- kauth ----------------------------------------------------------------------------
     def _authorize(self) -> None:
-        if self.st.login_host and self.headers.get("Host") != self.st.login_host:
-            # Real Kakao sends a browser that is not logged in on to another host
-            # (accounts.kakao.com) before the consent page.
-            self._redirect(f"http://{self.st.login_host}{self.path}")
-            return
         q = self.query
         if q.get("client_id") != self.st.client_id:
             self._page(400, "KOE101", "잘못된 앱 키 / invalid client_id")
+            return
+        if not self.st.login_enabled:
+            self._page(400, "KOE004", "카카오 로그인이 꺼져 있음 / Kakao Login is off")
             return
         if q.get("redirect_uri") not in self.st.redirect_uris:
             self._page(400, "KOE006", "등록되지 않은 Redirect URI / redirect_uri not registered")
@@ -593,6 +615,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if q.get("code_challenge") and q.get("code_challenge_method") != "S256":
             self._page(400, "KOE302", "only S256 is supported")
+            return
+        if self.st.login_host and self.headers.get("Host") != self.st.login_host:
+            # Real Kakao sends a browser that is not logged in on to another host
+            # (accounts.kakao.com) before the consent page, once the request itself is valid.
+            self._redirect(f"http://{self.st.login_host}{self.path}")
             return
         request_id = secrets.token_urlsafe(12)
         self.st.pending[request_id] = dict(q)
@@ -820,34 +847,37 @@ class _Handler(BaseHTTPRequestHandler):
                 {"msg": "insufficient scopes.", "code": -402, "required_scopes": ["talk_message"]},
             )
             return
-        try:
-            template = json.loads(self.form.get("template_object", ""))
-        except ValueError:
-            template = None
-        if not isinstance(template, dict):
-            template = {}  # not a JSON object: no text, so the 400 below
-        text = template.get("text")
-        if not (isinstance(text, str) and 0 < len(text) <= 200 and template.get("link")):
+        raw = self.form.get("template_object", "")
+        if talk.template_problem(raw):  # any default template, as Kakao takes it
             self._json(400, {"msg": "template_object is invalid", "code": -2})
             return
+        template = json.loads(raw)
         self.st.memos.append(
             {
                 "user_id": info.user_id,
-                "text": text,
-                "link": template["link"],
+                "text": talk.template_text(template),
+                "link": template.get("link", {}),
+                "template": template,
                 "sent_at": self.st.clock(),
             }
         )
         self._json(200, {"result_code": 0})
 
+    def _talk_friends(self) -> None:
+        info = self._bearer()
+        if info:
+            self._json(*talk.friends_answer(self.st, info, self.query, self.fake.url))
+
+    def _talk_send(self) -> None:
+        info = self._bearer()
+        if info:
+            self._json(*talk.send_answer(self.st, info, self.form))
+
     def _memos_page(self) -> None:
-        """Where a demo's memo shows up: who and when, and the text escaped (it is anyone's
-        input). Nothing else is kept per memo, so no token can appear here."""
-        items = "".join(
-            f"<li><p class=meta>{_kst(memo.get('sent_at'))} · 사용자 / user "
-            f"{escape(str(memo['user_id']))}</p><p class=text>{escape(memo['text'])}</p></li>"
-            for memo in reversed(self.st.memos)
-        )
+        """Where a demo's memo shows up, and a sender's message to the owner: who and when,
+        and the text escaped (it is anyone's input). Nothing else is kept per memo or message,
+        so no token can appear here."""
+        items = talk.memo_page_items(self.st)
         listing = (
             f"<ol>{items}</ol>"
             if items

@@ -2,8 +2,9 @@
 
 For scripts::
 
-    from token_logic import get_access_token
+    from token_logic import get_access_token, send_message
     token = get_access_token()          # valid for at least 5 more minutes
+    send_message("빌드 끝 / build done")  # to the owner: from the sender (it rings), else a memo
 
 Importing the package loads only the exception tree; every other public name is loaded on
 first use: a script's start stays fast and ``pip install`` needs no server package, and a
@@ -34,6 +35,7 @@ from .errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from .access_token import get_access_token
+    from .client.owner_message import MessageResult, send_message
     from .config import Settings
     from .service.token_service import TokenService
     from .tokens import TokenDocument
@@ -45,6 +47,8 @@ __version__ = "0.3.0"
 # The public names and the module each comes from, imported on first access.
 _LAZY_NAMES = {
     "get_access_token": "access_token",
+    "send_message": "client.owner_message",
+    "MessageResult": "client.owner_message",
     "Settings": "config",
     "TokenService": "service.token_service",
     "TokenDocument": "tokens",
@@ -73,6 +77,7 @@ __all__ = [
     "KakaoUnavailable",
     "LoginRequired",
     "LoginStateError",
+    "MessageResult",
     "NoTokenStored",
     "Settings",
     "StorageError",
@@ -83,5 +88,6 @@ __all__ = [
     "__version__",
     "build_service",
     "get_access_token",
+    "send_message",
     "service_from_env",
 ]

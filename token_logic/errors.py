@@ -24,7 +24,7 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
         └── WriteConflict      a conditional write lost a race; re-read and decide again
 
 Each class names itself on the wire: ``wire_name`` is the ``error`` field of the token
-endpoint's JSON refusal (docs/token-endpoint.md), written by the endpoint for the class and read
+endpoint's JSON refusal (docs/en/token-endpoint.md), written by the endpoint for the class and read
 back into it by the script client (``error_class_for``, then ``from_wire``), as Authlib's error
 classes carry their OAuth ``error``.
 """

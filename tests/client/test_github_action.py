@@ -6,6 +6,8 @@ actionlint."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dev.fake_kakao_talk import FRIEND_SEND_PATH
 from dev.servers import free_port
 from tests.conftest import ROOT
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import PROVIDER, READER, FakeFederation, id_token_for, jwt_claims
 from tests.helpers import REDIRECT_URI
 from tests.linters import CHECK_JSONSCHEMA, actionlint
+from token_logic.logins import SENDER
 
 pytestmark = pytest.mark.slow  # runs the Action's step as subprocesses
 
@@ -379,3 +383,155 @@ def test_google_unreachable_is_one_error_line_not_a_trace(
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in step.lines() if line.startswith("::error")]
     assert len(errors) == 1 and "did not answer" in errors[0]
+
+
+# The message: inputs text, link and template_json; output result.
+
+OWNER, BOT = 4127000001, 4127000002
+HOSTILE = (
+    'it\'s "quoted" $(touch "$MARKER") `touch "$MARKER"` %0A::error::injected\n'
+    "::set-output name=result::delivered\n::add-mask::x\nresult<<EOF\nfailed\nEOF\n"
+    "::stop-commands::x"
+)
+
+
+@pytest.fixture
+def sender_endpoint(tmp_path: Path) -> Iterator[Endpoint]:
+    """A deployment with a sender; owner and sender logged in, friends, members."""
+    with running_endpoint(tmp_path, {PERSON}, KAKAO_SENDER="1") as served:
+        served.log_in(user_id=OWNER)
+        served.log_in(SENDER, user_id=BOT)
+        served.kakao.state.ready_to_message(BOT, OWNER)
+        yield served
+
+
+def delimited_outputs(lines: list[str]) -> dict[str, str]:
+    """GITHUB_OUTPUT's delimiter form (name<<DELIMITER, the value's lines, DELIMITER), as the
+    runner reads it."""
+    outputs: dict[str, str] = {}
+    index = 0
+    while index < len(lines):
+        start = re.fullmatch(r"(\w+)<<(ghadelimiter_[0-9a-f]{32})", lines[index])
+        if start is None:
+            index += 1
+            continue
+        end = lines.index(start[2], index + 1)
+        outputs[start[1]] = "\n".join(lines[index + 1 : end])
+        index = end + 1
+    return outputs
+
+
+def message_step(tmp_path: Path, endpoint: Endpoint, **inputs: str) -> tuple[Step, int]:
+    step = Step(tmp_path)
+    result = step.run(
+        url=endpoint.url,
+        id_token=id_token_for(endpoint.url, PERSON),
+        KAKAO_API_BASE_URL=endpoint.kakao.url,
+        **inputs,
+    )
+    return step, result.returncode
+
+
+def test_the_text_is_sent_and_nothing_in_it_runs_or_reaches_the_log(
+    tmp_path: Path, sender_endpoint: Endpoint
+) -> None:
+    """A text with quotes, command substitutions, %0A and workflow commands: it arrives
+    exactly as given, from the sender to the owner; nothing in it runs; the log never shows it
+    (so none of its :: lines is a command); result is `delivered`, written with a random
+    delimiter; the access token outputs and mask stay as before."""
+    marker = tmp_path / "text-ran"  # where $MARKER points, were anything in the text run
+    text = HOSTILE
+
+    step, code = message_step(tmp_path, sender_endpoint, text=text, MARKER=str(marker))
+
+    assert code == 0, step.lines()
+    assert sender_endpoint.kakao.state.friend_messages[-1]["text"] == text
+    assert not marker.exists()
+    transcript = step.transcript.read_text()
+    assert "injected" not in transcript and "stop-commands" not in transcript
+    commands = [line for line in step.lines() if line.startswith("::")]
+    assert [line.split("::")[1] for line in commands] == ["add-mask"]
+    assert delimited_outputs(step.lines()) == {"result": "delivered"}
+    assert set(step.outputs()) == {"access_token", "expires_at"}
+    assert f"delivered to {OWNER} (part 1/1)" in transcript
+
+
+def test_a_refusal_fails_the_step_with_a_short_result(
+    tmp_path: Path, sender_endpoint: Endpoint
+) -> None:
+    """Kakao refusing (-502): exit 1, one escaped ::error line with the cause and fix, result
+    `failed: -502 not friends`; the token outputs were written before."""
+    sender_endpoint.kakao.state.inject(FRIEND_SEND_PATH, "-502")
+
+    step, code = message_step(tmp_path, sender_endpoint, text="안녕")
+
+    assert code == 1
+    errors = [line for line in step.lines() if line.startswith("::error title=kakao-token::")]
+    assert len(errors) == 1 and "(-502)" in errors[0] and "KakaoTalk" in errors[0]
+    assert delimited_outputs(step.lines()) == {"result": "failed: -502 not friends"}
+    assert "access_token" in step.outputs()
+
+
+def test_a_long_text_goes_in_parts_and_a_link_with_it(
+    tmp_path: Path, sender_endpoint: Endpoint
+) -> None:
+    """450 characters and a link: three numbered parts, each opening the link."""
+    text = " ".join(f"word{n:04d}" for n in range(45))  # 449 characters
+
+    step, code = message_step(tmp_path, sender_endpoint, text=text, link="https://x.example/")
+
+    messages = sender_endpoint.kakao.state.friend_messages
+    assert code == 0, step.lines()
+    assert [m["text"][:6] for m in messages] == ["(1/3) ", "(2/3) ", "(3/3) "]
+    assert {m["template"]["link"]["web_url"] for m in messages} == {"https://x.example/"}
+
+
+def test_a_template_json_is_sent_as_it_is(tmp_path: Path, sender_endpoint: Endpoint) -> None:
+    """template_json: one of Kakao's templates as JSON text, delivered unchanged."""
+    feed = {
+        "object_type": "feed",
+        "content": {"title": "CI", "link": {"web_url": "https://example.com"}},
+    }
+
+    step, code = message_step(tmp_path, sender_endpoint, template_json=json.dumps(feed))
+
+    assert code == 0, step.lines()
+    assert sender_endpoint.kakao.state.friend_messages[-1]["template"] == feed
+    assert delimited_outputs(step.lines()) == {"result": "delivered"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "why"),
+    [
+        ({"text": "a", "template_json": '{"object_type": "text"}'}, "not both"),
+        ({"text": "a", "link": "javascript:alert(1)"}, "`link` input"),
+        ({"template_json": "[1]"}, "`template_json` input"),
+        ({"text": "   "}, "blank"),
+    ],
+    ids=["both", "bad-link", "not-a-template", "blank"],
+)
+def test_inputs_that_make_no_message_fail_the_step(
+    tmp_path: Path, sender_endpoint: Endpoint, inputs: dict[str, str], why: str
+) -> None:
+    """Inputs that make no message: exit 1, an ::error naming the input, result `failed: bad
+    input`, nothing sent."""
+    step, code = message_step(tmp_path, sender_endpoint, **inputs)
+
+    assert code == 1
+    errors = [line for line in step.lines() if line.startswith("::error")]
+    assert len(errors) == 1 and why in errors[0]
+    assert delimited_outputs(step.lines()) == {"result": "failed: bad input"}
+    assert sender_endpoint.kakao.state.friend_messages == []
+
+
+def test_action_yml_declares_the_message_inputs_and_output() -> None:
+    """text, link and template_json reach the step as INPUT_* variables (never inside the
+    script), and result is the step's output."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    (step,) = action["runs"]["steps"]
+
+    for name in ("text", "link", "template_json"):
+        assert action["inputs"][name]["required"] is False
+        assert step["env"][f"INPUT_{name.upper()}"] == f"${{{{ inputs.{name} }}}}"
+        assert "inputs." not in step["run"]
+    assert action["outputs"]["result"]["value"] == "${{ steps.token.outputs.result }}"

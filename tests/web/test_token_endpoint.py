@@ -482,9 +482,9 @@ def test_two_processes_near_expiry_make_one_kakao_call(live_kakao: FakeKakao, bu
     assert stored["access_token"] not in logs
 
 
-def documented_errors() -> set[tuple[int, str]]:
-    """The (status, error) rows of docs/token-endpoint.md's error table."""
-    text = (ROOT / "docs" / "token-endpoint.md").read_text()
+def documented_errors(language: str = "en") -> set[tuple[int, str]]:
+    """The (status, error) rows of docs/{language}/token-endpoint.md's error table."""
+    text = (ROOT / "docs" / language / "token-endpoint.md").read_text()
     table = text[text.index("<!-- error-table") :].split("\n\n")[0]
     rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, re.MULTILINE)
     return {(int(status), error) for status, error in rows}
@@ -498,7 +498,8 @@ def test_every_refusal_has_one_shape_and_is_documented(
     monkeypatch: pytest.MonkeyPatch, live_kakao: FakeKakao, tmp_path: Path, case: str
 ) -> None:
     """Each refusal: JSON {error, message, code, login_url}, its (status, error) a row of the
-    README's table, and Retry-After on every answer worth retrying (429, 502, 503, 504)."""
+    table in docs/en/token-endpoint.md, and Retry-After on every answer worth retrying (429,
+    502, 503, 504)."""
     store = FileTokenStore(tmp_path)
     env = {"TOKEN_DIR": str(tmp_path)}
     if case not in ("404", "500-config"):

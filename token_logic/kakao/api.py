@@ -1,4 +1,5 @@
-"""The Kakao client: authorize URL, code exchange, refresh, user id, logout, send-to-me.
+"""The Kakao client: authorize URL, code exchange, refresh, user id, logout, send-to-me (and,
+through ``call_api``, talk.py's friends and messages).
 
 It is handed a factory for its ``requests.Session`` (one per process, for connection reuse;
 created on first use because importing requests costs ~90 ms of cold start) and a ``sleep``
@@ -176,6 +177,23 @@ class KakaoClient:
             retry_when_sent=False,
         )
 
+    def call_api(
+        self,
+        method: str,
+        path: str,
+        access_token: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        form: Mapping[str, str] | None = None,
+        retry_when_sent: bool,
+    ) -> dict[str, Any]:
+        """One call of Kakao's API (``path`` on the API host) as the token's user: the answer's
+        JSON object, else KakaoError or KakaoUnavailable. For talk.py's friends and messages."""
+        url = self._api_base_url + path + (f"?{urlencode(query)}" if query else "")
+        return self._call(
+            method, url, form=form, token=access_token, retry_when_sent=retry_when_sent
+        )
+
     def access_token_info(self, access_token: str, timeout_seconds: float) -> dict[str, Any]:
         """Kakao's facts about an access token (``id``, ``expires_in``, ``app_id``); KakaoError
         -401 when it is invalid or ended. One attempt within ``timeout_seconds``: a webhook's
@@ -291,7 +309,13 @@ def parse_response(response: requests.Response, raw: bytes | None = None) -> dic
     if isinstance(body, dict) and ("error" in body or "error_code" in body or "code" in body):
         code = str(body.get("error_code") or body.get("code") or "")
         error = str(body.get("error") or "")
-        raise KakaoError(response.status_code, error, code, _retry_after(response))
+        scopes = body.get("required_scopes")
+        required = (
+            tuple(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ()
+        )
+        raise KakaoError(
+            response.status_code, error, code, _retry_after(response), required_scopes=required
+        )
     if response.status_code >= 500:
         raise KakaoUnavailable("server_error", f"HTTP {response.status_code}")
     raise KakaoError(response.status_code, "", "")

@@ -42,16 +42,20 @@ MAX_CLAIM_LENGTH = 100
 
 @dataclass(frozen=True)
 class IssuedClaim:
-    """A new claim: the secret for the link (never stored, logged or shown but in the link)."""
+    """A new claim: the secret for the link (never stored, logged or shown but in the link).
+    A sender's link says so in its query (``?login=sender``), for the page's words only: the
+    secret alone decides which login it admits."""
 
     secret: str
     expires_at: int
+    login: str = OWNER
 
     def __repr__(self) -> str:
-        return f"IssuedClaim(expires_at={self.expires_at})"
+        return f"IssuedClaim(expires_at={self.expires_at}, login={self.login!r})"
 
     def link(self, redirect_uri: str) -> str:
-        return f"{claim_url(redirect_uri)}#{self.secret}"
+        query = f"?login={SENDER}" if self.login == SENDER else ""
+        return f"{claim_url(redirect_uri)}{query}#{self.secret}"
 
 
 def claim_url(redirect_uri: str) -> str:
@@ -66,11 +70,11 @@ def claim_name(token_object: str, login: str = OWNER) -> str:
     return posixpath.join(folder, base) if folder else base
 
 
-def issue_claim(store: TokenStore, name: str, now: int) -> IssuedClaim:
+def issue_claim(store: TokenStore, name: str, now: int, login: str = OWNER) -> IssuedClaim:
     """A fresh claim, replacing any older one (only the newest link works)."""
     claim, record = new_claim(now)
     store.overwrite(name, record)
-    return claim
+    return IssuedClaim(claim.secret, claim.expires_at, login)
 
 
 def new_claim(now: int) -> tuple[IssuedClaim, bytes]:

@@ -78,14 +78,16 @@ class LoginFinisher:
 
     def finish(
         self, code: str, state: str, cookies: Mapping[str, str], deadline: Deadline
-    ) -> TokenDocument:
+    ) -> tuple[TokenDocument, str]:
         """Verify the state, exchange the code, check who it is, store the document; all by
-        ``deadline``, or the fresh tokens are logged out (see the module docstring)."""
+        ``deadline``, or the fresh tokens are logged out (see the module docstring). Returns
+        the document and whose login it is (logins.OWNER or SENDER)."""
         secrets = verify_state(state, cookies)  # before anything reaches Kakao
         work = deadline.earlier_by(LOGIN_CLEANUP_SECONDS)
         response = self._kakao.exchange_code(code, secrets.verifier, work)
         document: TokenDocument | None = None
         name = ""
+        sender = False
         try:
             user_id = self._identify(response, secrets.nonce, work)
             sender = self._settings.sender and self._is_sender(user_id, secrets.claim, work)
@@ -116,7 +118,7 @@ class LoginFinisher:
             fate = self._fate(name, document, deadline)
             if fate == _LANDED and document is not None:
                 log_event(logging.WARNING, "login stored, though the write seemed to fail")
-                return document
+                return document, SENDER if sender else OWNER
             self._discard(response, exc, fate, deadline)
             raise
         log_event(
@@ -127,7 +129,7 @@ class LoginFinisher:
             expires_at=document.expires_at,
             refresh_token_expires_at=document.refresh_token_expires_at,
         )
-        return document
+        return document, SENDER if sender else OWNER
 
     def _identify(self, response: Mapping[str, Any], nonce: str, deadline: Deadline) -> int:
         """The Kakao user id: from the checked ID token, else from /v2/user/me."""

@@ -113,7 +113,7 @@ class TokenService:
                 "./deploy.sh / 보내는 계정이 설정되지 않았습니다: deploy.env에 KAKAO_SENDER=1"
             )
         name = claim_name(self.settings.token_object, login)
-        return issue_claim(self.store, name, self._clock.now())
+        return issue_claim(self.store, name, self._clock.now(), login)
 
     def claim_is_valid(self, secret: str) -> bool:
         """Whether ``secret`` is a current claim's (the owner's or the sender's), unexpired; it
@@ -136,6 +136,12 @@ class TokenService:
 
     def finish_login(self, code: str, state: str, cookies: Mapping[str, str]) -> TokenDocument:
         """Verify the state, exchange the code, check who it is, store the document."""
+        return self.finish_login_as(code, state, cookies)[0]
+
+    def finish_login_as(
+        self, code: str, state: str, cookies: Mapping[str, str]
+    ) -> tuple[TokenDocument, str]:
+        """finish_login, and whose login it was: logins.OWNER or SENDER."""
         return self._login.finish(code, state, cookies, self.deadline())
 
     def deadline(self) -> Deadline:

@@ -22,15 +22,23 @@ from ..errors import (
 )
 from ..kakao.state import COOKIE_LIFETIME_SECONDS, cookie_name_for
 from ..log import log_event
+from ..logins import SENDER
 from ..service.token_service import ServiceFactory, TokenService
 from .done_cookie import (
     DONE_COOKIE,
     DONE_COOKIE_LIFETIME_SECONDS,
     DONE_QUERY,
+    done_login_from_cookies,
     encode_facts,
     facts_from_cookies,
 )
-from .responses import CLAIM_PAGE_POLICY, finish, json_response, method_not_allowed
+from .responses import (
+    CLAIM_PAGE_POLICY,
+    DONE_PAGE_POLICY,
+    finish,
+    json_response,
+    method_not_allowed,
+)
 
 # The callback function's other paths. Each part loads on its first use: a login start, the
 # first request of most instances, never loads the webhooks, the pages or the error words
@@ -38,6 +46,7 @@ from .responses import CLAIM_PAGE_POLICY, finish, json_response, method_not_allo
 CLAIM_PATH_SUFFIX = "/claim"
 UNLINK_PATH_SUFFIX = "/unlink"
 ACCOUNT_STATUS_PATH_SUFFIX = "/account-status"
+TEST_MESSAGE_PATH_SUFFIX = "/test-message"
 _MAX_CODE_LENGTH = 512
 _MAX_ERROR_LENGTH = 64
 
@@ -47,6 +56,12 @@ def handle_callback(request: flask.Request, get_service: ServiceFactory) -> flas
     ``/unlink`` and ``/account-status``."""
     if request.path.endswith(CLAIM_PATH_SUFFIX):
         return _claim(request, get_service)
+    if request.path.endswith(TEST_MESSAGE_PATH_SUFFIX):
+        from .test_message import handle_test_message
+
+        response = handle_test_message(request, get_service)
+        response.headers["Content-Security-Policy"] = DONE_PAGE_POLICY
+        return response
     if request.path.endswith(ACCOUNT_STATUS_PATH_SUFFIX):
         from .account_status import handle_account_status
 
@@ -101,7 +116,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
     if len(code) > _MAX_CODE_LENGTH or not code.isprintable():
         raise AuthorizationDenied("invalid_request", "malformed code")
     try:
-        document = service.finish_login(code, state, request.cookies)
+        document, login = service.finish_login_as(code, state, request.cookies)
     except (LoginStateError, KakaoError) as exc:
         # The back button or a replay after a finished login (the state cookie is gone, or
         # Kakao says the code was used): nothing is exchanged or stored; show that login again.
@@ -116,7 +131,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
         response = _see_done()
         response.set_cookie(
             DONE_COOKIE,
-            encode_facts(document.facts()),
+            encode_facts(document.facts(), login, document.access_token),
             max_age=DONE_COOKIE_LIFETIME_SECONDS,
             path=_cookie_path(settings.redirect_uri),
             secure=settings.secure_cookies,
@@ -136,14 +151,19 @@ def _see_done() -> flask.Response:
 def _done_page(request: flask.Request, settings: Settings) -> flask.Response:
     from .pages import start_page, success_page
 
-    facts = facts_from_cookies(request.cookies)
+    done = done_login_from_cookies(request.cookies)
     start_url, demo = settings.redirect_uri, settings.demo
     page = (
-        success_page(facts, start_url=start_url, demo=demo)
-        if facts
+        success_page(
+            done.facts, start_url=start_url, demo=demo, login=done.login, test=bool(done.proof)
+        )
+        if done
         else start_page(start_url=start_url, demo=demo)
     )
-    return finish(flask.Response(page, status=200, mimetype="text/html"), start_url)
+    response = finish(flask.Response(page, status=200, mimetype="text/html"), start_url)
+    if done:  # its one form posts the test message to this function (test_message.py)
+        response.headers["Content-Security-Policy"] = DONE_PAGE_POLICY
+    return response
 
 
 def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Response:
@@ -157,7 +177,10 @@ def _claim(request: flask.Request, get_service: ServiceFactory) -> flask.Respons
         if request.method == "GET":
             from .pages import claim_page
 
-            page = flask.Response(claim_page(demo=settings.demo), mimetype="text/html")
+            sender = request.args.get("login") == SENDER
+            page = flask.Response(
+                claim_page(demo=settings.demo, sender=sender), mimetype="text/html"
+            )
             page = finish(page, settings.redirect_uri)
             page.headers["Content-Security-Policy"] = CLAIM_PAGE_POLICY  # with its script
             return page

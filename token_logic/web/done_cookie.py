@@ -5,19 +5,28 @@ page there needs the non-secret facts it shows (user id, expiries, scopes); they
 short-lived HttpOnly cookie of the browser that logged in, so a reload shows them again and
 any other browser opening the address learns nothing.
 
-The cookie is not signed: it holds no secret and grants nothing, is read only to draw a page
-for the browser that holds it, and every value is type-checked and escaped. Forging it can
+The cookie is not signed: it holds no secret and grants nothing by itself, is read to draw a
+page for the browser that holds it, and every value is type-checked and escaped. Forging it can
 only change what one's own browser shows oneself. Signing would need a server secret that this
 function does not otherwise have.
+
+One thing it allows: the success page's test message (test_message.py). For that it carries
+whose login it was (the owner's or the sender's) and a proof: the SHA-256 of the access token
+just stored, cut to 128 bits. Only the browser that finished that login was given it, and the
+press is honoured only while it matches the stored login's access token; the hash gives the
+token away no more than the token's own randomness allows (none).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..checks import json_object
+from ..logins import LOGINS, OWNER
 from ..tokens import TokenFacts
 
 DONE_COOKIE = "kakao_done"
@@ -27,15 +36,36 @@ _MAX_COOKIE_LENGTH = 1024
 _MAX_SCOPE_LENGTH = 400
 
 
-def encode_facts(facts: TokenFacts) -> str:
+@dataclass(frozen=True)
+class DoneLogin:
+    """A finished login as this browser's cookie tells it: the facts shown, whose login it was,
+    and the proof the test message asks for ("" in a cookie from before it)."""
+
+    facts: TokenFacts
+    login: str = OWNER
+    proof: str = ""
+
+    def __repr__(self) -> str:
+        return f"DoneLogin(facts={self.facts!r}, login={self.login!r})"
+
+
+def token_proof(access_token: str) -> str:
+    """What the cookie keeps of the stored access token: its SHA-256, 128 bits of it."""
+    return hashlib.sha256(access_token.encode()).hexdigest()[:32]
+
+
+def encode_facts(facts: TokenFacts, login: str = OWNER, access_token: str = "") -> str:
     """The cookie value: base64url of compact JSON (cookie-safe characters only), with what the
-    success page shows (user id, expiries, scopes, the scopes cut to a cookie's size)."""
+    success page shows (user id, expiries, scopes, the scopes cut to a cookie's size), whose
+    login it was and the proof of its access token."""
     raw = json.dumps(
         {
             "u": facts.user_id,
             "e": facts.expires_at,
             "r": facts.refresh_token_expires_at,
             "s": facts.scope[:_MAX_SCOPE_LENGTH],
+            "l": login,
+            "t": token_proof(access_token) if access_token else "",
         },
         separators=(",", ":"),
     )
@@ -43,6 +73,12 @@ def encode_facts(facts: TokenFacts) -> str:
 
 
 def facts_from_cookies(cookies: Mapping[str, str]) -> TokenFacts | None:
+    """This browser's finished login's facts, or None (no cookie, expired, or not ours)."""
+    done = done_login_from_cookies(cookies)
+    return done.facts if done else None
+
+
+def done_login_from_cookies(cookies: Mapping[str, str]) -> DoneLogin | None:
     """This browser's finished login, or None (no cookie, expired, or not ours)."""
     value = cookies.get(DONE_COOKIE, "")
     if not value or len(value) > _MAX_COOKIE_LENGTH:
@@ -63,7 +99,10 @@ def facts_from_cookies(cookies: Mapping[str, str]) -> TokenFacts | None:
         or len(scope) > _MAX_SCOPE_LENGTH
     ):
         return None
-    return TokenFacts(user_id, scope, expires_at, refresh_expires_at)
+    login, proof = fields.get("l", OWNER), fields.get("t", "")
+    if login not in LOGINS or not isinstance(proof, str) or len(proof) > 64:
+        return None
+    return DoneLogin(TokenFacts(user_id, scope, expires_at, refresh_expires_at), login, proof)
 
 
 def _int_or_none(value: object) -> int | None:

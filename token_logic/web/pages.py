@@ -6,11 +6,13 @@ import base64
 import hashlib
 from html import escape
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from ..clock import format_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..problems import Problem
+    from ..service.test_message import TestMessageResult
     from ..tokens import TokenFacts
 
 _STYLE = (
@@ -24,7 +26,8 @@ _STYLE = (
     "dl{margin:0 0 16px}dt{color:#666;font-size:.9em;margin-top:10px}"
     "dd{margin:0;font-weight:600;overflow-wrap:anywhere}p.en{color:#555}"
     "code{background:#f0f0f0;padding:0 4px}"
-    "a.btn{display:inline-block;margin-top:12px;padding:10px 16px;background:#fee500;"
+    "button.btn{border:0;font-size:1em;cursor:pointer}"
+    ".btn{display:inline-block;margin-top:12px;padding:10px 16px;background:#fee500;"
     "color:#191919;border-radius:8px;text-decoration:none;font-weight:bold}"
     ".demo{background:#ffe8a3;padding:8px 12px;border-radius:8px;margin-bottom:16px}"
 )
@@ -39,10 +42,15 @@ def _csp_source(inline: str) -> str:
 STYLE_CSP_SOURCE = _csp_source(_STYLE)
 
 
-def success_page(facts: TokenFacts, *, start_url: str, demo: bool) -> str:
-    """Who is connected and until when; never a token."""
+def success_page(
+    facts: TokenFacts, *, start_url: str, demo: bool, login: str = "owner", test: bool = False
+) -> str:
+    """Who is connected and until when, and (``test``) the test message button; never a
+    token."""
     user = str(facts.user_id) if facts.user_id is not None else "?"
+    who = "보내는 계정 / Sender" if login == "sender" else "소유자 / Owner"
     rows = [
+        ("로그인 / Login", who),
         ("카카오 사용자 / Kakao user", user),
         ("액세스 토큰 만료 / Access token until", format_time(facts.expires_at)),
         (
@@ -59,9 +67,92 @@ def success_page(facts: TokenFacts, *, start_url: str, demo: bool) -> str:
         "살려 둡니다.</p>"
         "<p class=en>The tokens are stored safely; you can close this window. The scheduled "
         "refresh keeps them alive.</p>"
+        f"{_test_form(start_url) if test else ''}"
         f'<a class=btn href="{escape(start_url, quote=True)}">다시 로그인 / Log in again</a>'
     )
     return _document("카카오 로그인 완료 / Kakao login complete", body, ok=True, demo=demo)
+
+
+def test_message_action(start_url: str) -> str:
+    """Where the test message button posts: the callback's path plus ``/test-message``."""
+    return (urlsplit(start_url).path or "/").rstrip("/") + "/test-message"
+
+
+def _test_form(start_url: str) -> str:
+    return (
+        f'<form method=post action="{escape(test_message_action(start_url), quote=True)}">'
+        "<p>스크립트가 보내는 방식 그대로 짧은 메시지를 보내 봅니다(보내는 계정이 있으면 그 계정이 "
+        "소유자에게, 없으면 나에게 메모).</p>"
+        "<p class=en>Sends one short message the way your scripts will (from the sender to the "
+        "owner when there is one, else a memo to yourself).</p>"
+        "<button class=btn type=submit>테스트 메시지 보내기 / Send a test message</button></form>"
+    )
+
+
+def test_message_page(result: TestMessageResult, *, start_url: str, demo: bool) -> str:
+    """What Kakao did with the test message; on a failure, why and the fix."""
+    from ..kakao.talk_words import explain
+
+    if result.delivered and result.via == "friend":
+        title = "테스트 메시지를 보냈습니다 / Test message sent"
+        text = (
+            f"<p>보내는 계정이 소유자(사용자 {escape(str(result.receiver_user_id))})에게 "
+            "보냈습니다. 카카오톡에서 알림과 함께 도착합니다.</p>"
+            "<p class=en>The sender messaged the owner (user "
+            f"{escape(str(result.receiver_user_id))}); it arrives in KakaoTalk with a "
+            "notification.</p>"
+        )
+    elif result.delivered:
+        title = "테스트 메모를 보냈습니다 / Test memo sent"
+        text = (
+            "<p>카카오톡 '나와의 채팅'에 메모로 보냈습니다(알림이 울리지 않습니다). 알림이 울리게 "
+            "하려면 보내는 계정을 추가하세요(KAKAO_SENDER=1).</p>"
+            "<p class=en>Sent as a memo to your own chat in KakaoTalk (no notification). For a "
+            "message that rings, add a sender (KAKAO_SENDER=1).</p>"
+        )
+    else:
+        words = explain(result.code)
+        title = "테스트 메시지가 전달되지 않았습니다 / The test message was not delivered"
+        text = (
+            f"<p>{escape(words.cause_ko)}: {escape(words.fix_ko)}</p>"
+            f"<p class=en>{escape(words.cause_en)}: {escape(words.fix_en)}</p>"
+            + (f"<p>카카오 코드 / Kakao code: <code>{escape(result.code)}</code></p>")
+        )
+    body = (
+        f"<h1>{escape(title.split(' / ')[0])}</h1><h2>{escape(title.split(' / ')[1])}</h2>"
+        f"{text}{_test_form(start_url)}"
+    )
+    return _document(title, body, ok=result.delivered, demo=demo)
+
+
+# Why a press of the test button was refused: (Korean, English).
+_TEST_REFUSED = {
+    "origin": (
+        "테스트 메시지는 로그인 완료 페이지의 버튼으로만 보낼 수 있습니다.",
+        "A test message is sent only by the button on the login's success page.",
+    ),
+    "login": (
+        "방금 이 브라우저에서 끝낸 로그인이 없습니다(10분이 지났거나 다른 브라우저). 다시 "
+        "로그인한 뒤 버튼을 누르세요.",
+        "No login was just finished in this browser (ten minutes passed, or another browser). "
+        "Log in again, then press the button.",
+    ),
+    "wait": (
+        "테스트 메시지는 1분에 한 번만 보낼 수 있습니다. 잠시 후 다시 누르세요.",
+        "One test message a minute: press again in a moment.",
+    ),
+}
+
+
+def test_refused_page(why: str, *, start_url: str, demo: bool) -> str:
+    """A press of the test button that was not honoured, and what to do."""
+    korean, english = _TEST_REFUSED[why]
+    body = (
+        "<h1>테스트 메시지를 보내지 않았습니다</h1><h2>No test message was sent</h2>"
+        f"<p>{escape(korean)}</p><p class=en>{escape(english)}</p>"
+        f'<a class=btn href="{escape(start_url, quote=True)}">다시 로그인 / Log in again</a>'
+    )
+    return _document("테스트 메시지 / Test message", body, ok=False, demo=demo)
 
 
 def start_page(*, start_url: str, demo: bool) -> str:
@@ -84,21 +175,42 @@ _CLAIM_SCRIPT = (
 CLAIM_SCRIPT_CSP_SOURCE = _csp_source(_CLAIM_SCRIPT)
 
 
-def claim_page(*, demo: bool) -> str:
+# What a claim link makes of the account that logs in through it: (title, heading, Korean,
+# English), for the owner's link and the sender's.
+_CLAIM_WORDS = {
+    False: (
+        "소유자 되기 / Become the owner",
+        "<h1>이 배포의 소유자 되기</h1><h2>Become this deployment's owner</h2>",
+        "이 링크로 로그인한 카카오 계정이 이 배포의 소유자가 됩니다.",
+        "The Kakao account that logs in through this link becomes this deployment's owner.",
+    ),
+    True: (
+        "보내는 계정 되기 / Become the sender",
+        "<h1>보내는 계정 되기</h1><h2>Become the sender</h2>",
+        "이 링크로 로그인한 카카오 계정이 소유자에게 카카오톡 메시지를 보내는 계정이 됩니다. "
+        "소유자와 다른 두 번째 계정으로 로그인하세요(다른 브라우저나 시크릿 창).",
+        "The Kakao account that logs in through this link becomes the sender, which messages "
+        "the owner on KakaoTalk. Log in with a second account, not the owner's (another "
+        "browser or a private window).",
+    ),
+}
+
+
+def claim_page(*, demo: bool, sender: bool = False) -> str:
     """A claim link's page: posts the secret from the fragment, or takes it pasted."""
+    title, heading, what_ko, what_en = _CLAIM_WORDS[sender]
     body = (
-        "<h1>이 배포의 소유자 되기</h1><h2>Become this deployment's owner</h2>"
-        "<p>이 링크로 로그인한 카카오 계정이 이 배포의 소유자가 됩니다. 링크는 한 번만 쓸 수 "
+        f"{heading}"
+        f"<p>{what_ko} 링크는 한 번만 쓸 수 "
         "있습니다. 잠시 후 카카오 로그인으로 넘어가지 않으면 링크의 # 뒤 코드를 붙여 넣으세요.</p>"
-        "<p class=en>The Kakao account that logs in through this link becomes this "
-        "deployment's owner. The link works once. If Kakao's login does not open by itself, "
+        f"<p class=en>{what_en} The link works once. If Kakao's login does not open by itself, "
         "paste the code after # in the link.</p>"
         '<form id=f method=post action=""><input id=c name=claim type=password '
         'autocomplete=off aria-label="소유권 코드 / claim code"> '
         "<button class=btn type=submit>카카오로 로그인 / Log in with Kakao</button></form>"
         f"<script>{_CLAIM_SCRIPT}</script>"
     )
-    return _document("소유자 되기 / Become the owner", body, ok=True, demo=demo)
+    return _document(title, body, ok=True, demo=demo)
 
 
 def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
@@ -113,10 +225,16 @@ def problem_page(problem: Problem, *, start_url: str, demo: bool) -> str:
         if problem.start_again and start_url
         else ""
     )
+    step = (
+        f"<p><b>다시 할 단계:</b> {escape(problem.step_ko)}</p>"
+        f"<p class=en><b>Step to redo:</b> {escape(problem.step_en)}</p>"
+        if problem.step_ko
+        else ""
+    )
     body = (
         f"<h1>{escape(problem.title_ko)}</h1><h2>{escape(problem.title_en)}</h2>"
         f"<p>{escape(problem.detail_ko)}</p><p class=en>{escape(problem.detail_en)}</p>"
-        f"{code}{again}"
+        f"{step}{code}{again}"
     )
     return _document(f"{problem.title_ko} / {problem.title_en}", body, ok=False, demo=demo)
 

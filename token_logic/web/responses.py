@@ -19,6 +19,9 @@ _POLICY = (
 # accounts). The page is static (nothing injected), and its one form posts to itself.
 CLAIM_PAGE_POLICY = f"{_POLICY}; script-src {CLAIM_SCRIPT_CSP_SOURCE}"
 
+# The success page and the test message's result post their one form to this function.
+DONE_PAGE_POLICY = f"{_POLICY}; form-action 'self'"
+
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Pragma": "no-cache",

@@ -40,7 +40,8 @@ MAX_MIN_VALID_SECONDS = 3600
 # or a dead one elsewhere shows here within this time.
 CACHE_SECONDS = 30
 _MAX_PARAMETER_LENGTH = 20
-# Answers a caller may simply ask again later: each carries Retry-After (README's table).
+# Answers a caller may simply ask again later: each carries Retry-After
+# (docs/en/token-endpoint.md).
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
