@@ -102,15 +102,17 @@ Optional:
                           serviceAccount:ci@PROJECT.iam.gserviceaccount.com, group:team@example.com,
                           principalSet://iam.googleapis.com/projects/N/locations/global/
                           workloadIdentityPools/POOL/attribute.repository/OWNER/REPO
-  KAKAO_ADMIN_KEY         Kakao console > 앱 키 > Admin 키 (primary admin key; stored in Secret
-                          Manager): lets the callback check Kakao's unlink webhook
+  KAKAO_ADMIN_KEY         the 대표 어드민 키 (primary admin key) at [앱] > [플랫폼 키] > [어드민 키]
+                          (stored in Secret Manager): lets the callback check Kakao's unlink
+                          webhook
   KAKAO_APP_ID            the app's numeric ID (앱 ID), checked on the unlink webhook
   ALERT_EMAIL             mail address for alerts: a dead login, a refresh failing after its
                           retries, a failed scheduler run (at most one mail an hour)
   KAKAO_PKCE              1 (default) or 0: 0 turns PKCE off, for Kakao's token error about
                           code_verifier (README, troubleshooting)
-  KAKAO_MEMO_LINK         http(s) URL a memo's link opens (default https://developers.kakao.com;
-                          Kakao opens only domains registered for the app)
+  KAKAO_MEMO_LINK         http(s) URL a message's link opens (default: the callback's done page,
+                          ?login=done; Kakao opens only domains registered at [앱] > [제품 링크
+                          관리] > [웹 도메인]: register the callback's, or your link's)
   GITHUB_REPOSITORY       GitHub repositories whose Actions may get an access token, owner/repo
                           spelt as on GitHub, comma-separated (me/bot,me/other): sets up workload
                           identity federation (pool kakao-token-github, no key to store) and a
@@ -452,7 +454,7 @@ check_github_condition_length
 # An absolute http(s) URL with a host, as token_logic/kakao/api.py's memo_link_from wants; no '|', the --set-env-vars delimiter.
 MEMO_LINK_RE='^https?://[^/?#[:space:]|]+([/?#][^[:space:]|]*)?$'
 [[ -z "$KAKAO_MEMO_LINK" || "$KAKAO_MEMO_LINK" =~ $MEMO_LINK_RE ]] ||
-  fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://developers.kakao.com (no spaces or '|')"
+  fail "KAKAO_MEMO_LINK '$KAKAO_MEMO_LINK' is not an http(s) URL like https://github.com/you/your-bot (no spaces or '|')"
 [[ -z "$KAKAO_REDIRECT_URI" || "$KAKAO_REDIRECT_URI" =~ $MEMO_LINK_RE ]] ||
   fail "KAKAO_REDIRECT_URI '$KAKAO_REDIRECT_URI' is not an http(s) URL like the callback URL deploy.sh prints"
 command -v gcloud >/dev/null || fail "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
@@ -946,14 +948,9 @@ jobs:
           url: $token_url
           workload_identity_provider: projects/$number/locations/global/workloadIdentityPools/$GITHUB_POOL/providers/$GITHUB_PROVIDER
           service_account: $GITHUB_ACCOUNT$(workflow_user_id)
-      # Needs the talk_message consent (KAKAO_SCOPE=talk_message) / 카카오톡 메시지 동의 필요
-      - name: Send a KakaoTalk memo to me / 나에게 보내기
-        env:
-          ACCESS_TOKEN: \${{ steps.kakao.outputs.access_token }}
-        run: |
-          curl -sS --fail-with-body -X POST https://kapi.kakao.com/v2/api/talk/memo/default/send \\
-            -H "Authorization: Bearer \$ACCESS_TOKEN" \\
-            --data-urlencode 'template_object={"object_type":"text","text":"Hello from GitHub Actions","link":{"web_url":"https://developers.kakao.com"}}'
+          # Sent from the sender to you (it rings) when KAKAO_SENDER=1 and a sender logged in,
+          # else a memo; needs the talk_message consent. 보내는 계정이 있으면 알림이 울리는 메시지로.
+          text: "GitHub Actions에서 보낸 메시지입니다 / Hello from GitHub Actions"
 # ----- end / 끝 -----
 EOF
   if [[ "$(workflow_user_id)" == *"$USER_ID_PLACEHOLDER"* ]]; then

@@ -403,8 +403,8 @@ def test_get_access_token_itself(live_kakao: FakeKakao, tmp_path: Path) -> None:
 def test_a_memo_links_somewhere_neutral_never_to_the_login(
     live_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """`send-memo`'s link is KAKAO_MEMO_LINK (default developers.kakao.com), never the callback
-    URL: tapping a memo must not start a Kakao login."""
+    """`send-memo`'s link is KAKAO_MEMO_LINK, by default the callback's done page (a domain the
+    console can register), never the login URL: tapping a memo must not start a Kakao login."""
     env = {"TOKEN_DIR": str(tmp_path)}
     log_in(live_kakao, env, FileTokenStore(tmp_path))
 
@@ -415,8 +415,8 @@ def test_a_memo_links_somewhere_neutral_never_to_the_login(
 
     assert default.returncode == chosen.returncode == 0, default.stderr + chosen.stderr
     links = [memo["link"]["web_url"] for memo in live_kakao.state.memos]
-    assert links == ["https://developers.kakao.com", "https://example.com/bot"]
-    assert all(REDIRECT_URI not in link for link in links)
+    assert links == [REDIRECT_URI + "?login=done", "https://example.com/bot"]
+    assert REDIRECT_URI not in links
 
 
 def test_logout_with_an_expired_access_token_still_ends_the_refresh_token(

@@ -1835,24 +1835,16 @@ def test_the_printed_workflow_has_every_value_filled_in(deployer: Deployer) -> N
         f"url: {TOKEN_URL}",
         f"workload_identity_provider: {POOL}/providers/github",
         f"service_account: {GITHUB_ACCOUNT}",
-        "ACCESS_TOKEN: ${{ steps.kakao.outputs.access_token }}",
-        "curl -sS --fail-with-body -X POST https://kapi.kakao.com/v2/api/talk/memo/default/send \\",
-        '-H "Authorization: Bearer $ACCESS_TOKEN" \\',
+        'text: "GitHub Actions에서 보낸 메시지입니다 / Hello from GitHub Actions"',
     ):
         assert line in lines, line
-    template = re.search(r"--data-urlencode 'template_object=(\{.*\})'$", workflow, re.M)
-    assert template is not None
-    assert json.loads(template.group(1)) == {
-        "object_type": "text",
-        "text": "Hello from GitHub Actions",
-        "link": {"web_url": "https://developers.kakao.com"},
-    }
+    assert "curl" not in workflow and "template_object" not in workflow  # the action sends
     assert "OWNER" not in workflow and "Set KAKAO_TOKEN_ACTION" not in result.stdout
     if gcloud_python() is not None:
         parsed = parse_yaml(workflow)
         assert parsed["permissions"] == {"id-token": "write", "contents": "read"}
         assert "workflow_dispatch" in parsed["on"]
-        first, memo = parsed["jobs"]["memo"]["steps"]
+        (first,) = parsed["jobs"]["memo"]["steps"]
         assert first == {
             "id": "kakao",
             "uses": "me/kakao-token-function@v0.2.0",
@@ -1860,10 +1852,9 @@ def test_the_printed_workflow_has_every_value_filled_in(deployer: Deployer) -> N
                 "url": TOKEN_URL,
                 "workload_identity_provider": f"{POOL}/providers/github",
                 "service_account": GITHUB_ACCOUNT,
+                "text": "GitHub Actions에서 보낸 메시지입니다 / Hello from GitHub Actions",
             },
         }
-        assert memo["env"] == {"ACCESS_TOKEN": "${{ steps.kakao.outputs.access_token }}"}
-        assert memo["run"].startswith("curl ") and memo["run"].count("\\\n") == 2
 
 
 def checkout(tmp_path: Path, origin: str | None, init: str) -> Path:
@@ -2177,7 +2168,7 @@ def test_a_per_user_workflow_asks_for_the_one_allowed_account(deployer: Deployer
     assert "          user_id: 4127000001\n" in workflow
     assert "KAKAO_USER_ID" not in result.stdout
     if gcloud_python() is not None:
-        [first, _] = parse_yaml(workflow)["jobs"]["memo"]["steps"]
+        [first] = parse_yaml(workflow)["jobs"]["memo"]["steps"]
         assert first["with"]["user_id"] == 4127000001
 
 
@@ -2204,7 +2195,7 @@ def test_a_per_user_workflow_says_which_id_to_fill_in(
     assert line.startswith("          user_id: KAKAO_USER_ID # ") and told in line
     assert "Replace KAKAO_USER_ID" in result.stdout.split("# ----- end", 1)[1]
     if gcloud_python() is not None:
-        [first, _] = parse_yaml(workflow)["jobs"]["memo"]["steps"]
+        [first] = parse_yaml(workflow)["jobs"]["memo"]["steps"]
         assert first["with"]["user_id"] == "KAKAO_USER_ID"
 
 

@@ -24,6 +24,8 @@ from .kakao.api import (
 from .logins import SENDER_SCOPES, sender_document_name
 from .network import ca_bundle_from, proxies_for
 
+# The callback's address after a login (the success page, web/callback.py).
+DONE_QUERY = "login=done"
 # Where TOKEN_OBJECT names one document per Kakao user.
 USER_ID_PLACEHOLDER = "{user_id}"
 DEFAULT_STORAGE_ENDPOINT = "https://storage.googleapis.com"
@@ -69,7 +71,8 @@ class Settings:
     # The unlink webhook (web/unlink.py): Kakao proves itself with the app's primary admin key.
     admin_key: str = field(default="", repr=False)
     app_id: str = ""
-    # Where a memo's link goes: somewhere neutral, never the login URL (a tap would start one).
+    # Where a memo's link goes: somewhere neutral, never the login URL (a tap would start one);
+    # by default the callback's done page (done_address).
     memo_link: str = DEFAULT_MEMO_LINK
     # Reads without google-cloud-storage (storage/gcs_reader.py): Cloud Storage's endpoint on
     # Cloud Run (K_SERVICE set), the emulator's with STORAGE_EMULATOR_HOST, "" elsewhere (the client
@@ -165,6 +168,8 @@ class Settings:
         if not 1 <= sweep_workers <= MAX_SWEEP_WORKERS:
             problems.append(f"SWEEP_WORKERS must be between 1 and {MAX_SWEEP_WORKERS}")
         memo_link = memo_link_from(env, problems)
+        if not env.get("KAKAO_MEMO_LINK") and redirect_uri:
+            memo_link = done_address(redirect_uri)
         auth_base_url = (env.get("KAKAO_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL).rstrip("/")
         api_base_url = (env.get("KAKAO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
         storage_read_endpoint, metadata_host = storage_reads_from(env)
@@ -201,6 +206,14 @@ class Settings:
             metadata_host=metadata_host,
             sender=sender,
         )
+
+
+def done_address(redirect_uri: str) -> str:
+    """The callback's done page: a memo's default link. It is on the deployment's own domain,
+    which the Kakao console's [앱] > [제품 링크 관리] > [웹 도메인] can register (a link to an
+    unregistered domain does not open), and opening it starts no login: without this browser's
+    finished login it shows only a login button."""
+    return redirect_uri + ("&" if "?" in redirect_uri else "?") + DONE_QUERY
 
 
 def storage_reads_from(env: Mapping[str, str]) -> tuple[str, str]:

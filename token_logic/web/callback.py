@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import flask
 
-from ..config import Settings
+from ..config import DONE_QUERY, Settings
 from ..errors import (
     AuthorizationDenied,
     ClaimRequired,
@@ -27,7 +27,6 @@ from ..service.token_service import ServiceFactory, TokenService
 from .done_cookie import (
     DONE_COOKIE,
     DONE_COOKIE_LIFETIME_SECONDS,
-    DONE_QUERY,
     done_login_from_cookies,
     encode_facts,
     facts_from_cookies,

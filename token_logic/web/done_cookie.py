@@ -31,7 +31,6 @@ from ..tokens import TokenFacts
 
 DONE_COOKIE = "kakao_done"
 DONE_COOKIE_LIFETIME_SECONDS = 600
-DONE_QUERY = "login=done"
 _MAX_COOKIE_LENGTH = 1024
 _MAX_SCOPE_LENGTH = 400
 
