@@ -35,20 +35,21 @@ from .errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from .access_token import get_access_token
-    from .client.owner_message import MessageResult, send_message
+    from .client.owner_message import send_message
     from .config import Settings
+    from .kakao.to_owner import MessageResult
     from .service.token_service import TokenService
     from .tokens import TokenDocument
     from .wiring import build_service, service_from_env
 
 # The one place the version lives; pyproject.toml reads it from here.
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # The public names and the module each comes from, imported on first access.
 _LAZY_NAMES = {
     "get_access_token": "access_token",
     "send_message": "client.owner_message",
-    "MessageResult": "client.owner_message",
+    "MessageResult": "kakao.to_owner",
     "Settings": "config",
     "TokenService": "service.token_service",
     "TokenDocument": "tokens",

@@ -21,6 +21,7 @@ from .clock import format_time
 from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
 from .kakao.doctor import run as run_doctor
+from .language import languages_from
 from .logins import OWNER, SENDER, missing_consents
 from .problems import problem_for
 from .service.deployment import claim_refusal, find_deployment, store_conflict
@@ -37,6 +38,7 @@ def main(
     """Run one command; return the exit code."""
     args = _parser().parse_args(argv)
     environ = os.environ if environ is None else environ
+    args.languages = languages_from(environ)  # the reader's, for what the commands print
     if not memo_fits(args):
         return 2
     try:
@@ -114,6 +116,22 @@ def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
     service.send_memo(args.text, args.user)
     print("sent")
     return 0
+
+
+def _send_message(service: TokenService, args: argparse.Namespace) -> int:
+    from .client.message_command import print_result
+    from .service.owner_send import message_owner
+
+    result = message_owner(
+        service,
+        args.text,
+        template=args.template,
+        link=args.link,
+        memo=args.memo,
+        user_id=args.user,
+    )
+    print_result(result, args.languages)
+    return 0 if result.ok else 1
 
 
 def _logout(service: TokenService, args: argparse.Namespace) -> int:
@@ -201,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
         ("status", _status),
         ("access-token", _access_token),
         ("send-memo", _send_memo),
+        ("send-message", _send_message),
     ):
         commands.choices[name].set_defaults(handler=handler)
     refresh = commands.add_parser("refresh", help="refresh stored tokens that are due")

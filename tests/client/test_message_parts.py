@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from token_logic.client.message_parts import kakao_length, numbered_parts
+from token_logic.kakao.message_parts import kakao_length, numbered_parts
 
 NUMBER = re.compile(r"\((\d+)/(\d+)\) ")
 

@@ -100,9 +100,7 @@ def test_a_message_goes_from_the_sender_to_the_owner(
     ran = kakao_token(capsys, ready, "send-message", "빌드가 끝났습니다")
 
     assert ran.code == 0, ran.err
-    assert ran.out.splitlines() == [
-        f"사용자 {OWNER}에게 보냈습니다(1/1) / delivered to {OWNER} (part 1/1)"
-    ]
+    assert ran.out.splitlines() == [f"delivered to {OWNER} (part 1/1)"]
     (message,) = ready.kakao.state.friend_messages
     assert (message["sender_id"], message["receiver_id"]) == (BOT, OWNER)
     assert message["text"] == "빌드가 끝났습니다"
@@ -217,20 +215,22 @@ def test_each_refusal_is_a_line_with_its_cause_and_fix(
     capsys: pytest.CaptureFixture[str], ready: Endpoint, code: str, words: list[str]
 ) -> None:
     """Kakao refusing the first of three parts: exit 1, one line with Kakao's code, the cause
-    and the fix (Korean first, then English), and the two other parts not sent."""
-    ready.kakao.state.inject(FRIEND_SEND_PATH, code)
+    and the fix (in English, or in Korean for a Korean reader), and the two other parts not
+    sent."""
+    ready.kakao.state.inject(FRIEND_SEND_PATH, code, code)
 
     ran = kakao_token(capsys, ready, "send-message", WORDS)
+    korean = kakao_token(capsys, ready, "send-message", WORDS, KAKAO_TOKEN_LANG="ko")
 
-    assert ran.code == 1 and ran.out == ""
+    assert ran.code == korean.code == 1 and ran.out == korean.out == ""
     (line, not_sent) = ran.err.splitlines()
     assert line.startswith("error: (1/3) ") and f"({code})" in line
-    korean, english = line.split(" / ", 1)
-    assert any("\uac00" <= char <= "\ud7a3" for char in korean)  # Hangul first
     assert all(word in line for word in words), line
     assert not_sent.endswith("2 of 3 parts not sent")
-    assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 1
-    assert english
+    (korean_line, korean_not_sent) = korean.err.splitlines()
+    assert f"({code})" in korean_line and korean_not_sent.endswith("2개 부분은 보내지 않았습니다")
+    assert sum("\uac00" <= char <= "\ud7a3" for char in korean_line) > 10  # Hangul
+    assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 2
 
 
 def test_a_quota_met_midway_stops_the_rest(
@@ -243,9 +243,7 @@ def test_a_quota_met_midway_stops_the_rest(
     ran = kakao_token(capsys, ready, "send-message", WORDS)
 
     assert ran.code == 1
-    assert ran.out.splitlines() == [
-        f"사용자 {OWNER}에게 보냈습니다(1/3) / delivered to {OWNER} (part 1/3)"
-    ]
+    assert ran.out.splitlines() == [f"delivered to {OWNER} (part 1/3)"]
     assert "(2/3)" in ran.err and "(-536)" in ran.err and "1 of 3 parts not sent" in ran.err
     assert len(sent_texts(ready)) == 1
 

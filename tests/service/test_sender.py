@@ -332,3 +332,57 @@ def test_status_names_the_friends_consent_a_login_from_before_the_sender_lacks(
     status = run_cli(env, "status")
 
     assert "missing consent friends: log in again at the callback URL" in status.stdout
+
+
+def test_send_message_from_the_store_goes_from_the_sender_to_the_owner(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """`python -m token_logic send-message` in a checkout with the store: the stored sender
+    messages the owner (found in its friends list), 450 characters in three ordered parts."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    fake_kakao.state.ready_to_message(BOT, OWNER)
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1")
+
+    sent = run_cli(env, "send-message", "가" * 450)
+
+    assert sent.returncode == 0, sent.stderr
+    messages = fake_kakao.state.friend_messages
+    assert [(m["sender_id"], m["receiver_id"]) for m in messages] == [(BOT, OWNER)] * 3
+    assert "".join(m["text"].split(" ", 1)[1] for m in messages) == "가" * 450
+    assert [m["text"][:6] for m in messages] == ["(1/3) ", "(2/3) ", "(3/3) "]
+    assert sent.stdout.count(f"delivered to {OWNER}") == 3
+
+
+def test_send_message_from_the_store_without_a_sender_is_a_memo_that_says_so(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """No sender logged in yet: a memo to the owner, and a note naming the sender link."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1")
+
+    sent = run_cli(env, "send-message", "메모")
+
+    assert sent.returncode == 0, sent.stderr
+    assert [(m["user_id"], m["text"]) for m in fake_kakao.state.memos] == [(OWNER, "메모")]
+    assert "claim-url --sender" in sent.stderr
+
+
+def test_send_message_from_the_store_fails_with_the_cause_and_exit_1(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Not KakaoTalk friends: nothing delivered, one line with the cause and fix, exit 1."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    fake_kakao.state.ready_to_message(BOT, OWNER)
+    fake_kakao.state.kakaotalk_friends.clear()
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1")
+
+    sent = run_cli(env, "send-message", "안녕")
+
+    assert sent.returncode == 1
+    assert fake_kakao.state.friend_messages == []
+    assert "friends list" in sent.stderr and "friends" in sent.stderr

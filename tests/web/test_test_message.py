@@ -196,9 +196,12 @@ def pair_quota_used(fake: FakeKakao) -> None:
 @pytest.mark.parametrize(
     ("break_it", "words"),
     [
-        (not_friends, "보내는 계정의 친구 목록에 소유자가 없습니다"),
-        (refuses_messages, "소유자가 이 앱의 메시지 받기를 거부했습니다"),
-        (pair_quota_used, "이 두 계정 사이의 하루 한도(20건)를 넘었습니다"),
+        (
+            not_friends,
+            f"받는 계정(사용자 {OWNER})이 보내는 계정(사용자 {BOT})의 친구 목록에 없습니다",
+        ),
+        (refuses_messages, f"받는 계정(사용자 {OWNER})이 메시지를 받지 않습니다(-530)"),
+        (pair_quota_used, "두 계정 사이의 하루 한도(20건)를 넘었습니다(-536)"),
     ],
 )
 def test_a_failure_shows_the_cause_and_the_fix(

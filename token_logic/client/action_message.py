@@ -18,8 +18,10 @@ from typing import Any, TextIO
 
 from ..checks import is_http_url
 from ..errors import KakaoTokenError
+from ..kakao.to_owner import MessageResult
+from ..language import Languages
 from .message_command import delivered_line, not_sent_line, template_from
-from .owner_message import MessageResult, send_to_owner
+from .owner_message import send_to_owner
 from .remote import RemoteSettings
 
 TITLE = "title=kakao-token"
@@ -53,7 +55,7 @@ def send_from_action(
     except KakaoTokenError as exc:
         reason = exc.wire_name if exc.wire_name != "internal" else type(exc).__name__
         return _failed(environ, log, str(exc), f"failed: {reason}")
-    _print(result, log)
+    _print(result, log, settings.languages)
     write_output(environ, "result", result.summary)
     return 0 if result.ok else 1
 
@@ -85,20 +87,20 @@ def _problem(text: str, template: dict[str, Any] | None, link: str | None) -> st
     return ""
 
 
-def _print(result: MessageResult, out: TextIO) -> None:
+def _print(result: MessageResult, out: TextIO, languages: Languages) -> None:
     if result.note:
-        print(f"::warning {TITLE}::{_escaped(result.note)}", file=out)
+        print(f"::warning {TITLE}::{_escaped(result.note.said(languages))}", file=out)
     failed = {failure.part: failure for failure in result.failures}
     if 0 in failed:
-        print(f"::error {TITLE}::{_escaped(failed[0].line())}", file=out)
+        print(f"::error {TITLE}::{_escaped(failed[0].line(languages))}", file=out)
     for part in range(1, result.parts + 1):
         if part in result.delivered:
-            print(delivered_line(result, part), file=out)
+            print(delivered_line(result, part, languages), file=out)
         elif part in failed:
-            line = f"({part}/{result.parts}) {failed[part].line()}"
+            line = f"({part}/{result.parts}) {failed[part].line(languages)}"
             print(f"::error {TITLE}::{_escaped(line)}", file=out)
     if result.not_sent and result.parts > 1:
-        print(f"::error {TITLE}::{_escaped(not_sent_line(result))}", file=out)
+        print(f"::error {TITLE}::{_escaped(not_sent_line(result, languages))}", file=out)
     out.flush()
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..checks import is_http_url, json_object
-from .message_parts import MAX_PART_LENGTH
-from .owner_message import MessageResult, send_to_owner
+from ..kakao.message_parts import MAX_PART_LENGTH
+from ..kakao.to_owner import MessageResult
+from ..language import Languages, Words
+from .owner_message import send_to_owner
 from .remote import RemoteSettings
 
 COMMAND = "send-message"
@@ -47,8 +49,7 @@ def add_send_message(commands: argparse._SubParsersAction[argparse.ArgumentParse
     message.add_argument(
         "--memo", action="store_true", help="send a memo to yourself instead (no notification)"
     )
-    # `python -m token_logic` without KAKAO_TOKEN_URL: the store's path is not there yet.
-    message.set_defaults(handler=_needs_endpoint, template=None)
+    message.set_defaults(template=None)
 
 
 def message_usage_ok(args: argparse.Namespace) -> bool:
@@ -70,49 +71,54 @@ def run_send_message(settings: RemoteSettings, args: argparse.Namespace) -> int:
         memo=args.memo,
         user_id=args.user,
     )
-    print_result(result)
+    print_result(result, settings.languages)
     return 0 if result.ok else 1
 
 
 def print_result(
-    result: MessageResult, out: TextIO | None = None, err: TextIO | None = None
+    result: MessageResult,
+    languages: Languages,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> None:
-    """One line a part, in order: delivered ones on ``out``, failures (and the note, and the
-    parts not sent) on ``err``."""
+    """One line a part, in order (in ``languages``): delivered ones on ``out``, failures (and
+    the note, and the parts not sent) on ``err``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     if result.note:
-        print(f"note: {result.note}", file=err)
+        print(f"note: {result.note.said(languages)}", file=err)
     for failure in result.failures:
         if failure.part == 0:
-            print(f"error: {failure.line()}", file=err)
+            print(f"error: {failure.line(languages)}", file=err)
     failed = {failure.part: failure for failure in result.failures}
     for part in range(1, result.parts + 1):
         if part in result.delivered:
-            print(delivered_line(result, part), file=out)
+            print(delivered_line(result, part, languages), file=out)
         elif part in failed:
-            print(f"error: ({part}/{result.parts}) {failed[part].line()}", file=err)
+            print(f"error: ({part}/{result.parts}) {failed[part].line(languages)}", file=err)
     if result.not_sent and result.parts > 1:
-        print(f"error: {not_sent_line(result)}", file=err)
+        print(f"error: {not_sent_line(result, languages)}", file=err)
 
 
-def delivered_line(result: MessageResult, part: int) -> str:
-    """``... / delivered to <owner id> (part i/n)``."""
+def delivered_line(result: MessageResult, part: int, languages: Languages) -> str:
+    """``delivered to <owner id> (part i/n)``, in ``languages``."""
     who, where = result.receiver_user_id, f"{part}/{result.parts}"
     if result.route == "memo":
-        return (
-            f"사용자 {who}의 나와의 채팅에 메모로 보냈습니다({where}, 알림 없음) / delivered as a "
-            f"memo to {who} (part {where}, no notification)"
-        )
-    return f"사용자 {who}에게 보냈습니다({where}) / delivered to {who} (part {where})"
+        return Words(
+            f"사용자 {who}의 나와의 채팅에 메모로 보냈습니다({where}, 알림 없음)",
+            f"delivered as a memo to {who} (part {where}, no notification)",
+        ).said(languages)
+    return Words(
+        f"사용자 {who}에게 보냈습니다({where})", f"delivered to {who} (part {where})"
+    ).said(languages)
 
 
-def not_sent_line(result: MessageResult) -> str:
+def not_sent_line(result: MessageResult, languages: Languages) -> str:
     """How many parts were not sent after a failure that would repeat."""
-    return (
-        f"{result.parts}개 중 {result.not_sent}개 부분은 보내지 않았습니다 / "
-        f"{result.not_sent} of {result.parts} parts not sent"
-    )
+    return Words(
+        f"{result.parts}개 중 {result.not_sent}개 부분은 보내지 않았습니다",
+        f"{result.not_sent} of {result.parts} parts not sent",
+    ).said(languages)
 
 
 def _usage_problem(args: argparse.Namespace) -> str:
@@ -159,11 +165,3 @@ def template_from(raw: bytes | str) -> tuple[dict[str, Any] | None, str]:
             "calendar): see Kakao's message template reference"
         )
     return template, ""
-
-
-def _needs_endpoint(service: object, args: argparse.Namespace) -> int:
-    print(
-        f"error: {COMMAND} asks the token endpoint: set KAKAO_TOKEN_URL (or pass --url)",
-        file=sys.stderr,
-    )
-    return 2

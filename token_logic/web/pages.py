@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from ..clock import format_time
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..kakao.to_owner import MessageResult
     from ..problems import Problem
-    from ..service.test_message import TestMessageResult
     from ..tokens import TokenFacts
 
 _STYLE = (
@@ -89,21 +89,19 @@ def _test_form(start_url: str) -> str:
     )
 
 
-def test_message_page(result: TestMessageResult, *, start_url: str, demo: bool) -> str:
+def test_message_page(result: MessageResult, *, start_url: str, demo: bool) -> str:
     """What Kakao did with the test message; on a failure, why and the fix."""
-    from ..kakao.talk_words import explain
-
-    if result.delivered and result.via == "friend":
-        title = "테스트 메시지를 보냈습니다 / Test message sent"
+    who = escape(str(result.receiver_user_id))
+    if result.ok and result.route == "friend":
+        title_ko, title_en = "테스트 메시지를 보냈습니다", "Test message sent"
         text = (
-            f"<p>보내는 계정이 소유자(사용자 {escape(str(result.receiver_user_id))})에게 "
-            "보냈습니다. 카카오톡에서 알림과 함께 도착합니다.</p>"
-            "<p class=en>The sender messaged the owner (user "
-            f"{escape(str(result.receiver_user_id))}); it arrives in KakaoTalk with a "
-            "notification.</p>"
+            f"<p>보내는 계정이 소유자(사용자 {who})에게 보냈습니다. 카카오톡에서 알림과 함께 "
+            "도착합니다.</p>"
+            f"<p class=en>The sender messaged the owner (user {who}); it arrives in KakaoTalk "
+            "with a notification.</p>"
         )
-    elif result.delivered:
-        title = "테스트 메모를 보냈습니다 / Test memo sent"
+    elif result.ok:
+        title_ko, title_en = "테스트 메모를 보냈습니다", "Test memo sent"
         text = (
             "<p>카카오톡 '나와의 채팅'에 메모로 보냈습니다(알림이 울리지 않습니다). 알림이 울리게 "
             "하려면 보내는 계정을 추가하세요(KAKAO_SENDER=1).</p>"
@@ -111,18 +109,14 @@ def test_message_page(result: TestMessageResult, *, start_url: str, demo: bool) 
             "message that rings, add a sender (KAKAO_SENDER=1).</p>"
         )
     else:
-        words = explain(result.code)
-        title = "테스트 메시지가 전달되지 않았습니다 / The test message was not delivered"
-        text = (
-            f"<p>{escape(words.cause_ko)}: {escape(words.fix_ko)}</p>"
-            f"<p class=en>{escape(words.cause_en)}: {escape(words.fix_en)}</p>"
-            + (f"<p>카카오 코드 / Kakao code: <code>{escape(result.code)}</code></p>")
+        title_ko = "테스트 메시지가 전달되지 않았습니다"
+        title_en = "The test message was not delivered"
+        text = "".join(
+            f"<p>{escape(failure.ko)}</p><p class=en>{escape(failure.en)}</p>"
+            for failure in result.failures
         )
-    body = (
-        f"<h1>{escape(title.split(' / ')[0])}</h1><h2>{escape(title.split(' / ')[1])}</h2>"
-        f"{text}{_test_form(start_url)}"
-    )
-    return _document(title, body, ok=result.delivered, demo=demo)
+    body = f"<h1>{title_ko}</h1><h2>{title_en}</h2>{text}{_test_form(start_url)}"
+    return _document(f"{title_ko} / {title_en}", body, ok=result.ok, demo=demo)
 
 
 # Why a press of the test button was refused: (Korean, English).

@@ -99,13 +99,13 @@ def handle_test_message(
         return page(problem_page(problem, start_url=start_url, demo=demo), problem.status)
     log_event(
         logging.INFO,
-        "test message sent" if result.delivered else "test message not delivered",
-        via=result.via,
-        error_code=result.code,
+        "test message sent" if result.ok else "test message not delivered",
+        route=result.route,
+        error_code=result.failures[0].code if result.failures else "",
         user_id=result.receiver_user_id,
     )
     html = test_message_page(result, start_url=start_url, demo=demo)
-    return page(html, 200 if result.delivered else 502)
+    return page(html, 200 if result.ok else 502)
 
 
 def _same_origin(request: flask.Request, redirect_uri: str) -> bool:

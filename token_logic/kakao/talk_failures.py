@@ -1,5 +1,5 @@
 """Why a message to the owner was not delivered, and what to do, in the words a person reads:
-the whole line in Korean first, then in English (``한국어 / English``), one failure to a line.
+each failure in Korean and in English, said in the reader's language (language.py).
 
 Kakao's codes for messages are in ../shared/KAKAO_API.md §10 (and §4 for -2, -401, -402, -10).
 A failure that will repeat (a quota, not friends, a missing consent) stops the parts after it;
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import KakaoError, KakaoTokenError, KakaoUnavailable
-from ..kakao.talk import (
+from ..language import BOTH, Languages, Words
+from .talk import (
     NOT_FRIEND,
     PAIR_DAILY_QUOTA,
     RECEIVER_DAILY_QUOTA,
@@ -55,9 +56,9 @@ class MessageFailure:
     part: int = 0
     repeats: bool = True
 
-    def line(self) -> str:
-        """The failure as one line: Korean, then English."""
-        return f"{self.ko} / {self.en}"
+    def line(self, languages: Languages = BOTH) -> str:
+        """The failure in ``languages``, one line each (language.py)."""
+        return Words(self.ko, self.en).said(languages)
 
 
 def failure_for(
