@@ -6,8 +6,9 @@ endpoint's section and rewrites only that section of BENCHMARKS.md; ``python -m 
 likewise for cold starts at Cloud Run's CPU shares (bench/cold_start.py; it needs root, for a
 cgroup CPU quota), ``python -m bench.run sweep`` for the scheduled sweep at 1,000 and 10,000
 users (bench/sweep.py), ``python -m bench.run client`` for a script's cold `kakao-token`
-(bench/client.py), and ``python -m bench.run bad-day`` for Kakao calls in an hour of faults
-(bench/bad_day.py).
+(bench/client.py), ``python -m bench.run bad-day`` for Kakao calls in an hour of faults
+(bench/bad_day.py), and ``python -m bench.run send`` for a cold `kakao-token send-message`
+against the memo path (bench/send.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import urllib3
 from bench import bad_day as bad_day_bench
 from bench import client as client_bench
 from bench import cold_start as cold_bench
+from bench import send as send_bench
 from bench import sweep as sweep_bench
 from dev.fake_kakao import FakeKakao, FakeKakaoState
 from dev.servers import free_port
@@ -343,6 +345,9 @@ def main(sections: list[str]) -> None:
     if sections == ["bad-day"]:
         report_bad_day()
         return
+    if sections == ["send"]:
+        report_send()
+        return
     if sections == ["cold"]:
         report_cold()
         return
@@ -381,6 +386,7 @@ def main(sections: list[str]) -> None:
     report_sweep()  # its own emulator, proxies and processes
     report_client()
     report_bad_day()
+    report_send()
 
 
 def report(
@@ -479,6 +485,11 @@ def report_cold() -> None:
 def report_bad_day() -> None:
     """Kakao calls in a simulated hour of KOE237, KOE003 or no expires_in (bench/bad_day.py)."""
     replace_section(bad_day_bench.SECTION, "\n".join(bad_day_bench.lines(bad_day_bench.measure())))
+
+
+def report_send() -> None:
+    """A cold `kakao-token send-message`, friend path against memo path (bench/send.py)."""
+    replace_section(send_bench.SECTION, "\n".join(send_bench.lines(send_bench.measure())))
 
 
 def _section_pattern(title: str) -> re.Pattern[str]:
