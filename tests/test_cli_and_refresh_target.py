@@ -436,3 +436,26 @@ def test_logout_with_an_expired_access_token_still_ends_the_refresh_token(
     assert not [
         t for t, i in live_kakao.state.refresh_tokens.items() if i.user_id == owner["user_id"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("language", "nothing", "dead"),
+    [
+        ("ko_KR.UTF-8", "저장된 토큰이 없습니다", "다시 로그인"),
+        ("C", "no token stored yet", "Log in again"),
+    ],
+)
+def test_the_store_command_line_speaks_the_readers_language(
+    live_kakao: FakeKakao, tmp_path: Path, language: str, nothing: str, dead: str
+) -> None:
+    """In a checkout with the store, `python -m token_logic` says what it says in Korean for a
+    Korean locale and in English otherwise: nothing stored, and a dead login (KOE322)."""
+    env = {"TOKEN_DIR": str(tmp_path), "LANG": language}
+
+    empty = cli(live_kakao, env, "status")
+    log_in(live_kakao, {"TOKEN_DIR": str(tmp_path)}, FileTokenStore(tmp_path))
+    live_kakao.state.refresh_tokens.clear()  # the login died at Kakao
+    refused = cli(live_kakao, env, "refresh", "--force")
+
+    assert empty.returncode == 1 and nothing in empty.stdout
+    assert refused.returncode == 1 and dead in refused.stderr, refused.stderr

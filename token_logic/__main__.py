@@ -21,7 +21,7 @@ from .clock import format_time
 from .config import USER_ID_PLACEHOLDER
 from .errors import ConfigError, KakaoTokenError, NoTokenStored
 from .kakao.doctor import run as run_doctor
-from .language import languages_from
+from .language import Words, languages_from
 from .logins import OWNER, SENDER, missing_consents
 from .problems import problem_for
 from .service.deployment import claim_refusal, find_deployment, store_conflict
@@ -54,10 +54,11 @@ def main(
         service = make_service(environ)
         return int(args.handler(service, args))
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        said = Words(f"설정을 확인하세요: {exc}", str(exc)).said(args.languages)
+        print(f"error: {said}", file=sys.stderr)
         return 1
     except KakaoTokenError as exc:
-        print(f"error: {problem_for(exc).one_line()}", file=sys.stderr)
+        print(f"error: {problem_for(exc).said(args.languages)}", file=sys.stderr)
         return 1
 
 
@@ -67,7 +68,11 @@ def _status(service: TokenService, args: argparse.Namespace) -> int:
         print(json.dumps(views, ensure_ascii=False, indent=2))
         return 0
     if not views:
-        print("no token stored yet: open the callback URL to log in")
+        nothing = Words(
+            "저장된 토큰이 없습니다: 콜백 URL을 열어 로그인하세요",
+            "no token stored yet: open the callback URL to log in",
+        )
+        print(nothing.said(args.languages))
         return 1
     for view in views:
         state = f"LOGIN REQUIRED ({view['login_error']})" if view["login_error"] else "ok"
@@ -80,14 +85,16 @@ def _status(service: TokenService, args: argparse.Namespace) -> int:
             f" ({view['refresh_token_days_left']} days left)\n"
             f"  scopes: {view['scope'] or '-'}"
         )
-        missing = missing_consents(service.settings.scope, view["scope"])
+        missing = ", ".join(missing_consents(service.settings.scope, view["scope"]))
         if missing and not view["login_error"]:
-            print(
-                f"  missing consent {', '.join(missing)}: log in again at the callback URL "
-                f"({service.settings.redirect_uri or 'KAKAO_REDIRECT_URI'}); Kakao asks for "
-                "the added items / 동의가 빠졌습니다: 콜백 URL에서 다시 로그인하면 카카오가 "
-                "추가 동의를 받습니다"
+            where = service.settings.redirect_uri or "KAKAO_REDIRECT_URI"
+            again = Words(
+                f"  빠진 동의 {missing}: 콜백 URL({where})에서 다시 로그인하면 카카오가 추가 "
+                "동의를 받습니다",
+                f"  missing consent {missing}: log in again at the callback URL ({where}); "
+                "Kakao asks for the added items",
             )
+            print(again.said(args.languages))
     return 0
 
 
@@ -106,15 +113,16 @@ def _refresh(service: TokenService, args: argparse.Namespace) -> int:
         outcomes = [RefreshOutcome(result.name, result, None)]
     summary = [summarize(outcome, service.now()) for outcome in outcomes]
     print(json.dumps(summary, ensure_ascii=False, indent=2))
-    failed = [item for item in summary if item["status"] == "failed"]
-    for item in failed:
-        print(f"error: {item['document']}: {item['message']}", file=sys.stderr)
+    failed = [outcome for outcome in outcomes if outcome.result is None]
+    for outcome in failed:
+        problem = problem_for(outcome.error or KakaoTokenError())
+        print(f"error: {outcome.name}: {problem.said(args.languages)}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
     service.send_memo(args.text, args.user)
-    print("sent")
+    print(Words("보냈습니다", "sent").said(args.languages))
     return 0
 
 
@@ -137,20 +145,33 @@ def _send_message(service: TokenService, args: argparse.Namespace) -> int:
 def _logout(service: TokenService, args: argparse.Namespace) -> int:
     if args.sender:
         document = service.logout(login=SENDER)
-        print(
+        done = Words(
+            f"보내는 계정(사용자 {document.user_id})을 로그아웃하고 저장된 토큰을 지웠습니다. "
+            "콜백 URL에서 다시 로그인하거나, `python -m token_logic claim-url --sender`로 새 "
+            "보내는 계정을 들이세요",
             f"logged the sender (user {document.user_id}) out and removed its stored tokens; "
             "it logs in again at the callback URL, or a new sender through "
-            "`python -m token_logic claim-url --sender` / 보내는 계정을 로그아웃했습니다"
+            "`python -m token_logic claim-url --sender`",
         )
+        print(done.said(args.languages))
         return 0
     document = service.logout(args.user)
-    who = f"user {document.user_id}" if document.user_id is not None else "the stored login"
-    print(f"logged out {who} and removed the stored tokens")
+    known = document.user_id is not None
+    out = Words(
+        f"{f'사용자 {document.user_id}' if known else '저장된 로그인'}을 로그아웃하고 저장된 "
+        "토큰을 지웠습니다",
+        f"logged out {f'user {document.user_id}' if known else 'the stored login'} and "
+        "removed the stored tokens",
+    )
+    print(out.said(args.languages))
     if USER_ID_PLACEHOLDER not in service.settings.token_object:
-        print(
+        stays = Words(
+            "배포는 계속 소유자의 것입니다: 콜백 URL에서 다시 로그인하거나, "
+            "`python -m token_logic claim-url`로 넘기세요(새 계정이 그 링크를 엽니다)",
             "the deployment stays its owner's: log in again at the callback URL, or hand it "
-            "over with `python -m token_logic claim-url` (the new account opens that link)"
+            "over with `python -m token_logic claim-url` (the new account opens that link)",
         )
+        print(stays.said(args.languages))
     return 0
 
 

@@ -36,6 +36,7 @@ from .errors import (
 )
 from .kakao.codes import RATE_LIMIT_CODES, TEMPORARY_CODES
 from .kakao.console import STEP_TO_REDO
+from .language import Languages, Words
 
 CONSOLE = "Kakao Developers console (developers.kakao.com > 내 애플리케이션)"
 # Kakao's token rate limit resets within ten minutes (KAKAO_API.md §3) when it sends no
@@ -60,10 +61,17 @@ class Problem:
     step_en: str = ""
 
     def one_line(self) -> str:
-        """English, one line: for logs' readers and the command line."""
+        """English, one line: for logs' readers (and the command line's English readers)."""
         code = f" [{self.code}]" if self.code else ""
         step = f" Step to redo: {self.step_en}" if self.step_en else ""
         return f"{self.title_en}{code}: {self.detail_en}{step}"
+
+    def said(self, languages: Languages) -> str:
+        """One line a language (language.py): what the command line prints."""
+        code = f" [{self.code}]" if self.code else ""
+        step_ko = f" 다시 할 단계: {self.step_ko}" if self.step_ko else ""
+        korean = f"{self.title_ko}{code}: {self.detail_ko}{step_ko}"
+        return Words(korean, self.one_line()).said(languages)
 
 
 @dataclass(frozen=True)
