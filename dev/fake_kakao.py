@@ -90,6 +90,10 @@ class FakeKakaoState:
     app_id: str = "1234567"
     redirect_uris: set[str] = field(default_factory=set)
     user_id: int = DEFAULT_USER_ID  # who "logs in" at the consent page
+    # More Kakao accounts the consent page offers, by user id, with a name to show: user_id's
+    # link stays id=approve, each other's is id=approve-<user id> (a second account logging in
+    # from another browser, as the sender does). Empty: user_id alone, the page as ever.
+    accounts: dict[int, str] = field(default_factory=dict)
     refresh_lifetime: int = REFRESH_LIFETIME
     access_lifetime: int = ACCESS_LIFETIME
     clock: Callable[[], float] = time.time
@@ -153,6 +157,12 @@ class FakeKakaoState:
         """The sender and the owner are KakaoTalk friends, both members of the app, both
         linked and consented to friends and talk_message: a send between them is delivered."""
         talk.ready_to_message(self, sender_id, owner_id)
+
+    def approvers(self) -> list[tuple[int, str]]:
+        """Who may approve at the consent page, with a name ("" when none): user_id first,
+        then the other accounts by id."""
+        others = sorted(user for user in self.accounts if user != self.user_id)
+        return [(user, self.accounts.get(user, "")) for user in (self.user_id, *others)]
 
     def talk_uuid(self, user_id: int) -> str:
         """The user's uuid in this app (stable, random-looking), as the friends list shows it."""
@@ -623,9 +633,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request_id = secrets.token_urlsafe(12)
         self.st.pending[request_id] = dict(q)
-        approve = "/oauth/authorize/decide?" + urlencode(
-            {"request": request_id, "decision": "approve"}
-        )
         cancel = "/oauth/authorize/decide?" + urlencode(
             {"request": request_id, "decision": "cancel"}
         )
@@ -635,11 +642,41 @@ class _Handler(BaseHTTPRequestHandler):
             '<meta name=viewport content="width=device-width,initial-scale=1">'
             "<title>카카오 로그인 (가짜) / Fake Kakao consent</title></head><body>"
             "<h1>동의하고 계속하기</h1><p>Fake Kakao consent page</p>"
-            f"<p>사용자 / user: {self.st.user_id}</p><p>동의 항목 / scopes: {scope}</p>"
-            f'<a id=approve href="{escape(approve)}">동의하고 계속하기 / Approve</a> '
+            f"{self._approve_links(request_id, scope)}"
             f'<a id=cancel href="{escape(cancel)}">취소 / Cancel</a></body></html>'
         )
         self._send(200, body.encode(), "text/html;charset=utf-8")
+
+    def _approve_links(self, request_id: str, scope: str) -> str:
+        """The approve links: user_id's (id=approve, naming no account: whoever user_id is when
+        it is followed, as ever), then one per other account (id=approve-<user id>)."""
+        approvers = self.st.approvers()
+        if len(approvers) == 1:
+            href = escape(self._decision(request_id, None))
+            return (
+                f"<p>사용자 / user: {self.st.user_id}</p><p>동의 항목 / scopes: {scope}</p>"
+                f'<a id=approve href="{href}">동의하고 계속하기 / Approve</a> '
+            )
+        items = []
+        for user, name in approvers:
+            chosen = None if user == self.st.user_id else user
+            link_id = "approve" if chosen is None else f"approve-{user}"
+            href = escape(self._decision(request_id, chosen))
+            who = escape(f"{user} {name}".strip())
+            label = f"{who}: 동의하고 계속하기 / Approve"
+            items.append(f'<li><a id={link_id} href="{href}">{label}</a></li>')
+        return (
+            f"<p>동의 항목 / scopes: {scope}</p>"
+            "<p>동의할 계정을 고르세요 / Choose the account that approves:</p>"
+            f"<ul>{''.join(items)}</ul>"
+        )
+
+    @staticmethod
+    def _decision(request_id: str, account: int | None) -> str:
+        decision = {"request": request_id, "decision": "approve"}
+        if account is not None:
+            decision["account"] = str(account)
+        return "/oauth/authorize/decide?" + urlencode(decision)
 
     def _decide(self) -> None:
         request = self.st.pending.pop(self.query.get("request", ""), None)
@@ -650,9 +687,13 @@ class _Handler(BaseHTTPRequestHandler):
         sep = "&" if "?" in redirect_uri else "?"
         back: dict[str, str] = {}
         if self.query.get("decision") == "approve":
+            account = self.query.get("account", str(self.st.user_id))
+            if account not in {str(user) for user, _ in self.st.approvers()}:
+                self._page(400, "KOE000", "unknown account at the consent page")
+                return
             code = secrets.token_urlsafe(64)
             self.st.codes[code] = Grant(
-                user_id=self.st.user_id,
+                user_id=int(account),
                 redirect_uri=redirect_uri,
                 scope=request.get("scope", ""),
                 code_challenge=request.get("code_challenge", ""),
@@ -881,21 +922,25 @@ class _Handler(BaseHTTPRequestHandler):
         listing = (
             f"<ol>{items}</ol>"
             if items
-            else "<p>아직 보낸 메모가 없습니다. / No memo sent yet: try "
-            "<code>python -m token_logic send-memo</code>.</p>"
+            else "<p>아직 보낸 메모나 메시지가 없습니다. / Nothing sent yet: try "
+            "<code>python -m token_logic send-memo</code> or <code>send-message</code>.</p>"
         )
         body = (
             "<!doctype html><html lang=ko><head><meta charset=utf-8>"
             '<meta name=viewport content="width=device-width,initial-scale=1">'
             "<meta http-equiv=refresh content=5>"
-            "<title>나에게 보낸 메모 (가짜 카카오) / Memos sent (fake Kakao)</title>"
+            "<title>나에게 보낸 메모와 메시지 (가짜 카카오) / Memos and messages sent to me "
+            "(fake Kakao)</title>"
             "<style>body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}"
             "li{margin-bottom:1em}.meta{color:#666;margin:0}.text{white-space:pre-wrap;"
             "margin:.2em 0}</style></head><body>"
-            "<h1>나에게 보낸 메모 / Memos sent to me</h1>"
-            "<p>가짜 카카오가 받은 메모입니다(최신순). 진짜 카카오라면 카카오톡 '나와의 채팅'에 "
-            "도착합니다. / Memos the fake Kakao received, newest first; real Kakao delivers "
-            "them to your own chat in KakaoTalk.</p>"
+            "<h1>나에게 보낸 메모와 메시지 / Memos and messages sent to me</h1>"
+            "<p>가짜 카카오가 받은 메모와 친구에게 보낸 메시지입니다(최신순). 진짜 카카오라면 "
+            "메모는 카카오톡 '나와의 채팅'에 조용히, 메시지(보낸 사람 → 받는 사람)는 받는 "
+            "사람의 카카오톡에 알림과 함께 도착합니다. / What the fake Kakao received, newest "
+            "first: real Kakao puts a memo in your own chat in KakaoTalk, silently, and a "
+            "message to a friend (from → to) in the receiver's KakaoTalk, with a "
+            "notification.</p>"
             f"{listing}</body></html>"
         )
         headers = {

@@ -21,6 +21,12 @@ local-demo, shown as it is, so the demo never touches a real store: it keeps its
 
 Once every server listens it prints what to open and the command lines with their complete
 environment, ready to paste in another terminal at the repository root.
+
+The demo has a sender too (KAKAO_SENDER=1, token_logic/logins.py): the fake's consent page
+offers the owner and a second account, the two already KakaoTalk friends and members of the
+app, and the guide prints the sender's claim link (nothing in the demo is secret) and the
+``send-message`` line, whose message shows on the fake's /memos page as from the one to the
+other.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dev.fake_kakao import MEMOS_PATH, FakeKakao, FakeKakaoState
+from dev.fake_kakao import DEFAULT_USER_ID, MEMOS_PATH, FakeKakao, FakeKakaoState
 from dev.invoker_check import LocalInvokerCheck
 from dev.servers import (
     port_is_free,
@@ -56,6 +62,13 @@ DEMO_CLIENT_SECRET = "demo-client-secret"
 # The bearer LocalInvokerCheck wants in demo mode, where the fake's tokens are worth nothing;
 # the client sends it as its ID token (it accepts any explicit one for a loopback http URL).
 DEMO_ID_TOKEN = "local-demo"
+# The demo's two Kakao accounts, as the fake's consent page offers them.
+DEMO_OWNER_ID = DEFAULT_USER_ID
+DEMO_SENDER_ID = 4127000002
+DEMO_ACCOUNTS = {
+    DEMO_OWNER_ID: "소유자 (데모) / demo owner",
+    DEMO_SENDER_ID: "보내는 계정 (데모) / demo sender",
+}
 # Deployed, these answer only callers with roles/run.invoker; the callback answers anyone.
 PRIVATE_FUNCTIONS = frozenset({"kakao_refresh", "kakao_token"})
 # Relative to ROOT, where the printed commands run; one per port, so a test run on other ports
@@ -79,6 +92,7 @@ STORE_VARIABLES = (
     "KAKAO_AUTH_BASE_URL",
     "KAKAO_API_BASE_URL",
     "KAKAO_SCOPE",
+    "KAKAO_SENDER",
     "KAKAO_PKCE",
     "ALLOWED_KAKAO_USER_IDS",
     "REFRESH_MARGIN_SECONDS",
@@ -183,7 +197,9 @@ def main() -> int:
                 write_private(ROOT / header_file, f"Authorization: Bearer {bearer}\n")
             login = login_link(env, demo)
             fake_url = fake.url if fake else None
-            print(guide(env, ports, fake_url, endpoint, env_file, login, ignored), flush=True)
+            sender = sender_link(env) if demo else None
+            text = guide(env, ports, fake_url, endpoint, env_file, login, ignored, sender)
+            print(text, flush=True)
         elif not stopped.is_set():
             print(
                 "error: a function server did not start (its output is above) / 함수 서버가 "
@@ -243,6 +259,27 @@ def login_link(env: Mapping[str, str], demo: bool) -> str:
         return redirect_uri
 
 
+def sender_link(env: Mapping[str, str]) -> str | None:
+    """The demo's sender claim link (only the newest works; printed, as nothing in the demo is
+    secret), made in the demo's store as the functions see it; None when it cannot be."""
+    from token_logic.config import Settings
+    from token_logic.errors import KakaoTokenError
+    from token_logic.logins import SENDER
+    from token_logic.wiring import build_service
+
+    # TOKEN_DIR is relative to ROOT, the functions' working directory, maybe not ours.
+    here = {**env, "TOKEN_DIR": str(ROOT / env["TOKEN_DIR"])}
+    try:
+        service = build_service(Settings.from_env(here))
+        return service.issue_claim(SENDER).link(env["KAKAO_REDIRECT_URI"])
+    except KakaoTokenError as exc:
+        print(
+            f"warning: no sender link ({exc}) / 보내는 계정 링크를 만들지 못했습니다",
+            file=sys.stderr,
+        )
+        return None
+
+
 def endpoint_environment(env: Mapping[str, str], port: int, bearer: str) -> dict[str, str]:
     """What a client of the local token endpoint needs, as a script elsewhere would set it."""
     endpoint = {"KAKAO_TOKEN_URL": f"http://localhost:{port}/", "KAKAO_TOKEN_ID_TOKEN": bearer}
@@ -259,10 +296,11 @@ def guide(
     env_file: str | None,
     login: str,
     ignored: Sequence[str] = (),
+    sender: str | None = None,
 ) -> str:
     """What to open and what to paste, every command with the environment it needs; with
     ``env_file`` the endpoint's environment is read from that file, never shown; ``ignored``:
-    the store settings of the shell the demo left out."""
+    the store settings of the shell the demo left out; ``sender``: the demo's sender link."""
     python = _shown_path(Path(sys.executable))
     cli = f"{python} -m token_logic"
     token_url = endpoint["KAKAO_TOKEN_URL"]
@@ -315,6 +353,7 @@ def guide(
             if "#" in login
             else []
         ),
+        *(sender_lines(sender) if sender else []),
         f"  Refresh / 갱신:           {refresh}",
         f"  Token / 토큰:             {curl}",
         "      Both behind a stand-in for Cloud Run's check: only the Host localhost, 127.0.0.1 or "
@@ -326,6 +365,7 @@ def guide(
         f"  Memos sent / 보낸 메모:   {memos}",
         "  Stop / 종료:              Ctrl+C",
         "",
+        *(message_lines(f"{prefix}{cli}", memos) if sender else []),
         "  Command line from the store, in another terminal at the repository root /",
         "  저장소에서 바로 (다른 터미널, 저장소 최상위 폴더에서):",
         *([] if fake_url or not env.get("KAKAO_CLIENT_SECRET") else [SECRET_NOTE]),
@@ -344,6 +384,31 @@ def guide(
         "",
     ]
     return "\n".join(lines)
+
+
+def sender_lines(link: str) -> list[str]:
+    """The demo's sender login, under the owner's."""
+    sender = DEMO_SENDER_ID
+    return [
+        f"  Sender / 보내는 계정:     open {link}",
+        f"      Then, as the second account, open it and approve as {sender} (the demo sender) "
+        f"on the fake's consent page. / 그다음 두 번째 계정으로 링크를 열고, 가짜 카카오 동의 "
+        f"화면에서 {sender}(데모 보내는 계정)로 동의하세요.",
+    ]
+
+
+def message_lines(command: str, memos: str) -> list[str]:
+    """The demo's message from the sender to the owner, and where it shows."""
+    sender, owner = DEMO_SENDER_ID, DEMO_OWNER_ID
+    return [
+        "  A message that rings, from the sender to the owner, after both logins /",
+        "  알림이 울리는 메시지, 두 로그인 다음에 보내는 계정이 소유자에게:",
+        f'    {command} send-message "안녕하세요, 보내는 계정에서 / hello from the sender"',
+        f"  Delivered / 도착:         {memos} (from {sender} to {owner}; real Kakao: the "
+        f"owner's KakaoTalk rings / {sender} → {owner}, 진짜 카카오라면 소유자의 카카오톡이 "
+        "울립니다)",
+        "",
+    ]
 
 
 def assignments(environment: Mapping[str, str]) -> list[str]:
@@ -385,7 +450,12 @@ def _fake_kakao(env: dict[str, str], port: int) -> FakeKakao:
         client_id=DEMO_REST_API_KEY,
         client_secret=DEMO_CLIENT_SECRET,
         redirect_uris={env["KAKAO_REDIRECT_URI"]},
+        user_id=DEMO_OWNER_ID,
+        accounts=dict(DEMO_ACCOUNTS),
     )
+    # As a real sender's set-up leaves them (KakaoTalk friends, members of the app, linked,
+    # consented): the demo's message is delivered once both have logged in.
+    state.ready_to_message(DEMO_SENDER_ID, DEMO_OWNER_ID)
     fake = FakeKakao(state, port=port)
     env.update(
         {
@@ -394,6 +464,7 @@ def _fake_kakao(env: dict[str, str], port: int) -> FakeKakao:
             "KAKAO_AUTH_BASE_URL": fake.url,
             "KAKAO_API_BASE_URL": fake.url,
             "KAKAO_SCOPE": env.get("KAKAO_SCOPE") or "talk_message",
+            "KAKAO_SENDER": "1",  # both logins then ask for friends and talk_message
             "KAKAO_DEMO": "1",
         }
     )

@@ -1,4 +1,5 @@
-"""The login in a real headless Chromium: consent, cancel, and a callback in a second profile.
+"""The login in a real headless Chromium: consent, cancel, a callback in a second profile, and
+the demo of ``make run`` with its sender: the test message button from the sender to the owner.
 
 Proves the cookie attributes (HttpOnly, SameSite=Lax, Secure on localhost, path, expiry) work
 in a browser, not just in a test client. Screenshots at a phone-sized viewport are written to
@@ -8,6 +9,7 @@ in a browser, not just in a test client. Screenshots at a phone-sized viewport a
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,15 @@ from dev.fake_kakao import FakeKakao, FakeKakaoState
 from dev.servers import free_port
 from tests.conftest import ROOT, settings_env
 from tests.helpers import FunctionServer, GcsEmulator, claim_for, consent
+from tests.test_run_local import (
+    FROM_SENDER_TO_OWNER,
+    OWNER_ID,
+    SENDER_ID,
+    SENDER_LABEL,
+    LocalRun,
+    printed_url,
+    start_run_local,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".run" / "screenshots"
@@ -229,3 +240,50 @@ def test_a_claim_link_works_once_and_its_secret_reaches_no_log(
     assert stack["claim"] not in json.dumps(stored)
     again.close()
     context.close()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[LocalRun]:
+    """``make run`` in demo mode (no KAKAO_REST_API_KEY), on free ports."""
+    run = start_run_local(tmp_path)
+    yield run
+    if run.process.poll() is None:
+        run.stop()
+    shutil.rmtree(run.demo_store(), ignore_errors=True)
+
+
+def test_demo_sender_sends_the_owner_a_test_message(browser: Any, demo: LocalRun) -> None:
+    """In the demo the owner logs in at the printed address, the second account logs in in
+    another browser through the printed sender link choosing the demo sender, presses the
+    success page's test message button, and reads that the owner got it; the fake's memos page
+    shows the message from the sender to the owner."""
+    text = demo.text()
+    fake = f"http://127.0.0.1:{demo.ports['FAKE_KAKAO_PORT']}"
+    owner, owner_page, _ = phone_page(browser)
+    owner_page.goto(printed_url(text, "Log in", "open"))
+    owner_page.wait_for_url(fake + "/**")
+    owner_page.click("#approve")  # the page's first account: the owner
+    owner_page.wait_for_load_state()
+    assert str(OWNER_ID) in owner_page.content() and "소유자 / Owner" in owner_page.content()
+    sender, page, console = phone_page(browser)
+
+    page.goto(printed_url(text, SENDER_LABEL, "open"))  # its page posts the link's secret
+    page.wait_for_url(fake + "/**")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "demo-consent-phone.png"), full_page=True)
+    page.click(f"#approve-{SENDER_ID}")
+    page.wait_for_load_state()
+    assert "보내는 계정 / Sender" in page.content() and str(SENDER_ID) in page.content()
+    page.click("text=테스트 메시지 보내기 / Send a test message")
+    page.wait_for_load_state()
+
+    assert "테스트 메시지를 보냈습니다" in page.content(), page.content()
+    assert "Test message sent" in page.content() and str(OWNER_ID) in page.content()
+    assert not [m for m in console if "Content Security Policy" in m]
+    page.screenshot(path=str(SCREENSHOTS / "demo-test-message-phone.png"), full_page=True)
+    memos = owner.new_page()
+    memos.goto(printed_url(text, "Delivered / 도착:", "open"))
+    assert FROM_SENDER_TO_OWNER in memos.content()
+    memos.screenshot(path=str(SCREENSHOTS / "demo-memos-phone.png"), full_page=True)
+    sender.close()
+    owner.close()

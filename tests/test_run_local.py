@@ -1,7 +1,8 @@
 """``make run`` (dev/run_local.py) as a person uses it: a real process on free ports, its printed
-commands pasted as they are, the memo on the fake's page, the guard of the refresh and token
-ports (Host and bearer; tests/test_run_local_ports.py attacks every port), a clean stop on
-SIGTERM and no server left behind after SIGKILL."""
+commands pasted as they are, the memo on the fake's page, the demo's sender (its link, its
+message to the owner), the guard of the refresh and token ports (Host and bearer;
+tests/test_run_local_ports.py attacks every port), a clean stop on SIGTERM and no server left
+behind after SIGKILL."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html import escape
+from html import escape, unescape
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -38,6 +40,10 @@ CLI = ("-m", "token_logic")
 GUIDE_END = "Command line through the token endpoint"
 SECRET = "dummy-client-secret-5f2c9e"
 REBINDING_HOSTS = ("rebind.attacker.example:{port}", "127.0.0.1.nip.io:{port}", "localhost")
+OWNER_ID = 4127000001
+SENDER_ID = 4127000002  # the demo's second account at the fake's consent page
+SENDER_LABEL = "Sender / 보내는 계정:"
+FROM_SENDER_TO_OWNER = f"보낸 사람 / from {SENDER_ID} → 받는 사람 / to {OWNER_ID}"
 
 
 @dataclass
@@ -199,10 +205,11 @@ def token_url(run: LocalRun, host: str = "localhost") -> str:
     return f"http://{host}:{run.ports['TOKEN_PORT']}/"
 
 
-def log_in(callback_url: str) -> None:
+def log_in(callback_url: str, account: int | None = None) -> None:
     """The browser's part over HTTP: open the URL (a claim link's page posts its secret, as
-    its script does), approve at the fake, come back with the login cookie (sent by hand:
-    requests keeps Secure cookies from http://localhost)."""
+    its script does), approve at the fake (as ``account``, else the page's first account),
+    come back with the login cookie (sent by hand: requests keeps Secure cookies from
+    http://localhost)."""
     page, _, claim = callback_url.partition("#")
     if claim:
         start = requests.post(page, data={"claim": claim}, allow_redirects=False, timeout=10)
@@ -210,11 +217,28 @@ def log_in(callback_url: str) -> None:
         start = requests.get(callback_url, allow_redirects=False, timeout=10)
     assert start.status_code in (302, 303), start.text
     cookies = start.cookies.get_dict()
-    back = requests.get(
-        consent(start.headers["Location"]), cookies=cookies, allow_redirects=False, timeout=10
-    )
+    authorize = start.headers["Location"]
+    callback = consent(authorize) if account is None else consent_as(authorize, account)
+    back = requests.get(callback, cookies=cookies, allow_redirects=False, timeout=10)
     assert back.status_code == 303, back.text
     assert back.headers["Location"] == "?login=done"
+
+
+def consent_as(authorize_url: str, account: int) -> str:
+    """Approve at the fake's consent page with ``account``'s own link; the callback URL."""
+    page = requests.get(authorize_url, timeout=5)
+    match = re.search(rf'id=approve-{account} href="([^"]+)"', page.text)
+    assert match, page.text
+    base = "{0.scheme}://{0.netloc}".format(urlsplit(authorize_url))
+    decision = requests.get(base + unescape(match.group(1)), allow_redirects=False, timeout=5)
+    assert decision.status_code == 302, decision.text
+    return str(decision.headers["Location"])
+
+
+def printed_line_with(text: str, *words: str) -> str:
+    """The one printed line holding every one of ``words``, as a person would copy it."""
+    [line] = [line.strip() for line in text.splitlines() if all(w in line for w in words)]
+    return line
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +335,7 @@ def test_printed_endpoint_send_memo_shows_on_the_memos_page_newest_first(demo: L
 
     assert earlier.returncode == 0 and result.returncode == 0, result.stderr
     page = requests.get(printed_url(demo.text(), "Memos sent", "open"), timeout=5).text
-    assert "나에게 보낸 메모" in page and "Memos sent" in page
+    assert "나에게 보낸 메모" in page and "Memos and messages sent to me" in page
     assert page.index(escape(args[1])) < page.index("an earlier memo")
     token = run_cli(env, "access-token").stdout.strip()
     assert token and token not in page
@@ -329,6 +353,70 @@ def test_memos_page_escapes_the_text(demo: LocalRun) -> None:
     assert "&lt;script&gt;alert(&quot;memo&quot;)&lt;/script&gt;" in page.text
     assert "<script>" not in page.text
     assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_demo_prints_the_sender_link_and_the_send_message_line(demo: LocalRun) -> None:
+    """The demo runs with a sender: the guide prints the sender's claim link and which account
+    to approve as, the send-message line with the endpoint's whole environment (the fake as
+    Kakao), and the memos page as where the message from the sender to the owner shows."""
+    text = demo.text()
+    fake = f"http://127.0.0.1:{demo.ports['FAKE_KAKAO_PORT']}"
+
+    link = printed_url(text, SENDER_LABEL, "open")
+    prefix, args = endpoint_command(text, "send-message")
+
+    callback = f"http://localhost:{demo.ports['PORT']}/"
+    assert re.fullmatch(rf"{re.escape(callback)}claim\?login=sender#[\w-]{{43}}", link), link
+    assert f"approve as {SENDER_ID} (the demo sender)" in text and f"{SENDER_ID}(데모" in text
+    assert text.index(printed_url(text, "Log in", "open")) < text.index(link)
+    assert prefix == {
+        "KAKAO_TOKEN_URL": token_url(demo),
+        "KAKAO_TOKEN_ID_TOKEN": "local-demo",
+        "KAKAO_API_BASE_URL": fake,
+    }
+    assert args[1] and len(args) == 2
+    assert printed_url(text, "Delivered / 도착:", "open") == f"{fake}/memos"
+    assert f"from {SENDER_ID} to {OWNER_ID}" in printed_line(text, "Delivered / 도착:")
+    assert printed_exports(text)["KAKAO_SENDER"] == "1"
+
+
+def test_demo_consent_page_offers_the_owner_and_the_demo_sender(demo: LocalRun) -> None:
+    """The fake's consent page in the demo asks for friends and talk_message and has one
+    approve link per demo account, the owner's the plain ``approve``; an account it does not
+    offer is refused."""
+    login = printed_url(demo.text(), "Log in", "open")
+    authorize = requests.get(login, allow_redirects=False, timeout=10).headers["Location"]
+
+    page = requests.get(authorize, timeout=5).text
+    sender_link = re.search(rf'id=approve-{SENDER_ID} href="([^"]+)"', page)
+    assert sender_link, page
+    forged = unescape(sender_link.group(1)).replace(f"account={SENDER_ID}", "account=4127000099")
+    fake = "{0.scheme}://{0.netloc}".format(urlsplit(authorize))
+    refused = requests.get(fake + forged, allow_redirects=False, timeout=5)
+
+    assert "friends" in page and "talk_message" in page
+    assert re.search(rf"id=approve href=[^>]+>{OWNER_ID} 소유자 \(데모\)", page), page
+    assert re.search(rf"id=approve-{SENDER_ID} href=[^>]+>{SENDER_ID} 보내는 계정", page), page
+    assert refused.status_code == 400
+
+
+def test_following_the_guide_the_senders_message_reaches_the_memos_page(demo: LocalRun) -> None:
+    """The owner logged in at the printed address (the fixture), the second account logs in
+    through the printed sender link choosing the demo sender, and the send-message line run as
+    printed delivers: the memos page shows the message from the sender to the owner."""
+    text = demo.text()
+    line = printed_line_with(text, "KAKAO_TOKEN_URL=", " send-message ")
+    _, args = endpoint_command(text, "send-message")
+
+    log_in(printed_url(text, SENDER_LABEL, "open"), account=SENDER_ID)
+    result = paste(line)
+
+    assert result.returncode == 0, result.stderr
+    assert f"delivered to {OWNER_ID}" in result.stdout
+    page = requests.get(printed_url(text, "Delivered / 도착:", "open"), timeout=5).text
+    assert FROM_SENDER_TO_OWNER in page
+    item = page[page.index(FROM_SENDER_TO_OWNER) :]
+    assert item.index(escape(args[1])) < item.index("</li>")
 
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
