@@ -73,6 +73,11 @@ def split_fences(path: Path) -> tuple[list[Block], str]:
     return blocks, "\n".join(prose)
 
 
+def prose_of_with_code(path: Path) -> str:
+    """The text outside code blocks and HTML comments, inline code kept."""
+    return re.sub(r"<!--.*?-->", "", split_fences(path)[1], flags=re.DOTALL)
+
+
 def prose_of(path: Path) -> str:
     """The text outside code blocks, inline code and HTML comments."""
     text = split_fences(path)[1]
@@ -220,6 +225,54 @@ def test_no_page_sends_people_to_the_old_consoles_menus(path: Path) -> None:
     text = path.read_text()
 
     assert [menu for menu in OLD_CONSOLE if menu in text] == []
+
+
+# What the pages say a default is.
+
+
+def configuration_row(language: str, variable: str) -> list[str]:
+    """The cells of ``variable``'s row in docs/{language}/configuration.md's first table."""
+    text = (DOCS / language / "configuration.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{variable}` |"))
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_memo_links_default_is_the_callbacks_done_page(language: str) -> None:
+    """KAKAO_MEMO_LINK unset is the callback's done page (config.done_address), not Kakao
+    Developers: the configuration table says so, and no page calls Kakao Developers the
+    default."""
+    from token_logic.config import Settings
+
+    settings = Settings.from_env(
+        {"KAKAO_REST_API_KEY": "k", "KAKAO_REDIRECT_URI": "https://cb.example"}
+    )
+    default = configuration_row(language, "KAKAO_MEMO_LINK")[2]
+    stale = [
+        f"{path.relative_to(ROOT)}: {found.group(0)}"
+        for path in pages()
+        for found in re.finditer(
+            r"(기본값|default)[^.|]*`https://developers\.kakao\.com`",
+            re.sub(r"\s+", " ", prose_of_with_code(path)),
+        )
+    ]
+
+    assert settings.memo_link == "https://cb.example?login=done"
+    assert "?login=done" in default and "developers.kakao.com" not in default
+    assert stale == []
+
+
+def test_the_readmes_first_message_is_the_actions_text_as_deploy_sh_prints_it() -> None:
+    """Step 7's workflow sends with the Action's `text` input, as the workflow deploy.sh prints
+    and examples/kakao-memo.yml do; no hand-written template_object is left to copy."""
+    workflows = [b.code for b in split_fences(README)[0] if b.language == "yaml"]
+    printed = (ROOT / "deploy.sh").read_text()
+    example = (ROOT / "examples" / "kakao-memo.yml").read_text()
+
+    assert len(workflows) == 1
+    for workflow in (workflows[0], printed, example):
+        assert re.search(r"^ +text: ", workflow, re.MULTILINE)
+    assert "template_object" not in workflows[0]
 
 
 # Shell blocks.

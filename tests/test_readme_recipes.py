@@ -210,11 +210,15 @@ def test_the_quickstart_asks_the_token_endpoint_as_make_run_prints_it() -> None:
 
 
 def test_the_quickstarts_demo_memo_goes_to_the_fake_kakao() -> None:
-    """The demo's send-memo carries KAKAO_API_BASE_URL pointing at the fake, exactly the
-    environment make run prints; without it the memo would go to the real Kakao."""
+    """The demo's send-memo and send-message carry KAKAO_API_BASE_URL pointing at the fake,
+    exactly the environment make run prints; without it they would go to the real Kakao."""
     endpoint = endpoint_environment({"KAKAO_API_BASE_URL": FAKE_KAKAO}, 8082, DEMO_ID_TOKEN)
     prefix = " ".join(assignments(endpoint))
-    memos = [c for c in readme_commands() if "send-memo" in c and DEMO_ID_TOKEN in c]
+    commands = [c for c in readme_commands() if DEMO_ID_TOKEN in c]
+    sends = {
+        name: [c for c in commands if f" {name} " in c] for name in ("send-memo", "send-message")
+    }
 
     assert prefix in printed_by_make_run(demo=True)
-    assert memos and all(c.startswith(prefix + " ") for c in memos)
+    for name, found in sends.items():
+        assert found and all(c.startswith(prefix + " ") for c in found), name

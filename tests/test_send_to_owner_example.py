@@ -1,9 +1,11 @@
 """examples/send-to-owner.sh runs as written (only Kakao's API host is swapped for the fake's),
 against the token function behind Cloud Run's invoker check: the sender's token from
-?login=sender, the owner's uuid from the sender's friends list, the friend send."""
+?login=sender, the owner's uuid from the sender's friends list, the friend send. The recipe
+docs/en/sender.md and docs/ko/sender.md show is that very file."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +20,25 @@ from tests.fake_google import id_token_for
 from token_logic.logins import SENDER
 
 SCRIPT = ROOT / "examples" / "send-to-owner.sh"
+SENDER_PAGES = [ROOT / "docs" / language / "sender.md" for language in ("en", "ko")]
+RECIPE_MARKER = "<!-- send-to-owner-recipe"
 OWNER, BOT = 4127000001, 4127000002
+
+
+def documented_recipe(page: Path) -> str:
+    """The fenced block right after the page's send-to-owner-recipe marker."""
+    text = page.read_text()
+    after = text[text.index(RECIPE_MARKER) :]
+    match = re.match(r"<!--.*?-->\n```sh\n(.*?)^```$", after, re.DOTALL | re.MULTILINE)
+    assert match is not None, f"{page}: no ```sh block right after the marker"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("page", SENDER_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_docs_show_the_example_byte_for_byte(page: Path) -> None:
+    """The curl recipe in docs/*/sender.md is examples/send-to-owner.sh, byte for byte: what the
+    tests below run is what people copy."""
+    assert documented_recipe(page).encode() == SCRIPT.read_bytes()
 
 
 @pytest.fixture
