@@ -383,3 +383,14 @@ def test_python_m_token_logic_sends_a_template_from_stdin(ready: Endpoint) -> No
     assert f"delivered to {OWNER} (part 1/1)" in done.stdout
     assert ready.kakao.state.friend_messages[-1]["template"] == template
     assert ready.kakao.state.calls[FRIENDS_PATH] == 1
+
+
+def test_send_memo_through_the_endpoint_links_where_the_deployment_says(
+    capsys: pytest.CaptureFixture[str], ready: Endpoint
+) -> None:
+    """`kakao-token send-memo` takes the deployment's memo link (the answer's memo_link) when
+    KAKAO_MEMO_LINK is not set where it runs, as send-message does."""
+    ran = kakao_token(capsys, ready, "send-memo", "링크")
+
+    assert ran.code == 0, ran.err
+    assert ready.kakao.state.memos[-1]["link"]["web_url"] == DEPLOYMENT_LINK

@@ -17,16 +17,14 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from functools import partial
 
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, format_time
 from ..errors import ConfigError, KakaoTokenError
-from ..kakao.api import DEFAULT_AUTH_BASE_URL, KakaoClient
 from ..language import Words, languages_from
-from ..network import new_session
 from .answers import RemoteToken
 from .kakao_refusals import reword_memo_failure
 from .message_command import add_send_message, message_usage_ok, run_send_message
+from .owner_message import kakao_for, memo_link_for
 from .remote import URL_VARIABLE, RemoteSettings, remote_token, url_not_set
 
 REMOTE_COMMANDS = ("access-token", "send-memo", "send-message", "status")
@@ -179,16 +177,11 @@ def _status(settings: RemoteSettings, token: RemoteToken, *, as_json: bool) -> N
 
 
 def _send_memo(settings: RemoteSettings, token: RemoteToken, text: str) -> None:
-    kakao = KakaoClient(
-        partial(new_session, settings.proxies),
-        rest_api_key="",
-        client_secret="",
-        redirect_uri="",
-        auth_base_url=DEFAULT_AUTH_BASE_URL,
-        api_base_url=settings.api_base_url,
-    )
+    """A memo with the link KAKAO_MEMO_LINK names here, else the deployment's."""
     try:
-        kakao.send_memo(token.access_token, text, settings.memo_link)
+        kakao_for(settings).send_memo(
+            token.access_token, text, memo_link_for(settings, None, token)
+        )
     except KakaoTokenError as exc:
         reword_memo_failure(exc, settings.languages)
         raise

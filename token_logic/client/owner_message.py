@@ -82,7 +82,7 @@ def send_to_owner(
         raise ValueError("give a text (with its link, if any) or a template")
     if text is not None and not text.strip():
         raise ValueError("the text is empty")
-    kakao = kakao or _kakao_for(settings)
+    kakao = kakao or kakao_for(settings)
     note: Words | None = None
     if not memo and user_id is None:
         try:
@@ -91,17 +91,17 @@ def send_to_owner(
             note = NO_SENDER_NOTE
         else:
             if sender.receiver_user_id is not None:
-                templates = templates_for(text, template, _link(settings, link, sender))
+                templates = templates_for(text, template, memo_link_for(settings, link, sender))
                 return send_from_sender(
                     kakao, sender, sender.receiver_user_id, templates, custom=template is not None
                 )
             note = NO_OWNER_NAMED_NOTE
     owner = remote_token(settings, user_id)
-    templates = templates_for(text, template, _link(settings, link, owner))
+    templates = templates_for(text, template, memo_link_for(settings, link, owner))
     return send_as_memos(kakao, owner, templates, note, custom=template is not None)
 
 
-def _link(settings: RemoteSettings, given: str | None, token: RemoteToken) -> str:
+def memo_link_for(settings: RemoteSettings, given: str | None, token: RemoteToken) -> str:
     """--link; else KAKAO_MEMO_LINK set here; else the deployment's; else Kakao Developers."""
     if given:
         return given
@@ -110,7 +110,8 @@ def _link(settings: RemoteSettings, given: str | None, token: RemoteToken) -> st
     return token.memo_link or DEFAULT_MEMO_LINK
 
 
-def _kakao_for(settings: RemoteSettings) -> KakaoClient:
+def kakao_for(settings: RemoteSettings) -> KakaoClient:
+    """Kakao's API as a script calls it: no app key, the endpoint's proxies and CA bundle."""
     return KakaoClient(
         partial(new_session, settings.proxies, settings.ca_bundle),
         rest_api_key="",
