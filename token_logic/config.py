@@ -96,6 +96,11 @@ class Settings:
         return USER_ID_PLACEHOLDER in self.token_object and not self.allowed_user_ids
 
     @property
+    def per_user_documents(self) -> bool:
+        """One document per Kakao user (``{user_id}`` in TOKEN_OBJECT)."""
+        return USER_ID_PLACEHOLDER in self.token_object
+
+    @property
     def default_user_id(self) -> int | None:
         """Whose login a request naming no user gets with one document per user: the one
         allowed user, when exactly one is; else None (the request must name one). Never

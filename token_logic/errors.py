@@ -12,7 +12,9 @@ Every error the package raises derives from ``KakaoTokenError``; callers catch t
     ├── UserNotAllowed         the Kakao user is not in ALLOWED_KAKAO_USER_IDS
     │   ├── NotTheOwner        another Kakao user already owns this single-document deployment
     │   ├── ClaimRequired      nobody owns it yet, and the login carried no valid claim link
-    │   └── SenderIsOwner      the owner's account opened the sender's claim link
+    │   ├── SenderIsOwner      the owner's account opened the sender's claim link
+    │   ├── SenderNeedsOwner   a sender link opened before any owner logged in
+    │   └── OwnerIsSender      the sender's account logged in as the owner
     ├── IdentityUnverified     who logged in could not be established (fail closed)
     ├── KakaoError             Kakao answered with an error body (KOE codes, API codes)
     │   └── LoginRequired      the refresh token is dead (KOE322): a person must log in again
@@ -139,6 +141,25 @@ class SenderIsOwner(UserNotAllowed):
 
     def __init__(self, user_id: int) -> None:
         KakaoTokenError.__init__(self, f"Kakao user {user_id} owns this deployment")
+        self.user_id = user_id
+
+
+class SenderNeedsOwner(UserNotAllowed):
+    """Raised when a sender link is opened before any owner has logged in: the sender sends
+    to the owner, and the intended owner opening it first would become the sender. The link
+    stays unspent; nothing is logged out (the account holds no stored login)."""
+
+    def __init__(self, user_id: int) -> None:
+        KakaoTokenError.__init__(self, "no owner has logged in yet")
+        self.user_id = user_id
+
+
+class OwnerIsSender(UserNotAllowed):
+    """Raised when the stored sender's account logs in as the owner (one account never holds
+    both logins). Nothing is logged out (that would end the sender's stored login)."""
+
+    def __init__(self, user_id: int) -> None:
+        KakaoTokenError.__init__(self, f"Kakao user {user_id} is this deployment's sender")
         self.user_id = user_id
 
 

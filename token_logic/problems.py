@@ -29,7 +29,9 @@ from .errors import (
     LoginStateError,
     NoTokenStored,
     NotTheOwner,
+    OwnerIsSender,
     SenderIsOwner,
+    SenderNeedsOwner,
     StorageError,
     UserIdRequired,
     UserNotAllowed,
@@ -177,6 +179,28 @@ _SENDER_IS_OWNER = _Words(
     "User {exc.user_id} owns this deployment. Open the sender link with the second Kakao "
     "account that will message the owner (another browser or a private window, logged in as "
     "that account). Nothing was stored and the link still works.",
+)
+_SENDER_NEEDS_OWNER = _Words(
+    409,
+    "소유자가 먼저 로그인해야 합니다",
+    "The owner logs in first",
+    "보내는 계정은 소유자에게 메시지를 보내는 두 번째 계정입니다. 소유자 계정으로 소유권 링크나 "
+    "콜백 URL에서 먼저 로그인한 뒤, 두 번째 계정으로 이 링크를 다시 여세요(링크는 아직 쓸 수 "
+    "있습니다). 아무것도 저장하지 않았습니다.",
+    "The sender is a second account that messages the owner. Log the owner in first (the "
+    "owner's claim link, or the callback URL), then open this link again with the second "
+    "account (it still works). Nothing was stored.",
+)
+_OWNER_IS_SENDER = _Words(
+    409,
+    "이 계정은 보내는 계정입니다",
+    "This account is the sender",
+    "사용자 {exc.user_id}는 이 배포의 보내는 계정이라 소유자가 될 수 없습니다(한 계정은 둘 중 "
+    "하나만). 소유자는 다른 계정으로 로그인하세요. 이 계정을 소유자로 하려면 먼저 "
+    "`python -m token_logic logout --sender`를 실행하세요. 아무것도 바꾸지 않았습니다.",
+    "User {exc.user_id} is this deployment's sender, so it cannot be the owner too (one account, "
+    "one login). Log the owner in with another account; to make this account the owner, run "
+    "`python -m token_logic logout --sender` first. Nothing was changed.",
 )
 _OWNER_UNKNOWN = _Words(
     403,
@@ -432,6 +456,8 @@ _BY_KIND: tuple[tuple[type[Any], Callable[[Any], Problem]], ...] = (
     ),
     (ClaimRequired, _claim_required),
     (SenderIsOwner, _SENDER_IS_OWNER.problem),
+    (SenderNeedsOwner, _SENDER_NEEDS_OWNER.problem),
+    (OwnerIsSender, _OWNER_IS_SENDER.problem),
     (
         NotTheOwner,
         lambda exc: (_NOT_THE_OWNER if exc.owner_known else _OWNER_UNKNOWN).problem(exc),

@@ -19,14 +19,25 @@ from tests.helpers import (
     FrozenClock,
     complete_login,
     path_and_query,
+    rewrite_stored,
     run_cli,
 )
+from token_logic.budget import Deadline
 from token_logic.config import Settings
-from token_logic.errors import ConfigError, NotTheOwner, SenderIsOwner
+from token_logic.errors import (
+    ConfigError,
+    NotTheOwner,
+    OwnerIsSender,
+    SenderIsOwner,
+    SenderNeedsOwner,
+    StorageError,
+)
 from token_logic.logins import SENDER
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
+from token_logic.storage.protocol import Stored
+from token_logic.tokens import TokenDocument
 
 OWNER, BOT, STRANGER = 4127000001, 4127000002, 4127000666
 DAY = 24 * 3600
@@ -142,16 +153,93 @@ def test_the_owner_opening_the_sender_link_is_refused_without_a_logout(
 def test_the_sender_logs_in_again_without_a_link_and_never_becomes_the_owner(
     fake_kakao: FakeKakao, tmp_path: Path
 ) -> None:
-    """Once admitted, the sender logs in again freely (e.g. to add a consent); that login goes
-    to the sender's document, also when it carries the owner's claim link."""
+    """Once admitted, the sender logs in again freely (e.g. to add a consent) into the
+    sender's document. Through the owner's claim link it is refused (one account, one login):
+    nothing changes, nothing is logged out, the owner's link stays good for the right account."""
     service = sender_service(fake_kakao, tmp_path)
     owner_bytes = with_owner(service, fake_kakao)
     login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
 
-    again = login_as(service, fake_kakao, BOT, service.issue_claim().secret)
+    again = login_as(service, fake_kakao, BOT)
+    owner_link = service.issue_claim().secret
+    with pytest.raises(OwnerIsSender):
+        login_as(service, fake_kakao, BOT, owner_link)
 
     assert stored(tmp_path)["access_token"] == again.access_token
+    assert stored(tmp_path)["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
     assert (tmp_path / "kakao_token.json").read_bytes() == owner_bytes
+    assert login_as(service, fake_kakao, STRANGER, owner_link).user_id == STRANGER
+
+
+def test_a_sender_link_before_any_owner_is_refused_and_stays_good(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """The intended owner opening the sender link first would be trapped as the sender: before
+    any owner logged in, the sender link is refused (nothing stored, the link unspent); after
+    the owner's login it admits the second account."""
+    service = sender_service(fake_kakao, tmp_path)
+    claim = service.issue_claim(SENDER).secret
+
+    with pytest.raises(SenderNeedsOwner):
+        login_as(service, fake_kakao, OWNER, claim)
+    assert not (tmp_path / SENDER_FILE).exists()
+
+    with_owner(service, fake_kakao)
+    assert login_as(service, fake_kakao, BOT, claim).user_id == BOT
+
+
+def test_an_owner_document_without_a_user_id_still_refuses_the_owner_as_sender(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """An owner's document written before user_id was kept: Kakao is asked whose its token is,
+    and the owner opening the sender link is refused without a logout."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    rewrite_stored(
+        FileTokenStore(tmp_path),
+        lambda d: TokenDocument({k: v for k, v in d.fields.items() if k != "user_id"}),
+    )
+    owner_bytes = (tmp_path / "kakao_token.json").read_bytes()
+
+    with pytest.raises(SenderIsOwner):
+        login_as(service, fake_kakao, OWNER, service.issue_claim(SENDER).secret)
+
+    assert (tmp_path / "kakao_token.json").read_bytes() == owner_bytes
+    assert json.loads(owner_bytes)["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+
+
+class OwnerArrivesMidway(FileTokenStore):
+    """A store where, just as a sender login reads the sender's document to write it, the same
+    account's owner login lands (the race of one account through both links)."""
+
+    def __init__(self, root: Path, owner_document: bytes) -> None:
+        super().__init__(root)
+        self.owner_document = owner_document
+        self.armed = True
+
+    def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
+        if name == SENDER_FILE and self.armed:
+            self.armed = False
+            self.overwrite("kakao_token.json", self.owner_document)
+        return super().read(name, deadline)
+
+
+def test_one_account_racing_through_both_links_is_never_both(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """The check against the owner is made again right before the sender's write: an account
+    that became the owner in between is refused as the sender."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    claim = service.issue_claim(SENDER).secret
+    as_bot = json.loads((tmp_path / "kakao_token.json").read_text()) | {"user_id": BOT}
+    racing = OwnerArrivesMidway(tmp_path, json.dumps(as_bot).encode())
+    raced = service_over(racing, fake_kakao, None, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1")
+
+    with pytest.raises(SenderIsOwner):
+        login_as(raced, fake_kakao, BOT, claim)
+
+    assert not (tmp_path / SENDER_FILE).exists()
 
 
 def test_a_sender_deployment_asks_both_logins_for_friends_and_talk_message(
@@ -245,8 +333,7 @@ def test_an_unlink_of_the_sender_ends_the_sender_alone(
     status = fake_kakao.send_unlink_webhook(REDIRECT_URI + "unlink", BOT, transport=transport)
 
     assert status == 200
-    marker = stored(tmp_path)
-    assert marker["user_id"] == BOT and not marker.get("refresh_token")
+    assert not (tmp_path / SENDER_FILE).exists()  # a new sender link admits the next one
     assert (tmp_path / "kakao_token.json").read_bytes() == owner_bytes
 
 
@@ -316,7 +403,7 @@ def test_status_shows_both_logins_and_logout_sender_ends_only_the_senders(
     assert f"{SENDER_FILE} (sender / 보내는 계정): user {BOT}, ok" in status.stdout
     assert f"kakao_token.json: user {OWNER}, ok" in status.stdout
     assert logout.returncode == 0, logout.stderr
-    assert live_tokens_of(fake_kakao, BOT) == 0 and not stored(tmp_path).get("refresh_token")
+    assert live_tokens_of(fake_kakao, BOT) == 0 and not (tmp_path / SENDER_FILE).exists()
     assert (tmp_path / "kakao_token.json").read_bytes() == owner_bytes
 
 
@@ -386,3 +473,37 @@ def test_send_message_from_the_store_fails_with_the_cause_and_exit_1(
     assert sent.returncode == 1
     assert fake_kakao.state.friend_messages == []
     assert "friends list" in sent.stderr and "friends" in sent.stderr
+
+
+class SenderReadFails(FileTokenStore):
+    """A store whose first read of the sender's document fails (a storage blip)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.failures = 1
+
+    def read(self, name: str, deadline: Deadline | None = None) -> Stored | None:
+        if name == SENDER_FILE and self.failures:
+            self.failures -= 1
+            raise StorageError("storage blip")
+        return super().read(name, deadline)
+
+
+def test_a_storage_blip_on_the_senders_new_login_never_ends_its_stored_login(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Who a login is could not be settled (the sender's document unreadable): its fresh tokens
+    are left to expire rather than logged out, since Kakao's logout would end the sender's
+    stored login too (the owner's document holds no tokens here to tell)."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    service.logout()  # the owner's document is a token-less marker
+    blip = service_over(
+        SenderReadFails(tmp_path), fake_kakao, None, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1"
+    )
+
+    with pytest.raises(StorageError):
+        login_as(blip, fake_kakao, BOT)
+
+    assert stored(tmp_path)["refresh_token"] in fake_kakao.state.valid_refresh_tokens()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from tests.helpers import claim_form, consent, path_and_query
 from token_logic.logins import SENDER
 from token_logic.service.test_message import TEST_TEXT
 from token_logic.storage.files import FileTokenStore
-from token_logic.web.done_cookie import DONE_COOKIE
+from token_logic.web.done_cookie import DONE_COOKIE, DONE_COOKIE_LIFETIME_SECONDS, token_proof
 from token_logic.web.test_message import PressLimit
 
 OWNER, BOT = 4127000001, 4127000002
@@ -232,3 +233,52 @@ def test_the_test_message_path_takes_only_post(
 
     assert client.get("/test-message").status_code == 405
     assert fake_kakao.state.friend_messages == []
+
+
+def test_a_cookie_value_older_than_the_done_cookies_lifetime_proves_nothing(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """The proof binds the cookie's issue time: a value made eleven minutes ago (a copied
+    cookie kept past its expiry) is refused even with the right token behind it."""
+    client = deployment(monkeypatch, fake_kakao, tmp_path, sender=True)
+    token = json.loads((tmp_path / "kakao_token.sender.json").read_text())["access_token"]
+    old = int(time.time()) - DONE_COOKIE_LIFETIME_SECONDS - 60
+    value = {"u": BOT, "e": 2**31, "r": 2**31, "s": "", "l": SENDER}
+    value |= {"t": token_proof(token, old), "i": old}
+    raw = base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    client.set_cookie(DONE_COOKIE, raw)
+
+    assert client.post("/test-message", headers=SAME_ORIGIN).status_code == 403
+    assert fake_kakao.state.friend_messages == []
+
+
+def test_a_broken_deployment_answers_a_clean_page(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """Broken settings behind the button: a 500 page in both languages with the hardening
+    headers, no trace."""
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), KAKAO_TIMEOUT_SECONDS="x")
+    client = function_app(monkeypatch, "kakao_callback", env).test_client()
+
+    pressed = client.post("/test-message", headers=SAME_ORIGIN)
+
+    assert pressed.status_code == 500
+    assert "Traceback" not in pressed.text and "class=en" in pressed.text
+    assert "default-src 'none'" in str(pressed.headers["Content-Security-Policy"])
+
+
+def test_per_user_documents_test_with_the_users_own_login(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """One login per user: the browser that just logged in user X presses, and X gets a memo
+    with X's own token."""
+    env = {"TOKEN_OBJECT": "tokens/{user_id}.json", "ALLOWED_KAKAO_USER_IDS": str(OWNER)}
+    client = browser(monkeypatch, fake_kakao, tmp_path, **env)
+    fake_kakao.state.user_id = OWNER
+    start = client.get("/")
+    assert client.get(path_and_query(consent(start.headers["Location"]))).status_code == 303
+
+    pressed = client.post("/test-message", headers=SAME_ORIGIN)
+
+    assert pressed.status_code == 200, pressed.text
+    assert [(m["user_id"], m["text"]) for m in fake_kakao.state.memos] == [(OWNER, TEST_TEXT)]

@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..kakao.api import KakaoClient
 from ..log import log_event
+from ..logins import sender_document_name
 from ..storage.protocol import TokenStore, document_name
 from ..tokens import TokenDocument, from_json_or_none, owner_marker, to_json
 from .refresh import Refresher
@@ -88,7 +89,13 @@ class LoginEnder:
             if document is not None and document.access_token:
                 self._logout_at_kakao(self._live_for_logout(name, document, deadline))
             owner = document.user_id if document else None
-            keep_owner = owner is not None and USER_ID_PLACEHOLDER not in self.settings.token_object
+            # The owner's single document stays theirs; the sender's is deleted (a new sender
+            # link admits the next one, and that account may then become the owner).
+            keep_owner = (
+                owner is not None
+                and USER_ID_PLACEHOLDER not in self.settings.token_object
+                and name != sender_document_name(self.settings.token_object)
+            )
             try:
                 if keep_owner:
                     marker = owner_marker(owner or 0, self._clock.now(), "logged_out")
@@ -173,10 +180,11 @@ class LoginEnder:
         ended = LoginEnded(None)
         # The user may be the owner or the sender (logins.py): each document is checked, and
         # only the one that is this user's ends.
-        for name in (
-            document_name(self.settings.token_object, user_id),
-            self.settings.sender_object,
-        ):
+        template = self.settings.token_object
+        # A sender's document is ended even when KAKAO_SENDER was turned off since: Kakao's
+        # word that a user left holds for every login of theirs we keep.
+        sender = "" if USER_ID_PLACEHOLDER in template else sender_document_name(template)
+        for name in (document_name(template, user_id), sender):
             if name:
                 ended = self._end_at(
                     name, user_id, deadline, reason, unless_live, one_token, clean_old_versions
@@ -196,7 +204,10 @@ class LoginEnder:
         clean_old_versions: bool,
     ) -> LoginEnded:
         """``end`` at one document: only if it is this user's (see end)."""
+        # Per-user documents (named by the user) and the sender's are deleted; the owner's
+        # single one is marked. Only a per-user name says by itself whose it is.
         per_user = USER_ID_PLACEHOLDER in self.settings.token_object
+        delete = per_user or name == sender_document_name(self.settings.token_object)
         first_read: bytes | None = None
         kakao_says = ""
         for _ in range(MAX_CONFLICT_ATTEMPTS):
@@ -221,7 +232,7 @@ class LoginEnder:
                     )
             first_read = tokens
             try:
-                if per_user:
+                if delete:
                     if not self.store.delete(name, stored.version, deadline):
                         return LoginEnded(None)
                 else:

@@ -38,7 +38,9 @@ from ..errors import (
     KakaoTokenError,
     KakaoUnavailable,
     NotTheOwner,
+    OwnerIsSender,
     SenderIsOwner,
+    SenderNeedsOwner,
     StorageError,
     UserNotAllowed,
     WriteConflict,
@@ -106,6 +108,9 @@ class LoginFinisher:
             if sender:
                 name = self._settings.sender_object
                 self._store_sender(name, document, response, secrets.claim, work, deadline)
+            elif self._settings.sender and not self._settings.single_owner:
+                self._refuse_if_sender(user_id, work)  # the allowlist's own check comes first
+                self._store_over_anything(name, document, work)
             elif self._settings.single_owner:
                 self._store_if_owner(name, document, response, secrets.claim, work, deadline)
             elif self._settings.per_user_claims:
@@ -174,6 +179,7 @@ class LoginFinisher:
             return bool(claimed)
 
         def vet(current: Stored | None) -> None:
+            self._refuse_if_sender(user_id, work)
             stored_document = from_json_or_none(current.data) if current else None
             if current is None:
                 if self._settings.demo or take_claim(None):
@@ -206,7 +212,7 @@ class LoginFinisher:
                 previous_owner=claimed[0],
             )
         for old in previous:  # handed over: the previous owner's tokens end here too
-            if old.fields.get("access_token") and old.user_id != user_id:
+            if old.fields.get("access_token") and old.user_id not in (user_id, self._sender_id()):
                 self._log_out(old.access_token, deadline)
 
     def _store_if_admitted(
@@ -243,21 +249,64 @@ class LoginFinisher:
 
     def _is_sender(self, user_id: int, claim_secret: str, work: Deadline) -> bool:
         """Whether this login is the sender's: it carries a valid sender claim, or it is the
-        stored sender logging in again. SenderIsOwner when the owner opened the sender link."""
+        stored sender logging in again. An owner's claim link wins (the owner path then refuses
+        an account that is the sender). One account never holds both logins: SenderIsOwner when
+        the owner opens the sender link, SenderNeedsOwner before any owner has logged in (a
+        sender link opened first would trap the intended owner as the sender)."""
         template = self._settings.token_object
+        now = self._clock.now()
+        if claim_secret and valid_claim(self._store, claim_name(template), claim_secret, now, work):
+            return False
         if claim_secret and valid_claim(
-            self._store, claim_name(template, SENDER), claim_secret, self._clock.now(), work
+            self._store, claim_name(template, SENDER), claim_secret, now, work
         ):
-            if self._stored_user(template, work) == user_id:
+            owner = self._owner_id(user_id, work)
+            if owner is None:
+                log_event(logging.WARNING, "sender link refused: no owner has logged in yet")
+                raise SenderNeedsOwner(user_id)
+            if owner == user_id:
                 log_event(logging.WARNING, "sender link refused: opened by the owner")
                 raise SenderIsOwner(user_id)
             return True
         return self._stored_user(self._settings.sender_object, work) == user_id
 
+    def _owner_id(self, user_id: int, work: Deadline) -> int | None:
+        """The stored owner's user id (None: no owner yet). For a document written without
+        one, Kakao is asked whose its token is; if that cannot be told, NotTheOwner (refused
+        with no logout: this may be the owner)."""
+        stored = self._store.read(self._settings.token_object, work)
+        document = from_json_or_none(stored.data) if stored else None
+        if document is None:
+            return None
+        if document.user_id is not None:
+            return document.user_id
+        owner = self._owner_of_stored_tokens(document, work)
+        if owner is None:
+            raise NotTheOwner(user_id, owner_known=False)
+        return owner
+
     def _stored_user(self, name: str, work: Deadline) -> int | None:
         stored = self._store.read(name, work)
         document = from_json_or_none(stored.data) if stored else None
         return document.user_id if document else None
+
+    def _sender_id(self) -> int | None:
+        """The stored sender's user id, when there is a sender; never raises (None)."""
+        if not self._settings.sender:
+            return None
+        try:
+            return self._stored_user(self._settings.sender_object, Deadline.after(2, self._clock))
+        except KakaoTokenError:
+            return None
+
+    def _refuse_if_sender(self, user_id: int | None, work: Deadline) -> None:
+        """OwnerIsSender when this account is the stored sender (no logout: that would end the
+        sender's stored login too)."""
+        if not self._settings.sender or user_id is None:
+            return
+        if self._stored_user(self._settings.sender_object, work) == user_id:
+            log_event(logging.WARNING, "owner login refused: the account is the sender")
+            raise OwnerIsSender(user_id)
 
     def _store_sender(
         self,
@@ -273,8 +322,13 @@ class LoginFinisher:
         user_id = document.user_id
         claimed: list[bool] = []
         previous: list[TokenDocument] = []
+        owners: list[int | None] = []
 
         def vet(current: Stored | None) -> None:
+            owner = self._owner_id(user_id or 0, work)  # again, right before each write
+            if owner == user_id:
+                raise SenderIsOwner(user_id or 0)
+            owners[:] = [owner]
             stored_document = from_json_or_none(current.data) if current else None
             if stored_document is not None and stored_document.user_id == user_id:
                 return
@@ -295,7 +349,7 @@ class LoginFinisher:
                 previous_sender=previous[0].user_id if previous else None,
             )
         for old in previous:  # replaced: the previous sender's tokens end here too
-            if old.fields.get("access_token") and old.user_id != user_id:
+            if old.fields.get("access_token") and old.user_id not in (user_id, *owners):
                 self._log_out(old.access_token, deadline)
 
     def _write_vetted(
@@ -380,8 +434,8 @@ class LoginFinisher:
         lost), is another login of the same user stored, or neither; or can't that be told."""
         template = self._settings.token_object
         if document is None:  # who logged in is not known: only an empty single document is safe
-            if USER_ID_PLACEHOLDER in template:
-                return _UNKNOWN
+            if USER_ID_PLACEHOLDER in template or self._settings.sender:
+                return _UNKNOWN  # it may be the stored sender's (or a user's own) login
             name = template
         try:
             stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))

@@ -13,7 +13,8 @@ TEST_TEXT = (
 )
 
 
-def send_test_message(service: TokenService) -> MessageResult:
-    """Send the test message. KakaoTokenError when a token cannot be had (the page shows its
-    problem); what Kakao refused is in the result."""
-    return message_owner(service, TEST_TEXT)
+def send_test_message(service: TokenService, user_id: int | None = None) -> MessageResult:
+    """Send the test message (``user_id``: that user's login, with one per user).
+    KakaoTokenError when a token cannot be had (the page shows its problem); what Kakao
+    refused is in the result."""
+    return message_owner(service, TEST_TEXT, user_id=user_id)

@@ -130,7 +130,7 @@ def _callback(request: flask.Request, service: TokenService) -> flask.Response:
         response = _see_done()
         response.set_cookie(
             DONE_COOKIE,
-            encode_facts(document.facts(), login, document.access_token),
+            encode_facts(document.facts(), login, document.access_token, service.now()),
             max_age=DONE_COOKIE_LIFETIME_SECONDS,
             path=_cookie_path(settings.redirect_uri),
             secure=settings.secure_cookies,

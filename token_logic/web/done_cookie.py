@@ -43,17 +43,21 @@ class DoneLogin:
     facts: TokenFacts
     login: str = OWNER
     proof: str = ""
+    issued_at: int = 0
 
     def __repr__(self) -> str:
         return f"DoneLogin(facts={self.facts!r}, login={self.login!r})"
 
 
-def token_proof(access_token: str) -> str:
-    """What the cookie keeps of the stored access token: its SHA-256, 128 bits of it."""
-    return hashlib.sha256(access_token.encode()).hexdigest()[:32]
+def token_proof(access_token: str, issued_at: int) -> str:
+    """What the cookie keeps of the stored access token: the SHA-256 of it and the cookie's
+    issue time, 128 bits of it (a copied value stops proving anything with the lifetime)."""
+    return hashlib.sha256(f"{access_token}:{issued_at}".encode()).hexdigest()[:32]
 
 
-def encode_facts(facts: TokenFacts, login: str = OWNER, access_token: str = "") -> str:
+def encode_facts(
+    facts: TokenFacts, login: str = OWNER, access_token: str = "", issued_at: int = 0
+) -> str:
     """The cookie value: base64url of compact JSON (cookie-safe characters only), with what the
     success page shows (user id, expiries, scopes, the scopes cut to a cookie's size), whose
     login it was and the proof of its access token."""
@@ -64,7 +68,8 @@ def encode_facts(facts: TokenFacts, login: str = OWNER, access_token: str = "") 
             "r": facts.refresh_token_expires_at,
             "s": facts.scope[:_MAX_SCOPE_LENGTH],
             "l": login,
-            "t": token_proof(access_token) if access_token else "",
+            "t": token_proof(access_token, issued_at) if access_token else "",
+            "i": issued_at,
         },
         separators=(",", ":"),
     )
@@ -99,9 +104,11 @@ def done_login_from_cookies(cookies: Mapping[str, str]) -> DoneLogin | None:
     ):
         return None
     login, proof = fields.get("l", OWNER), fields.get("t", "")
-    if login not in LOGINS or not isinstance(proof, str) or len(proof) > 64:
+    issued_at = _int_or_none(fields.get("i", 0))
+    if login not in LOGINS or not isinstance(proof, str) or len(proof) > 64 or issued_at is None:
         return None
-    return DoneLogin(TokenFacts(user_id, scope, expires_at, refresh_expires_at), login, proof)
+    facts = TokenFacts(user_id, scope, expires_at, refresh_expires_at)
+    return DoneLogin(facts, login, proof, issued_at)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -23,12 +23,18 @@ from urllib.parse import urlsplit
 
 import flask
 
+from ..config import Settings
 from ..errors import KakaoTokenError
 from ..log import log_event
 from ..logins import SENDER
 from ..service.token_service import ServiceFactory, TokenService
 from ..tokens import from_json_or_none
-from .done_cookie import done_login_from_cookies, token_proof
+from .done_cookie import (
+    DONE_COOKIE_LIFETIME_SECONDS,
+    DoneLogin,
+    done_login_from_cookies,
+    token_proof,
+)
 from .responses import finish, method_not_allowed
 
 PRESS_INTERVAL_SECONDS = 60
@@ -64,14 +70,33 @@ _LIMIT = PressLimit()
 def handle_test_message(
     request: flask.Request, get_service: ServiceFactory, limit: PressLimit | None = None
 ) -> flask.Response:
-    """Check the press (see the module docstring), send, and show what Kakao did."""
+    """Check the press (see the module docstring), send, and show what Kakao did; every
+    failure a page (a bug: a clean 500 page, its stack in the log only)."""
     from ..problems import problem_for
-    from ..service.test_message import send_test_message
-    from .pages import problem_page, test_message_page, test_refused_page
+    from .pages import problem_page
 
     if request.method != "POST":
         return method_not_allowed("POST")
-    service = get_service()
+    settings: Settings | None = None
+    try:
+        service = get_service()
+        settings = service.settings
+        return _press(request, service, limit or _LIMIT)
+    except KakaoTokenError as exc:
+        problem = problem_for(exc)
+        log_event(logging.WARNING, "test message failed", error=type(exc).__name__)
+    except Exception:  # noqa: BLE001 - the outermost edge: a trace must never reach a page
+        log_event(logging.ERROR, "unexpected error in the test message", exc_info=True)
+        problem = problem_for(KakaoTokenError())
+    start_url = settings.redirect_uri if settings else ""
+    html = problem_page(problem, start_url=start_url, demo=bool(settings and settings.demo))
+    return finish(flask.Response(html, status=problem.status, mimetype="text/html"), start_url)
+
+
+def _press(request: flask.Request, service: TokenService, limit: PressLimit) -> flask.Response:
+    from ..service.test_message import send_test_message
+    from .pages import test_message_page, test_refused_page
+
     settings = service.settings
     start_url, demo = settings.redirect_uri, settings.demo
 
@@ -82,21 +107,17 @@ def handle_test_message(
         log_event(logging.WARNING, "test message refused: not from our page")
         return page(test_refused_page("origin", start_url=start_url, demo=demo), 403)
     done = done_login_from_cookies(request.cookies)
-    name = settings.sender_object if done and done.login == SENDER else settings.token_object
-    try:
-        if done is None or not done.proof or not name or not _proves(service, name, done.proof):
-            log_event(logging.WARNING, "test message refused: no finished login in this browser")
-            return page(test_refused_page("login", start_url=start_url, demo=demo), 403)
-        wait = (limit or _LIMIT).take()
-        if wait:
-            response = page(test_refused_page("wait", start_url=start_url, demo=demo), 429)
-            response.headers["Retry-After"] = str(wait)
-            return response
-        result = send_test_message(service)
-    except KakaoTokenError as exc:
-        problem = problem_for(exc)
-        log_event(logging.WARNING, "test message failed", error=type(exc).__name__)
-        return page(problem_page(problem, start_url=start_url, demo=demo), problem.status)
+    # One login per user: the press is that user's, and sends as a memo with their token.
+    user_id = done.facts.user_id if done and settings.per_user_documents else None
+    if done is None or not _proves(service, done, user_id):
+        log_event(logging.WARNING, "test message refused: no finished login in this browser")
+        return page(test_refused_page("login", start_url=start_url, demo=demo), 403)
+    wait = limit.take()
+    if wait:
+        response = page(test_refused_page("wait", start_url=start_url, demo=demo), 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    result = send_test_message(service, user_id)
     log_event(
         logging.INFO,
         "test message sent" if result.ok else "test message not delivered",
@@ -117,10 +138,21 @@ def _same_origin(request: flask.Request, redirect_uri: str) -> bool:
     return bool(origin) and origin == f"{parts.scheme}://{parts.netloc}"
 
 
-def _proves(service: TokenService, name: str, proof: str) -> bool:
-    """Whether ``proof`` is the stored login's access token's (done_cookie.token_proof)."""
+def _proves(service: TokenService, done: DoneLogin, user_id: int | None) -> bool:
+    """Whether the cookie's proof is the stored login's access token's, made within the done
+    cookie's lifetime (done_cookie.token_proof): a copied cookie value stops working then,
+    whatever a client does with the cookie's own expiry."""
+    if not done.proof or not 0 <= service.now() - done.issued_at <= DONE_COOKIE_LIFETIME_SECONDS:
+        return False
+    if done.login == SENDER:
+        if not service.settings.sender:
+            return False
+        name = service.settings.sender_object
+    else:
+        name = service.document_name(user_id)
     stored = service.store.read(name, service.deadline())
     document = from_json_or_none(stored.data) if stored else None
     if document is None or not document.fields.get("access_token"):
         return False
-    return hmac.compare_digest(token_proof(document.access_token), proof)
+    expected = token_proof(document.access_token, done.issued_at)
+    return hmac.compare_digest(expected, done.proof)
