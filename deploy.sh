@@ -1349,11 +1349,11 @@ sender_step() {
   case "$SENDER_STATE" in
     no)
       cat <<EOF
-   The sender: open this link in a browser logged in to Kakao as the SECOND account, the one
-   that will message the owner (another browser, or a private window). It works once, within a
-   day; \`./deploy.sh claim --sender\` makes a new one.
-   보내는 계정: 소유자에게 메시지를 보낼 두 번째 카카오 계정으로 로그인한 브라우저(다른 브라우저나
-   시크릿 창)에서 이 링크를 여세요. 하루 안에 한 번만 쓸 수 있습니다:
+   The sender, AFTER the owner has logged in: open this link in a browser logged in to Kakao as
+   the SECOND account, the one that will message the owner (another browser, or a private
+   window). It works once, within a day; \`./deploy.sh claim --sender\` makes a new one.
+   보내는 계정 (소유자 로그인 다음에): 소유자에게 메시지를 보낼 두 번째 카카오 계정으로 로그인한
+   브라우저(다른 브라우저나 시크릿 창)에서 이 링크를 여세요. 하루 안에 한 번만 쓸 수 있습니다:
      $SENDER_LINK
 EOF
       ;;
