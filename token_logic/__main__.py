@@ -137,6 +137,7 @@ def _send_message(service: TokenService, args: argparse.Namespace) -> int:
         link=args.link,
         memo=args.memo,
         user_id=args.user,
+        all_parts=args.all_parts,
     )
     print_result(result, args.languages)
     return 0 if result.ok else 1

@@ -450,10 +450,47 @@ def test_the_text_is_sent_and_nothing_in_it_runs_or_reaches_the_log(
     transcript = step.transcript.read_text()
     assert "injected" not in transcript and "stop-commands" not in transcript
     commands = [line for line in step.lines() if line.startswith("::")]
-    assert [line.split("::")[1] for line in commands] == ["add-mask"]
+    assert [line.split("::")[1] for line in commands] == ["add-mask", "add-mask"]  # two tokens
     assert delimited_outputs(step.lines()) == {"result": "delivered"}
     assert set(step.outputs()) == {"access_token", "expires_at"}
     assert f"delivered to {OWNER} (part 1/1)" in transcript
+
+
+def test_the_senders_token_is_masked_before_anything_after_it_is_printed(
+    tmp_path: Path, sender_endpoint: Endpoint
+) -> None:
+    """The sender's access token is never printed, but it is masked all the same, as the
+    owner's is: its ::add-mask:: line comes before the lines that follow its arrival."""
+    sender = json.loads((sender_endpoint.store_dir / "kakao_token.sender.json").read_text())
+
+    step, code = message_step(tmp_path, sender_endpoint, text="가리기")
+
+    lines = step.lines()
+    assert code == 0, lines
+    mask = lines.index(f"::add-mask::{sender['access_token']}")
+    assert mask < lines.index(f"delivered to {OWNER} (part 1/1)")
+    assert sum(sender["access_token"] in line for line in lines) == 1
+
+
+def test_a_text_of_more_than_five_parts_needs_all_parts(
+    tmp_path: Path, sender_endpoint: Endpoint
+) -> None:
+    """A text of six parts (its length may be anyone's: an issue title): the step fails with
+    an ::error naming the limit and `all_parts`, result `failed: bad input`, nothing sent;
+    with `all_parts: "true"` every part is sent."""
+    text = "가" * 1100
+
+    refused, refused_code = message_step(tmp_path, sender_endpoint, text=text)
+    refused_lines = refused.lines()
+    sent, sent_code = message_step(tmp_path, sender_endpoint, text=text, all_parts="true")
+
+    errors = [line for line in refused_lines if line.startswith("::error")]
+    assert refused_code == 1 and len(errors) == 1
+    assert "limit of 5" in errors[0] and '`all_parts: "true"`' in errors[0]
+    assert delimited_outputs(refused_lines) == {"result": "failed: bad input"}
+    assert sent_code == 0, sent.lines()
+    assert delimited_outputs(sent.lines()) == {"result": "delivered"}
+    assert len(sender_endpoint.kakao.state.friend_messages) == 6
 
 
 def test_a_refusal_fails_the_step_with_a_short_result(
@@ -507,8 +544,9 @@ def test_a_template_json_is_sent_as_it_is(tmp_path: Path, sender_endpoint: Endpo
         ({"text": "a", "link": "javascript:alert(1)"}, "`link` input"),
         ({"template_json": "[1]"}, "`template_json` input"),
         ({"text": "   "}, "blank"),
+        ({"text": "a", "all_parts": "yes"}, "`all_parts` input"),
     ],
-    ids=["both", "bad-link", "not-a-template", "blank"],
+    ids=["both", "bad-link", "not-a-template", "blank", "bad-all-parts"],
 )
 def test_inputs_that_make_no_message_fail_the_step(
     tmp_path: Path, sender_endpoint: Endpoint, inputs: dict[str, str], why: str
@@ -525,12 +563,14 @@ def test_inputs_that_make_no_message_fail_the_step(
 
 
 def test_action_yml_declares_the_message_inputs_and_output() -> None:
-    """text, link and template_json reach the step as INPUT_* variables (never inside the
-    script), and result is the step's output."""
+    """text, link, template_json and all_parts reach the step as INPUT_* variables (never
+    inside the script), and result is the step's output; `text` says the limit of parts."""
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     (step,) = action["runs"]["steps"]
 
-    for name in ("text", "link", "template_json"):
+    assert "at most 5 parts" in action["inputs"]["text"]["description"]
+    assert "`all_parts`" in action["inputs"]["text"]["description"]
+    for name in ("text", "link", "template_json", "all_parts"):
         assert action["inputs"][name]["required"] is False
         assert step["env"][f"INPUT_{name.upper()}"] == f"${{{{ inputs.{name} }}}}"
         assert "inputs." not in step["run"]

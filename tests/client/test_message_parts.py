@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from token_logic.kakao.message_parts import kakao_length, numbered_parts
+from token_logic.kakao.message_parts import (
+    MAX_PARTS,
+    kakao_length,
+    numbered_parts,
+    too_many_parts,
+)
+from token_logic.kakao.to_owner import templates_for
 
 NUMBER = re.compile(r"\((\d+)/(\d+)\) ")
 
@@ -62,3 +68,20 @@ def test_many_parts_keep_their_numbers_within_the_limit(words: int) -> None:
 
     assert max(kakao_length(part) for part in parts) <= 200
     assert " ".join(bodies(parts)) == text
+
+
+def test_more_than_max_parts_is_refused_naming_the_limit_and_the_option() -> None:
+    """Five parts pass; a sixth makes a refusal that names the count, the limit and the
+    caller's option; templates_for refuses it too (ValueError) unless all_parts."""
+    five, six = "가" * (190 * MAX_PARTS), "가" * (190 * (MAX_PARTS + 1))
+    assert len(numbered_parts(five)) == MAX_PARTS
+    assert len(numbered_parts(six)) == MAX_PARTS + 1
+
+    refusal = too_many_parts(six, "--all-parts")
+
+    assert too_many_parts(five, "--all-parts") == ""
+    assert "6 messages" in refusal and f"limit of {MAX_PARTS}" in refusal
+    assert "--all-parts" in refusal
+    with pytest.raises(ValueError, match="all_parts=True"):
+        templates_for(six, None, "https://example.com")
+    assert len(templates_for(six, None, "https://example.com", all_parts=True)) == 6

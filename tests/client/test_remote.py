@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -26,8 +27,14 @@ from tests.helpers import REDIRECT_URI, run_cli
 from token_logic import get_access_token
 from token_logic.client import remote
 from token_logic.client.google_id_token import IdentitySettings, default_sources, find_id_token
-from token_logic.client.remote import RemoteSettings, remote_token
+from token_logic.client.remote import (
+    SENDER_CACHE_SECONDS,
+    RemoteSettings,
+    forget_token,
+    remote_token,
+)
 from token_logic.errors import ConfigError, EndpointUnreachable, LoginRequired, NoTokenStored
+from token_logic.logins import SENDER
 from token_logic.network import new_session
 
 
@@ -133,6 +140,35 @@ def test_users_are_cached_apart(monkeypatch: pytest.MonkeyPatch, endpoint: Endpo
     get_access_token(document["user_id"], environ=env)
 
     assert endpoint.check.forwarded == 2
+
+
+def test_the_senders_answer_is_kept_for_seconds_the_owners_for_hours(tmp_path: Path) -> None:
+    """The sender's answer names the owner, who may change hands, and its token dies when the
+    sender logs out: it is kept SENDER_CACHE_SECONDS at most (the endpoint's own memory),
+    however long it lives. The owner's is kept until it nears expiry. forget_token drops one
+    that Kakao refused, so the next ask goes to the endpoint."""
+    with running_endpoint(tmp_path, {PERSON}, KAKAO_SENDER="1") as served:
+        served.log_in(user_id=4127000001)
+        served.log_in(SENDER, user_id=4127000002)
+        id_token = id_token_for(served.url, PERSON)
+        settings = RemoteSettings.from_env(
+            {"KAKAO_TOKEN_URL": served.url, "KAKAO_TOKEN_ID_TOKEN": id_token}
+        )
+        assert settings is not None
+        start = time.time()
+
+        def at(seconds: float) -> int:
+            before = served.check.forwarded
+            remote_token(settings, login=SENDER, now=lambda: start + seconds)
+            remote_token(settings, now=lambda: start + seconds * 100)
+            return served.check.forwarded - before
+
+        first, within, past = at(0), at(SENDER_CACHE_SECONDS - 1), at(SENDER_CACHE_SECONDS)
+        kept = remote_token(settings, login=SENDER, now=lambda: start + SENDER_CACHE_SECONDS)
+        forget_token(settings, kept, login=SENDER)
+        forgotten = at(SENDER_CACHE_SECONDS)
+
+    assert (first, within, past, forgotten) == (2, 0, 1, 1)
 
 
 def test_explicit_id_token_comes_first(

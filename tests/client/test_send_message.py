@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,27 @@ from pathlib import Path
 import pytest
 
 from dev.fake_kakao_talk import FRIEND_SEND_PATH, FRIENDS_PATH
-from tests.conftest import ROOT
+from tests.conftest import ROOT, settings_env
 from tests.endpoint import PERSON, Endpoint, running_endpoint
 from tests.fake_google import id_token_for
+from tests.helpers import complete_login
 from token_logic import MessageResult, send_message
 from token_logic.client import cli, remote
+from token_logic.client.remote import SENDER_CACHE_SECONDS, RemoteSettings, remote_token
+from token_logic.config import Settings
 from token_logic.errors import NoTokenStored
+from token_logic.kakao.message_parts import MAX_PARTS
+from token_logic.kakao.to_owner import (
+    NO_OWNER_NAMED_NOTE,
+    NO_SENDER_NOTE,
+    SENDER_LOGIN_DEAD_NOTE,
+    SENDER_UNAVAILABLE_NOTE,
+)
 from token_logic.logins import SENDER
+from token_logic.network import new_session
+from token_logic.service.token_service import TokenService
+from token_logic.storage.files import FileTokenStore
+from token_logic.wiring import build_service
 
 OWNER, BOT = 4127000001, 4127000002
 DEPLOYMENT_LINK = "https://deployment.example/memo"
@@ -53,6 +68,17 @@ def ready(endpoint: Endpoint) -> Endpoint:
     return endpoint
 
 
+@pytest.fixture
+def unkept(endpoint: Endpoint) -> Endpoint:
+    """As ``ready``, with tokens that live under 3,630 s: the endpoint never keeps those in its
+    own memory (web/token_endpoint.py), so each ask reads the store, as it does 30 s on."""
+    endpoint.kakao.state.access_lifetime = 3000
+    endpoint.log_in(user_id=OWNER)
+    endpoint.log_in(SENDER, user_id=BOT)
+    endpoint.kakao.state.ready_to_message(BOT, OWNER)
+    return endpoint
+
+
 @dataclass
 class Ran:
     code: int
@@ -78,6 +104,23 @@ def kakao_token(
     code = cli.main(list(args), client_env(endpoint, **extra))
     captured = capsys.readouterr()
     return Ran(code, captured.out, captured.err)
+
+
+def service_of(endpoint: Endpoint) -> TokenService:
+    """The deployment's service over its store, as the command line in a checkout has it."""
+    env = settings_env(endpoint.kakao, TOKEN_DIR=str(endpoint.store_dir), **endpoint.env)
+    return build_service(
+        Settings.from_env(env), session=new_session(), store=FileTokenStore(endpoint.store_dir)
+    )
+
+
+def sender_due(endpoint: Endpoint) -> None:
+    """The stored sender's access token is about to expire: the endpoint refreshes it first."""
+    path = endpoint.store_dir / "kakao_token.sender.json"
+    stored = json.loads(path.read_text())
+    stored["updated_at"] -= 600  # not "just refreshed" (that is served as it is)
+    stored["expires_at"] = stored["updated_at"] + 610
+    path.write_text(json.dumps(stored))
 
 
 def sent_texts(endpoint: Endpoint) -> list[str]:
@@ -150,6 +193,7 @@ def test_without_a_sender_it_goes_as_a_memo_and_says_how_to_ring(
     assert memos[-1]["text"] == "메모로 갑니다" and memos[-1]["user_id"] == OWNER
     assert f"delivered as a memo to {OWNER} (part 1/1, no notification)" in ran.out
     assert words in ran.err and "KAKAO_SENDER=1" in ran.err
+    assert "no sender account has logged in yet" in ran.err  # either may be why
     assert "claim-url --sender" in ran.err
 
 
@@ -303,8 +347,19 @@ def test_a_sender_without_the_friends_consent_logs_in_again_through_the_sender_l
         (["a", "--link", "javascript:alert(1)"], "--link must be an absolute http(s) URL"),
         (["--template-json", "/nonexistent.json"], "cannot read"),
         (["--template-json", "-", "--link", "https://x.example"], "--link goes with a text"),
+        (["가" * 1200], "the text makes 7 messages of at most 200 characters"),
+        (["가" * 1200], f"more than the limit of {MAX_PARTS}: shorten it, or give --all-parts"),
     ],
-    ids=["nothing", "both", "blank", "bad-link", "no-file", "link-with-template"],
+    ids=[
+        "nothing",
+        "both",
+        "blank",
+        "bad-link",
+        "no-file",
+        "link-with-template",
+        "too-many-parts",
+        "too-many-parts-names-the-option",
+    ],
 )
 def test_bad_usage_is_exit_2_before_anything_is_asked(
     capsys: pytest.CaptureFixture[str], endpoint: Endpoint, args: list[str], why: str
@@ -394,3 +449,139 @@ def test_send_memo_through_the_endpoint_links_where_the_deployment_says(
 
     assert ran.code == 0, ran.err
     assert ready.kakao.state.memos[-1]["link"]["web_url"] == DEPLOYMENT_LINK
+
+
+def test_more_parts_than_the_limit_go_with_all_parts_only(
+    capsys: pytest.CaptureFixture[str], ready: Endpoint
+) -> None:
+    """A text of 6 parts: refused from Python before the endpoint is asked (ValueError naming
+    the limit and all_parts=True), even as memos; sent with --all-parts, every part."""
+    text = "가" * 1100  # six parts
+
+    with pytest.raises(ValueError, match=rf"limit of {MAX_PARTS}.*all_parts=True"):
+        send_message(text, memo=True, environ=client_env(ready))
+    asked = ready.check.forwarded
+    ran = kakao_token(capsys, ready, "send-message", "--all-parts", text)
+
+    assert asked == 0 and ready.kakao.state.memos == []
+    assert ran.code == 0, ran.err
+    assert [t[:6] for t in sent_texts(ready)] == [f"({n}/6) " for n in range(1, 7)]
+
+
+def test_the_notes_name_every_cause() -> None:
+    """No sender: the deployment may lack KAKAO_SENDER=1 or no sender has logged in yet. No
+    owner named: the owner may not be logged in, or the deployment is older. Each in both
+    languages."""
+    assert "KAKAO_SENDER=1" in NO_SENDER_NOTE.en and "logged in yet" in NO_SENDER_NOTE.en
+    assert "KAKAO_SENDER=1" in NO_SENDER_NOTE.ko and "로그인하지 않았습니다" in NO_SENDER_NOTE.ko
+    assert "owner is not logged in" in NO_OWNER_NAMED_NOTE.en
+    assert "older" in NO_OWNER_NAMED_NOTE.en and "./deploy.sh" in NO_OWNER_NAMED_NOTE.en
+    assert "로그인하지 않았거나" in NO_OWNER_NAMED_NOTE.ko and "오래" in NO_OWNER_NAMED_NOTE.ko
+
+
+def test_a_dead_sender_login_sends_a_memo_saying_how_to_revive_it(
+    capsys: pytest.CaptureFixture[str], ready: Endpoint
+) -> None:
+    """The sender's refresh token died at Kakao (logged out, unlinked, expired): the endpoint
+    answers 401 login_required for ?login=sender; the message goes as the owner's memo, and the
+    note names the sender's login and both ways back (the callback URL, a new sender link)."""
+    sender_due(ready)
+    for token, info in list(ready.kakao.state.refresh_tokens.items()):
+        if info.user_id == BOT:
+            del ready.kakao.state.refresh_tokens[token]
+
+    ran = kakao_token(capsys, ready, "send-message", "서버가 멈췄습니다")
+
+    assert ran.code == 0, ran.err
+    assert ready.kakao.state.memos[-1]["text"] == "서버가 멈췄습니다"
+    assert ready.kakao.state.friend_messages == []
+    assert f"note: {SENDER_LOGIN_DEAD_NOTE.en}" in ran.err
+    assert "login=sender" in ran.err and "callback URL" in ran.err
+    assert "claim-url --sender" in ran.err
+
+
+def test_a_sender_kakao_cannot_refresh_now_sends_a_memo(ready: Endpoint) -> None:
+    """Kakao failing the sender's refresh (5xx): the endpoint cannot serve the sender now, so
+    the message goes as the owner's memo, with the note that says so."""
+    sender_due(ready)
+    ready.kakao.state.inject("/oauth/token", *["500"] * 6)
+
+    result = send_message("카카오가 느립니다", environ=client_env(ready))
+
+    assert (result.ok, result.route, result.note) == (True, "memo", SENDER_UNAVAILABLE_NOTE)
+    assert ready.kakao.state.memos[-1]["text"] == "카카오가 느립니다"
+
+
+def test_the_senders_answer_is_not_kept_past_its_time(unkept: Endpoint) -> None:
+    """The owner changes hands while a script holds the sender's answer: once that answer is
+    SENDER_CACHE_SECONDS old, the next message asks again and goes to the new owner."""
+    new_owner = 4127000009
+    settings = RemoteSettings.from_env(client_env(unkept))
+    assert settings is not None
+    long_ago = time.time() - SENDER_CACHE_SECONDS
+    kept = remote_token(settings, login=SENDER, now=lambda: long_ago)
+    service = service_of(unkept)
+    unkept.kakao.state.user_id = new_owner
+    complete_login(service, service.issue_claim().secret)  # the deployment handed over
+    unkept.kakao.state.ready_to_message(BOT, new_owner)
+
+    result = send_message("인수인계 뒤", environ=client_env(unkept))
+
+    assert kept.receiver_user_id == OWNER
+    assert (result.ok, result.receiver_user_id) == (True, new_owner)
+    (message,) = unkept.kakao.state.friend_messages
+    assert message["receiver_id"] == new_owner
+
+
+def test_a_sender_token_kakao_refuses_is_asked_for_once_more(unkept: Endpoint) -> None:
+    """The sender logged out and in again after a script kept its token: Kakao answers -401
+    for the kept one; the script asks the endpoint once more and the message arrives once."""
+    env = client_env(unkept)
+    send_message("하나", environ=env)
+    service_of(unkept).logout(login=SENDER)
+    unkept.log_in(SENDER, user_id=BOT)
+    asked = unkept.check.forwarded
+
+    result = send_message("둘", environ=env)
+
+    assert (result.ok, result.route) == (True, "friend")
+    assert sent_texts(unkept) == ["하나", "둘"]
+    assert unkept.check.forwarded == asked + 1
+    assert unkept.kakao.state.calls[FRIENDS_PATH] == 3  # the first, the refused, the new
+
+
+def test_a_sender_logged_out_since_its_token_was_kept_sends_a_memo(
+    unkept: Endpoint,
+) -> None:
+    """The sender logged out after a script kept its token: Kakao's -401, then the endpoint's
+    no_token_stored: the message goes as the owner's memo, saying there is no sender."""
+    env = client_env(unkept)
+    send_message("하나", environ=env)
+    service_of(unkept).logout(login=SENDER)
+
+    result = send_message("둘", environ=env)
+
+    assert (result.ok, result.route, result.note) == (True, "memo", NO_SENDER_NOTE)
+    assert unkept.kakao.state.memos[-1]["text"] == "둘"
+
+
+def test_a_send_refused_with_minus_401_is_tried_once_more(ready: Endpoint) -> None:
+    """Kakao refuses the send itself with -401 (nothing sent): the sender's token is asked for
+    again and the message sent once more, once; it arrives once."""
+    ready.kakao.state.inject(FRIEND_SEND_PATH, "-401")
+
+    result = send_message("다시", environ=client_env(ready))
+
+    assert result.ok and sent_texts(ready) == ["다시"]
+    assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 2
+
+
+def test_a_token_refused_twice_is_reported(ready: Endpoint) -> None:
+    """-401 on the send and on the one retry: the failure is reported (Kakao's code, the fix),
+    and nothing is tried a third time."""
+    ready.kakao.state.inject(FRIEND_SEND_PATH, "-401", "-401")
+
+    result = send_message("또", environ=client_env(ready))
+
+    assert not result.ok and result.summary == "failed: -401 token refused"
+    assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 2

@@ -9,14 +9,18 @@ import pytest
 from dev.fake_kakao import FakeKakao, Tokens
 from dev.fake_kakao_talk import FRIEND_SEND_PATH, FRIENDS_PATH
 from tests.helpers import REDIRECT_URI, FakeClock
-from token_logic.errors import KakaoError, KakaoUnavailable
+from token_logic.budget import Deadline
+from token_logic.errors import DeadlineReached, KakaoError, KakaoUnavailable
 from token_logic.kakao.api import KakaoClient
 from token_logic.kakao.talk import (
+    MAX_PAGES,
+    MEMO_SEND_PATH,
     find_friend,
     send_memo_template,
     send_to_friends,
     text_template,
 )
+from token_logic.kakao.to_owner import send_as_memos, send_from_sender
 from token_logic.network import new_session
 
 SENDER, OWNER = 4127000002, 4127000001
@@ -183,3 +187,92 @@ def test_a_memo_takes_any_default_template(client: KakaoClient, fake_kakao: Fake
 
     assert fake_kakao.state.memos[-1]["template"] == feed
     assert fake_kakao.state.memos[-1]["text"] == "빌드 끝"
+
+
+@pytest.mark.parametrize("path", [FRIEND_SEND_PATH, MEMO_SEND_PATH])
+def test_a_message_kakao_answered_minus_1_is_posted_once(
+    client: KakaoClient, fake_kakao: FakeKakao, path: str
+) -> None:
+    """Kakao's temporary error (-1) for a friend send or a memo: KakaoError -1 after one POST.
+    Kakao may have delivered before it answered, and a second POST would arrive twice."""
+    fake_kakao.state.ready_to_message(SENDER, OWNER)
+    fake_kakao.state.inject(path, "-1")
+    template = text_template("한 번만", "https://example.com")
+    token = token_for(fake_kakao, SENDER)
+
+    with pytest.raises(KakaoError) as caught:
+        if path == FRIEND_SEND_PATH:
+            send_to_friends(client, token, [fake_kakao.state.talk_uuid(OWNER)], template)
+        else:
+            send_memo_template(client, token, template)
+
+    assert caught.value.code == "-1"
+    assert fake_kakao.state.calls[path] == 1
+
+
+def test_a_read_answered_minus_1_is_asked_again(client: KakaoClient, fake_kakao: FakeKakao) -> None:
+    """The friends list is a read: after Kakao's -1 it is asked again in the same call."""
+    fake_kakao.state.ready_to_message(SENDER, OWNER)
+    fake_kakao.state.inject(FRIENDS_PATH, "-1")
+
+    friend = find_friend(client, token_for(fake_kakao, SENDER), OWNER)
+
+    assert friend is not None and fake_kakao.state.calls[FRIENDS_PATH] == 2
+
+
+def test_the_search_stops_after_50_pages(client: KakaoClient, fake_kakao: FakeKakao) -> None:
+    """A list longer than 50 pages (5,000 friends at 100 a page), the user not in it: the
+    search gives up (None) after 50 pages instead of reading on."""
+    for other in range(4128000000, 4128000060):
+        fake_kakao.state.ready_to_message(SENDER, other)
+
+    found = find_friend(client, token_for(fake_kakao, SENDER), OWNER, page_size=1)
+
+    assert found is None and fake_kakao.state.calls[FRIENDS_PATH] == MAX_PAGES == 50
+
+
+def test_no_call_starts_past_the_deadline(
+    client: KakaoClient, fake_kakao: FakeKakao, clock: FakeClock
+) -> None:
+    """A deadline too close for a Kakao attempt: DeadlineReached from the friends list and a
+    send, and nothing asked of Kakao."""
+    fake_kakao.state.ready_to_message(SENDER, OWNER)
+    token = token_for(fake_kakao, SENDER)
+    deadline = Deadline.after(1.0, clock)
+
+    with pytest.raises(DeadlineReached):
+        find_friend(client, token, OWNER, deadline=deadline)
+    with pytest.raises(DeadlineReached):
+        send_to_friends(
+            client, token, ["uuid"], text_template("x", "https://example.com"), deadline
+        )
+    with pytest.raises(DeadlineReached):
+        send_memo_template(client, token, text_template("x", "https://example.com"), deadline)
+
+    assert sum(fake_kakao.state.calls.values()) == 0
+
+
+def test_a_deadline_reached_is_a_failure_in_the_result(
+    client: KakaoClient, fake_kakao: FakeKakao, clock: FakeClock
+) -> None:
+    """send_from_sender and send_as_memos with the request's deadline at hand: no part sent,
+    the result says it ran out of time (never an exception), the rest counted as not sent."""
+
+    class Login:
+        def __init__(self, user_id: int) -> None:
+            self.access_token = token_for(fake_kakao, user_id)
+            self.user_id = user_id
+
+    fake_kakao.state.ready_to_message(SENDER, OWNER)
+    templates = [text_template(f"{n}", "https://example.com") for n in (1, 2)]
+    deadline = Deadline.after(1.0, clock)
+
+    friend = send_from_sender(
+        client, Login(SENDER), OWNER, templates, custom=False, deadline=deadline
+    )
+    memo = send_as_memos(client, Login(OWNER), templates, custom=False, deadline=deadline)
+
+    for result in (friend, memo):
+        assert result.delivered == () and result.summary == "failed: out of time"
+        assert result.not_sent == (2 if result is friend else 1)
+    assert sum(fake_kakao.state.calls.values()) == 0

@@ -34,6 +34,7 @@ from token_logic.errors import (
 )
 from token_logic.logins import SENDER
 from token_logic.service.claim import CLAIM_LIFETIME_SECONDS
+from token_logic.service.owner_send import message_owner
 from token_logic.service.token_service import TokenService
 from token_logic.storage.files import FileTokenStore
 from token_logic.storage.protocol import Stored
@@ -507,3 +508,43 @@ def test_a_storage_blip_on_the_senders_new_login_never_ends_its_stored_login(
         login_as(blip, fake_kakao, BOT)
 
     assert stored(tmp_path)["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+
+
+def test_a_dead_sender_login_still_gets_the_message_through_as_a_memo(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """The sender's login died at Kakao (its refresh token revoked): the message still reaches
+    the owner, as a memo, with a note naming the sender's login and how to bring it back."""
+    clock = FakeClock()
+    fake_kakao.state.clock = clock.time
+    service = sender_service(fake_kakao, tmp_path, clock)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    fake_kakao.revoke_tokens(BOT)
+    clock.advance(7 * 3600)  # the sender's access token expired: a refresh is needed, and fails
+    service.valid_document("kakao_token.json", 60)  # the owner's is refreshed and fine
+
+    result = message_owner(service, "서버가 멈췄습니다")
+
+    assert result.ok and result.route == "memo"
+    assert result.note is not None and "login=sender" in result.note.en
+    assert [(m["user_id"], m["text"]) for m in fake_kakao.state.memos] == [
+        (OWNER, "서버가 멈췄습니다")
+    ]
+
+
+def test_send_message_from_the_store_refuses_more_than_five_parts_unless_asked(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """A text of more than five parts: exit 2 naming --all-parts, nothing sent; with
+    --all-parts, every part."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    env = settings_env(fake_kakao, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1")
+
+    refused = run_cli(env, "send-message", "가" * 1200)
+    sent = run_cli(env, "send-message", "--all-parts", "가" * 1200)
+
+    assert refused.returncode == 2 and "--all-parts" in refused.stderr
+    assert sent.returncode == 0, sent.stderr
+    assert len(fake_kakao.state.memos) == 7

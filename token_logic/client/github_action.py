@@ -1,7 +1,8 @@
 """The GitHub Action's step (action.yml): a valid access token as the step's outputs.
 
 Inputs arrive as INPUT_* variables (action.yml maps them); the token is masked with
-``::add-mask::`` before it is written to GITHUB_OUTPUT, so no later log line shows it. A
+``::add-mask::`` before it is written to GITHUB_OUTPUT, so no later log line shows it; so is
+the sender's, which a message uses and nothing prints, as soon as it arrives. A
 failure is one ``::error::`` line with the client's message and exit 1, and writes no output.
 The refresh token never comes near this: the token endpoint does not hand it out.
 
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from ..checks import is_decimal
-from ..errors import ConfigError, KakaoTokenError
+from ..errors import ConfigError, EndpointUnreachable, KakaoTokenError
 from ..language import BOTH, Languages, Words, languages_from
 from .action_message import message_asked, send_from_action
+from .answers import RemoteToken
 from .github_oidc import ACCOUNT_VARIABLE, PROVIDER_VARIABLE
 from .remote import MAX_LEEWAY_SECONDS, URL_VARIABLE, RemoteSettings, remote_token
 
@@ -27,31 +29,48 @@ from .remote import MAX_LEEWAY_SECONDS, URL_VARIABLE, RemoteSettings, remote_tok
 def main(environ: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
     """Run the step; return the exit code."""
     environ = os.environ if environ is None else environ
-    out = sys.stdout if out is None else out
+    log: TextIO = sys.stdout if out is None else out
     languages = languages_from(environ, default=BOTH)
+    mask = masker(log, languages)
     try:
         settings, leeway, user_id = _inputs(environ, languages)
         token = remote_token(settings, user_id, leeway)
+        mask(token)
     except KakaoTokenError as exc:
-        print(f"::error title=kakao-token::{_escaped(str(exc))}", file=out, flush=True)
+        print(f"::error title=kakao-token::{_escaped(str(exc))}", file=log, flush=True)
         return 1
     lines = {"access_token": token.access_token, "expires_at": str(token.expires_at)}
-    if any("\n" in value or "\r" in value for value in lines.values()):
-        odd = Words("엔드포인트가 이상한 토큰을 주었습니다", "the endpoint answered an odd token")
-        print(f"::error title=kakao-token::{_escaped(odd.said(languages))}", file=out)
-        return 1
-    # The mask must be in the log before the value exists anywhere else.
-    print(f"::add-mask::{token.access_token}", file=out, flush=True)
     with open(environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as outputs:
         outputs.writelines(f"{name}={value}\n" for name, value in lines.items())
     got = Words(
         f"카카오 사용자 {token.user_id}의 액세스 토큰을 받았습니다(만료: {token.expires_at})",
         f"Kakao access token for user {token.user_id}, valid until {token.expires_at}",
     )
-    print(got.said(languages), file=out)
+    print(got.said(languages), file=log)
     if message_asked(environ):  # `text` or `template_json`: send as send-message does
-        return send_from_action(settings, environ, out, user_id)
+        return send_from_action(settings, environ, log, user_id, mask)
     return 0
+
+
+def masker(out: TextIO, languages: Languages) -> Callable[[RemoteToken], None]:
+    """What masks each access token the step gets (the owner's, the sender's) in the log, once:
+    ``::add-mask::`` before the value exists anywhere else, or is used. A token that would
+    break the mask's line (CR, LF) is refused (EndpointUnreachable)."""
+
+    masked: set[str] = set()
+
+    def mask(token: RemoteToken) -> None:
+        if token.access_token in masked:
+            return
+        if any(char in token.access_token for char in "\r\n"):
+            odd = Words(
+                "엔드포인트가 이상한 토큰을 주었습니다", "the endpoint answered an odd token"
+            )
+            raise EndpointUnreachable(odd.said(languages))
+        print(f"::add-mask::{token.access_token}", file=out, flush=True)
+        masked.add(token.access_token)
+
+    return mask
 
 
 def _inputs(

@@ -4,7 +4,8 @@ token_logic`` alike (cli.py adds it beside the other token commands).
 
 It prints what Kakao did, one line a part: ``delivered to <owner id> (part i/n)``, or the
 failure with its cause and fix (Korean first, then English). Exit codes: 0 every part was
-delivered, 1 otherwise, 2 bad usage.
+delivered, 1 otherwise, 2 bad usage (a text of more than MAX_PARTS parts without
+``--all-parts`` too).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..checks import is_http_url, json_object
-from ..kakao.message_parts import MAX_PART_LENGTH
+from ..kakao.message_parts import MAX_PART_LENGTH, MAX_PARTS, too_many_parts
 from ..kakao.to_owner import MessageResult
 from ..language import Languages, Words
 from .owner_message import send_to_owner
@@ -34,7 +35,8 @@ def add_send_message(commands: argparse._SubParsersAction[argparse.ArgumentParse
     message.add_argument(
         "text",
         nargs="?",
-        help=f"the message, any length (numbered parts of at most {MAX_PART_LENGTH} characters)",
+        help=f"the message: numbered parts of at most {MAX_PART_LENGTH} characters, at most "
+        f"{MAX_PARTS} parts unless --all-parts",
     )
     message.add_argument(
         "--link",
@@ -48,6 +50,12 @@ def add_send_message(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     message.add_argument(
         "--memo", action="store_true", help="send a memo to yourself instead (no notification)"
+    )
+    message.add_argument(
+        "--all-parts",
+        action="store_true",
+        help=f"send a text of more than {MAX_PARTS} parts too (the sender may send the owner "
+        "20 messages a day; past them every message fails until midnight KST)",
     )
     message.set_defaults(template=None)
 
@@ -70,6 +78,7 @@ def run_send_message(settings: RemoteSettings, args: argparse.Namespace) -> int:
         link=args.link,
         memo=args.memo,
         user_id=args.user,
+        all_parts=args.all_parts,
     )
     print_result(result, settings.languages)
     return 0 if result.ok else 1
@@ -132,7 +141,7 @@ def _usage_problem(args: argparse.Namespace) -> str:
     if args.link is not None and not is_http_url(args.link):
         return "--link must be an absolute http(s) URL"
     if has_text:
-        return ""
+        return "" if args.all_parts else too_many_parts(args.text, "--all-parts")
     template, problem = read_template(args.template_json)
     args.template = template
     return problem

@@ -2,8 +2,9 @@
 
 The caller proves who it is with a Google ID token (see google_id_token.py). Access tokens
 are kept in this process until they near expiry, so a script asking in a loop calls the
-endpoint once. Each answer is told apart by who spoke: the function (answers.py reads its token
-or its JSON error), Cloud Run refusing the caller (refusals.py says why), or the network.
+endpoint once; the sender's for SENDER_CACHE_SECONDS at most, as it names the owner too. Each
+answer is told apart by who spoke: the function (answers.py reads its token or its JSON error),
+Cloud Run refusing the caller (refusals.py says why), or the network.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..errors import (
 )
 from ..kakao.api import DEFAULT_MEMO_LINK, memo_link_from
 from ..language import ENGLISH, Languages, Words, languages_from
-from ..logins import OWNER
+from ..logins import OWNER, SENDER
 from ..network import body_within, ca_bundle_from, proxies_for
 from ..retry import Retry
 from .answers import RemoteToken, endpoint_error, json_body, token_from
@@ -59,6 +60,12 @@ _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 # The endpoint serves tokens valid for at most this much longer (its min_valid cap); a fresh
 # Kakao access token lives about 6 hours, so a larger leeway could never be met.
 MAX_LEEWAY_SECONDS = 3600
+# The sender's answer is kept this long at most, not until its token nears expiry: it names
+# the owner (receiver_user_id), who may change hands, and its token dies when the sender logs
+# out or is replaced. The same as the endpoint's own memory of a served token (CACHE_SECONDS
+# in web/token_endpoint.py, which the client, shipped alone, cannot import): past it, a change
+# in the store shows here as soon as it shows at the endpoint.
+SENDER_CACHE_SECONDS = 30
 
 
 _EMPTY_URL = Words(
@@ -160,13 +167,15 @@ CacheKey = tuple[str, int | None, str]
 
 
 class TokenCache:
-    """Access tokens by (URL, user, login), held until they near expiry; safe across threads.
+    """Access tokens by (URL, user, login), held until they near expiry, or for at most
+    ``max_age_seconds`` after they were fetched when one is given; safe across threads.
 
     One lock per key: callers of one key wait for the first one's answer instead of all asking.
     """
 
     def __init__(self) -> None:
-        self._tokens: dict[CacheKey, RemoteToken] = {}
+        # Each token with when it was fetched (the caller's clock).
+        self._tokens: dict[CacheKey, tuple[RemoteToken, float]] = {}
         self._key_locks: dict[CacheKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -179,18 +188,30 @@ class TokenCache:
         leeway_seconds: int,
         now: Callable[[], float],
         fetch: Callable[[], RemoteToken],
+        max_age_seconds: float | None = None,
     ) -> RemoteToken:
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
-                token = self._tokens.get(key)
-            if token is not None and token.expires_at - now() > leeway_seconds:
-                return token
+                entry = self._tokens.get(key)
+            if entry is not None:
+                token, fetched_at = entry
+                young = max_age_seconds is None or now() - fetched_at < max_age_seconds
+                if young and token.expires_at - now() > leeway_seconds:
+                    return token
+            fetched_at = now()
             token = fetch()
             with self._lock:
-                self._tokens[key] = token
+                self._tokens[key] = (token, fetched_at)
             return token
+
+    def forget(self, key: CacheKey, token: RemoteToken) -> None:
+        """Drop ``token`` (one Kakao refused), unless another caller has replaced it already."""
+        with self._lock:
+            entry = self._tokens.get(key)
+            if entry is not None and entry[0].access_token == token.access_token:
+                del self._tokens[key]
 
     def clear(self) -> None:
         with self._lock:
@@ -231,7 +252,21 @@ def remote_token(
         http = session or _default_session(settings)
         return _ask(settings, http, id_token, source, params, sleep)
 
-    return cache.get_or_fetch((settings.url, user_id, login), leeway, now, fetch)
+    max_age = SENDER_CACHE_SECONDS if login == SENDER else None
+    return cache.get_or_fetch((settings.url, user_id, login), leeway, now, fetch, max_age)
+
+
+def forget_token(
+    settings: RemoteSettings,
+    token: RemoteToken,
+    user_id: int | None = None,
+    *,
+    login: str = OWNER,
+    cache: TokenCache = _CACHE,
+) -> None:
+    """Stop serving ``token`` from memory (Kakao refused it: -401), so that the next
+    remote_token() for this login asks the endpoint."""
+    cache.forget((settings.url, user_id, login), token)
 
 
 def _ask(

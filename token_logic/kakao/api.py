@@ -186,12 +186,19 @@ class KakaoClient:
         query: Mapping[str, str | int] | None = None,
         form: Mapping[str, str] | None = None,
         retry_when_sent: bool,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         """One call of Kakao's API (``path`` on the API host) as the token's user: the answer's
-        JSON object, else KakaoError or KakaoUnavailable. For talk.py's friends and messages."""
+        JSON object, else KakaoError or KakaoUnavailable (DeadlineReached when no attempt could
+        finish by ``deadline``). For talk.py's friends and messages."""
         url = self._api_base_url + path + (f"?{urlencode(query)}" if query else "")
         return self._call(
-            method, url, form=form, token=access_token, retry_when_sent=retry_when_sent
+            method,
+            url,
+            form=form,
+            token=access_token,
+            retry_when_sent=retry_when_sent,
+            deadline=deadline,
         )
 
     def access_token_info(self, access_token: str, timeout_seconds: float) -> dict[str, Any]:
@@ -291,7 +298,10 @@ def _classify(exc: Exception, retry_when_sent: bool) -> tuple[Exception, bool]:
     if isinstance(exc, requests.RequestException):
         return KakaoUnavailable("unreachable"), False
     if isinstance(exc, KakaoError):
-        return exc, exc.code in RETRIED_IN_A_CALL
+        # Kakao answered, so it saw the request: a call that must not happen twice (a message,
+        # a code exchange) is not made again even after a "temporary" -1 or KOE003, which Kakao
+        # may give after doing the work (a message would arrive twice).
+        return exc, retry_when_sent and exc.code in RETRIED_IN_A_CALL
     return exc, retry_when_sent
 
 

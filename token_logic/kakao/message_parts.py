@@ -12,6 +12,11 @@ cuts a character in half, though it may cut between the pieces of a composed emo
 from __future__ import annotations
 
 MAX_PART_LENGTH = 200  # Kakao's limit for a text template's text
+# A text that makes more parts is refused unless the caller says to send them all: 20 parts use
+# up the sender/owner pair's daily quota (20, KAKAO_API.md §10), so the next real alert would
+# fail until midnight KST, and a text may come from anyone (an issue title in a workflow).
+# Refused, not cut short: an alert that silently loses its end is worse than one that fails.
+MAX_PARTS = 5
 # A cut at whitespace is taken only in the last half of a part: earlier, a hard cut wastes less.
 _CUT_AT_WHITESPACE_FROM = 0.5
 
@@ -35,6 +40,19 @@ def numbered_parts(text: str, limit: int = MAX_PART_LENGTH) -> list[str]:
             total = len(pieces)
             return [_number(index, total) + piece for index, piece in enumerate(pieces, 1)]
         count = len(pieces)
+
+
+def too_many_parts(text: str, option: str) -> str:
+    """Why ``text`` is not sent without ``option`` (the caller's way to say "all parts": it
+    makes more than MAX_PARTS parts), or "" when it is within the limit."""
+    count = len(numbered_parts(text))
+    if count <= MAX_PARTS:
+        return ""
+    return (
+        f"the text makes {count} messages of at most {MAX_PART_LENGTH} characters, more than "
+        f"the limit of {MAX_PARTS}: shorten it, or give {option} to send them all (Kakao lets "
+        "the sender send the owner 20 messages a day)"
+    )
 
 
 def _number(index: int, total: int) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..budget import Deadline
 from ..errors import KakaoUnavailable
 from .api import KakaoClient
 
@@ -24,8 +25,9 @@ MEMO_SEND_PATH = "/v2/api/talk/memo/default/send"
 MAX_FRIENDS_PER_PAGE = 100  # Kakao's limit for `limit`
 MAX_RECEIVERS = 5  # receiver_uuids per send
 MAX_TEXT_LENGTH = 200  # a text template's text
-# Past this many pages the list is not Kakao's (a friends list holds a few thousand at most).
-MAX_PAGES = 200
+# Past this many pages (5,000 friends) the list is not Kakao's, or not worth the wait: a friends
+# list holds a few hundred, and a page that always says "more" must not keep a send going.
+MAX_PAGES = 50
 
 # What Kakao answers when a message was not delivered (§10), by who must act.
 NOT_FRIEND = "-502"
@@ -77,18 +79,24 @@ def text_template(text: str, link_url: str) -> dict[str, Any]:
 
 
 def find_friend(
-    kakao: KakaoClient, access_token: str, user_id: int, *, page_size: int = MAX_FRIENDS_PER_PAGE
+    kakao: KakaoClient,
+    access_token: str,
+    user_id: int,
+    *,
+    page_size: int = MAX_FRIENDS_PER_PAGE,
+    deadline: Deadline | None = None,
 ) -> Friend | None:
     """The token's user's friend with this user id, paging through the list until found or the
-    list ends; None when absent (not friends in KakaoTalk, or the friend never consented to
-    ``friends`` in this app, or, without the message permission, is not the app's member).
+    list ends (at most MAX_PAGES pages, none started that could not finish by ``deadline``:
+    DeadlineReached); None when absent (not friends in KakaoTalk, or the friend never consented
+    to ``friends`` in this app, or, without the message permission, is not the app's member).
 
     The next offset is counted here: ``after_url`` only says whether more follow, and is never
     fetched (the token would go wherever it points).
     """
     offset = 0
     for _ in range(MAX_PAGES):
-        friends, total, more = friends_page(kakao, access_token, offset, page_size)
+        friends, total, more = friends_page(kakao, access_token, offset, page_size, deadline)
         for friend in friends:
             if friend.user_id == user_id:
                 return friend
@@ -99,7 +107,11 @@ def find_friend(
 
 
 def friends_page(
-    kakao: KakaoClient, access_token: str, offset: int, limit: int
+    kakao: KakaoClient,
+    access_token: str,
+    offset: int,
+    limit: int,
+    deadline: Deadline | None = None,
 ) -> tuple[list[Friend], int, bool]:
     """One page of the friends list: the friends, ``total_count``, and whether more follow."""
     body = kakao.call_api(
@@ -108,6 +120,7 @@ def friends_page(
         access_token,
         query={"offset": offset, "limit": min(max(limit, 1), MAX_FRIENDS_PER_PAGE)},
         retry_when_sent=True,  # a read: asking again changes nothing
+        deadline=deadline,
     )
     elements, total = body.get("elements"), body.get("total_count")
     if not isinstance(elements, list) or not isinstance(total, int) or isinstance(total, bool):
@@ -121,11 +134,13 @@ def send_to_friends(
     access_token: str,
     receiver_uuids: Sequence[str],
     template: Mapping[str, Any],
+    deadline: Deadline | None = None,
 ) -> FriendSendResult:
     """Send one default template to up to five friends. Kakao refuses a send to one receiver
     with an error (KakaoError: -502, -530, -532, ...), and names per-receiver failures of a
-    send to several in a 200's ``failure_info``. Never retried once sent: it would arrive
-    twice."""
+    send to several in a 200's ``failure_info``. Never retried once Kakao may have seen it,
+    whatever it answered: it would arrive twice. Not started when it could not finish by
+    ``deadline`` (DeadlineReached)."""
     if not 0 < len(receiver_uuids) <= MAX_RECEIVERS:
         raise ValueError(f"1 to {MAX_RECEIVERS} receivers per send")
     body = kakao.call_api(
@@ -137,6 +152,7 @@ def send_to_friends(
             "template_object": json.dumps(template, ensure_ascii=False),
         },
         retry_when_sent=False,
+        deadline=deadline,
     )
     successful = body.get("successful_receiver_uuids") or []
     failures = body.get("failure_info") or []
@@ -148,14 +164,21 @@ def send_to_friends(
     )
 
 
-def send_memo_template(kakao: KakaoClient, access_token: str, template: Mapping[str, Any]) -> None:
-    """A memo ("send to me") with any default template; KakaoError when refused."""
+def send_memo_template(
+    kakao: KakaoClient,
+    access_token: str,
+    template: Mapping[str, Any],
+    deadline: Deadline | None = None,
+) -> None:
+    """A memo ("send to me") with any default template; KakaoError when refused. Never sent
+    twice, and not started when it could not finish by ``deadline`` (DeadlineReached)."""
     kakao.call_api(
         "POST",
         MEMO_SEND_PATH,
         access_token,
         form={"template_object": json.dumps(template, ensure_ascii=False)},
         retry_when_sent=False,
+        deadline=deadline,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import KakaoError, KakaoTokenError, KakaoUnavailable
+from ..errors import DeadlineReached, KakaoError, KakaoTokenError, KakaoUnavailable
 from ..language import BOTH, Languages, Words
 from .talk import (
     NOT_FRIEND,
@@ -25,6 +25,7 @@ FRIEND = "friend"  # the sender's message to the owner: it rings
 MEMO = "memo"  # the owner's memo to themselves (나와의 채팅): silent
 NOT_IN_FRIENDS = "not_in_friends"  # our own code: the owner is missing from the sender's list
 UNAVAILABLE = "unavailable"
+OUT_OF_TIME = "out_of_time"  # our own code: the request's deadline came before the call
 # (Korean, English): a cause, or a fix.
 _Said = tuple[str, str]
 _DAILY_RESET = ("한국 시간 자정에 다시 채워집니다", "it resets at midnight KST")
@@ -72,6 +73,13 @@ def failure_for(
         )
         words = _joined(cause, ("잠시 뒤 다시 보내세요", "try again later"))
         return MessageFailure(UNAVAILABLE, f"Kakao unavailable ({exc.reason})", *words, part)
+    if isinstance(exc, DeadlineReached):
+        cause = (
+            "요청의 시간이 다 되어 카카오에 보내지 못했습니다",
+            "the request ran out of time before Kakao was asked",
+        )
+        words = _joined(cause, ("잠시 뒤 다시 보내세요", "try again later"))
+        return MessageFailure(OUT_OF_TIME, "out of time", *words, part)
     if isinstance(exc, KakaoError):
         scopes = exc.required_scopes or (("talk_message",) if exc.code == "-402" else ())
         return failure_for_code(

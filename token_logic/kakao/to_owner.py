@@ -9,7 +9,8 @@ command line's ``send-message`` gets the tokens from the token endpoint (client/
 or from the store (service/owner_send.py), the success page's test message from the store.
 
 Parts go in order; a failure that would repeat (a quota, not friends) stops the rest, which are
-counted as not sent. Kakao's answers become the result (MessageResult), never an exception.
+counted as not sent. Kakao's answers become the result (MessageResult), never an exception; so
+does a request's ``deadline`` (the server's: a script has none) reached before a call.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import KakaoError, KakaoUnavailable
+from ..budget import Deadline
+from ..errors import DeadlineReached, KakaoError, KakaoUnavailable
 from ..language import Words
 from .api import KakaoClient
-from .message_parts import numbered_parts
+from .message_parts import numbered_parts, too_many_parts
 from .talk import find_friend, send_memo_template, send_to_friends, text_template
 from .talk_failures import (
     FRIEND,
@@ -32,21 +34,52 @@ from .talk_failures import (
     not_in_friends,
 )
 
-# Why a message went as a memo, and how to make the next one ring.
+# Why a message went as a memo, and how to make the next one ring. The store's path
+# (service/owner_send.py) says the same: keep the names.
 NO_SENDER_NOTE = Words(
-    "보내는 계정이 없어 메모(나와의 채팅, 알림 없음)로 보냈습니다. 알림이 울리게 하려면 "
-    "deploy.env에 KAKAO_SENDER=1을 넣고 ./deploy.sh를 다시 실행한 뒤, "
+    "보내는 계정이 없어 메모(나와의 채팅, 알림 없음)로 보냈습니다. 배포에 보내는 계정 설정이 "
+    "없거나(deploy.env에 KAKAO_SENDER=1을 넣고 ./deploy.sh를 다시 실행하세요), 아직 보내는 "
+    "계정이 로그인하지 않았습니다. 알림이 울리게 하려면 "
     "`python -m token_logic claim-url --sender`가 만든 링크를 두 번째 카카오 계정으로 여세요",
-    "no sender: sent as a memo (나와의 채팅, no notification). To make it ring, set "
-    "KAKAO_SENDER=1 in deploy.env, run ./deploy.sh again, and open the link "
+    "no sender: sent as a memo (나와의 채팅, no notification). Either the deployment has no "
+    "sender (set KAKAO_SENDER=1 in deploy.env and run ./deploy.sh again), or no sender account "
+    "has logged in yet. To make it ring, open the link "
     "`python -m token_logic claim-url --sender` prints with a second Kakao account",
 )
 NO_OWNER_NAMED_NOTE = Words(
-    "엔드포인트가 보내는 계정의 받는 사람을 알려 주지 않아(이전 버전 배포?) 메모로 보냈습니다: "
-    "./deploy.sh를 다시 실행하세요",
-    "the endpoint named no owner for the sender (an older deployment?): sent as a memo. Run "
-    "./deploy.sh again",
+    "보내는 계정의 받는 사람(소유자)을 알 수 없어 메모로 보냈습니다(알림 없음). 소유자가 "
+    "로그인하지 않았거나(소유자 계정으로 로그인 URL(kakao_callback)을 여세요), 배포가 이 "
+    "클라이언트보다 오래되었습니다(./deploy.sh를 다시 실행하세요)",
+    "no owner named for the sender: sent as a memo (no notification). Either the owner is not "
+    "logged in (open the login URL (kakao_callback) with the owner's account), or the "
+    "deployment is older than this client (run ./deploy.sh again)",
 )
+# The sender's login is stored, but its token cannot be had: Kakao refused its refresh token
+# (logged out, unlinked, expired), so only the sender account itself can bring it back.
+SENDER_LOGIN_DEAD_NOTE = Words(
+    "보내는 계정(login=sender)의 로그인이 끝나(로그아웃, 연결 해제, 또는 리프레시 토큰 만료) "
+    "메모(나와의 채팅, 알림 없음)로 보냈습니다. 알림이 다시 울리게 하려면 보내는 계정으로 콜백 "
+    "URL(kakao_callback)에서 다시 로그인하거나, `python -m token_logic claim-url --sender`가 "
+    "만든 링크로 새 보내는 계정을 들이세요",
+    "the sender's login (login=sender) has ended (logged out, unlinked, or its refresh token "
+    "expired): sent as a memo (나와의 채팅, no notification). To make it ring again, log in "
+    "again with the sender account at the callback URL (kakao_callback), or admit a new sender "
+    "through the link `python -m token_logic claim-url --sender` prints",
+)
+# The sender's token cannot be had right now (Kakao unreachable or refusing for now, or out of
+# time): it passes, and nobody need act.
+SENDER_UNAVAILABLE_NOTE = Words(
+    "지금은 보내는 계정(login=sender)의 토큰을 받을 수 없어(카카오 연결 실패나 일시적 거부, 또는 "
+    "시간 초과) 메모(나와의 채팅, 알림 없음)로 보냈습니다. 다음 메시지는 다시 보내는 계정으로 "
+    "보냅니다",
+    "the sender's token (login=sender) could not be had just now (Kakao unreachable or refusing "
+    "for now, or out of time): sent as a memo (나와의 채팅, no notification). The next message "
+    "tries the sender again",
+)
+
+
+# What a call to Kakao may raise that becomes a failure in the result.
+_CALL_FAILURES = (KakaoError, KakaoUnavailable, DeadlineReached)
 
 
 class Login(Protocol):
@@ -93,13 +126,15 @@ def send_from_sender(
     templates: list[dict[str, Any]],
     *,
     custom: bool,
+    deadline: Deadline | None = None,
 ) -> MessageResult:
     """Each template from the sender to the owner, found by user id in the sender's friends
-    list (the uuid is used for this send and never kept)."""
+    list (the uuid is used for this send and never kept); no call started that could not
+    finish by ``deadline``."""
     count = len(templates)
     try:
-        friend = find_friend(kakao, sender.access_token, owner)
-    except (KakaoError, KakaoUnavailable) as exc:
+        friend = find_friend(kakao, sender.access_token, owner, deadline=deadline)
+    except _CALL_FAILURES as exc:
         failure = failure_for(exc, route=FRIEND, receiver=owner, part=0)
         return MessageResult(FRIEND, owner, count, failures=(failure,), not_sent=count)
     if friend is None:
@@ -108,8 +143,8 @@ def send_from_sender(
 
     def send(template: dict[str, Any], part: int) -> MessageFailure | None:
         try:
-            result = send_to_friends(kakao, sender.access_token, [friend.uuid], template)
-        except (KakaoError, KakaoUnavailable) as exc:
+            result = send_to_friends(kakao, sender.access_token, [friend.uuid], template, deadline)
+        except _CALL_FAILURES as exc:
             return failure_for(exc, route=FRIEND, receiver=owner, part=part, template=custom)
         if friend.uuid in result.successful_receiver_uuids:
             return None
@@ -126,14 +161,15 @@ def send_as_memos(
     note: Words | None = None,
     *,
     custom: bool,
+    deadline: Deadline | None = None,
 ) -> MessageResult:
     """Each template as a memo with the owner's token (나와의 채팅: silent); ``note`` says why
-    it is not from the sender."""
+    it is not from the sender. No call started that could not finish by ``deadline``."""
 
     def send(template: dict[str, Any], part: int) -> MessageFailure | None:
         try:
-            send_memo_template(kakao, owner.access_token, template)
-        except (KakaoError, KakaoUnavailable) as exc:
+            send_memo_template(kakao, owner.access_token, template, deadline)
+        except _CALL_FAILURES as exc:
             return failure_for(exc, route=MEMO, receiver=owner.user_id, part=part, template=custom)
         return None
 
@@ -166,10 +202,16 @@ def _each_part(
 
 
 def templates_for(
-    text: str | None, template: Mapping[str, Any] | None, link: str
+    text: str | None,
+    template: Mapping[str, Any] | None,
+    link: str,
+    *,
+    all_parts: bool = False,
 ) -> list[dict[str, Any]]:
     """The templates to send: ``template`` as it is, or ``text`` in numbered parts with
-    ``link``."""
+    ``link``. ValueError for a text of more than MAX_PARTS parts, unless ``all_parts``."""
     if template is not None or text is None:
         return [dict(template or {})]  # sent as it is
+    if not all_parts and (problem := too_many_parts(text, "all_parts=True")):
+        raise ValueError(problem)
     return [text_template(part, link) for part in numbered_parts(text)]

@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import NoTokenStored
+from ..budget import Deadline
+from ..errors import KakaoTokenError, LoginRequired, NoTokenStored
 from ..kakao.to_owner import (
+    NO_OWNER_NAMED_NOTE,
     NO_SENDER_NOTE,
+    SENDER_LOGIN_DEAD_NOTE,
+    SENDER_UNAVAILABLE_NOTE,
     MessageResult,
     send_as_memos,
     send_from_sender,
@@ -22,6 +26,7 @@ from ..kakao.to_owner import (
 )
 from ..language import Words
 from ..logins import SENDER
+from ..tokens import TokenDocument
 from .token_service import TokenService
 
 # A token valid for at least this long is used (else refreshed first): the sends take seconds.
@@ -36,27 +41,44 @@ def message_owner(
     link: str | None = None,
     memo: bool = False,
     user_id: int | None = None,
+    all_parts: bool = False,
 ) -> MessageResult:
-    """Send ``text`` (numbered parts past 200 characters) or a default ``template`` to the
-    owner (``user_id``'s login, with one per user: a memo, such a deployment has no sender);
-    what Kakao did is the result. KakaoTokenError when a token cannot be had."""
+    """Send ``text`` (numbered parts past 200 characters, at most MAX_PARTS of them unless
+    ``all_parts``) or a default ``template`` to the owner (``user_id``'s login, with one per
+    user: a memo, such a deployment has no sender); what Kakao did is the result, all within
+    one request deadline. A sender that cannot be used now (none yet, its login dead, Kakao or
+    the store failing for it) leaves a memo with a note saying why. KakaoTokenError when the
+    owner's token cannot be had."""
     settings = service.settings
     deadline = service.deadline()
-    templates = templates_for(text, template, link or settings.memo_link)
+    templates = templates_for(text, template, link or settings.memo_link, all_parts=all_parts)
     custom = template is not None
     note: Words | None = None
     if settings.sender and not memo and user_id is None:
         owner = service.stored_user_id(deadline)
-        try:
-            name = service.document_name(None, SENDER)
-            sender = service.valid_document(name, _MIN_VALID_SECONDS, deadline)
-        except NoTokenStored:
-            note = NO_SENDER_NOTE
-        else:
-            if owner is not None:
-                return send_from_sender(service.kakao, sender, owner, templates, custom=custom)
+        sender, note = _sender(service, deadline)
+        if sender is not None and owner is not None:
+            return send_from_sender(
+                service.kakao, sender, owner, templates, custom=custom, deadline=deadline
+            )
+        note = note or NO_OWNER_NAMED_NOTE
     elif not memo and user_id is None:
         note = NO_SENDER_NOTE
     owner_name = service.document_name(user_id)
     owner_login = service.valid_document(owner_name, _MIN_VALID_SECONDS, deadline)
-    return send_as_memos(service.kakao, owner_login, templates, note, custom=custom)
+    return send_as_memos(
+        service.kakao, owner_login, templates, note, custom=custom, deadline=deadline
+    )
+
+
+def _sender(service: TokenService, deadline: Deadline) -> tuple[TokenDocument | None, Words | None]:
+    """The sender's login valid for a while, or None and why not (a note for the memo)."""
+    try:
+        name = service.document_name(None, SENDER)
+        return service.valid_document(name, _MIN_VALID_SECONDS, deadline), None
+    except NoTokenStored:
+        return None, NO_SENDER_NOTE
+    except LoginRequired:  # a KakaoError: before it
+        return None, SENDER_LOGIN_DEAD_NOTE
+    except KakaoTokenError:  # Kakao or the store failing for the sender now
+        return None, SENDER_UNAVAILABLE_NOTE
