@@ -585,3 +585,29 @@ def test_a_token_refused_twice_is_reported(ready: Endpoint) -> None:
 
     assert not result.ok and result.summary == "failed: -401 token refused"
     assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 2
+
+
+def test_status_through_the_endpoint_shows_the_owner_and_the_sender(
+    capsys: pytest.CaptureFixture[str], ready: Endpoint
+) -> None:
+    """`kakao-token status` names both logins: the owner's, and the sender's with whom it
+    sends to (in --json too)."""
+    text = kakao_token(capsys, ready, "status")
+    as_json = kakao_token(capsys, ready, "status", "--json")
+
+    assert text.code == as_json.code == 0, text.err
+    assert f"user {OWNER}, ok" in text.out
+    assert f"sender: user {BOT}, ok (sends to {OWNER})" in text.out
+    assert json.loads(as_json.out)["sender"]["user_id"] == BOT
+
+
+def test_status_without_a_sender_shows_the_owner_alone(
+    capsys: pytest.CaptureFixture[str], endpoint: Endpoint
+) -> None:
+    """No sender logged in: the owner's login, and nothing about a sender."""
+    endpoint.log_in(user_id=OWNER)
+
+    ran = kakao_token(capsys, endpoint, "status")
+
+    assert ran.code == 0, ran.err
+    assert "sender" not in ran.out

@@ -17,10 +17,12 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..clock import DEFAULT_ACCESS_TOKEN_LEEWAY, format_time
-from ..errors import ConfigError, KakaoTokenError
+from ..errors import ConfigError, KakaoTokenError, LoginRequired, NoTokenStored
 from ..language import Words, languages_from
+from ..logins import SENDER
 from .answers import RemoteToken
 from .kakao_refusals import reword_memo_failure
 from .message_command import add_send_message, message_usage_ok, run_send_message
@@ -155,12 +157,20 @@ def run_remote(settings: RemoteSettings, args: argparse.Namespace) -> int:
 
 
 def _status(settings: RemoteSettings, token: RemoteToken, *, as_json: bool) -> None:
-    facts = {
+    """The owner's login, and the sender's when the deployment has one logged in."""
+    sender = _sender_or_none(settings, token)
+    facts: dict[str, Any] = {
         "endpoint": settings.url,
         "user_id": token.user_id,
         "expires_at": token.expires_at,
         "scope": token.scope,
     }
+    if sender is not None:
+        facts["sender"] = {
+            "user_id": sender.user_id,
+            "expires_at": sender.expires_at,
+            "scope": sender.scope,
+        }
     if as_json:
         print(json.dumps(facts, ensure_ascii=False, indent=2))
         return
@@ -174,6 +184,35 @@ def _status(settings: RemoteSettings, token: RemoteToken, *, as_json: bool) -> N
         f"  scopes: {scopes}",
     )
     print(said.said(settings.languages))
+    if sender is not None:
+        until, scopes = format_time(sender.expires_at), sender.scope or "-"
+        said = Words(
+            f"보내는 계정: 사용자 {sender.user_id}, 정상 (받는 사람 {sender.receiver_user_id})\n"
+            f"  액세스 토큰 만료  {until}\n"
+            f"  동의 항목: {scopes}",
+            f"sender: user {sender.user_id}, ok (sends to {sender.receiver_user_id})\n"
+            f"  access token until  {until}\n"
+            f"  scopes: {scopes}",
+        )
+        print(said.said(settings.languages))
+
+
+def _sender_or_none(settings: RemoteSettings, owner: RemoteToken) -> RemoteToken | None:
+    """The sender's login as the endpoint serves it; None when the deployment has none. A
+    sender whose login ended is said, not raised: the owner's login is fine."""
+    if owner.user_id is None:
+        return None
+    try:
+        return remote_token(settings, login=SENDER)
+    except NoTokenStored:
+        return None
+    except LoginRequired:
+        dead = Words(
+            "보내는 계정: 다시 로그인해야 합니다(보내는 계정으로 콜백 URL을 여세요)",
+            "sender: login required (open the callback URL as the sender's account)",
+        )
+        print(dead.said(settings.languages), file=sys.stderr)
+        return None
 
 
 def _send_memo(settings: RemoteSettings, token: RemoteToken, text: str) -> None:
