@@ -127,20 +127,12 @@ def _send_memo(service: TokenService, args: argparse.Namespace) -> int:
 
 
 def _send_message(service: TokenService, args: argparse.Namespace) -> int:
-    from .client.message_command import print_result
+    from functools import partial
+
+    from .client.message_command import send_and_print
     from .service.owner_send import message_owner
 
-    result = message_owner(
-        service,
-        args.text,
-        template=args.template,
-        link=args.link,
-        memo=args.memo,
-        user_id=args.user,
-        all_parts=args.all_parts,
-    )
-    print_result(result, args.languages)
-    return 0 if result.ok else 1
+    return send_and_print(partial(message_owner, service), args, args.languages)
 
 
 def _logout(service: TokenService, args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -70,9 +72,17 @@ def message_usage_ok(args: argparse.Namespace) -> bool:
 
 
 def run_send_message(settings: RemoteSettings, args: argparse.Namespace) -> int:
-    """Send and print what Kakao did; the endpoint's refusals raise (the caller prints them)."""
-    result = send_to_owner(
-        settings,
+    """Send through the endpoint and print what Kakao did; the endpoint's refusals raise (the
+    caller prints them)."""
+    return send_and_print(partial(send_to_owner, settings), args, settings.languages)
+
+
+def send_and_print(
+    send: Callable[..., MessageResult], args: argparse.Namespace, languages: Languages
+) -> int:
+    """``send`` (through the endpoint, or from the store) what the arguments say, print what
+    Kakao did, and the exit code: 0 when every part was delivered."""
+    result = send(
         args.text,
         template=args.template,
         link=args.link,
@@ -80,7 +90,7 @@ def run_send_message(settings: RemoteSettings, args: argparse.Namespace) -> int:
         user_id=args.user,
         all_parts=args.all_parts,
     )
-    print_result(result, settings.languages)
+    print_result(result, languages)
     return 0 if result.ok else 1
 
 
