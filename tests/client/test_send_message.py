@@ -576,15 +576,29 @@ def test_a_send_refused_with_minus_401_is_tried_once_more(ready: Endpoint) -> No
     assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 2
 
 
-def test_a_token_refused_twice_is_reported(ready: Endpoint) -> None:
-    """-401 on the send and on the one retry: the failure is reported (Kakao's code, the fix),
-    and nothing is tried a third time."""
+def test_a_sender_token_refused_twice_leaves_a_memo(ready: Endpoint) -> None:
+    """-401 on the send and on the one retry (the endpoint still hands out the dead token from
+    its own short memory): nothing is tried a third time from the sender, and the message goes
+    as the owner's memo, with a note saying why."""
     ready.kakao.state.inject(FRIEND_SEND_PATH, "-401", "-401")
 
     result = send_message("또", environ=client_env(ready))
 
-    assert not result.ok and result.summary == "failed: -401 token refused"
+    assert result.ok and result.route == "memo" and result.note is not None
     assert ready.kakao.state.calls[FRIEND_SEND_PATH] == 2
+    assert [(m["user_id"], m["text"]) for m in ready.kakao.state.memos] == [(OWNER, "또")]
+
+
+def test_an_owner_token_refused_is_asked_for_once_more(ready: Endpoint) -> None:
+    """A memo refused with -401 (a token kept from before the owner logged out or handed over):
+    the endpoint is asked once more and the memo sent once more."""
+    ready.kakao.state.inject("/v2/api/talk/memo/default/send", "-401")
+
+    result = send_message("메모", memo=True, environ=client_env(ready))
+
+    assert result.ok and result.route == "memo"
+    assert ready.kakao.state.calls["/v2/api/talk/memo/default/send"] == 2
+    assert [m["text"] for m in ready.kakao.state.memos] == ["메모"]
 
 
 def test_status_through_the_endpoint_shows_the_owner_and_the_sender(

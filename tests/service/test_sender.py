@@ -548,3 +548,74 @@ def test_send_message_from_the_store_refuses_more_than_five_parts_unless_asked(
     assert refused.returncode == 2 and "--all-parts" in refused.stderr
     assert sent.returncode == 0, sent.stderr
     assert len(fake_kakao.state.memos) == 7
+
+
+def unlink_through_the_function(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeKakao, tmp_path: Path, user_id: int
+) -> int:
+    client = callback_client(monkeypatch, fake, tmp_path)
+
+    def transport(method: str, url: str, headers: dict[str, str], params: dict[str, str]) -> int:
+        path = path_and_query(url)
+        return client.open(path, method=method, headers=headers, data=params).status_code
+
+    return fake.send_unlink_webhook(REDIRECT_URI + "unlink", user_id, transport=transport)
+
+
+def test_an_account_that_is_both_owner_and_sender_is_the_owner(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """A sender that took ownership while KAKAO_SENDER was off (so nothing checked it) logs in
+    as the owner once it is on again, never locked out; Kakao's unlink then ends both of its
+    documents, not just the first."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    plain = service_over(FileTokenStore(tmp_path), fake_kakao, None, TOKEN_DIR=str(tmp_path))
+    login_as(plain, fake_kakao, BOT, plain.issue_claim().secret)  # BOT takes ownership
+
+    again = login_as(service, fake_kakao, BOT)
+
+    assert stored(tmp_path, "kakao_token.json")["access_token"] == again.access_token
+    assert unlink_through_the_function(monkeypatch, fake_kakao, tmp_path, BOT) == 200
+    assert not stored(tmp_path, "kakao_token.json").get("refresh_token")
+    assert not (tmp_path / SENDER_FILE).exists()
+
+
+def test_a_storage_blip_on_the_senders_owner_link_login_never_ends_its_stored_login(
+    fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """The sender opening the owner's claim link while the sender's document cannot be read:
+    the login fails, and its fresh tokens are not logged out (that would end the stored
+    sender's login, the same account's)."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    owner_link = service.issue_claim().secret
+    blip = service_over(
+        SenderReadFails(tmp_path), fake_kakao, None, TOKEN_DIR=str(tmp_path), KAKAO_SENDER="1"
+    )
+
+    with pytest.raises(StorageError):
+        login_as(blip, fake_kakao, BOT, owner_link)
+
+    assert stored(tmp_path)["refresh_token"] in fake_kakao.state.valid_refresh_tokens()
+
+
+def test_an_unlink_kakao_cannot_confirm_leaves_the_senders_marker(
+    monkeypatch: pytest.MonkeyPatch, fake_kakao: FakeKakao, tmp_path: Path
+) -> None:
+    """An unlink event for the sender while Kakao cannot say whether the stored token is dead
+    (the event may be older than a new login): the tokens go, a marker keeps who the sender is,
+    so the sender logs in again without a new link."""
+    service = sender_service(fake_kakao, tmp_path)
+    with_owner(service, fake_kakao)
+    login_as(service, fake_kakao, BOT, service.issue_claim(SENDER).secret)
+    fake_kakao.state.inject("/v1/user/access_token_info", "500", "500", "500")
+
+    assert unlink_through_the_function(monkeypatch, fake_kakao, tmp_path, BOT) == 200
+
+    marker = stored(tmp_path)
+    assert marker["user_id"] == BOT and not marker.get("refresh_token")
+    assert login_as(service, fake_kakao, BOT).user_id == BOT
+    assert stored(tmp_path)["refresh_token"] in fake_kakao.state.valid_refresh_tokens()

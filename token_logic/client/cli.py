@@ -213,6 +213,13 @@ def _sender_or_none(settings: RemoteSettings, owner: RemoteToken) -> RemoteToken
         )
         print(dead.said(settings.languages), file=sys.stderr)
         return None
+    except KakaoTokenError as exc:  # the owner's login is fine: say it, don't fail the status
+        failed = Words(
+            f"보내는 계정: 지금은 확인할 수 없습니다({type(exc).__name__})",
+            f"sender: cannot be checked now ({type(exc).__name__})",
+        )
+        print(failed.said(settings.languages), file=sys.stderr)
+        return None
 
 
 def _send_memo(settings: RemoteSettings, token: RemoteToken, text: str) -> None:

@@ -117,12 +117,18 @@ def send_to_owner(
 
     note: Words | None = None
     if not memo and user_id is None:
-        result, note = _from_sender(settings, kakao, seen, parts, template is not None)
-        if result is not None:
-            return result
-    owner = remote_token(settings, user_id)
-    seen(owner)
-    return send_as_memos(kakao, owner, parts(owner), note, custom=template is not None)
+        from_sender, note = _from_sender(settings, kakao, seen, parts, template is not None)
+        if from_sender is not None:
+            return from_sender
+    for attempt in range(2):
+        owner = remote_token(settings, user_id)
+        seen(owner)
+        result = send_as_memos(kakao, owner, parts(owner), note, custom=template is not None)
+        if attempt or not _token_refused(result) or result.delivered:
+            break
+        # A token kept from before the owner logged out or handed over: ask once more.
+        forget_token(settings, owner, user_id)
+    return result
 
 
 def _from_sender(
@@ -153,7 +159,9 @@ def _from_sender(
         forget_token(settings, sender, login=SENDER)
         if result.delivered:
             return result, None  # the parts that arrived would arrive twice
-    return result, None
+    # Refused twice and nothing arrived: the endpoint still hands out the dead token (it keeps
+    # one for its own 30 s), so the message goes as the owner's memo rather than nowhere.
+    return None, SENDER_UNAVAILABLE_NOTE
 
 
 def _sender(
@@ -173,7 +181,7 @@ def _sender(
 
 
 def _token_refused(result: MessageResult) -> bool:
-    """Kakao refused the sender's token (-401): nothing after it was sent."""
+    """Kakao refused the token (-401): nothing after it was sent."""
     return bool(result.failures) and result.failures[-1].code == "-401"
 
 

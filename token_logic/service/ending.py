@@ -184,14 +184,15 @@ class LoginEnder:
         # A sender's document is ended even when KAKAO_SENDER was turned off since: Kakao's
         # word that a user left holds for every login of theirs we keep.
         sender = "" if USER_ID_PLACEHOLDER in template else sender_document_name(template)
+        first: LoginEnded | None = None
         for name in (document_name(template, user_id), sender):
-            if name:
+            if name:  # every document of this user: one account may hold both logins
                 ended = self._end_at(
                     name, user_id, deadline, reason, unless_live, one_token, clean_old_versions
                 )
-                if ended != LoginEnded(None):
-                    return ended
-        return ended
+                if first is None and ended != LoginEnded(None):
+                    first = ended
+        return first or ended
 
     def _end_at(
         self,
@@ -232,7 +233,10 @@ class LoginEnder:
                     )
             first_read = tokens
             try:
-                if delete:
+                # The sender's document goes only when Kakao said its token is dead (or could not
+                # be asked because it expired): an event that may be older than a new login of the
+                # sender leaves the marker, so that login would not need a new link.
+                if delete and (per_user or kakao_says in ("", "dead", "expired")):
                     if not self.store.delete(name, stored.version, deadline):
                         return LoginEnded(None)
                 else:

@@ -268,7 +268,11 @@ class LoginFinisher:
                 log_event(logging.WARNING, "sender link refused: opened by the owner")
                 raise SenderIsOwner(user_id)
             return True
-        return self._stored_user(self._settings.sender_object, work) == user_id
+        if self._stored_user(self._settings.sender_object, work) != user_id:
+            return False
+        # The stored sender logging in again, unless it is the owner too (a sender from before
+        # KAKAO_SENDER was turned off and on again that took ownership meanwhile): the owner wins.
+        return self._stored_user(template, work) != user_id
 
     def _owner_id(self, user_id: int, work: Deadline) -> int | None:
         """The stored owner's user id (None: no owner yet). For a document written without
@@ -304,9 +308,16 @@ class LoginFinisher:
         sender's stored login too)."""
         if not self._settings.sender or user_id is None:
             return
-        if self._stored_user(self._settings.sender_object, work) == user_id:
-            log_event(logging.WARNING, "owner login refused: the account is the sender")
-            raise OwnerIsSender(user_id)
+        stored = self._store.read(self._settings.sender_object, work)
+        sender = from_json_or_none(stored.data) if stored else None
+        # A token-less marker (a sender whose login ended) holds nobody back; nor does a sender
+        # document of the owner's own (the owner wins, see _is_sender).
+        if sender is None or sender.user_id != user_id or not sender.fields.get("refresh_token"):
+            return
+        if self._stored_user(self._settings.token_object, work) == user_id:
+            return
+        log_event(logging.WARNING, "owner login refused: the account is the sender")
+        raise OwnerIsSender(user_id)
 
     def _store_sender(
         self,
@@ -442,6 +453,11 @@ class LoginFinisher:
         except KakaoTokenError:
             return _UNKNOWN
         latest = from_json_or_none(stored.data) if stored else None
+        if self._settings.sender and document is not None:
+            # The same account may hold the sender's login: a logout would end it too.
+            sender_fate = self._stored_fate(self._settings.sender_object, document, deadline)
+            if sender_fate != _NONE and name != self._settings.sender_object:
+                return sender_fate
         if latest is None or not latest.fields.get("refresh_token"):
             return _NONE
         if document is None:
@@ -449,6 +465,18 @@ class LoginFinisher:
         if latest.fields.get("refresh_token") == document.refresh_token:
             return _LANDED
         return _SAME_USER if latest.user_id == document.user_id else _NONE
+
+    def _stored_fate(self, name: str, document: TokenDocument, deadline: Deadline) -> str:
+        """_SAME_USER when ``name`` holds this user's live login, _UNKNOWN when it can't be
+        read, else _NONE."""
+        try:
+            stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
+        except KakaoTokenError:
+            return _UNKNOWN
+        held = from_json_or_none(stored.data) if stored else None
+        if held is not None and held.user_id == document.user_id:
+            return _SAME_USER if held.fields.get("refresh_token") else _NONE
+        return _NONE
 
     def _discard(
         self, response: Mapping[str, Any], exc: KakaoTokenError, fate: str, deadline: Deadline
