@@ -120,15 +120,30 @@ def send_to_owner(
         from_sender, note = _from_sender(settings, kakao, seen, parts, template is not None)
         if from_sender is not None:
             return from_sender
-    for attempt in range(2):
-        owner = remote_token(settings, user_id)
-        seen(owner)
-        result = send_as_memos(kakao, owner, parts(owner), note, custom=template is not None)
-        if attempt or not _token_refused(result) or result.delivered:
-            break
-        # A token kept from before the owner logged out or handed over: ask once more.
-        forget_token(settings, owner, user_id)
-    return result
+    return _as_memos(settings, kakao, seen, parts, note, user_id, template is not None)
+
+
+def _as_memos(
+    settings: RemoteSettings,
+    kakao: KakaoClient,
+    seen: Callable[[RemoteToken], None],
+    parts: Callable[[RemoteToken], list[dict[str, Any]]],
+    note: Words | None,
+    user_id: int | None,
+    custom: bool,
+) -> MessageResult:
+    """The message as the owner's memos. Kakao refusing the owner's token (-401) before a part
+    arrived means a token kept from before the owner logged out or handed over: the endpoint is
+    asked once more."""
+    owner = remote_token(settings, user_id)
+    seen(owner)
+    result = send_as_memos(kakao, owner, parts(owner), note, custom=custom)
+    if not _token_refused(result) or result.delivered:
+        return result
+    forget_token(settings, owner, user_id)
+    owner = remote_token(settings, user_id)
+    seen(owner)
+    return send_as_memos(kakao, owner, parts(owner), note, custom=custom)
 
 
 def _from_sender(

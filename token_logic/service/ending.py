@@ -184,15 +184,34 @@ class LoginEnder:
         # A sender's document is ended even when KAKAO_SENDER was turned off since: Kakao's
         # word that a user left holds for every login of theirs we keep.
         sender = "" if USER_ID_PLACEHOLDER in template else sender_document_name(template)
-        first: LoginEnded | None = None
-        for name in (document_name(template, user_id), sender):
-            if name:  # every document of this user: one account may hold both logins
-                ended = self._end_at(
-                    name, user_id, deadline, reason, unless_live, one_token, clean_old_versions
-                )
-                if first is None and ended != LoginEnded(None):
-                    first = ended
-        return first or ended
+        ended = self._end_at(
+            document_name(template, user_id),
+            user_id,
+            deadline,
+            reason,
+            unless_live,
+            one_token,
+            clean_old_versions,
+        )
+        if not sender:
+            return ended
+        # Every document of this user: one account may hold both logins. Once the first has
+        # ended, the sender's is best effort within what is left of the deadline.
+        try:
+            also = self._end_at(
+                sender, user_id, deadline, reason, unless_live, one_token, clean_old_versions
+            )
+        except KakaoTokenError as exc:
+            if ended == LoginEnded(None):
+                raise
+            log_event(
+                logging.WARNING,
+                "the sender's document of this user is left for the next event",
+                user_id=user_id,
+                error=type(exc).__name__,
+            )
+            return ended
+        return ended if ended != LoginEnded(None) else also
 
     def _end_at(
         self,
