@@ -36,7 +36,7 @@ run: $(RUN_STAMP)
 test: lint typecheck unit
 
 # The inner loop: every test but the slow ones (the real gcloud parser, wheels, the browser,
-# the Action's subprocesses), without lint and types. `make test` and CI run everything.
+# the Action's subprocesses, make run's servers), without lint and types. `make test` and CI run everything.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow"
 

@@ -36,6 +36,9 @@ from dev.servers import (
 from tests.conftest import ROOT
 from tests.helpers import consent, run_cli
 
+# Real make run servers in subprocesses: part of make test, left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 CLI = ("-m", "token_logic")
 GUIDE_END = "Command line through the token endpoint"
 SECRET = "dummy-client-secret-5f2c9e"

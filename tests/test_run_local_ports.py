@@ -30,6 +30,9 @@ from tests.test_run_local import (  # real_app: a fixture, one run of this modul
     real_app,  # noqa: F401
 )
 
+# Real make run servers in subprocesses: part of make test, left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 TOKEN_CALLS = "/oauth/token"
 LISTEN = "0A"  # a socket's state in /proc/net/tcp: TCP_LISTEN
 FOREIGN_HOST = "attacker.example"
