@@ -564,6 +564,8 @@ _NOT_FOR_A_LOGIN_START = {
     "token_logic.web.account_status",
     "token_logic.problems",
     "token_logic.service.login",
+    "token_logic.service.sender_login",
+    "token_logic.service.login_writer",
     "token_logic.service.refresh",
     "token_logic.service.ending",
     "token_logic.service.sweep",

@@ -12,38 +12,33 @@ Who may store a login:
   document is stored logs in again freely. Anyone else is refused as above: the callback is
   public, and a stranger's stored login would be a document the owner's scripts could reach.
 - Per-user documents with an allowlist: the allowed users, each their own document.
-- The sender (KAKAO_SENDER=1, logins.py), a second account beside a single document's owner:
-  admitted by a sender claim link of its own, stored in its own document and never the owner's;
-  it logs in again freely after that. The owner's account is refused as the sender.
+- The sender (KAKAO_SENDER=1), a second account beside a single document's owner: told apart
+  and stored by sender_login.py, in its own document; one account never holds both logins.
 A login whose user id could not be established is never stored (fail closed).
 
 A login has the request's deadline (budget.py) like everything else. Once Kakao has issued
 tokens, a login that cannot be stored in time (who it is unknown, storage down, out of time)
 is logged out at Kakao, so no live token is left in nobody's hands; if the write's fate is
-unknown, a read settles it first (a login that did land is kept).
+unknown, a read settles it first (a login that did land is kept; login_writer.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from ..budget import LOGIN_CLEANUP_SECONDS, MAX_CONFLICT_ATTEMPTS, Deadline
+from ..budget import LOGIN_CLEANUP_SECONDS, Deadline
 from ..clock import Clock
-from ..config import USER_ID_PLACEHOLDER, Settings
+from ..config import Settings
 from ..errors import (
     ClaimRequired,
     IdentityUnverified,
     KakaoTokenError,
     KakaoUnavailable,
     NotTheOwner,
-    OwnerIsSender,
-    SenderIsOwner,
-    SenderNeedsOwner,
     StorageError,
     UserNotAllowed,
-    WriteConflict,
 )
 from ..kakao.api import KakaoClient
 from ..kakao.id_token import id_token_subject
@@ -58,10 +53,9 @@ from ..tokens import (
     to_json,
     unusable_lifetimes,
 )
-from .claim import claim_name, spend_claim, valid_claim
+from .login_writer import LANDED, LoginWriter
+from .sender_login import SenderAdmission
 
-# What a failed login left in the store (LoginFinisher._fate).
-_LANDED, _SAME_USER, _NONE, _UNKNOWN = "landed", "same_user", "none", "unknown"
 # An unconditional overwrite takes no deadline (one attempt, its own timeout): only with this
 # much time left; otherwise the deadline-bounded read and conditional write.
 _UNBOUNDED_WRITE_SECONDS = 15.0
@@ -77,6 +71,8 @@ class LoginFinisher:
         self._kakao = kakao
         self._store = store
         self._clock = clock
+        self._writer = LoginWriter(settings, kakao, store, clock)
+        self._sender = SenderAdmission(settings, store, clock, self._writer)
 
     def finish(
         self, code: str, state: str, cookies: Mapping[str, str], deadline: Deadline
@@ -92,10 +88,10 @@ class LoginFinisher:
         sender = False
         try:
             user_id = self._identify(response, secrets.nonce, work)
-            sender = self._settings.sender and self._is_sender(user_id, secrets.claim, work)
+            sender = self._settings.sender and self._sender.is_sender(user_id, secrets.claim, work)
             allowed = self._settings.allowed_user_ids
             if allowed and user_id not in allowed and not sender:
-                self._revoke(response, user_id, "login refused: user not allowed", deadline)
+                self._writer.revoke(response, user_id, "login refused: user not allowed", deadline)
                 raise UserNotAllowed(user_id)
             for field_name in unusable_lifetimes(response):
                 log_event(
@@ -107,9 +103,10 @@ class LoginFinisher:
             name = document_name(self._settings.token_object, user_id)
             if sender:
                 name = self._settings.sender_object
-                self._store_sender(name, document, response, secrets.claim, work, deadline)
+                self._sender.store_sender(name, document, response, secrets.claim, work, deadline)
             elif self._settings.sender and not self._settings.single_owner:
-                self._refuse_if_sender(user_id, work)  # the allowlist's own check comes first
+                # The allowlist's own check comes first.
+                self._sender.refuse_if_sender(user_id, work)
                 self._store_over_anything(name, document, work)
             elif self._settings.single_owner:
                 self._store_if_owner(name, document, response, secrets.claim, work, deadline)
@@ -120,11 +117,11 @@ class LoginFinisher:
         except UserNotAllowed:
             raise  # refused: its tokens were logged out already (or, owner unknown, kept)
         except KakaoTokenError as exc:
-            fate = self._fate(name, document, deadline)
-            if fate == _LANDED and document is not None:
+            fate = self._writer.fate(name, document, deadline)
+            if fate == LANDED and document is not None:
                 log_event(logging.WARNING, "login stored, though the write seemed to fail")
                 return document, SENDER if sender else OWNER
-            self._discard(response, exc, fate, deadline)
+            self._writer.discard(response, exc, fate, deadline)
             raise
         log_event(
             logging.INFO,
@@ -174,21 +171,23 @@ class LoginFinisher:
         previous: list[TokenDocument] = []
 
         def take_claim(owner: int | None) -> bool:
-            if not claimed and claim_secret and self._spend_claim(claim_secret, work):
+            if not claimed and claim_secret and self._writer.redeem_claim(claim_secret, work):
                 claimed.append(owner)
             return bool(claimed)
 
         def vet(current: Stored | None) -> None:
-            self._refuse_if_sender(user_id, work)
+            self._sender.refuse_if_sender(user_id, work)
             stored_document = from_json_or_none(current.data) if current else None
             if current is None:
                 if self._settings.demo or take_claim(None):
                     return
-                self._revoke(response, user_id, "login refused: nobody owns this yet", deadline)
+                self._writer.revoke(
+                    response, user_id, "login refused: nobody owns this yet", deadline
+                )
                 raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
             owner = stored_document.user_id if stored_document else None
             if owner is None:
-                owner = self._owner_of_stored_tokens(stored_document, work)
+                owner = self._writer.owner_of_stored_tokens(stored_document, work)
             if owner == user_id and owner is not None:
                 return
             if take_claim(owner):
@@ -199,10 +198,12 @@ class LoginFinisher:
                 # owner, and a Kakao logout would end the stored login too.
                 log_event(logging.WARNING, "login refused: stored document names no owner")
                 raise NotTheOwner(user_id or 0, owner_known=False)
-            self._revoke(response, user_id, "login refused: another user owns this", deadline)
+            self._writer.revoke(
+                response, user_id, "login refused: another user owns this", deadline
+            )
             raise NotTheOwner(user_id or 0, owner_known=True)
 
-        self._write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
+        self._writer.write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
         if claimed:
             log_event(
                 logging.WARNING,
@@ -212,8 +213,10 @@ class LoginFinisher:
                 previous_owner=claimed[0],
             )
         for old in previous:  # handed over: the previous owner's tokens end here too
-            if old.fields.get("access_token") and old.user_id not in (user_id, self._sender_id()):
-                self._log_out(old.access_token, deadline)
+            if not old.fields.get("access_token"):
+                continue  # nothing to end (and no need to read who the sender is)
+            if old.user_id not in (user_id, self._sender.sender_id()):
+                self._writer.log_out(old.access_token, deadline)
 
     def _store_if_admitted(
         self,
@@ -232,13 +235,15 @@ class LoginFinisher:
         def vet(current: Stored | None) -> None:
             if current is not None or self._settings.demo or claimed:
                 return  # the name is this user's own: a document there admitted them before
-            if claim_secret and self._spend_claim(claim_secret, work):
+            if claim_secret and self._writer.redeem_claim(claim_secret, work):
                 claimed.append(True)
                 return
-            self._revoke(response, user_id, "login refused: no claim link for a new user", deadline)
+            self._writer.revoke(
+                response, user_id, "login refused: no claim link for a new user", deadline
+            )
             raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
 
-        self._write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
+        self._writer.write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
         if claimed:
             log_event(
                 logging.WARNING,
@@ -246,161 +251,6 @@ class LoginFinisher:
                 alert=ALERT_OWNERSHIP,
                 user_id=user_id,
             )
-
-    def _is_sender(self, user_id: int, claim_secret: str, work: Deadline) -> bool:
-        """Whether this login is the sender's: it carries a valid sender claim, or it is the
-        stored sender logging in again. An owner's claim link wins (the owner path then refuses
-        an account that is the sender). One account never holds both logins: SenderIsOwner when
-        the owner opens the sender link, SenderNeedsOwner before any owner has logged in (a
-        sender link opened first would trap the intended owner as the sender)."""
-        template = self._settings.token_object
-        now = self._clock.now()
-        if claim_secret and valid_claim(self._store, claim_name(template), claim_secret, now, work):
-            return False
-        if claim_secret and valid_claim(
-            self._store, claim_name(template, SENDER), claim_secret, now, work
-        ):
-            owner = self._owner_id(user_id, work)
-            if owner is None:
-                log_event(logging.WARNING, "sender link refused: no owner has logged in yet")
-                raise SenderNeedsOwner(user_id)
-            if owner == user_id:
-                log_event(logging.WARNING, "sender link refused: opened by the owner")
-                raise SenderIsOwner(user_id)
-            return True
-        if self._stored_user(self._settings.sender_object, work) != user_id:
-            return False
-        # The stored sender logging in again, unless it is the owner too (a sender from before
-        # KAKAO_SENDER was turned off and on again that took ownership meanwhile): the owner wins.
-        return self._stored_user(template, work) != user_id
-
-    def _owner_id(self, user_id: int, work: Deadline) -> int | None:
-        """The stored owner's user id (None: no owner yet). For a document written without
-        one, Kakao is asked whose its token is; if that cannot be told, NotTheOwner (refused
-        with no logout: this may be the owner)."""
-        stored = self._store.read(self._settings.token_object, work)
-        document = from_json_or_none(stored.data) if stored else None
-        if document is None:
-            return None
-        if document.user_id is not None:
-            return document.user_id
-        owner = self._owner_of_stored_tokens(document, work)
-        if owner is None:
-            raise NotTheOwner(user_id, owner_known=False)
-        return owner
-
-    def _stored_user(self, name: str, work: Deadline) -> int | None:
-        stored = self._store.read(name, work)
-        document = from_json_or_none(stored.data) if stored else None
-        return document.user_id if document else None
-
-    def _sender_id(self) -> int | None:
-        """The stored sender's user id, when there is a sender; never raises (None)."""
-        if not self._settings.sender:
-            return None
-        try:
-            return self._stored_user(self._settings.sender_object, Deadline.after(2, self._clock))
-        except KakaoTokenError:
-            return None
-
-    def _refuse_if_sender(self, user_id: int | None, work: Deadline) -> None:
-        """OwnerIsSender when this account is the stored sender (no logout: that would end the
-        sender's stored login too)."""
-        if not self._settings.sender or user_id is None:
-            return
-        stored = self._store.read(self._settings.sender_object, work)
-        sender = from_json_or_none(stored.data) if stored else None
-        # A token-less marker (a sender whose login ended) holds nobody back; nor does a sender
-        # document of the owner's own (the owner wins, see _is_sender).
-        if sender is None or sender.user_id != user_id or not sender.fields.get("refresh_token"):
-            return
-        if self._stored_user(self._settings.token_object, work) == user_id:
-            return
-        log_event(logging.WARNING, "owner login refused: the account is the sender")
-        raise OwnerIsSender(user_id)
-
-    def _store_sender(
-        self,
-        name: str,
-        document: TokenDocument,
-        response: Mapping[str, Any],
-        claim_secret: str,
-        work: Deadline,
-        deadline: Deadline,
-    ) -> None:
-        """Store the sender's login over its own document, or as a new sender with the sender
-        claim link, spent before the write; a previous sender's tokens are logged out then."""
-        user_id = document.user_id
-        claimed: list[bool] = []
-        previous: list[TokenDocument] = []
-        owners: list[int | None] = []
-
-        def vet(current: Stored | None) -> None:
-            owner = self._owner_id(user_id or 0, work)  # again, right before each write
-            if owner == user_id:
-                raise SenderIsOwner(user_id or 0)
-            owners[:] = [owner]
-            stored_document = from_json_or_none(current.data) if current else None
-            if stored_document is not None and stored_document.user_id == user_id:
-                return
-            if claimed or (claim_secret and self._spend_claim(claim_secret, work, SENDER)):
-                claimed.append(True)
-                previous[:] = [stored_document] if stored_document else []
-                return
-            self._revoke(response, user_id, "sender login refused: no sender link", deadline)
-            raise ClaimRequired(user_id or 0, link_given=bool(claim_secret))
-
-        self._write_vetted(name, document, vet, lambda: bool(claimed), work, deadline)
-        if claimed:
-            log_event(
-                logging.WARNING,
-                "sender admitted with a sender link",
-                alert=ALERT_OWNERSHIP,
-                user_id=user_id,
-                previous_sender=previous[0].user_id if previous else None,
-            )
-        for old in previous:  # replaced: the previous sender's tokens end here too
-            if old.fields.get("access_token") and old.user_id not in (user_id, *owners):
-                self._log_out(old.access_token, deadline)
-
-    def _write_vetted(
-        self,
-        name: str,
-        document: TokenDocument,
-        vet: Callable[[Stored | None], None],
-        claimed: Callable[[], bool],
-        work: Deadline,
-        deadline: Deadline,
-    ) -> None:
-        """The vetted conditional write. If it seemed to fail after ``vet`` spent a claim link,
-        the login counts as stored when it did land (the link is gone either way)."""
-        try:
-            self._write_over_read_version(name, to_json(document), vet, work)
-        except KakaoTokenError:
-            if not claimed() or self._fate(name, document, deadline) != _LANDED:
-                raise
-
-    def _spend_claim(self, secret: str, deadline: Deadline, login: str = OWNER) -> bool:
-        name = claim_name(self._settings.token_object, login)
-        stored = valid_claim(self._store, name, secret, self._clock.now(), deadline)
-        if stored is None:
-            return False
-        try:
-            return spend_claim(self._store, name, stored, deadline)
-        except WriteConflict:
-            return False  # spent (or replaced by a newer link) in between
-
-    def _owner_of_stored_tokens(
-        self, document: TokenDocument | None, deadline: Deadline
-    ) -> int | None:
-        """For a document written without user_id (an older version): ask Kakao whose its
-        access token is. None when that cannot be told (expired, unreadable, Kakao down)."""
-        if document is None:
-            return None
-        try:
-            return self._kakao.user_id(document.access_token, deadline)
-        except KakaoTokenError:
-            return None
 
     def _store_over_anything(self, name: str, document: TokenDocument, work: Deadline) -> None:
         """Who may store is settled (allowlist, or the user's own document): one write, no read.
@@ -411,7 +261,7 @@ class LoginFinisher:
         """
         data = to_json(document)
         if work.remaining() < _UNBOUNDED_WRITE_SECONDS:  # overwrite takes no deadline
-            self._write_over_read_version(name, data, lambda current: None, work)
+            self._writer.write_over_read_version(name, data, lambda current: None, work)
             return
         try:
             self._store.overwrite(name, data)
@@ -423,99 +273,4 @@ class LoginFinisher:
                 document=name,
                 error=type(exc.__cause__ or exc).__name__,
             )
-        self._write_over_read_version(name, data, lambda current: None, work)
-
-    def _write_over_read_version(
-        self, name: str, data: bytes, vet: Callable[[Stored | None], None], work: Deadline
-    ) -> None:
-        """Read the version, let ``vet`` refuse (by raising), write conditionally on that
-        version; again from the read if someone wrote in between."""
-        for _ in range(MAX_CONFLICT_ATTEMPTS):
-            current = self._store.read(name, work)
-            vet(current)
-            try:
-                self._store.write(name, data, current.version if current else None, work)
-                return
-            except WriteConflict:
-                continue
-        raise StorageError(f"gave up storing the login: {name} kept changing")
-
-    def _fate(self, name: str, document: TokenDocument | None, deadline: Deadline) -> str:
-        """After a login failed past Kakao: is it stored after all (a write whose answer was
-        lost), is another login of the same user stored, or neither; or can't that be told."""
-        template = self._settings.token_object
-        if document is None:  # who logged in is not known: only an empty single document is safe
-            if USER_ID_PLACEHOLDER in template or self._settings.sender:
-                return _UNKNOWN  # it may be the stored sender's (or a user's own) login
-            name = template
-        try:
-            stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
-        except KakaoTokenError:
-            return _UNKNOWN
-        latest = from_json_or_none(stored.data) if stored else None
-        if self._settings.sender and document is not None:
-            # The same account may hold the sender's login: a logout would end it too.
-            sender_fate = self._stored_fate(self._settings.sender_object, document, deadline)
-            if sender_fate != _NONE and name != self._settings.sender_object:
-                return sender_fate
-        if latest is None or not latest.fields.get("refresh_token"):
-            return _NONE
-        if document is None:
-            return _UNKNOWN
-        if latest.fields.get("refresh_token") == document.refresh_token:
-            return _LANDED
-        return _SAME_USER if latest.user_id == document.user_id else _NONE
-
-    def _stored_fate(self, name: str, document: TokenDocument, deadline: Deadline) -> str:
-        """_SAME_USER when ``name`` holds this user's live login, _UNKNOWN when it can't be
-        read, else _NONE."""
-        try:
-            stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
-        except KakaoTokenError:
-            return _UNKNOWN
-        held = from_json_or_none(stored.data) if stored else None
-        if held is not None and held.user_id == document.user_id:
-            return _SAME_USER if held.fields.get("refresh_token") else _NONE
-        return _NONE
-
-    def _discard(
-        self, response: Mapping[str, Any], exc: KakaoTokenError, fate: str, deadline: Deadline
-    ) -> None:
-        """The tokens of a login that could not be stored: logged out at Kakao, unless that
-        could end a stored login too (Kakao's logout ends every token of that user for this
-        app). Then they are left to expire: nobody holds the refresh token to renew them."""
-        if fate != _NONE:
-            log_event(
-                logging.WARNING,
-                "login not stored; its fresh tokens are left to expire (a Kakao logout could "
-                "end this user's stored login too)",
-                error=type(exc).__name__,
-                stored=fate,
-            )
-            return
-        log_event(
-            logging.WARNING,
-            "login not stored; logging its fresh tokens out at Kakao",
-            error=type(exc).__name__,
-        )
-        self._log_out(str(response.get("access_token", "")), deadline)
-
-    def _revoke(
-        self, response: Mapping[str, Any], user_id: int | None, why: str, deadline: Deadline
-    ) -> None:
-        """Log out a refused login's fresh tokens at Kakao, so nothing usable is left behind."""
-        log_event(logging.WARNING, why, user_id=user_id, alert=ALERT_OWNERSHIP)
-        self._log_out(str(response.get("access_token", "")), deadline)
-
-    def _log_out(self, access_token: str, deadline: Deadline) -> None:
-        """End tokens at Kakao; if Kakao cannot be told, they expire on their own (nobody holds
-        the refresh token, so nobody can renew them)."""
-        try:
-            self._kakao.logout(access_token, deadline)
-        except KakaoTokenError as exc:
-            log_event(
-                logging.WARNING,
-                "could not log tokens out at Kakao; they expire on their own",
-                error=type(exc).__name__,
-                error_code=getattr(exc, "code", ""),
-            )
+        self._writer.write_over_read_version(name, data, lambda current: None, work)
