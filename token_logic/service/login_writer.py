@@ -20,7 +20,7 @@ from ..errors import KakaoTokenError, StorageError, WriteConflict
 from ..kakao.api import KakaoClient
 from ..log import ALERT_OWNERSHIP, log_event
 from ..logins import OWNER
-from ..storage.protocol import Stored, TokenStore
+from ..storage.protocol import Stored, TokenStore, stored_document
 from ..tokens import TokenDocument, from_json_or_none, to_json
 from .claim import claim_name, spend_claim, valid_claim
 
@@ -124,10 +124,11 @@ class LoginWriter:
         """_SAME_USER when ``name`` holds this user's live login, _UNKNOWN when it can't be
         read, else _NONE."""
         try:
-            stored = self._store.read(name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2))
+            held = stored_document(
+                self._store, name, deadline.earlier_by(LOGIN_CLEANUP_SECONDS / 2)
+            )
         except KakaoTokenError:
             return _UNKNOWN
-        held = from_json_or_none(stored.data) if stored else None
         if held is not None and held.user_id == document.user_id:
             return _SAME_USER if held.fields.get("refresh_token") else _NONE
         return _NONE

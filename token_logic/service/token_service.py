@@ -19,10 +19,11 @@ from ..storage.protocol import (
     TokenStore,
     document_name,
     read_document,
+    stored_document,
     template_matches,
     template_prefix,
 )
-from ..tokens import UNLINKED, TokenDocument, from_json_or_none
+from ..tokens import UNLINKED, TokenDocument
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..storage.facts import Listed
@@ -266,8 +267,7 @@ class TokenService:
     def stored_user_id(self, deadline: Deadline) -> int | None:
         """Whose login the single document holds (the owner's id), or None: nothing stored,
         or no id in it. The sender's messages go to this user."""
-        stored = self.store.read(self.settings.token_object, deadline)
-        document = from_json_or_none(stored.data) if stored else None
+        document = stored_document(self.store, self.settings.token_object, deadline)
         return document.user_id if document else None
 
     def status(self) -> list[dict[str, Any]]:

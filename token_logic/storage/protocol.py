@@ -20,7 +20,7 @@ from ..budget import Deadline
 from ..checks import is_decimal
 from ..config import USER_ID_PLACEHOLDER
 from ..errors import NoTokenStored
-from ..tokens import TokenDocument, from_json
+from ..tokens import TokenDocument, from_json, from_json_or_none
 from .facts import Listed
 
 
@@ -111,6 +111,14 @@ def read_document(
     if stored is None:
         raise NoTokenStored(f"no token stored at {name}")
     return stored.version, from_json(stored.data)
+
+
+def stored_document(
+    store: TokenStore, name: str, deadline: Deadline | None = None
+) -> TokenDocument | None:
+    """The parsed document, or None when nothing is stored there or it is not a document."""
+    stored = store.read(name, deadline)
+    return from_json_or_none(stored.data) if stored else None
 
 
 def document_name(template: str, user_id: int | None) -> str:

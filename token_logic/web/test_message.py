@@ -28,7 +28,7 @@ from ..errors import KakaoTokenError
 from ..log import log_event
 from ..logins import SENDER
 from ..service.token_service import ServiceFactory, TokenService
-from ..tokens import from_json_or_none
+from ..storage.protocol import stored_document
 from .done_cookie import (
     DONE_COOKIE_LIFETIME_SECONDS,
     DoneLogin,
@@ -150,8 +150,7 @@ def _proves(service: TokenService, done: DoneLogin, user_id: int | None) -> bool
         name = service.settings.sender_object
     else:
         name = service.document_name(user_id)
-    stored = service.store.read(name, service.deadline())
-    document = from_json_or_none(stored.data) if stored else None
+    document = stored_document(service.store, name, service.deadline())
     if document is None or not document.fields.get("access_token"):
         return False
     expected = token_proof(document.access_token, done.issued_at)
