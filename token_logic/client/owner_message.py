@@ -19,25 +19,17 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from ..errors import (
-    ConfigError,
-    DeadlineReached,
-    KakaoError,
-    KakaoUnavailable,
-    LoginRequired,
-    NoTokenStored,
-)
+from ..errors import ConfigError, KakaoTokenError
 from ..kakao.api import DEFAULT_AUTH_BASE_URL, DEFAULT_MEMO_LINK, KakaoClient
 from ..kakao.message_parts import too_many_parts
 from ..kakao.to_owner import (
     NO_OWNER_NAMED_NOTE,
-    NO_SENDER_NOTE,
-    SENDER_LOGIN_DEAD_NOTE,
     SENDER_UNAVAILABLE_NOTE,
     MessageResult,
     send_as_memos,
     send_from_sender,
     templates_for,
+    why_no_sender,
 )
 from ..language import Words
 from ..logins import SENDER
@@ -135,15 +127,17 @@ def _as_memos(
     """The message as the owner's memos. Kakao refusing the owner's token (-401) before a part
     arrived means a token kept from before the owner logged out or handed over: the endpoint is
     asked once more."""
-    owner = remote_token(settings, user_id)
-    seen(owner)
-    result = send_as_memos(kakao, owner, parts(owner), note, custom=custom)
-    if not _token_refused(result) or result.delivered:
-        return result
-    forget_token(settings, owner, user_id)
-    owner = remote_token(settings, user_id)
-    seen(owner)
-    return send_as_memos(kakao, owner, parts(owner), note, custom=custom)
+
+    def attempt() -> tuple[RemoteToken, MessageResult]:
+        owner = remote_token(settings, user_id)
+        seen(owner)
+        return owner, send_as_memos(kakao, owner, parts(owner), note, custom=custom)
+
+    owner, result = attempt()
+    if _token_refused(result) and not result.delivered:
+        forget_token(settings, owner, user_id)
+        _, result = attempt()
+    return result
 
 
 def _from_sender(
@@ -159,7 +153,6 @@ def _from_sender(
     before the sender logged out, logged in again or was replaced: the endpoint is asked
     again, once, and what it says now decides (a new token, or a memo saying why).
     """
-    result: MessageResult | None = None
     for _ in range(2):
         sender, note = _sender(settings, seen)
         if sender is None:
@@ -185,12 +178,11 @@ def _sender(
     """The sender's token from the endpoint; else None and why a memo goes instead."""
     try:
         sender = remote_token(settings, login=SENDER)
-    except NoTokenStored:
-        return None, NO_SENDER_NOTE
-    except LoginRequired:  # a KakaoError: before it
-        return None, SENDER_LOGIN_DEAD_NOTE
-    except (KakaoError, KakaoUnavailable, DeadlineReached):
-        return None, SENDER_UNAVAILABLE_NOTE
+    except KakaoTokenError as exc:
+        note = why_no_sender(exc)
+        if note is None:  # the endpoint itself unreachable, our identity refused: say so
+            raise
+        return None, note
     seen(sender)
     return sender, None
 

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..budget import Deadline
-from ..errors import DeadlineReached, KakaoError, KakaoUnavailable
+from ..errors import (
+    DeadlineReached,
+    KakaoError,
+    KakaoTokenError,
+    KakaoUnavailable,
+    LoginRequired,
+    NoTokenStored,
+)
 from ..language import Words
 from .api import KakaoClient
 from .message_parts import numbered_parts, too_many_parts
@@ -91,6 +98,19 @@ class Login(Protocol):
 
     @property
     def user_id(self) -> int | None: ...
+
+
+def why_no_sender(exc: KakaoTokenError) -> Words | None:
+    """The note for a message that goes as a memo because the sender's token could not be had
+    (``exc``): none stored, its login ended, or it cannot be had now. None when ``exc`` is no
+    reason to send a memo instead (the caller lets it raise)."""
+    if isinstance(exc, NoTokenStored):
+        return NO_SENDER_NOTE
+    if isinstance(exc, LoginRequired):  # a KakaoError: before it
+        return SENDER_LOGIN_DEAD_NOTE
+    if isinstance(exc, (KakaoError, KakaoUnavailable, DeadlineReached)):
+        return SENDER_UNAVAILABLE_NOTE
+    return None
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..budget import Deadline
-from ..errors import KakaoTokenError, LoginRequired, NoTokenStored
+from ..errors import KakaoTokenError
 from ..kakao.to_owner import (
     NO_OWNER_NAMED_NOTE,
     NO_SENDER_NOTE,
-    SENDER_LOGIN_DEAD_NOTE,
     SENDER_UNAVAILABLE_NOTE,
     MessageResult,
     send_as_memos,
     send_from_sender,
     templates_for,
+    why_no_sender,
 )
 from ..language import Words
 from ..logins import SENDER
@@ -76,9 +76,5 @@ def _sender(service: TokenService, deadline: Deadline) -> tuple[TokenDocument | 
     try:
         name = service.document_name(None, SENDER)
         return service.valid_document(name, _MIN_VALID_SECONDS, deadline), None
-    except NoTokenStored:
-        return None, NO_SENDER_NOTE
-    except LoginRequired:  # a KakaoError: before it
-        return None, SENDER_LOGIN_DEAD_NOTE
-    except KakaoTokenError:  # Kakao or the store failing for the sender now
-        return None, SENDER_UNAVAILABLE_NOTE
+    except KakaoTokenError as exc:  # the store failing for the sender too: a memo, saying so
+        return None, why_no_sender(exc) or SENDER_UNAVAILABLE_NOTE
