@@ -215,7 +215,7 @@ class LoginFinisher:
         for old in previous:  # handed over: the previous owner's tokens end here too
             if not old.fields.get("access_token"):
                 continue  # nothing to end (and no need to read who the sender is)
-            if old.user_id not in (user_id, self._sender.sender_id()):
+            if old.user_id != user_id and not self._sender.may_be_sender(old.user_id, deadline):
                 self._writer.log_out(old.access_token, deadline)
 
     def _store_if_admitted(

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..log import ALERT_OWNERSHIP, log_event
 from ..logins import SENDER
-from ..storage.protocol import Stored, TokenStore
+from ..storage.protocol import Stored, TokenStore, stored_document
 from ..tokens import TokenDocument, from_json_or_none
 from .claim import claim_name, valid_claim
 from .login_writer import LoginWriter
@@ -71,22 +71,22 @@ class SenderAdmission:
         # KAKAO_SENDER was turned off and on again that took ownership meanwhile): the owner wins.
         return self._stored_user(template, work) != user_id
 
-    def sender_id(self) -> int | None:
-        """The stored sender's user id, when there is a sender; never raises (None)."""
+    def may_be_sender(self, user_id: int | None, deadline: Deadline) -> bool:
+        """Whether ``user_id`` holds the stored sender's login, or that cannot be told (the
+        store failing, out of time): a Kakao logout of that user would end it too."""
         if not self._settings.sender:
-            return None
+            return False
         try:
-            return self._stored_user(self._settings.sender_object, Deadline.after(2, self._clock))
+            return self._stored_user(self._settings.sender_object, deadline) == user_id
         except KakaoTokenError:
-            return None
+            return True
 
     def refuse_if_sender(self, user_id: int | None, work: Deadline) -> None:
         """OwnerIsSender when this account is the stored sender (no logout: that would end the
         sender's stored login too)."""
         if not self._settings.sender or user_id is None:
             return
-        stored = self._store.read(self._settings.sender_object, work)
-        sender = from_json_or_none(stored.data) if stored else None
+        sender = stored_document(self._store, self._settings.sender_object, work)
         # A token-less marker (a sender whose login ended) holds nobody back; nor does a sender
         # document of the owner's own (the owner wins, see is_sender).
         if sender is None or sender.user_id != user_id or not sender.fields.get("refresh_token"):
@@ -144,8 +144,7 @@ class SenderAdmission:
         """The stored owner's user id (None: no owner yet). For a document written without
         one, Kakao is asked whose its token is; if that cannot be told, NotTheOwner (refused
         with no logout: this may be the owner)."""
-        stored = self._store.read(self._settings.token_object, work)
-        document = from_json_or_none(stored.data) if stored else None
+        document = stored_document(self._store, self._settings.token_object, work)
         if document is None:
             return None
         if document.user_id is not None:
@@ -156,6 +155,5 @@ class SenderAdmission:
         return owner
 
     def _stored_user(self, name: str, work: Deadline) -> int | None:
-        stored = self._store.read(name, work)
-        document = from_json_or_none(stored.data) if stored else None
+        document = stored_document(self._store, name, work)
         return document.user_id if document else None
